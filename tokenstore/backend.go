@@ -1,0 +1,98 @@
+package tokenstore
+
+import (
+	"context"
+	"time"
+)
+
+// AnyVersion, passed as the expected version to [Backend.PutRow], writes the
+// row whatever version is stored.
+const AnyVersion int64 = -1
+
+// Row is a connection as a backend stores it. The backend never sees a
+// plaintext token: Sealed is the keyring's output and is opaque to it. The
+// index fields and Meta are not secret; they are kept in the clear so that
+// listing and filtering never need to decrypt.
+type Row struct {
+	ID         string // the Finch connection_id; the primary key
+	CustomerID string // indexed
+	ProviderID string // indexed
+	Status     string // indexed
+	Meta       []byte // the connection's non-secret fields, JSON, as the Store wrote them
+	Sealed     []byte // the access token, sealed under the connection id as associated data
+	Version    int64  // set by the backend: 1 on insert, +1 on every write
+}
+
+// Filter selects rows for [Backend.ListRows]. Empty fields match anything.
+type Filter struct {
+	CustomerID string
+	ProviderID string
+	Status     string
+	After      string // only rows whose ID sorts after this (a page cursor)
+	Limit      int    // at most this many rows; 0 means 100
+}
+
+// Entry is a short-lived or small record in a backend's key space: a state,
+// a callback-ledger entry, an API key hash, an outbox event.
+type Entry struct {
+	Key       string
+	Value     []byte
+	ExpiresAt time.Time // zero: never expires
+}
+
+// Backend stores sealed connection rows and a small key space with
+// time-to-live and atomic primitives. It is the one plug point of the vault:
+// memory, SQLite, Redis and PostgreSQL implement it, and
+// tokenstoretest.Run holds every implementation to the same contract.
+//
+// Implementations must be safe for concurrent use, by goroutines and, for
+// shared backends, by several processes. Every error that callers branch on
+// is one of the root package's sentinels, wrapped or not:
+// finchconnect.ErrNotFound and finchconnect.ErrConflict. Driver errors never
+// escape as such (wrap them with %v, not %w).
+type Backend interface {
+	// GetRow returns the row with id, or ErrNotFound.
+	GetRow(ctx context.Context, id string) (Row, error)
+
+	// PutRow inserts or replaces row.ID and returns the new version. When
+	// expect is not AnyVersion, the write happens only if the stored version
+	// equals expect (0 meaning "no row stored"); otherwise it returns
+	// ErrConflict and changes nothing. A write is durable when PutRow returns
+	// (as durable as the backend can be; see each backend's documentation).
+	PutRow(ctx context.Context, row Row, expect int64) (version int64, err error)
+
+	// DeleteRow removes the row with id. It returns ErrNotFound if there was
+	// none.
+	DeleteRow(ctx context.Context, id string) error
+
+	// ListRows returns rows that match f, ordered by ID ascending, at most
+	// f.Limit of them. The caller pages by passing the last ID as f.After.
+	ListRows(ctx context.Context, f Filter) ([]Row, error)
+
+	// Claim stores value under key if no unexpired entry holds key, and
+	// returns ErrConflict otherwise. Exactly one of any number of concurrent
+	// claims of one key succeeds. ttl <= 0 means the entry never expires.
+	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error
+
+	// Load returns the value under key, or ErrNotFound if there is none or it
+	// has expired.
+	Load(ctx context.Context, key string) ([]byte, error)
+
+	// Swap replaces the value under key with value, with a new ttl, only if
+	// the stored value equals old byte for byte. It returns ErrNotFound if
+	// the key is absent or expired and ErrConflict if the value differs.
+	Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error
+
+	// Forget removes key. Removing an absent key is not an error.
+	Forget(ctx context.Context, key string) error
+
+	// Scan returns unexpired entries whose key starts with prefix and sorts
+	// after after, ordered by key, at most limit of them (0 means 100).
+	Scan(ctx context.Context, prefix, after string, limit int) ([]Entry, error)
+
+	// Ping reports whether the backend is reachable.
+	Ping(ctx context.Context) error
+
+	// Close releases the backend's resources.
+	Close() error
+}
