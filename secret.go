@@ -58,6 +58,7 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 // encoded for a response or a log without leaking it.
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
 
-// MarshalText writes the placeholder (used by encoding/json for map keys, and
-// by text encoders).
+// MarshalText writes the placeholder, for encoders that use
+// encoding.TextMarshaler (XML, YAML, flag printing). encoding/json uses a
+// string-kinded map key as it is, so never key a map by a Secret.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

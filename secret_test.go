@@ -1,0 +1,75 @@
+package finchconnect_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/finchconnect/finchconnect"
+)
+
+const marker = "tok_MARKER_6b1f0c3e"
+
+// TestSecret_Redacts proves that no ordinary way of printing a Secret, or a
+// struct holding one, reveals it.
+func TestSecret_Redacts(t *testing.T) {
+	s := finchconnect.Secret(marker)
+	conn := finchconnect.Connection{ConnectionID: "c1", AccessToken: s}
+	outputs := map[string]string{
+		"%s":      fmt.Sprintf("%s", s),
+		"%v":      fmt.Sprintf("%v", s),
+		"%+v":     fmt.Sprintf("%+v", s),
+		"%#v":     fmt.Sprintf("%#v", s),
+		"%q":      fmt.Sprintf("%q", s),
+		"%x":      fmt.Sprintf("%x", s),
+		"%X":      fmt.Sprintf("%X", s),
+		"%d":      fmt.Sprintf("%d", s),
+		"%10s":    fmt.Sprintf("%10s", s),
+		"struct":  fmt.Sprintf("%v", conn),
+		"struct+": fmt.Sprintf("%+v", conn),
+		"struct#": fmt.Sprintf("%#v", conn),
+		"ptr+":    fmt.Sprintf("%+v", &conn),
+		"String":  s.String(),
+		"error":   fmt.Errorf("exchange for %v failed: %w", s, errors.New("boom")).Error(),
+		"Print":   fmt.Sprint(s, conn),
+	}
+	for name, out := range outputs {
+		if strings.Contains(out, marker) {
+			t.Errorf("%s printed the secret: %q", name, out)
+		}
+	}
+
+	b, err := json.Marshal(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(marker)) {
+		t.Errorf("json.Marshal(conn) = %s, contains the secret", b)
+	}
+
+	for _, newHandler := range []func(*bytes.Buffer) slog.Handler{
+		func(b *bytes.Buffer) slog.Handler { return slog.NewTextHandler(b, nil) },
+		func(b *bytes.Buffer) slog.Handler { return slog.NewJSONHandler(b, nil) },
+	} {
+		var buf bytes.Buffer
+		log := slog.New(newHandler(&buf))
+		log.Info("exchanged", "token", s, "conn", conn, slog.Any("any", s))
+		if strings.Contains(buf.String(), marker) {
+			t.Errorf("slog output contains the secret: %s", buf.String())
+		}
+		if !strings.Contains(buf.String(), "[redacted]") {
+			t.Errorf("slog output = %s, want the [redacted] placeholder", buf.String())
+		}
+	}
+
+	if got := s.Reveal(); got != marker {
+		t.Errorf("Reveal() = %q, want the value", got)
+	}
+	if got := finchconnect.Secret("").String(); got != "" {
+		t.Errorf("empty Secret String() = %q, want empty", got)
+	}
+}
