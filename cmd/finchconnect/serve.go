@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/finchconnect/finchconnect/finch"
+	"github.com/finchconnect/finchconnect/sandbox"
+	"github.com/finchconnect/finchconnect/server"
+	"github.com/finchconnect/finchconnect/tokenstore"
+)
+
+// The demo's sandbox answers to these credentials; they are the sandbox's
+// documented defaults.
+const (
+	demoClientID     = "sandbox-client-id"
+	demoClientSecret = "sandbox-client-secret"
+)
+
+// serveFlags are the settings of `finchconnect serve`.
+type serveFlags struct {
+	addr, publicURL, products string
+	store                     storeFlags
+	clientID, clientSecret    string
+	finchBaseURL, sandboxMode string
+	logFormat, logLevel       string
+	shutdownTimeout           time.Duration
+	connectLimit              float64
+	callbackLimit             float64
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:3000", "address to listen on")
+	fs.StringVar(&f.publicURL, "public-url", "", "URL browsers reach this server at; redirect_uri is this plus /callback (default http://ADDR)")
+	fs.StringVar(&f.products, "products", "company,directory,individual,employment", "products ticked by default on the connect form, comma-separated")
+	f.store.register(fs)
+	fs.StringVar(&f.clientID, "client-id", "", "Finch client id; without it and -client-secret, the offline demo runs")
+	fs.StringVar(&f.clientSecret, "client-secret", "", "Finch client secret")
+	fs.StringVar(&f.finchBaseURL, "finch-base-url", "https://api.tryfinch.com", "Finch API base URL (point it at `finchconnect sandbox` to test offline)")
+	fs.StringVar(&f.sandboxMode, "sandbox", "", `Connect session "sandbox" field: finch or provider (Finch's own sandboxes)`)
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Float64Var(&f.connectLimit, "connect-limit", 20, "flows one client address may start per minute (0 disables)")
+	fs.Float64Var(&f.callbackLimit, "callback-limit", 120, "callbacks one client address may make per minute (0 disables)")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
+}
+
+const serveSynopsis = "finchconnect [serve] [flags]"
+
+// runServe runs the Connect back-end until ctx is cancelled (SIGINT or
+// SIGTERM in main), then shuts down gracefully: the listener closes, in-flight
+// callbacks finish and are stored, and the store closes last.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	f.register(fs)
+	apiF := registerAPIFlags(fs)
+	lcF := registerLifecycleFlags(fs)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return handleParseError(err, fs, stdout, stderr, serveSynopsis)
+	}
+	logger, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	demo := f.clientID == "" && f.clientSecret == ""
+	if !demo && (f.clientID == "" || f.clientSecret == "") {
+		return errors.New("-client-id (FINCH_CLIENT_ID) and -client-secret (FINCH_CLIENT_SECRET) go together: set both, or neither for the demo")
+	}
+	if demo {
+		f.store.demo = true
+	}
+	kr, err := f.store.keyring(stderr)
+	if err != nil {
+		return err
+	}
+	backend, err := f.store.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer backend.Close()
+	store := tokenstore.New(backend, kr)
+
+	// Listen before anything else starts, so a busy port is reported at once
+	// and -addr 127.0.0.1:0 yields the real address.
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", f.addr, err)
+	}
+	defer ln.Close()
+	publicURL := strings.TrimSuffix(f.publicURL, "/")
+	if publicURL == "" {
+		publicURL = "http://" + ln.Addr().String()
+	}
+
+	mux := http.NewServeMux()
+	fc := &finch.Client{BaseURL: f.finchBaseURL, ClientID: f.clientID, ClientSecret: secret(f.clientSecret)}
+	var sb *sandbox.Server
+	if demo {
+		// The demo runs the sandbox in-process under /finch on the same
+		// listener, so one URL serves both the app and the Connect pages.
+		sb, err = sandbox.New(sandbox.Options{
+			ClientID:     demoClientID,
+			ClientSecret: demoClientSecret,
+			PublicURL:    publicURL + "/finch",
+			DataFile:     filepath.Join(f.store.dataDir, "sandbox.json"),
+			Logger:       logger.With("component", "sandbox"),
+		})
+		if err != nil {
+			return err
+		}
+		defer sb.Close()
+		mux.Handle("/finch/", http.StripPrefix("/finch", sb))
+		fc = &finch.Client{BaseURL: "http://" + ln.Addr().String() + "/finch", ClientID: demoClientID, ClientSecret: demoClientSecret}
+	}
+	deps := &appDeps{logger: logger, store: store, backend: backend, finch: fc, publicURL: publicURL, dataDir: f.store.dataDir, demo: demo}
+	lc, err := startLifecycle(ctx, lcF, deps)
+	if err != nil {
+		return err
+	}
+	defer lc.stop()
+
+	products := splitList(f.products)
+	srv, err := server.New(server.Config{
+		PublicURL: publicURL,
+		Products:  products,
+		Sandbox:   f.sandboxMode,
+		Logger:    logger,
+		Notify:    lc.notify,
+		Audit:     lc.audit,
+		Observe:   lc.observe,
+		// Bursts: a page of tabs for /connect; a crowd of duplicates for
+		// /callback, which are cheap once the first has claimed the code.
+		ConnectLimit:  rateLimit(f.connectLimit, 1),
+		CallbackLimit: rateLimit(f.callbackLimit, 2),
+	}, fc, store)
+	if err != nil {
+		return err
+	}
+	deps.flows = srv
+	if err := mountAPI(mux, apiF, deps); err != nil {
+		return err
+	}
+	lc.mount(mux)
+	mux.Handle("/", srv)
+
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// A duplicate callback may wait for the first one's exchange.
+		WriteTimeout:   3 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+	if demo {
+		fmt.Fprintf(stdout, "\nfinchconnect demo: open %s/ and connect an employer.\n", publicURL)
+		fmt.Fprintf(stdout, "Finch is the offline sandbox at %s/finch; sign in as authorized_simple / letmein.\n", publicURL)
+		fmt.Fprintf(stdout, "Data (store, key file, sandbox state) is kept in %s. Stop with Ctrl-C.\n", f.store.dataDir)
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "public_url", publicURL, "demo", demo)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	<-serveErr // Serve has returned http.ErrServerClosed
+	return nil
+}
+
+// appDeps are what the app-facing API and the lifecycle machinery share
+// with the Connect back-end.
+type appDeps struct {
+	logger    *slog.Logger
+	store     *tokenstore.Store
+	backend   tokenstore.Backend
+	finch     *finch.Client
+	flows     *server.Server // set once the server exists
+	publicURL string
+	dataDir   string
+	demo      bool
+}
+
+// rateLimit turns a per-minute flag into a server.RateLimit; 0 disables.
+func rateLimit(perMinute float64, burstFactor int) server.RateLimit {
+	if perMinute <= 0 {
+		return server.RateLimit{PerMinute: -1}
+	}
+	return server.RateLimit{PerMinute: perMinute, Burst: max(1, int(perMinute)*burstFactor)}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, p)
+	}
+	return out
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("-log-format: %q is not text or json", format)
+	}
+}
+
+// fileMode0600 is the mode of every file finchconnect creates that holds a
+// secret.
+const fileMode0600 os.FileMode = 0o600

@@ -1,0 +1,363 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+)
+
+// outcome is what a callback ends in: the connection, and where an
+// app-started flow sends the browser next.
+type outcome struct {
+	ConnectionID string
+	ReturnURL    string
+	Duplicate    bool // this request followed another that did the exchange
+}
+
+var (
+	errMissingParams = errors.New("server: the callback lacks code or state")
+	errPending       = errors.New("server: the first callback for this code is still in progress")
+	errExchange      = errors.New("server: the code exchange with Finch failed")
+	errStore         = errors.New("server: the token could not be saved")
+)
+
+// handleCallback receives the authorization code. GET is the redirect flow
+// (Connect sends the browser here with ?code&state, or ?error&state) and
+// answers with a redirect or a page; POST is the embedded flow (the app's
+// page posts {"code","state"} as JSON) and answers with JSON.
+func (s *Server) handleCallback() http.Handler {
+	type request struct {
+		Code             string `json:"code"`
+		State            string `json:"state"`
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		embedded := r.Method == http.MethodPost
+		var req request
+		if embedded {
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+				s.writeJSONError(w, r, http.StatusBadRequest, "bad_request", "The body must be a JSON object with code and state.")
+				return
+			}
+		} else {
+			q := r.URL.Query()
+			req = request{Code: q.Get("code"), State: q.Get("state"), Error: q.Get("error"), ErrorDescription: q.Get("error_description")}
+		}
+		browser := ""
+		if c, err := r.Cookie(s.browserCookieName()); err == nil {
+			browser = c.Value
+		}
+
+		if req.Error != "" {
+			s.cfg.Observe("connect_error", time.Since(start))
+			s.connectFailed(w, r, embedded, req.State, browser, req.Error, req.ErrorDescription)
+			return
+		}
+		out, err := s.complete(r.Context(), req.Code, req.State, browser)
+		s.cfg.Observe(callbackOutcome(out, err), time.Since(start))
+		if err != nil {
+			s.fail(w, r, embedded, err)
+			return
+		}
+		id := out.ConnectionID
+		if embedded {
+			writeJSON(w, http.StatusOK, map[string]string{"connection_id": id, "url": s.link("/connections/" + id)})
+			return
+		}
+		if out.ReturnURL != "" {
+			http.Redirect(w, r, withQuery(out.ReturnURL, "connection_id", id), http.StatusSeeOther)
+			return
+		}
+		http.Redirect(w, r, s.link("/connections/"+id), http.StatusSeeOther)
+	})
+}
+
+// callbackOutcome names how a callback ended, for metrics.
+func callbackOutcome(out outcome, err error) string {
+	switch {
+	case err == nil && out.Duplicate:
+		return "duplicate"
+	case err == nil:
+		return "connected"
+	case errors.Is(err, finchconnect.ErrStateMismatch), errors.Is(err, errMissingParams):
+		return "invalid_state"
+	case errors.Is(err, finchconnect.ErrInvalidCode):
+		return "invalid_code"
+	case errors.Is(err, errStore):
+		return "store_failed"
+	case errors.Is(err, errExchange):
+		return "exchange_failed"
+	case errors.Is(err, errPending):
+		return "pending"
+	default:
+		return "error"
+	}
+}
+
+// connectFailed handles a callback that carries Connect's error parameters:
+// the employer cancelled, or Connect failed. The state is spent so it
+// cannot be replayed, and no exchange happens.
+func (s *Server) connectFailed(w http.ResponseWriter, r *http.Request, embedded bool, state, browser, code, description string) {
+	if state != "" && browser != "" {
+		h := hashHex(state)
+		if _, err := s.loadState(r.Context(), h, browser); err == nil {
+			// Best effort: an error here leaves a state that expires anyway.
+			_ = s.backend.Claim(r.Context(), prefixStateUsed+h, []byte("cancelled"), s.cfg.StateTTL)
+		}
+	}
+	if embedded {
+		s.writeJSONError(w, r, http.StatusBadRequest, "connect_error", "Finch Connect ended without a connection: "+code)
+		return
+	}
+	detail := "Finch Connect ended without connecting the employer (" + code + ")."
+	if description != "" {
+		detail += " " + description
+	}
+	s.renderError(w, r, http.StatusBadRequest, "The connection was not completed", detail)
+}
+
+// complete turns a callback's code into a stored connection, exactly once
+// per code. The first request to claim the code in the ledger exchanges it;
+// every other request with the same code — a refresh, a double click, a
+// proxy's retry, another replica — waits for that one and returns the same
+// connection id or the same error.
+func (s *Server) complete(ctx context.Context, code, state, browser string) (outcome, error) {
+	if code == "" || state == "" {
+		return outcome{}, errMissingParams
+	}
+	stateHash, bHash := hashHex(state), browserHash(browser)
+	key := prefixLedger + hashHex(code)
+
+	// 1. A duplicate of a callback already under way or settled follows it.
+	if _, err := s.backend.Load(ctx, key); err == nil {
+		return s.follow(ctx, key, stateHash, bHash)
+	} else if !errors.Is(err, finchconnect.ErrNotFound) {
+		return outcome{}, fmt.Errorf("server: read callback ledger: %w", err)
+	}
+
+	// 2. The state must be one this browser started and not yet spent.
+	fs, err := s.loadState(ctx, stateHash, browser)
+	if err != nil {
+		return outcome{}, err
+	}
+
+	// 3. Claim the code. Exactly one claimant proceeds, on any replica.
+	entry := ledgerEntry{Status: ledgerPending, State: stateHash, Browser: fs.Browser, ReturnURL: fs.ReturnURL, Started: s.cfg.Now().Unix()}
+	if err := s.backend.Claim(ctx, key, mustJSON(entry), ledgerTTL); errors.Is(err, finchconnect.ErrConflict) {
+		return s.follow(ctx, key, stateHash, bHash)
+	} else if err != nil {
+		return outcome{}, fmt.Errorf("server: claim callback: %w", err)
+	}
+
+	// From here the outcome is recorded in the ledger whatever happens, and
+	// the work is detached from the request: a browser that goes away must
+	// not abandon a code half-exchanged.
+	ctx, cancel := detach(ctx, 2*time.Minute)
+	defer cancel()
+	id, failure, err := s.exchangeOnce(ctx, code, stateHash, fs)
+	settled := entry
+	if err != nil {
+		settled.Status, settled.Failure = ledgerFailed, failure
+	} else {
+		settled.Status, settled.ConnectionID = ledgerDone, id
+	}
+	if serr := s.backend.Swap(ctx, key, mustJSON(entry), mustJSON(settled), ledgerTTL); serr != nil {
+		// The outcome stands; duplicates will time out waiting instead of
+		// sharing it. Worth an operator's attention, not the user's.
+		s.log.Error("settle callback ledger", "err", serr, "request_id", requestID(ctx))
+	}
+	s.wake(key)
+	if err != nil {
+		return outcome{}, err
+	}
+	return outcome{ConnectionID: id, ReturnURL: fs.ReturnURL}, nil
+}
+
+// exchangeOnce spends the state, exchanges the code and stores the token. It
+// returns the connection id, or a failure kind for the ledger and the error.
+func (s *Server) exchangeOnce(ctx context.Context, code, stateHash string, fs flowState) (string, string, error) {
+	// A state carries one flow: the first code to spend it wins, and a
+	// second code arriving with the same state is refused before any
+	// exchange.
+	if err := s.backend.Claim(ctx, prefixStateUsed+stateHash, []byte("used"), s.cfg.StateTTL); errors.Is(err, finchconnect.ErrConflict) {
+		return "", failState, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
+	} else if err != nil {
+		return "", failStore, fmt.Errorf("server: spend state: %w", err)
+	}
+
+	redirectURI := ""
+	if fs.Mode == modeRedirect {
+		// Finch wants redirect_uri for redirect-flow codes and refuses it
+		// for embedded ones (finch-api.md §3).
+		redirectURI = s.redirectURI()
+	}
+	conn, err := s.finch.ExchangeCode(ctx, code, redirectURI)
+	if err != nil {
+		if errors.Is(err, finchconnect.ErrInvalidCode) {
+			return "", failCode, err
+		}
+		return "", failExchange, fmt.Errorf("%w: %w", errExchange, err)
+	}
+	now := s.cfg.Now()
+	if conn.CustomerID == "" {
+		conn.CustomerID = fs.CustomerID
+	}
+	if conn.CustomerName == "" {
+		conn.CustomerName = fs.CustomerName
+	}
+	conn.Status = finchconnect.StatusConnected
+	conn.CheckedAt = now
+	if err := s.save(ctx, conn); err != nil {
+		return "", failStore, err
+	}
+	s.audit(ctx, finchconnect.AuditExchanged, conn.ConnectionID, "browser", fs.Kind)
+	s.refreshStatus(ctx, conn.ConnectionID)
+	event := finchconnect.EventConnectionCreated
+	if fs.Kind == kindReauth {
+		event = finchconnect.EventConnectionReauthenticated
+	}
+	s.notify(ctx, event, conn)
+	return conn.ConnectionID, "", nil
+}
+
+// save stores a freshly exchanged connection, retrying briefly: the token
+// cannot be fetched from Finch again. If the store stays down the
+// connection is disconnected at Finch, so that no live token is left that
+// nobody holds, and the employer is asked to connect again.
+func (s *Server) save(ctx context.Context, conn finchconnect.Connection) error {
+	var err error
+	for attempt := range 4 {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+		if err = s.store.Put(ctx, conn); err == nil {
+			return nil
+		}
+	}
+	s.log.Error("store a new connection", "connection_id", conn.ConnectionID, "err", err)
+	if derr := s.finch.Disconnect(ctx, conn.AccessToken); derr != nil {
+		s.log.Error("disconnect an unsaved connection", "connection_id", conn.ConnectionID, "err", derr)
+	}
+	return fmt.Errorf("%w: %v", errStore, err)
+}
+
+// refreshStatus introspects a connection and records what Finch says of it.
+// It is best effort: the connection is stored already.
+func (s *Server) refreshStatus(ctx context.Context, id string) {
+	conn, err := s.store.Get(ctx, id)
+	if err != nil {
+		return
+	}
+	in, err := s.finch.Introspect(ctx, conn.AccessToken)
+	if err != nil {
+		s.log.Warn("introspect a connection", "connection_id", id, "err", err)
+		return
+	}
+	err = s.store.Update(ctx, id, func(c *finchconnect.Connection) error {
+		applyIntrospection(c, in, s.cfg.Now())
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("record introspection", "connection_id", id, "err", err)
+	}
+}
+
+// follow waits for the ledger entry under key to settle and returns its
+// outcome. It refuses to share the outcome with a request whose state or
+// browser differs from the first one's.
+func (s *Server) follow(ctx context.Context, key, stateHash, bHash string) (outcome, error) {
+	deadline := time.Now().Add(s.cfg.WaitTimeout)
+	poll := 10 * time.Millisecond
+	for {
+		ch := s.waiter(key)
+		b, err := s.backend.Load(ctx, key)
+		if err != nil {
+			return outcome{}, fmt.Errorf("server: read callback ledger: %w", err)
+		}
+		var e ledgerEntry
+		if err := json.Unmarshal(b, &e); err != nil {
+			return outcome{}, fmt.Errorf("server: decode callback ledger: %v", err)
+		}
+		if !sameHash(e.State, stateHash) || (e.Browser != "" && !sameHash(e.Browser, bHash)) {
+			return outcome{}, fmt.Errorf("%w: the code arrived with another state", finchconnect.ErrStateMismatch)
+		}
+		switch e.Status {
+		case ledgerDone:
+			return outcome{ConnectionID: e.ConnectionID, ReturnURL: e.ReturnURL, Duplicate: true}, nil
+		case ledgerFailed:
+			return outcome{}, failureError(e.Failure)
+		}
+		if time.Now().After(deadline) {
+			return outcome{}, errPending
+		}
+		select {
+		case <-ch:
+		case <-time.After(poll):
+			poll = min(poll*2, 250*time.Millisecond)
+		case <-ctx.Done():
+			return outcome{}, ctx.Err()
+		}
+	}
+}
+
+// waiter returns a channel closed when this replica settles key.
+func (s *Server) waiter(key string) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.waiters[key]
+	if !ok {
+		ch = make(chan struct{})
+		s.waiters[key] = ch
+	}
+	return ch
+}
+
+// wake releases this replica's waiters on key.
+func (s *Server) wake(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch, ok := s.waiters[key]; ok {
+		close(ch)
+		delete(s.waiters, key)
+	}
+}
+
+// Failure kinds recorded in the ledger, so that duplicates report the same
+// error as the first callback without holding its text.
+const (
+	failState    = "state"
+	failCode     = "code"
+	failExchange = "exchange"
+	failStore    = "store"
+)
+
+func failureError(kind string) error {
+	switch kind {
+	case failState:
+		return fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
+	case failCode:
+		return finchconnect.ErrInvalidCode
+	case failStore:
+		return errStore
+	default:
+		return errExchange
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only plain structs are marshalled here
+	}
+	return b
+}

@@ -1,0 +1,332 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/finch"
+	"github.com/finchconnect/finchconnect/tokenstore"
+)
+
+// products are the Finch products the connect form offers (finch-api.md
+// §1.5, without the deprecated "deduction" alias).
+var products = []string{"company", "directory", "individual", "employment", "payment", "pay_statement", "benefits", "ssn", "documents"}
+
+type connectForm struct {
+	CustomerID   string
+	CustomerName string
+	Products     []string
+}
+
+type productChoice struct {
+	Name    string
+	Checked bool
+}
+
+type homePage struct {
+	Notice         string
+	Connections    []finchconnect.Connection
+	Next           string
+	Form           connectForm
+	ProductChoices []productChoice
+	Problems       []string
+}
+
+func (s *Server) homeData(r *http.Request, form connectForm, problems []string) (homePage, error) {
+	conns, next, err := s.store.List(r.Context(), tokenstore.Filter{After: r.URL.Query().Get("after"), Limit: 50})
+	if err != nil {
+		return homePage{}, err
+	}
+	if form.Products == nil {
+		form.Products = s.cfg.Products
+	}
+	choices := make([]productChoice, len(products))
+	for i, p := range products {
+		choices[i] = productChoice{Name: p, Checked: slices.Contains(form.Products, p)}
+	}
+	notice := ""
+	if r.URL.Query().Get("disconnected") != "" {
+		notice = "The connection was disconnected at Finch and its token deleted."
+	}
+	return homePage{Notice: notice, Connections: conns, Next: next, Form: form, ProductChoices: choices, Problems: problems}, nil
+}
+
+// handleHome lists the connections this instance holds and offers the form
+// that starts a new one.
+func (s *Server) handleHome() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, err := s.homeData(r, connectForm{}, nil)
+		if err != nil {
+			s.fail(w, r, false, err)
+			return
+		}
+		s.render(w, r, http.StatusOK, "home", "Connections", data)
+	})
+}
+
+// validate checks the connect form against Finch's rules for a Connect
+// session (finch-api.md §2.1) and returns every problem at once.
+func (f connectForm) validate() []string {
+	var problems []string
+	if n := len(strings.TrimSpace(f.CustomerID)); n == 0 || len(f.CustomerID) > 255 {
+		problems = append(problems, "Customer id is required (1 to 255 characters).")
+	}
+	if n := len(strings.TrimSpace(f.CustomerName)); n == 0 || len(f.CustomerName) > 255 {
+		problems = append(problems, "Customer name is required (1 to 255 characters).")
+	}
+	if len(f.Products) == 0 {
+		problems = append(problems, "Choose at least one product.")
+	}
+	for _, p := range f.Products {
+		if !slices.Contains(products, p) {
+			problems = append(problems, fmt.Sprintf("%q is not a Finch product.", p))
+		}
+	}
+	return problems
+}
+
+// handleConnect creates a Connect session for an employer, binds the flow to
+// this browser with a fresh state, and sends the browser to Connect. With
+// Accept: application/json (or mode=embedded) it answers with the Connect
+// URL and state instead, for an app page that opens Connect itself; codes of
+// such flows are exchanged without redirect_uri.
+func (s *Server) handleConnect() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			s.renderError(w, r, http.StatusBadRequest, "The form could not be read.", "Please go back and submit it again.")
+			return
+		}
+		form := connectForm{
+			CustomerID:   strings.TrimSpace(r.PostForm.Get("customer_id")),
+			CustomerName: strings.TrimSpace(r.PostForm.Get("customer_name")),
+			Products:     r.PostForm["products"],
+		}
+		embedded := r.PostForm.Get("mode") == modeEmbedded || strings.Contains(r.Header.Get("Accept"), "application/json")
+		if problems := form.validate(); problems != nil {
+			if embedded {
+				s.writeJSONError(w, r, http.StatusBadRequest, "invalid_request", strings.Join(problems, " "))
+				return
+			}
+			// Re-show the form with what was typed, so nothing is lost.
+			data, err := s.homeData(r, form, problems)
+			if err != nil {
+				s.fail(w, r, false, err)
+				return
+			}
+			s.render(w, r, http.StatusBadRequest, "home", "Connections", data)
+			return
+		}
+		mode := modeRedirect
+		if embedded {
+			mode = modeEmbedded
+		}
+		req := finch.SessionRequest{
+			CustomerID:   form.CustomerID,
+			CustomerName: form.CustomerName,
+			Products:     form.Products,
+			Sandbox:      s.cfg.Sandbox,
+		}
+		if mode == modeRedirect {
+			req.RedirectURI = s.redirectURI()
+		}
+		session, err := s.finch.NewConnectSession(r.Context(), req)
+		if err != nil {
+			s.fail(w, r, embedded, err)
+			return
+		}
+		s.startFlow(w, r, session, flowState{
+			Kind: kindConnect, Mode: mode,
+			CustomerID: form.CustomerID, CustomerName: form.CustomerName, Products: form.Products,
+		})
+	})
+}
+
+// startFlow records a flow's state and hands the browser to Connect.
+func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, session *finch.Session, fs flowState) {
+	embedded := fs.Mode == modeEmbedded
+	browser, err := s.browserID(w, r)
+	if err != nil {
+		s.fail(w, r, embedded, err)
+		return
+	}
+	state, err := s.newState(r.Context(), browser, fs)
+	if err != nil {
+		s.fail(w, r, embedded, err)
+		return
+	}
+	u, err := url.Parse(session.ConnectURL)
+	if err != nil {
+		s.fail(w, r, embedded, fmt.Errorf("server: Finch returned a bad connect_url: %v", err))
+		return
+	}
+	// Sessions carry no state; Finch's Connect SDK appends it to the URL,
+	// and Connect echoes it back on the callback (finch-api.md §2.1).
+	connectURL := withQuery(u.String(), "state", state)
+	if embedded {
+		writeJSON(w, http.StatusOK, map[string]string{"session_id": session.SessionID, "connect_url": connectURL, "state": state})
+		return
+	}
+	http.Redirect(w, r, connectURL, http.StatusSeeOther)
+}
+
+type connectionPage struct {
+	Conn        finchconnect.Connection
+	NeedsReauth bool
+	Company     *companyView
+	Directory   *directoryView
+	DataError   string
+}
+
+// handleConnection shows one employer: the connection's record, the company
+// and a page of the directory, read from Finch with the stored token.
+func (s *Server) handleConnection() http.Handler {
+	const pageSize = 25
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		id := r.PathValue("id")
+		conn, err := s.store.Get(ctx, id)
+		if err != nil {
+			s.fail(w, r, false, err)
+			return
+		}
+		offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
+		offset = max(offset, 0)
+		// The template never sees the token.
+		token := conn.AccessToken
+		conn.AccessToken = ""
+		page := connectionPage{Conn: conn, NeedsReauth: conn.Status == finchconnect.StatusReauth}
+
+		s.audit(ctx, finchconnect.AuditDecrypted, id, "browser", "company page")
+		company, err := s.finch.Company(ctx, token)
+		if err == nil && conn.HasProduct("directory") {
+			var dir *finch.DirectoryPage
+			dir, err = s.finch.DirectoryPage(ctx, token, finch.DirectoryOptions{Limit: pageSize, Offset: offset})
+			if err == nil {
+				page.Directory = newDirectoryView(dir, offset)
+			}
+		}
+		if company != nil {
+			page.Company = newCompanyView(company)
+		}
+		if err != nil {
+			page.DataError = s.dataError(r, id, err, &page)
+		}
+		s.render(w, r, http.StatusOK, "connection", page.Conn.CustomerName, page)
+	})
+}
+
+// dataError explains a failed read of employer data on the page, and
+// records a connection that Finch says needs re-authentication.
+func (s *Server) dataError(r *http.Request, id string, err error, page *connectionPage) string {
+	switch {
+	case errors.Is(err, finchconnect.ErrReauthRequired):
+		was := page.Conn.Status
+		page.NeedsReauth = true
+		page.Conn.Status = finchconnect.StatusReauth
+		uerr := s.store.Update(r.Context(), id, func(c *finchconnect.Connection) error {
+			c.Status = finchconnect.StatusReauth
+			c.CheckedAt = s.cfg.Now()
+			return nil
+		})
+		if uerr != nil {
+			s.log.Warn("record reauth status", "connection_id", id, "err", uerr)
+		}
+		if was != finchconnect.StatusReauth {
+			s.notify(r.Context(), finchconnect.EventConnectionReauthRequired, page.Conn)
+		}
+		return "Finch needs the employer to re-authenticate this connection."
+	case errors.Is(err, finchconnect.ErrUnauthorized):
+		return "Finch refused this connection's token: it was disconnected. Connect the employer again."
+	case errors.Is(err, finchconnect.ErrInsufficientScope):
+		return "This connection was not granted the products needed to show this data."
+	default:
+		_, _, title, detail := classify(err)
+		s.log.Warn("read employer data", "connection_id", id, "err", err, "request_id", requestID(r.Context()))
+		return title + " " + detail
+	}
+}
+
+// handleReauthenticate starts a re-authentication session for an existing
+// connection: the employer signs in again and the new token replaces the
+// old one under the same connection id.
+func (s *Server) handleReauthenticate() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := s.store.Lookup(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.fail(w, r, false, err)
+			return
+		}
+		session, err := s.finch.ReauthenticateSession(r.Context(), finch.ReauthRequest{
+			ConnectionID: conn.ConnectionID,
+			RedirectURI:  s.redirectURI(),
+		})
+		if err != nil {
+			s.fail(w, r, false, err)
+			return
+		}
+		s.startFlow(w, r, session, flowState{
+			Kind: kindReauth, Mode: modeRedirect, ConnectionID: conn.ConnectionID,
+			CustomerID: conn.CustomerID, CustomerName: conn.CustomerName, Products: conn.Products,
+		})
+	})
+}
+
+// handleDisconnect revokes the connection at Finch, then deletes its token.
+// Finch asks apps to disconnect rather than just forget: billing and access
+// continue until they do.
+func (s *Server) handleDisconnect() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		id := r.PathValue("id")
+		conn, err := s.store.Get(ctx, id)
+		if err != nil {
+			s.fail(w, r, false, err)
+			return
+		}
+		// A token Finch already refuses is disconnected already; anything
+		// else must succeed before the token is forgotten.
+		if err := s.finch.Disconnect(ctx, conn.AccessToken); err != nil && !errors.Is(err, finchconnect.ErrUnauthorized) {
+			s.fail(w, r, false, err)
+			return
+		}
+		if err := s.store.Delete(ctx, id); err != nil && !errors.Is(err, finchconnect.ErrNotFound) {
+			s.fail(w, r, false, err)
+			return
+		}
+		s.audit(ctx, finchconnect.AuditDisconnected, id, "browser", "")
+		conn.Status = finchconnect.StatusDisconnected
+		s.notify(ctx, finchconnect.EventConnectionDisconnected, conn)
+		http.Redirect(w, r, s.link("/?disconnected=1"), http.StatusSeeOther)
+	})
+}
+
+// applyIntrospection copies what /introspect says into a stored connection.
+func applyIntrospection(c *finchconnect.Connection, in *finch.Introspection, now time.Time) {
+	c.CheckedAt = now
+	if st := in.ConnectionStatus.Status; st != "" {
+		c.Status = st
+	}
+	c.StatusMessage = in.ConnectionStatus.Message
+	if t := in.ConnectionStatus.LastSuccessfulSync; t != nil && !t.IsZero() {
+		c.LastSyncAt = *t
+	}
+	if in.CustomerID != "" {
+		c.CustomerID = in.CustomerID
+	}
+	if in.CustomerName != "" {
+		c.CustomerName = in.CustomerName
+	}
+	if in.CustomerEmail != "" {
+		c.CustomerEmail = in.CustomerEmail
+	}
+	if len(in.Products) > 0 {
+		c.Products = in.Products
+	}
+}

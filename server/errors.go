@@ -1,0 +1,98 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+
+	"github.com/finchconnect/finchconnect"
+)
+
+// fail maps an error to a response, once, for both flows: a page for the
+// browser, JSON for the embedded flow. The error's text never reaches the
+// client — only a title, an explanation and the request id — and only
+// unexpected errors are logged at ERROR.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, asJSON bool, err error) {
+	status, code, title, detail := classify(err)
+	if status >= 500 {
+		s.log.Error("request failed", "path", r.URL.Path, "err", err, "request_id", requestID(r.Context()))
+	} else {
+		s.log.Info("request refused", "path", r.URL.Path, "err", err, "request_id", requestID(r.Context()))
+	}
+	if asJSON {
+		s.writeJSONError(w, r, status, code, title+" "+detail)
+		return
+	}
+	s.renderError(w, r, status, title, detail)
+}
+
+// classify is the single mapping from errors to HTTP answers.
+func classify(err error) (status int, code, title, detail string) {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, errMissingParams):
+		return http.StatusBadRequest, "bad_request", "This link is incomplete.",
+			"The callback needs both a code and a state. Start the connection again from the home page."
+	case errors.Is(err, finchconnect.ErrStateMismatch):
+		return http.StatusBadRequest, "invalid_state", "This connection link is no longer valid.",
+			"It expired, was already used, or was started in another browser. Start the connection again from the home page."
+	case errors.Is(err, finchconnect.ErrInvalidCode):
+		return http.StatusBadRequest, "invalid_code", "Finch did not accept the authorization code.",
+			"Codes work once and expire after 10 minutes. Start the connection again from the home page."
+	case errors.Is(err, finchconnect.ErrNotFound):
+		return http.StatusNotFound, "not_found", "Not found.", "There is no such connection."
+	case errors.Is(err, errPending):
+		return http.StatusServiceUnavailable, "pending", "Still connecting.",
+			"The first request for this connection is still being processed. Refresh this page in a moment."
+	case errors.Is(err, errStore):
+		return http.StatusServiceUnavailable, "store_unavailable", "The connection could not be saved.",
+			"Our storage is unavailable, so the connection was cancelled at Finch. Please connect again in a few minutes."
+	case errors.Is(err, finchconnect.ErrInvalidClient):
+		return http.StatusBadGateway, "misconfigured", "Finch refused this application's credentials.",
+			"The operator must check the Finch client id and secret."
+	case errors.Is(err, errExchange), errors.Is(err, finchconnect.ErrRateLimited), errors.As(err, &netErr),
+		errors.Is(err, context.DeadlineExceeded):
+		return http.StatusBadGateway, "upstream_error", "Finch could not be reached.",
+			"Finch did not complete the request. Please try again in a few minutes."
+	default:
+		return http.StatusInternalServerError, "internal_error", "Internal error.", "Something went wrong on our side."
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// An error here means the client went away; there is no one to tell.
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) writeJSONError(w http.ResponseWriter, r *http.Request, status int, code, message string) {
+	writeJSON(w, status, map[string]string{"error": code, "message": message, "request_id": requestID(r.Context())})
+}
+
+func handleHealthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// handleReadyz reports whether the store answers: a replica whose store is
+// down should be taken out of the load balancer.
+func (s *Server) handleReadyz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.backend.Ping(r.Context()); err != nil {
+			s.log.Warn("readiness: store unreachable", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": "unreachable"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": "ok"})
+	})
+}
+
+func (s *Server) handleNotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.renderError(w, r, http.StatusNotFound, "Not found.", "There is no page at this address.")
+	})
+}

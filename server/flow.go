@@ -1,0 +1,174 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+)
+
+// Flow kinds and modes, as recorded with a state.
+const (
+	kindConnect = "connect"
+	kindReauth  = "reauth"
+
+	modeRedirect = "redirect" // Connect redirects to /callback; the exchange sends redirect_uri
+	modeEmbedded = "embedded" // the app's page posts the code; the exchange omits redirect_uri
+)
+
+// Key prefixes in the backend's key space. Every key ends in a SHA-256 hash,
+// never in a state, a code or a browser id themselves.
+const (
+	prefixState     = "state/"      // state hash → flowState
+	prefixStateUsed = "state-used/" // state hash → code hash, claimed once
+	prefixLedger    = "callback/"   // code hash → ledgerEntry
+)
+
+// ledgerTTL is how long a settled callback is remembered, so that a refresh
+// long after the exchange still shows the result rather than an error.
+const ledgerTTL = 24 * time.Hour
+
+// browserCookie binds a flow to the browser that started it. The cookie is
+// HttpOnly and SameSite=Lax: Lax so that it rides along on the top-level
+// navigation back from Connect to /callback, and on nothing cross-site else.
+// One cookie serves every tab, so several flows can run at once.
+func (s *Server) browserCookieName() string {
+	if s.secureCookies() {
+		// The __Host- prefix makes the browser refuse the cookie unless it is
+		// Secure, host-only and Path=/, so a sibling subdomain cannot plant one.
+		return "__Host-fc_browser"
+	}
+	return "fc_browser"
+}
+
+// flowState is what the server remembers of a Connect flow between
+// POST /connect and the callback, under the hash of its state.
+type flowState struct {
+	Browser      string   `json:"browser"` // hex SHA-256 of the browser cookie; empty for flows the app's back-end started
+	Kind         string   `json:"kind"`
+	Mode         string   `json:"mode"`
+	CustomerID   string   `json:"customer_id,omitempty"`
+	CustomerName string   `json:"customer_name,omitempty"`
+	Products     []string `json:"products,omitempty"`
+	ConnectionID string   `json:"connection_id,omitempty"` // re-authentication only
+	ReturnURL    string   `json:"return_url,omitempty"`    // app-started flows: where the browser goes after the callback
+	Created      int64    `json:"created"`
+}
+
+// ledgerEntry is the callback ledger's record of one code.
+type ledgerEntry struct {
+	Status       string `json:"status"`  // pending, done or failed
+	State        string `json:"state"`   // hex SHA-256 of the state the code came with
+	Browser      string `json:"browser"` // hex SHA-256 of the browser cookie
+	ConnectionID string `json:"connection_id,omitempty"`
+	ReturnURL    string `json:"return_url,omitempty"`
+	Failure      string `json:"failure,omitempty"` // a failure kind; see failureError
+	Started      int64  `json:"started"`
+}
+
+const (
+	ledgerPending = "pending"
+	ledgerDone    = "done"
+	ledgerFailed  = "failed"
+)
+
+func hashHex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// randomToken returns 32 random bytes, base64url: 256 bits, as Finch's own
+// guidance and RFC 6749 §10.10 ask of a state.
+func (s *Server) randomToken() (string, error) {
+	var b [32]byte
+	if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
+		return "", fmt.Errorf("server: read random: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// browserID returns the browser cookie's value, creating and setting it if
+// the request has none.
+func (s *Server) browserID(w http.ResponseWriter, r *http.Request) (string, error) {
+	if c, err := r.Cookie(s.browserCookieName()); err == nil && len(c.Value) >= 32 {
+		return c.Value, nil
+	}
+	v, err := s.randomToken()
+	if err != nil {
+		return "", err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     s.browserCookieName(),
+		Value:    v,
+		Path:     "/",
+		MaxAge:   int((24 * time.Hour).Seconds()),
+		HttpOnly: true,
+		Secure:   s.secureCookies(),
+		SameSite: http.SameSiteLaxMode,
+	})
+	return v, nil
+}
+
+// newState records a flow and returns its state, to travel through Connect.
+// Only the state's hash is stored, so a read of the store does not yield a
+// usable state.
+func (s *Server) newState(ctx context.Context, browser string, fs flowState) (string, error) {
+	state, err := s.randomToken()
+	if err != nil {
+		return "", err
+	}
+	fs.Browser = browserHash(browser)
+	fs.Created = s.cfg.Now().Unix()
+	b, err := json.Marshal(fs)
+	if err != nil {
+		return "", err
+	}
+	if err := s.backend.Claim(ctx, prefixState+hashHex(state), b, s.cfg.StateTTL); err != nil {
+		return "", fmt.Errorf("server: save state: %w", err)
+	}
+	return state, nil
+}
+
+// loadState returns the flow a state belongs to, after checking that this
+// browser started it. Any failure is ErrStateMismatch with a reason.
+func (s *Server) loadState(ctx context.Context, stateHash, browser string) (flowState, error) {
+	var fs flowState
+	b, err := s.backend.Load(ctx, prefixState+stateHash)
+	if errors.Is(err, finchconnect.ErrNotFound) {
+		return fs, fmt.Errorf("%w: unknown or expired", finchconnect.ErrStateMismatch)
+	}
+	if err != nil {
+		return fs, fmt.Errorf("server: load state: %w", err)
+	}
+	if err := json.Unmarshal(b, &fs); err != nil {
+		return fs, fmt.Errorf("server: decode state: %v", err)
+	}
+	if fs.Browser != "" && !sameHash(fs.Browser, browserHash(browser)) {
+		return fs, fmt.Errorf("%w: started in another browser", finchconnect.ErrStateMismatch)
+	}
+	return fs, nil
+}
+
+// browserHash is the hash a flow binds to; "" for no browser (a flow the
+// app's back-end started through the API, where the state alone, 256 bits
+// and single-use, authorises the callback).
+func browserHash(browser string) string {
+	if browser == "" {
+		return ""
+	}
+	return hashHex(browser)
+}
+
+// sameHash compares two hex hashes in constant time.
+func sameHash(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}

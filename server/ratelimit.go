@@ -1,0 +1,112 @@
+package server
+
+import (
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// RateLimit is a token bucket per client address: Burst requests at once,
+// refilled at PerMinute. The zero value disables the limit.
+type RateLimit struct {
+	PerMinute float64
+	Burst     int
+}
+
+// limiter enforces a RateLimit per client IP. Its memory is bounded: idle
+// buckets are dropped when the table grows past maxClients.
+type limiter struct {
+	rate  RateLimit
+	now   func() time.Time
+	mu    sync.Mutex
+	table map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+const maxClients = 10000
+
+func newLimiter(rate RateLimit, now func() time.Time) *limiter {
+	return &limiter{rate: rate, now: now, table: map[string]*bucket{}}
+}
+
+// allow takes a token for client, or reports how long until one is free.
+func (l *limiter) allow(client string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	perSec := l.rate.PerMinute / 60
+	b, ok := l.table[client]
+	if !ok {
+		if len(l.table) >= maxClients {
+			l.sweep(now, perSec)
+		}
+		b = &bucket{tokens: float64(l.rate.Burst), last: now}
+		l.table[client] = b
+	}
+	b.tokens = math.Min(float64(l.rate.Burst), b.tokens+now.Sub(b.last).Seconds()*perSec)
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / perSec * float64(time.Second))
+}
+
+// sweep drops buckets that have refilled completely: forgetting them
+// changes nothing. If that frees too little, the table is reset, which at
+// worst grants a burst to clients seen before.
+func (l *limiter) sweep(now time.Time, perSec float64) {
+	for k, b := range l.table {
+		if b.tokens+now.Sub(b.last).Seconds()*perSec >= float64(l.rate.Burst) {
+			delete(l.table, k)
+		}
+	}
+	if len(l.table) >= maxClients {
+		clear(l.table)
+	}
+}
+
+// limit wraps h with rate's limit per client address. A client over its
+// limit gets 429 with Retry-After, before any work reaches the store or
+// Finch.
+func (s *Server) limit(rate RateLimit, h http.Handler) http.Handler {
+	if rate.PerMinute <= 0 || rate.Burst <= 0 {
+		return h
+	}
+	l := newLimiter(rate, s.cfg.Now)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ok, wait := l.allow(clientIP(r))
+		if !ok {
+			w.Header().Set("Retry-After", formatSeconds(wait))
+			s.renderError(w, r, http.StatusTooManyRequests, "Too many requests.", "Please wait a moment and try again.")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// clientIP is the address the request came from. Behind a proxy every
+// request shares the proxy's address; a deployment that wants per-user
+// limits there puts its own limiter in front.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func formatSeconds(d time.Duration) string {
+	s := int(math.Ceil(d.Seconds()))
+	if s < 1 {
+		s = 1
+	}
+	return strconv.Itoa(s)
+}

@@ -1,0 +1,201 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/finch"
+	"github.com/finchconnect/finchconnect/tokenstore"
+)
+
+// Config configures a [Server]. Zero-value fields mean the default.
+type Config struct {
+	// PublicURL is the URL browsers reach this handler at, with any path
+	// prefix the app mounts it under, e.g. "https://app.example.com/finch".
+	// The redirect_uri sent to Finch is PublicURL + "/callback", so it must
+	// be registered in Finch's dashboard. Required.
+	PublicURL string
+
+	// Products are the products ticked by default on the connect form.
+	// Default: company, directory, individual, employment.
+	Products []string
+
+	// Sandbox is passed as the Connect session's "sandbox" field ("finch"
+	// or "provider") when set.
+	Sandbox string
+
+	// ReturnOrigins are origins ("https://app.example.com") besides
+	// PublicURL's to which app-started flows may return the browser.
+	ReturnOrigins []string
+
+	// StateTTL is how long a Connect flow may take from POST /connect to the
+	// callback. Default 10 minutes, the life of a Finch authorization code.
+	StateTTL time.Duration
+
+	// WaitTimeout bounds how long a duplicate callback waits for the first
+	// one to finish. Default 90 seconds.
+	WaitTimeout time.Duration
+
+	// ConnectLimit and CallbackLimit bound how often one client address may
+	// start a flow (each creates a Finch Connect session) and call back, so
+	// that a flood cannot exhaust the store or the app's Finch rate limits.
+	// Defaults: 20 per minute with bursts of 20, and 120 per minute with
+	// bursts of 200. A negative PerMinute disables a limit (load tests).
+	ConnectLimit  RateLimit
+	CallbackLimit RateLimit
+
+	// Notify receives every event about a connection: created,
+	// re-authenticated, needs re-authentication, disconnected. Nil drops
+	// them. It should hand the event to a durable outbox and return.
+	Notify func(ctx context.Context, e finchconnect.Event)
+
+	// Audit receives one record per use of a token. Nil drops them.
+	Audit func(ctx context.Context, r finchconnect.AuditRecord)
+
+	// Observe, when set, is told how each callback ended, for metrics:
+	// outcome is one of "connected", "duplicate", "invalid_state",
+	// "invalid_code", "connect_error", "exchange_failed", "store_failed",
+	// "pending", "error".
+	Observe func(outcome string, d time.Duration)
+
+	// Logger receives one line per request and the errors someone must act
+	// on. Nil discards.
+	Logger *slog.Logger
+
+	// Now and Rand are the clock and the randomness source; nil means
+	// time.Now and crypto/rand. Tests inject them.
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// Server is the Connect back-end. Create it with [New]; it is safe for
+// concurrent use.
+type Server struct {
+	cfg       Config
+	publicURL *url.URL
+	log       *slog.Logger
+	finch     *finch.Client
+	store     *tokenstore.Store
+	backend   tokenstore.Backend
+	handler   http.Handler
+	pages     *pages
+
+	// waiters lets duplicate callbacks on this replica wake as soon as the
+	// first one settles, instead of polling the store. Other replicas poll.
+	mu      sync.Mutex
+	waiters map[string]chan struct{}
+}
+
+// New returns the Connect back-end. fc talks to Finch (or to the sandbox);
+// store is the vault, whose backend also holds the state and callback-ledger
+// records.
+func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error) {
+	if fc == nil || store == nil {
+		return nil, errors.New("server: a finch client and a token store are required")
+	}
+	u, err := url.Parse(strings.TrimSuffix(cfg.PublicURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("server: PublicURL must be an absolute http(s) URL")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.Products) == 0 {
+		cfg.Products = []string{"company", "directory", "individual", "employment"}
+	}
+	if cfg.StateTTL <= 0 {
+		cfg.StateTTL = 10 * time.Minute
+	}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = 90 * time.Second
+	}
+	if cfg.ConnectLimit == (RateLimit{}) {
+		cfg.ConnectLimit = RateLimit{PerMinute: 20, Burst: 20}
+	}
+	if cfg.CallbackLimit == (RateLimit{}) {
+		cfg.CallbackLimit = RateLimit{PerMinute: 120, Burst: 200}
+	}
+	if cfg.Notify == nil {
+		cfg.Notify = func(context.Context, finchconnect.Event) {}
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = func(context.Context, finchconnect.AuditRecord) {}
+	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(string, time.Duration) {}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	p, err := newPages()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:       cfg,
+		publicURL: u,
+		log:       cfg.Logger,
+		finch:     fc,
+		store:     store,
+		backend:   store.Backend(),
+		pages:     p,
+		waiters:   map[string]chan struct{}{},
+	}
+	mux := http.NewServeMux()
+	s.addRoutes(mux)
+	s.handler = s.middleware(mux)
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// redirectURI is the redirect_uri registered with Finch for the redirect flow.
+func (s *Server) redirectURI() string { return s.publicURL.String() + "/callback" }
+
+// link builds an absolute path under the public URL's path prefix.
+func (s *Server) link(p string) string { return s.publicURL.Path + p }
+
+// secureCookies reports whether cookies must carry the Secure attribute: yes
+// whenever the app is served over https.
+func (s *Server) secureCookies() bool { return s.publicURL.Scheme == "https" }
+
+// notify publishes an event about conn.
+func (s *Server) notify(ctx context.Context, typ string, conn finchconnect.Connection) {
+	id, err := s.randomToken()
+	if err != nil {
+		s.log.Error("event id", "err", err)
+		return
+	}
+	s.cfg.Notify(ctx, finchconnect.Event{
+		ID: "evt_" + id[:22], Type: typ, At: s.cfg.Now().UTC(),
+		ConnectionID: conn.ConnectionID, CustomerID: conn.CustomerID, ProviderID: conn.ProviderID, Status: conn.Status,
+	})
+}
+
+// audit records a use of a connection's token.
+func (s *Server) audit(ctx context.Context, action, connectionID, actor, purpose string) {
+	s.cfg.Audit(ctx, finchconnect.AuditRecord{
+		At: s.cfg.Now().UTC(), Action: action, ConnectionID: connectionID,
+		Actor: actor, Purpose: purpose, RequestID: requestID(ctx),
+	})
+}
+
+// detach returns a context that is not cancelled when the request's is: a
+// code exchange, once started, must finish and be stored even if the
+// browser goes away, or the token would be lost.
+func detach(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), d)
+}

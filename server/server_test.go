@@ -1,0 +1,505 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/finch"
+	"github.com/finchconnect/finchconnect/tokenstore"
+)
+
+var connPathRe = regexp.MustCompile(`^/connections/([^/?]+)$`)
+
+// finish follows a callback URL and returns the connection id it leads to.
+func (h *harness) finish(c *http.Client, callbackURL string) string {
+	h.t.Helper()
+	res := h.do(c, "GET", callbackURL, nil)
+	if res.status != http.StatusSeeOther {
+		h.t.Fatalf("GET /callback = %d, want 303; body:\n%s", res.status, res.body)
+	}
+	m := connPathRe.FindStringSubmatch(res.location)
+	if m == nil {
+		h.t.Fatalf("callback redirected to %q, want /connections/ID", res.location)
+	}
+	return m[1]
+}
+
+func (h *harness) exchanges() int { return h.sb.Stats().TokenExchanges }
+
+func TestServer_ConnectFlow(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	home := h.do(h.client, "GET", "/", nil)
+	if home.status != http.StatusOK || !strings.Contains(home.body, `id="no-connections"`) {
+		t.Fatalf("GET / = %d, want 200 with no connections; body:\n%s", home.status, home.body)
+	}
+
+	cb := h.connect(h.client, "acme-1", "authorized_simple")
+	u, err := url.Parse(cb)
+	if err != nil || u.Path != "/callback" || u.Query().Get("code") == "" || u.Query().Get("state") == "" {
+		t.Fatalf("Connect redirected to %q, want /callback?code=…&state=…", cb)
+	}
+	id := h.finish(h.client, cb)
+
+	conn, err := h.store.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("store.Get(%q): %v", id, err)
+	}
+	if conn.CustomerID != "acme-1" || conn.Status != finchconnect.StatusConnected || conn.AccessToken.IsZero() {
+		t.Errorf("stored connection = %+v, want customer acme-1, connected, with a token", conn)
+	}
+	fc := &finch.Client{BaseURL: h.ts.URL + "/finch"}
+	company, err := fc.Company(t.Context(), conn.AccessToken)
+	if err != nil {
+		t.Fatalf("Company with the stored token: %v", err)
+	}
+
+	page := h.do(h.client, "GET", "/connections/"+id, nil)
+	if page.status != http.StatusOK {
+		t.Fatalf("GET /connections/%s = %d; body:\n%s", id, page.status, page.body)
+	}
+	if company.LegalName == "" || !strings.Contains(page.body, htmlEscape(company.LegalName)) {
+		t.Errorf("connection page does not show the legal name %v:\n%s", company.LegalName, page.body)
+	}
+	if !strings.Contains(page.body, `id="directory"`) {
+		t.Errorf("connection page has no directory:\n%s", page.body)
+	}
+	if company.EIN != "" && strings.Contains(page.body, company.EIN) {
+		t.Errorf("connection page shows the EIN %q unmasked", company.EIN)
+	}
+	for _, a := range company.Accounts {
+		if a.AccountNumber != "" && strings.Contains(page.body, a.AccountNumber) {
+			t.Errorf("connection page shows account number %q unmasked", a.AccountNumber)
+		}
+	}
+	if got := page.header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store on a page with employer data", got)
+	}
+	if strings.Contains(page.body, conn.AccessToken.Reveal()) {
+		t.Error("connection page contains the access token")
+	}
+
+	home = h.do(h.client, "GET", "/", nil)
+	if !strings.Contains(home.body, "/connections/"+id) {
+		t.Errorf("home page does not list connection %s:\n%s", id, home.body)
+	}
+
+	// The raw store never holds the token in the clear.
+	assertFilesLackToken(t, conn.AccessToken.Reveal(), h.dbPath, h.dbPath+"-wal", h.dbPath+"-shm")
+}
+
+func assertFilesLackToken(t *testing.T, token string, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(token)) {
+			t.Errorf("%s contains the plaintext token", p)
+		}
+	}
+}
+
+func htmlEscape(s string) string {
+	r := strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&#34;", "'", "&#39;")
+	return r.Replace(s)
+}
+
+// TestCallback_ExactlyOnce fires one callback 100 times at once: one
+// exchange reaches Finch, and every request lands on the same connection.
+func TestCallback_ExactlyOnce(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	cb := h.connect(h.client, "acme-2", "authorized_simple")
+
+	const n = 100
+	var wg sync.WaitGroup
+	results := make([]response, n)
+	for i := range n {
+		wg.Go(func() { results[i] = h.do(h.client, "GET", cb, nil) })
+	}
+	wg.Wait()
+	first := results[0].location
+	for i, r := range results {
+		if r.status != http.StatusSeeOther || r.location != first || !connPathRe.MatchString(r.location) {
+			t.Errorf("callback %d = %d → %q, want 303 → %q", i, r.status, r.location, first)
+		}
+	}
+	if got := h.exchanges(); got != 1 {
+		t.Errorf("sandbox saw %d successful exchanges, want exactly 1", got)
+	}
+	if got := h.sb.Stats().FailedExchanges; got != 0 {
+		t.Errorf("sandbox saw %d failed exchanges, want 0 (no code sent twice)", got)
+	}
+	conns, _, err := h.store.List(t.Context(), tokenstore.Filter{})
+	if err != nil || len(conns) != 1 {
+		t.Errorf("store holds %d connections (err %v), want 1", len(conns), err)
+	}
+
+	// A refresh long after still shows the connection.
+	if again := h.do(h.client, "GET", cb, nil); again.location != first {
+		t.Errorf("a later refresh = %d → %q, want → %q", again.status, again.location, first)
+	}
+}
+
+func TestCallback_StateChecks(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	cb := h.connect(h.client, "acme-3", "authorized_simple")
+	u, _ := url.Parse(cb)
+	code, state := u.Query().Get("code"), u.Query().Get("state")
+
+	tests := []struct {
+		name   string
+		client *http.Client
+		query  url.Values
+	}{
+		{"no state", h.client, url.Values{"code": {code}}},
+		{"no code", h.client, url.Values{"state": {state}}},
+		{"forged state", h.client, url.Values{"code": {code}, "state": {"forged-" + state[7:]}}},
+		{"another browser", newBrowser(t), url.Values{"code": {code}, "state": {state}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := h.do(tt.client, "GET", "/callback?"+tt.query.Encode(), nil)
+			if res.status != http.StatusBadRequest || !strings.Contains(res.body, `id="error"`) || !strings.Contains(res.body, `id="request-id"`) {
+				t.Errorf("GET /callback = %d, want 400 with an error page and a request id; body:\n%s", res.status, res.body)
+			}
+			if got := h.exchanges() + h.sb.Stats().FailedExchanges; got != 0 {
+				t.Errorf("sandbox saw %d exchange attempts, want 0", got)
+			}
+		})
+	}
+
+	// The genuine callback still works after the refused ones…
+	id := h.finish(h.client, cb)
+
+	// …and its state cannot carry a second code.
+	cb2 := h.connect(h.client, "acme-4", "authorized_simple")
+	u2, _ := url.Parse(cb2)
+	reused := url.Values{"code": {u2.Query().Get("code")}, "state": {state}}
+	res := h.do(h.client, "GET", "/callback?"+reused.Encode(), nil)
+	if res.status != http.StatusBadRequest || !strings.Contains(res.body, "no longer valid") {
+		t.Errorf("reused state = %d, want 400 'no longer valid'; body:\n%s", res.status, res.body)
+	}
+	if got := h.exchanges(); got != 1 {
+		t.Errorf("sandbox saw %d exchanges, want 1 (the reused state must not exchange)", got)
+	}
+	if id == "" {
+		t.Fatal("no connection id")
+	}
+}
+
+func TestCallback_ExpiredState(t *testing.T) {
+	hs := newHarness(t, harnessOptions{stateTTL: 300 * time.Millisecond})
+	cb := hs.connect(hs.client, "acme-5", "authorized_simple")
+	time.Sleep(time.Second)
+	res := hs.do(hs.client, "GET", cb, nil)
+	if res.status != http.StatusBadRequest || !strings.Contains(res.body, "no longer valid") {
+		t.Errorf("callback after the state expired = %d, want 400; body:\n%s", res.status, res.body)
+	}
+	if got := hs.exchanges(); got != 0 {
+		t.Errorf("sandbox saw %d exchanges, want 0", got)
+	}
+}
+
+func TestCallback_ConnectError(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	res := h.do(h.client, "POST", "/connect", url.Values{"customer_id": {"c"}, "customer_name": {"C"}, "products": {"company"}})
+	au, _ := url.Parse(res.location)
+	state := au.Query().Get("state")
+	q := url.Values{"error": {"access_denied"}, "error_description": {"The employer <b>cancelled</b>"}, "state": {state}}
+	page := h.do(h.client, "GET", "/callback?"+q.Encode(), nil)
+	if page.status != http.StatusBadRequest || !strings.Contains(page.body, "access_denied") {
+		t.Errorf("error callback = %d, want 400 naming the error; body:\n%s", page.status, page.body)
+	}
+	if strings.Contains(page.body, "<b>cancelled</b>") {
+		t.Error("error description was not escaped")
+	}
+	if got := h.exchanges() + h.sb.Stats().FailedExchanges; got != 0 {
+		t.Errorf("sandbox saw %d exchange attempts, want 0", got)
+	}
+}
+
+func TestCallback_ExpiredCode(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	cb := h.connect(h.client, "acme-6", "authorized_simple")
+	// Codes live 10 minutes at Finch; move the sandbox's clock past that.
+	res := h.doJSON(http.MethodPost, "/finch/_sandbox/clock", `{"advance":"11m"}`)
+	if res.status/100 != 2 {
+		t.Fatalf("advance sandbox clock = %d: %s", res.status, res.body)
+	}
+	page := h.do(h.client, "GET", cb, nil)
+	if page.status != http.StatusBadRequest || !strings.Contains(page.body, "did not accept the authorization code") {
+		t.Errorf("callback with an expired code = %d, want 400; body:\n%s", page.status, page.body)
+	}
+	if got := h.exchanges(); got != 0 {
+		t.Errorf("sandbox saw %d successful exchanges, want 0", got)
+	}
+}
+
+func (h *harness) doJSON(method, path, body string) response {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := h.client.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(res.Body)
+	return response{status: res.StatusCode, body: buf.String(), header: res.Header}
+}
+
+func TestConnectionPage_EscapesFinchData(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	id := h.finish(h.client, h.connect(h.client, "acme-7", "authorized_simple"))
+	conn, err := h.store.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const evil = `<script>alert(1)</script>`
+	company := map[string]any{
+		"legal_name": evil, "entity": map[string]any{"type": "llc", "subtype": nil}, "primary_email": "a@b.c",
+		"primary_phone_number": "+15555550100", "departments": []any{}, "locations": []any{}, "accounts": []any{}, "ein": "12-3456789",
+	}
+	b, _ := json.Marshal(company)
+	req, _ := http.NewRequest("PUT", h.ts.URL+"/finch/sandbox/company", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+conn.AccessToken.Reveal())
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /sandbox/company = %d", res.StatusCode)
+	}
+	page := h.do(h.client, "GET", "/connections/"+id, nil)
+	if strings.Contains(page.body, evil) {
+		t.Errorf("page contains the company name unescaped:\n%s", page.body)
+	}
+	if !strings.Contains(page.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("page does not show the escaped company name:\n%s", page.body)
+	}
+	if strings.Contains(page.body, "12-3456789") || !strings.Contains(page.body, "••-•••6789") {
+		t.Errorf("EIN not masked to its last four digits:\n%s", page.body)
+	}
+}
+
+func TestCallback_EmbeddedFlow(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	req, _ := http.NewRequest("POST", h.ts.URL+"/connect", strings.NewReader(url.Values{
+		"customer_id": {"emb-1"}, "customer_name": {"Embedded"}, "products": {"company", "directory"}, "mode": {"embedded"},
+	}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	res, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var start struct {
+		ConnectURL string `json:"connect_url"`
+		State      string `json:"state"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&start)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || start.ConnectURL == "" || start.State == "" {
+		t.Fatalf("POST /connect (embedded) = %d, %+v, %v; want 200 with connect_url and state", res.StatusCode, start, err)
+	}
+	// With no redirect_uri, the sandbox's Connect page hands the code to the
+	// opener by postMessage and shows it for people without JavaScript.
+	page := h.signInPage(h.client, start.ConnectURL, "authorized_simple")
+	m := regexp.MustCompile(`"code":\s*"([^"]+)"`).FindStringSubmatch(page)
+	if m == nil {
+		m = regexp.MustCompile(`id="code"[^>]*>([^<]+)<`).FindStringSubmatch(page)
+	}
+	if m == nil {
+		t.Fatalf("no code in the embedded Connect result page:\n%s", page)
+	}
+	body, _ := json.Marshal(map[string]string{"code": m[1], "state": start.State})
+	cb := h.doJSON("POST", "/callback", string(body))
+	var out struct {
+		ConnectionID string `json:"connection_id"`
+	}
+	if err := json.Unmarshal([]byte(cb.body), &out); err != nil || cb.status != http.StatusOK || out.ConnectionID == "" {
+		t.Fatalf("POST /callback = %d %s, want 200 with connection_id", cb.status, cb.body)
+	}
+	if got := h.exchanges(); got != 1 {
+		t.Errorf("sandbox saw %d exchanges, want 1 (embedded codes are exchanged without redirect_uri)", got)
+	}
+	// Posting it again gives the same answer and no new exchange.
+	again := h.doJSON("POST", "/callback", string(body))
+	if again.status != http.StatusOK || !strings.Contains(again.body, out.ConnectionID) {
+		t.Errorf("second POST /callback = %d %s, want the same connection", again.status, again.body)
+	}
+	if got := h.exchanges(); got != 1 {
+		t.Errorf("sandbox saw %d exchanges after a duplicate, want 1", got)
+	}
+	if bad := h.doJSON("POST", "/callback", "{not json"); bad.status != http.StatusBadRequest || !strings.Contains(bad.body, "request_id") {
+		t.Errorf("malformed JSON callback = %d %s, want 400 JSON error with a request id", bad.status, bad.body)
+	}
+}
+
+// signInPage drives the Connect page like signIn, but returns the final
+// page instead of expecting a redirect (the embedded flow).
+func (h *harness) signInPage(c *http.Client, authorizeURL, username string) string {
+	h.t.Helper()
+	picker := h.do(c, "GET", authorizeURL, nil)
+	action, vals := hiddenFields(h.t, picker.body, `value="gusto"`)
+	vals.Set("provider", "gusto")
+	creds := h.do(c, "POST", action, vals)
+	action, vals = hiddenFields(h.t, creds.body, `id="password"`)
+	vals.Set("username", username)
+	vals.Set("password", "letmein")
+	done := h.do(c, "POST", action, vals)
+	if done.status != http.StatusOK {
+		h.t.Fatalf("embedded sign in = %d, want 200; body:\n%s", done.status, done.body)
+	}
+	return done.body
+}
+
+func TestConnection_ReauthenticateAndDisconnect(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	id := h.finish(h.client, h.connect(h.client, "acme-8", "authorized_simple"))
+	before, err := h.store.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sb.SetConnectionStatus(id, "reauth"); err != nil {
+		t.Fatal(err)
+	}
+	page := h.do(h.client, "GET", "/connections/"+id, nil)
+	if !strings.Contains(page.body, `id="reauthenticate"`) {
+		t.Fatalf("a connection in reauth shows no re-authenticate button:\n%s", page.body)
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusReauth {
+		t.Errorf("stored status = %q, want reauth after Finch said so", c.Status)
+	}
+
+	start := h.do(h.client, "POST", "/connections/"+id+"/reauthenticate", url.Values{})
+	if start.status != http.StatusSeeOther {
+		t.Fatalf("POST reauthenticate = %d; body:\n%s", start.status, start.body)
+	}
+	if got := h.finish(h.client, h.signIn(h.client, start.location, "authorized_simple")); got != id {
+		t.Errorf("re-authentication landed on connection %q, want the same %q", got, id)
+	}
+	after, err := h.store.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.AccessToken.Reveal() == before.AccessToken.Reveal() {
+		t.Error("re-authentication kept the old token; want the new one stored")
+	}
+	if after.Status != finchconnect.StatusConnected {
+		t.Errorf("status after re-authentication = %q, want connected", after.Status)
+	}
+
+	res := h.do(h.client, "POST", "/connections/"+id+"/disconnect", url.Values{})
+	if res.status != http.StatusSeeOther {
+		t.Fatalf("POST disconnect = %d; body:\n%s", res.status, res.body)
+	}
+	if _, err := h.store.Lookup(t.Context(), id); err == nil {
+		t.Error("the connection is still stored after disconnect")
+	}
+	fc := &finch.Client{BaseURL: h.ts.URL + "/finch"}
+	if _, err := fc.Company(t.Context(), after.AccessToken); err == nil {
+		t.Error("the token still works at Finch after disconnect")
+	}
+}
+
+func TestConnect_InvalidFormKeepsInput(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	res := h.do(h.client, "POST", "/connect", url.Values{"customer_id": {"kept-id-42"}, "customer_name": {""}})
+	if res.status != http.StatusBadRequest {
+		t.Fatalf("POST /connect with no name = %d, want 400", res.status)
+	}
+	for _, want := range []string{`id="problems"`, "Customer name is required", "Choose at least one product", `value="kept-id-42"`} {
+		if !strings.Contains(res.body, want) {
+			t.Errorf("re-shown form lacks %q:\n%s", want, res.body)
+		}
+	}
+}
+
+func TestConnect_RefusesCrossSiteForm(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	req, _ := http.NewRequest("POST", h.ts.URL+"/connect", strings.NewReader("customer_id=a&customer_name=b&products=company"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	res, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site POST /connect = %d, want 403", res.StatusCode)
+	}
+}
+
+func TestHealth(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if res := h.do(h.client, "GET", p, nil); res.status != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", p, res.status)
+		}
+	}
+	h.backend.Close()
+	if res := h.do(h.client, "GET", "/readyz", nil); res.status != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz with the store closed = %d, want 503", res.status)
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	res := h.do(h.client, "GET", "/", nil)
+	for k, want := range map[string]string{
+		"X-Frame-Options":        "DENY",
+		"X-Content-Type-Options": "nosniff",
+		"Cache-Control":          "no-store",
+	} {
+		if got := res.header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if csp := res.header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("Content-Security-Policy = %q", csp)
+	}
+	start := h.do(h.client, "POST", "/connect", url.Values{"customer_id": {"c"}, "customer_name": {"C"}, "products": {"company"}})
+	cookie := start.header.Get("Set-Cookie")
+	for _, want := range []string{"fc_browser=", "HttpOnly", "SameSite=Lax", "Path=/"} {
+		if !strings.Contains(cookie, want) {
+			t.Errorf("Set-Cookie = %q, want it to contain %q", cookie, want)
+		}
+	}
+	if loc := start.location; strings.Contains(cookie, "state=") || !strings.Contains(loc, "state=") {
+		t.Errorf("state must travel in the Connect URL (%q), never in a cookie (%q)", loc, cookie)
+	}
+}
+
+func TestConnect_RateLimited(t *testing.T) {
+	h := newHarnessWith(t, harnessOptions{}, func(c *server.Config) { c.ConnectLimit = server.RateLimit{PerMinute: 1, Burst: 2} })
+	form := url.Values{"customer_id": {"r"}, "customer_name": {"R"}, "products": {"company"}}
+	for i := range 2 {
+		if res := h.do(h.client, "POST", "/connect", form); res.status != http.StatusSeeOther {
+			t.Fatalf("POST /connect #%d = %d, want 303 within the burst", i+1, res.status)
+		}
+	}
+	res := h.do(h.client, "POST", "/connect", form)
+	if res.status != http.StatusTooManyRequests || res.header.Get("Retry-After") == "" {
+		t.Errorf("POST /connect past the burst = %d (Retry-After %q), want 429 with Retry-After", res.status, res.header.Get("Retry-After"))
+	}
+}

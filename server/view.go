@@ -1,0 +1,140 @@
+package server
+
+import (
+	"strings"
+
+	"github.com/finchconnect/finchconnect/finch"
+)
+
+// companyView is the company as the page shows it: flattened to strings,
+// with the EIN and bank account numbers masked to their last four digits.
+// Finch's raw values never reach the template, so a field added to the
+// page cannot unmask them by accident.
+type companyView struct {
+	LegalName   string
+	Entity      string
+	EIN         string
+	Email       string
+	Phone       string
+	Departments []string
+	Locations   []string
+	Accounts    []string
+}
+
+func newCompanyView(c *finch.Company) *companyView {
+	v := &companyView{
+		LegalName: c.LegalName,
+		EIN:       mask(c.EIN),
+		Email:     c.PrimaryEmail,
+		Phone:     c.PrimaryPhoneNumber,
+	}
+	if e := c.Entity; e != nil {
+		v.Entity = strings.TrimSpace(strings.ReplaceAll(e.Type+" "+e.Subtype, "_", " "))
+	}
+	for _, d := range c.Departments {
+		name := d.Name
+		if d.Parent != nil && d.Parent.Name != "" {
+			name = d.Parent.Name + " › " + name
+		}
+		if name != "" {
+			v.Departments = append(v.Departments, name)
+		}
+	}
+	for _, l := range c.Locations {
+		if s := joinNonEmpty(", ", l.Name, l.Line1, l.Line2, l.City, joinNonEmpty(" ", l.State, l.PostalCode), l.Country); s != "" {
+			v.Locations = append(v.Locations, s)
+		}
+	}
+	for _, a := range c.Accounts {
+		kind := joinNonEmpty(" ", a.InstitutionName, a.AccountType)
+		v.Accounts = append(v.Accounts, joinNonEmpty(" · ", a.AccountName, kind, "account "+mask(a.AccountNumber)))
+	}
+	return v
+}
+
+// mask keeps the last four digits of an identifier and hides the rest,
+// keeping separators so the shape stays recognisable: "12-3456789" becomes
+// "••-•••6789".
+func mask(s string) string {
+	if s == "" {
+		return ""
+	}
+	digits := 0
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			digits++
+		}
+	}
+	keep := 4
+	if digits <= 4 {
+		keep = digits / 2 // a short value still leaks little
+	}
+	var b strings.Builder
+	seen := 0
+	for _, r := range s {
+		if r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' {
+			seen++
+			if seen > digits-keep && r >= '0' && r <= '9' {
+				b.WriteRune(r)
+				continue
+			}
+			b.WriteRune('•')
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func joinNonEmpty(sep string, parts ...string) string {
+	var kept []string
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, sep)
+}
+
+type personView struct {
+	Name       string
+	Department string
+	Active     string
+}
+
+type directoryView struct {
+	People     []personView
+	From, To   int
+	Total      int
+	HasPrev    bool
+	Prev, Next int
+	HasNext    bool
+}
+
+func newDirectoryView(p *finch.DirectoryPage, offset int) *directoryView {
+	v := &directoryView{From: offset + 1, To: offset + len(p.Individuals), Total: p.Paging.Count}
+	if len(p.Individuals) == 0 {
+		v.From = offset
+	}
+	for _, in := range p.Individuals {
+		pv := personView{Name: joinNonEmpty(" ", in.FirstName, in.MiddleName, in.LastName), Active: "—"}
+		if in.Department != nil {
+			pv.Department = in.Department.Name
+		}
+		if in.IsActive != nil {
+			pv.Active = map[bool]string{true: "yes", false: "no"}[*in.IsActive]
+		}
+		v.People = append(v.People, pv)
+	}
+	if offset > 0 {
+		v.HasPrev, v.Prev = true, max(offset-len(p.Individuals), 0)
+		if len(p.Individuals) == 0 {
+			v.Prev = 0
+		}
+	}
+	next := offset + len(p.Individuals)
+	if len(p.Individuals) > 0 && (p.Paging.Count == 0 || next < p.Paging.Count) {
+		v.HasNext, v.Next = true, next
+	}
+	return v
+}
