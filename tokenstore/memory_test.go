@@ -1,0 +1,16 @@
+package tokenstore_test
+
+import (
+	"testing"
+
+	"github.com/finchconnect/finchconnect/tokenstore"
+	"github.com/finchconnect/finchconnect/tokenstore/tokenstoretest"
+)
+
+func TestMemory_Conformance(t *testing.T) {
+	tokenstoretest.Run(t, func(t *testing.T) tokenstore.Backend {
+		m := tokenstore.NewMemory()
+		t.Cleanup(func() { m.Close() })
+		return m
+	})
+}
