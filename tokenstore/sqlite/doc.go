@@ -1,0 +1,14 @@
+// Package sqlite is a [tokenstore.Backend] on an embedded SQLite database
+// (modernc.org/sqlite, pure Go, no cgo): finchconnect's default store, for a
+// single host.
+//
+// [Open] creates the database file (mode 0600, in a folder created 0700) and
+// runs the embedded schema migrations. The database runs in WAL mode with
+// synchronous=FULL, so a write is on disk when PutRow, Claim or Swap
+// returns. Writes go through one dedicated connection and reads through a
+// small pool; see [Open] for why.
+//
+// Several processes may share the file on one host (SQLite locks it), but not
+// over a network file system, where SQLite's locking is unreliable. Use
+// tokenstore/postgres or tokenstore/redis to share a vault between hosts.
+package sqlite

@@ -1,0 +1,331 @@
+package tokenstore
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/keyring"
+)
+
+// Associated data for sealed values. Each names what the value is and which
+// record it belongs to, so a token copied to another row, or a staged blob
+// offered as a row's token, fails to open.
+const (
+	rowAADPrefix = "finchconnect/connection/v1:"
+	stagedAAD    = "finchconnect/staged-connection/v1"
+)
+
+// maxAttempts bounds the compare-and-set loops. Every lost round means
+// another writer won, so real contention ends long before this; the bound
+// only stops a misbehaving backend from spinning forever.
+const maxAttempts = 1000
+
+// Store is the vault: it seals each connection's access token under the
+// keyring's primary key, with the connection id as associated data, and
+// keeps the connection's other fields in the clear so that listing and
+// status changes never decrypt.
+//
+// A Store is safe for concurrent use, also by several processes sharing one
+// backend: every write is a compare-and-set on the row's version. Create it
+// with [New].
+type Store struct {
+	// Now reports the time for CreatedAt and UpdatedAt. Nil means time.Now.
+	// Set it before first use.
+	Now func() time.Time
+
+	b  Backend
+	kr *keyring.Keyring
+}
+
+// New returns a Store that keeps connections in b, sealed by kr.
+func New(b Backend, kr *keyring.Keyring) *Store { return &Store{b: b, kr: kr} }
+
+// Backend returns the backend the store writes to, for the short-lived
+// records (states, callback ledger) that other packages keep beside it.
+func (s *Store) Backend() Backend { return s.b }
+
+// Keyring returns the keyring the store seals with.
+func (s *Store) Keyring() *keyring.Keyring { return s.kr }
+
+// Ping reports whether the backend is reachable.
+func (s *Store) Ping(ctx context.Context) error { return s.b.Ping(ctx) }
+
+func (s *Store) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func rowAAD(id string) []byte { return []byte(rowAADPrefix + id) }
+
+// Put stores c, replacing any connection with the same id: a
+// re-authentication is a Put of the same connection with a new token. The
+// token is sealed; everything else is kept in the clear. Put sets UpdatedAt,
+// and CreatedAt on the first write (to c.CreatedAt if it is set, else now);
+// an existing connection keeps its CreatedAt.
+//
+// c must have a ConnectionID and an AccessToken.
+func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
+	if err := validate(c); err != nil {
+		return err
+	}
+	sealed, err := s.kr.Seal([]byte(c.AccessToken.Reveal()), rowAAD(c.ConnectionID))
+	if err != nil {
+		return fmt.Errorf("tokenstore: put %s: seal: %v", c.ConnectionID, err)
+	}
+	for range maxAttempts {
+		var expect int64
+		cur, err := s.b.GetRow(ctx, c.ConnectionID)
+		switch {
+		case err == nil:
+			prev, derr := decodeMeta(cur)
+			if derr != nil {
+				return derr
+			}
+			c.CreatedAt = prev.CreatedAt
+			expect = cur.Version
+		case errors.Is(err, finchconnect.ErrNotFound):
+			if c.CreatedAt.IsZero() {
+				c.CreatedAt = s.now()
+			}
+		default:
+			return fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
+		}
+		c.UpdatedAt = s.now()
+		row, err := encodeRow(c, sealed)
+		if err != nil {
+			return err
+		}
+		_, err = s.b.PutRow(ctx, row, expect)
+		if !errors.Is(err, finchconnect.ErrConflict) {
+			if err != nil {
+				return fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
+			}
+			return nil
+		}
+		// Another writer got in between; read again so its CreatedAt stays.
+	}
+	return fmt.Errorf("tokenstore: put %s: gave up after %d attempts: %w", c.ConnectionID, maxAttempts, finchconnect.ErrConflict)
+}
+
+func validate(c finchconnect.Connection) error {
+	if c.ConnectionID == "" {
+		return errors.New("tokenstore: connection has no connection_id")
+	}
+	if c.AccessToken.IsZero() {
+		return fmt.Errorf("tokenstore: connection %s has no access token", c.ConnectionID)
+	}
+	return nil
+}
+
+// Get returns the connection with id, its access token opened. It returns
+// an error wrapping [finchconnect.ErrNotFound] if there is none, and one
+// wrapping [finchconnect.ErrDecrypt] if the sealed token does not open
+// (tampered with, copied from another row, or sealed under a key the keyring
+// no longer holds). Errors never include token or sealed bytes.
+func (s *Store) Get(ctx context.Context, id string) (finchconnect.Connection, error) {
+	row, err := s.b.GetRow(ctx, id)
+	if err != nil {
+		return finchconnect.Connection{}, fmt.Errorf("tokenstore: get %s: %w", id, err)
+	}
+	return s.open(row)
+}
+
+func (s *Store) open(row Row) (finchconnect.Connection, error) {
+	c, err := decodeMeta(row)
+	if err != nil {
+		return finchconnect.Connection{}, err
+	}
+	token, err := s.kr.Open(row.Sealed, rowAAD(row.ID))
+	if err != nil {
+		// err is the keyring's reason (too short, unknown key id n,
+		// authentication failed); it never carries the bytes.
+		return finchconnect.Connection{}, fmt.Errorf("tokenstore: connection %s: %v: %w", row.ID, err, finchconnect.ErrDecrypt)
+	}
+	c.AccessToken = finchconnect.Secret(token)
+	return c, nil
+}
+
+// Lookup returns the connection with id without its access token: it reads
+// the clear metadata only and never decrypts, so it works for rows sealed
+// under keys this keyring lacks. It returns an error wrapping
+// [finchconnect.ErrNotFound] if there is none.
+func (s *Store) Lookup(ctx context.Context, id string) (finchconnect.Connection, error) {
+	row, err := s.b.GetRow(ctx, id)
+	if err != nil {
+		return finchconnect.Connection{}, fmt.Errorf("tokenstore: lookup %s: %w", id, err)
+	}
+	return decodeMeta(row)
+}
+
+// Update changes the connection with id through fn, atomically: it reads the
+// connection (token opened), calls fn, and writes the result only if nobody
+// wrote the row in between; otherwise it reads again and calls fn again. So
+// fn may run more than once and must only change c. If fn returns an error,
+// Update returns it and writes nothing.
+//
+// The token is re-sealed only if fn changed it; otherwise the stored sealed
+// bytes are kept as they are, so a status change does not move a row to
+// another key behind a rotation's back. UpdatedAt is set to now; fn cannot
+// change the connection id.
+//
+// Update returns an error wrapping [finchconnect.ErrNotFound] if there is no
+// such connection, and one wrapping [finchconnect.ErrDecrypt] if its token
+// does not open.
+func (s *Store) Update(ctx context.Context, id string, fn func(c *finchconnect.Connection) error) error {
+	for range maxAttempts {
+		row, err := s.b.GetRow(ctx, id)
+		if err != nil {
+			return fmt.Errorf("tokenstore: update %s: %w", id, err)
+		}
+		c, err := s.open(row)
+		if err != nil {
+			return err
+		}
+		before := c.AccessToken
+		if err := fn(&c); err != nil {
+			return err
+		}
+		if c.ConnectionID != id {
+			return fmt.Errorf("tokenstore: update %s: the function changed the connection id", id)
+		}
+		if err := validate(c); err != nil {
+			return err
+		}
+		sealed := row.Sealed
+		if subtle.ConstantTimeCompare([]byte(before.Reveal()), []byte(c.AccessToken.Reveal())) != 1 {
+			if sealed, err = s.kr.Seal([]byte(c.AccessToken.Reveal()), rowAAD(id)); err != nil {
+				return fmt.Errorf("tokenstore: update %s: seal: %v", id, err)
+			}
+		}
+		c.UpdatedAt = s.now()
+		next, err := encodeRow(c, sealed)
+		if err != nil {
+			return err
+		}
+		_, err = s.b.PutRow(ctx, next, row.Version)
+		if !errors.Is(err, finchconnect.ErrConflict) {
+			if err != nil {
+				return fmt.Errorf("tokenstore: update %s: %w", id, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("tokenstore: update %s: gave up after %d attempts: %w", id, maxAttempts, finchconnect.ErrConflict)
+}
+
+// Delete removes the connection with id. It returns an error wrapping
+// [finchconnect.ErrNotFound] if there was none.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if err := s.b.DeleteRow(ctx, id); err != nil {
+		return fmt.Errorf("tokenstore: delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// List returns the connections that match f, by connection id, without
+// their access tokens (nothing is decrypted). When the page is full, next is
+// the cursor for the following page (pass it as f.After); it is empty on the
+// last page. A full last page is followed by one empty page.
+func (s *Store) List(ctx context.Context, f Filter) (conns []finchconnect.Connection, next string, err error) {
+	rows, err := s.b.ListRows(ctx, f)
+	if err != nil {
+		return nil, "", fmt.Errorf("tokenstore: list: %w", err)
+	}
+	conns = make([]finchconnect.Connection, 0, len(rows))
+	for _, r := range rows {
+		c, err := decodeMeta(r)
+		if err != nil {
+			return nil, "", err
+		}
+		conns = append(conns, c)
+	}
+	if len(rows) > 0 && len(rows) >= limitOrDefault(f.Limit) {
+		next = rows[len(rows)-1].ID
+	}
+	return conns, next, nil
+}
+
+// SealStaged seals a whole connection, token included, into one opaque
+// value for a write-ahead record kept outside the vault's rows (the callback
+// ledger keeps one between the code exchange and the Put), so the token is
+// never stored unsealed anywhere. [Store.OpenStaged] reverses it. A staged
+// value does not open as a row's token, nor the other way round.
+func (s *Store) SealStaged(c finchconnect.Connection) ([]byte, error) {
+	if err := validate(c); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(staged{Connection: c, AccessToken: c.AccessToken.Reveal()})
+	if err != nil {
+		return nil, fmt.Errorf("tokenstore: stage %s: %v", c.ConnectionID, err)
+	}
+	defer clear(b)
+	sealed, err := s.kr.Seal(b, []byte(stagedAAD))
+	if err != nil {
+		return nil, fmt.Errorf("tokenstore: stage %s: seal: %v", c.ConnectionID, err)
+	}
+	return sealed, nil
+}
+
+// OpenStaged opens a value that [Store.SealStaged] returned. A value that
+// does not open gives an error wrapping [finchconnect.ErrDecrypt].
+func (s *Store) OpenStaged(sealed []byte) (finchconnect.Connection, error) {
+	b, err := s.kr.Open(sealed, []byte(stagedAAD))
+	if err != nil {
+		return finchconnect.Connection{}, fmt.Errorf("tokenstore: staged connection: %v: %w", err, finchconnect.ErrDecrypt)
+	}
+	defer clear(b)
+	var st staged
+	if err := json.Unmarshal(b, &st); err != nil {
+		// Not json's error: it can quote the input, which holds the token.
+		return finchconnect.Connection{}, errors.New("tokenstore: staged connection: malformed record")
+	}
+	c := st.Connection
+	c.AccessToken = finchconnect.Secret(st.AccessToken)
+	return c, nil
+}
+
+// staged is the JSON inside a staged value. Its AccessToken, a plain string
+// at a shallower depth, shadows the embedded Connection's redacting Secret
+// field, so the token is encoded for real — only ever to be sealed.
+type staged struct {
+	finchconnect.Connection
+	AccessToken string `json:"access_token"`
+}
+
+// encodeRow builds the backend row: index fields and the clear metadata
+// from c, the sealed token as given. The metadata is c without its token.
+func encodeRow(c finchconnect.Connection, sealed []byte) (Row, error) {
+	c.AccessToken = ""
+	meta, err := json.Marshal(c)
+	if err != nil {
+		return Row{}, fmt.Errorf("tokenstore: encode %s: %v", c.ConnectionID, err)
+	}
+	return Row{
+		ID:         c.ConnectionID,
+		CustomerID: c.CustomerID,
+		ProviderID: c.ProviderID,
+		Status:     c.Status,
+		Meta:       meta,
+		Sealed:     sealed,
+	}, nil
+}
+
+// decodeMeta returns the connection a row describes, without its token.
+// The row's id is authoritative: the metadata is not authenticated, and the
+// token is bound to the id.
+func decodeMeta(r Row) (finchconnect.Connection, error) {
+	var c finchconnect.Connection
+	if err := json.Unmarshal(r.Meta, &c); err != nil {
+		return finchconnect.Connection{}, fmt.Errorf("tokenstore: connection %s: malformed metadata: %v", r.ID, err)
+	}
+	c.ConnectionID = r.ID
+	c.AccessToken = ""
+	return c, nil
+}
