@@ -14,3 +14,11 @@ func TestMemory_Conformance(t *testing.T) {
 		return m
 	})
 }
+
+func TestMemory_Store(t *testing.T) {
+	tokenstoretest.RunStore(t, func(t *testing.T) tokenstore.Backend {
+		m := tokenstore.NewMemory()
+		t.Cleanup(func() { m.Close() })
+		return m
+	})
+}

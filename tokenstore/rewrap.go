@@ -35,7 +35,7 @@ type RewrapOptions struct {
 
 // RewrapResult says what [Store.Rewrap] did.
 type RewrapResult struct {
-	Checked   int      // rows examined
+	Scanned   int      // rows examined
 	Rewrapped int      // rows re-sealed under the primary key
 	Failed    []string // ids of rows whose token did not open (first 100)
 	Cursor    string   // the last id examined; pass as After to resume
@@ -79,7 +79,7 @@ func (s *Store) Rewrap(ctx context.Context, opts RewrapOptions) (RewrapResult, e
 	var last time.Time
 	handled, failed := 0, 0
 	err = s.scan(ctx, opts.After, func(r Row) error {
-		res.Checked++
+		res.Scanned++
 		if id, ok := keyring.KeyID(r.Sealed); ok && id == primary {
 			res.Cursor = r.ID
 			return nil

@@ -29,3 +29,7 @@ func TestBackend_Conformance(t *testing.T) {
 func TestBackend_ConformanceSharedPool(t *testing.T) {
 	tokenstoretest.Run(t, func(t *testing.T) tokenstore.Backend { return mustOpen(t, options{sharedPool: true}) })
 }
+
+func TestBackend_Store(t *testing.T) {
+	tokenstoretest.RunStore(t, func(t *testing.T) tokenstore.Backend { return mustOpen(t, options{}) })
+}

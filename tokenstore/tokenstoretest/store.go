@@ -1,0 +1,607 @@
+package tokenstoretest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/keyring"
+	"github.com/finchconnect/finchconnect/tokenstore"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// RunStore tests a [tokenstore.Store] on the backends that newBackend
+// returns: sealing and opening, re-authentication, tampering, compare-and-set
+// updates under concurrency, listing without tokens, and key rotation with
+// Rewrap racing live updates. newBackend follows the rules of [Run].
+func RunStore(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, b tokenstore.Backend)
+	}{
+		{"PutGet", testStorePutGet},
+		{"Reauthenticate", testStoreReauth},
+		{"Lookup", testStoreLookup},
+		{"NotFound", testStoreNotFound},
+		{"Tampered", testStoreTampered},
+		{"TokenMovedToAnotherRow", testStoreMovedToken},
+		{"Update", testStoreUpdate},
+		{"ConcurrentUpdates", testStoreConcurrentUpdates},
+		{"List", testStoreList},
+		{"RewrapAndKeyUsage", testStoreRewrap},
+		{"RewrapRacesUpdates", testStoreRewrapRace},
+		{"Staged", testStoreStaged},
+	}
+	t.Run("Store", func(t *testing.T) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				b := newBackend(t)
+				if b == nil {
+					t.Fatal("newBackend returned nil")
+				}
+				tt.fn(t, b)
+			})
+		}
+	})
+}
+
+// clock is a manual clock for Store.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func newKey(t *testing.T, id uint32) keyring.Key {
+	t.Helper()
+	k, err := keyring.Generate(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newKeyring(t *testing.T, primary keyring.Key, older ...keyring.Key) *keyring.Keyring {
+	t.Helper()
+	kr, err := keyring.New(primary, older...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+func newStore(t *testing.T, b tokenstore.Backend, kr *keyring.Keyring, c *clock) *tokenstore.Store {
+	s := tokenstore.New(b, kr)
+	s.Now = c.Now
+	return s
+}
+
+func sampleConn(id string) finchconnect.Connection {
+	return finchconnect.Connection{
+		ConnectionID:   id,
+		CustomerID:     "cust-" + id,
+		CustomerName:   "Acme " + id,
+		CustomerEmail:  "hr@acme.example",
+		ProviderID:     "gusto",
+		Products:       []string{"company", "directory"},
+		EntityIDs:      []string{"ent-1"},
+		ConnectionType: "provider",
+		ClientType:     "sandbox",
+		Status:         finchconnect.StatusConnected,
+		StatusMessage:  "ok",
+		LastSyncAt:     time.Date(2026, 2, 27, 8, 0, 0, 0, time.UTC),
+		AccessToken:    finchconnect.Secret("tok-" + id + "-0123456789abcdef"),
+	}
+}
+
+// connCmp compares instants, not time.Time representations, and a Secret by
+// value (its String redacts, which would hide a mismatch).
+var connCmp = cmp.Options{
+	cmpopts.EquateApproxTime(0),
+	cmpopts.EquateEmpty(),
+	cmp.Comparer(func(a, b finchconnect.Secret) bool { return a.Reveal() == b.Reveal() }),
+}
+
+func mustPut(t *testing.T, s *tokenstore.Store, c finchconnect.Connection) {
+	t.Helper()
+	if err := s.Put(t.Context(), c); err != nil {
+		t.Fatalf("Put(%q) err = %v", c.ConnectionID, err)
+	}
+}
+
+func mustGet(t *testing.T, s *tokenstore.Store, id string) finchconnect.Connection {
+	t.Helper()
+	c, err := s.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Get(%q) err = %v", id, err)
+	}
+	return c
+}
+
+func testStorePutGet(t *testing.T, b tokenstore.Backend) {
+	clk := newClock()
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), clk)
+	want := sampleConn("c1")
+	mustPut(t, s, want)
+	want.CreatedAt, want.UpdatedAt = clk.Now(), clk.Now()
+	got := mustGet(t, s, "c1")
+	if diff := cmp.Diff(want, got, connCmp); diff != "" {
+		t.Errorf("Get(c1) mismatch (-want +got):\n%s", diff)
+	}
+
+	// The backend holds the token sealed, under the connection's row, and
+	// the clear fields as index columns.
+	row, err := b.GetRow(t.Context(), "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(row.Sealed, []byte(want.AccessToken.Reveal())) || bytes.Contains(row.Meta, []byte(want.AccessToken.Reveal())) {
+		t.Errorf("backend row holds the token in the clear")
+	}
+	if id, ok := keyring.KeyID(row.Sealed); !ok || id != 1 {
+		t.Errorf("KeyID(row.Sealed) = %d, %v; want 1, true", id, ok)
+	}
+	if row.CustomerID != want.CustomerID || row.ProviderID != want.ProviderID || row.Status != want.Status {
+		t.Errorf("row index fields = %q %q %q, want %q %q %q", row.CustomerID, row.ProviderID, row.Status, want.CustomerID, want.ProviderID, want.Status)
+	}
+
+	// A caller's CreatedAt is kept on the first write.
+	imported := sampleConn("c2")
+	imported.CreatedAt = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	mustPut(t, s, imported)
+	if got := mustGet(t, s, "c2").CreatedAt; !got.Equal(imported.CreatedAt) {
+		t.Errorf("Get(c2).CreatedAt = %v, want the given %v", got, imported.CreatedAt)
+	}
+
+	for _, bad := range []finchconnect.Connection{{AccessToken: "t"}, {ConnectionID: "x"}} {
+		if err := s.Put(t.Context(), bad); err == nil {
+			t.Errorf("Put(%+v) err = nil, want an error (id and token are required)", bad)
+		}
+	}
+}
+
+func testStoreReauth(t *testing.T, b tokenstore.Backend) {
+	clk := newClock()
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), clk)
+	first := sampleConn("r1")
+	mustPut(t, s, first)
+	created := clk.Now()
+
+	clk.Advance(time.Hour)
+	again := first
+	again.AccessToken = "tok-after-reauth"
+	again.Status = finchconnect.StatusConnected
+	again.CreatedAt = time.Time{}
+	mustPut(t, s, again)
+
+	got := mustGet(t, s, "r1")
+	if got.AccessToken.Reveal() != "tok-after-reauth" {
+		t.Errorf("Get after re-authentication returned the old token")
+	}
+	if !got.CreatedAt.Equal(created) || !got.UpdatedAt.Equal(clk.Now()) {
+		t.Errorf("CreatedAt, UpdatedAt = %v, %v; want %v (kept), %v", got.CreatedAt, got.UpdatedAt, created, clk.Now())
+	}
+}
+
+func testStoreLookup(t *testing.T, b tokenstore.Backend) {
+	clk := newClock()
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), clk)
+	c := sampleConn("l1")
+	mustPut(t, s, c)
+
+	// Lookup never decrypts: it works with a keyring that cannot open the row.
+	other := newStore(t, b, newKeyring(t, newKey(t, 9)), clk)
+	got, err := other.Lookup(t.Context(), "l1")
+	if err != nil {
+		t.Fatalf("Lookup(l1) with a foreign keyring err = %v, want nil", err)
+	}
+	want := c
+	want.AccessToken = ""
+	want.CreatedAt, want.UpdatedAt = clk.Now(), clk.Now()
+	if diff := cmp.Diff(want, got, connCmp); diff != "" {
+		t.Errorf("Lookup(l1) mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := other.Get(t.Context(), "l1"); !errors.Is(err, finchconnect.ErrDecrypt) {
+		t.Errorf("Get(l1) with a keyring lacking the key err = %v, want ErrDecrypt", err)
+	}
+}
+
+func testStoreNotFound(t *testing.T, b tokenstore.Backend) {
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), newClock())
+	ctx := t.Context()
+	_, err := s.Get(ctx, "nope")
+	wantErrIs(t, "Get(nope)", err, finchconnect.ErrNotFound)
+	_, err = s.Lookup(ctx, "nope")
+	wantErrIs(t, "Lookup(nope)", err, finchconnect.ErrNotFound)
+	called := false
+	err = s.Update(ctx, "nope", func(*finchconnect.Connection) error { called = true; return nil })
+	wantErrIs(t, "Update(nope)", err, finchconnect.ErrNotFound)
+	if called {
+		t.Error("Update(nope) called its function")
+	}
+	wantErrIs(t, "Delete(nope)", s.Delete(ctx, "nope"), finchconnect.ErrNotFound)
+
+	mustPut(t, s, sampleConn("d1"))
+	if err := s.Delete(ctx, "d1"); err != nil {
+		t.Fatalf("Delete(d1) err = %v", err)
+	}
+	_, err = s.Get(ctx, "d1")
+	wantErrIs(t, "Get after Delete", err, finchconnect.ErrNotFound)
+}
+
+func testStoreTampered(t *testing.T, b tokenstore.Backend) {
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), newClock())
+	c := sampleConn("t1")
+	mustPut(t, s, c)
+	row, err := b.GetRow(t.Context(), "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 2, 5, 20, len(row.Sealed) - 1} {
+		bad := row
+		bad.Sealed = bytes.Clone(row.Sealed)
+		bad.Sealed[i] ^= 0x40
+		if _, err := b.PutRow(t.Context(), bad, tokenstore.AnyVersion); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Get(t.Context(), "t1")
+		if !errors.Is(err, finchconnect.ErrDecrypt) {
+			t.Errorf("Get(row with byte %d changed) err = %v, want ErrDecrypt", i, err)
+			continue
+		}
+		if strings.Contains(err.Error(), c.AccessToken.Reveal()) || strings.Contains(err.Error(), fmt.Sprintf("%x", bad.Sealed[5:])) {
+			t.Errorf("Get error %q echoes the token or the sealed bytes", err)
+		}
+		if err := s.Update(t.Context(), "t1", func(*finchconnect.Connection) error { return nil }); !errors.Is(err, finchconnect.ErrDecrypt) {
+			t.Errorf("Update(tampered row) err = %v, want ErrDecrypt", err)
+		}
+	}
+}
+
+func testStoreMovedToken(t *testing.T, b tokenstore.Backend) {
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), newClock())
+	mustPut(t, s, sampleConn("victim"))
+	mustPut(t, s, sampleConn("attacker"))
+	victim, err := b.GetRow(t.Context(), "victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := b.GetRow(t.Context(), "attacker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row.Sealed = victim.Sealed
+	if _, err := b.PutRow(t.Context(), row, tokenstore.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Get(t.Context(), "attacker"); !errors.Is(err, finchconnect.ErrDecrypt) {
+		t.Errorf("Get(row holding another row's sealed token) = %v, %v; want ErrDecrypt", c.AccessToken.Reveal() != "", err)
+	}
+}
+
+func testStoreUpdate(t *testing.T, b tokenstore.Backend) {
+	clk := newClock()
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), clk)
+	ctx := t.Context()
+	mustPut(t, s, sampleConn("u1"))
+	before, err := b.GetRow(ctx, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A status change keeps the sealed bytes exactly and moves the index.
+	clk.Advance(time.Minute)
+	err = s.Update(ctx, "u1", func(c *finchconnect.Connection) error {
+		if c.AccessToken.Reveal() != "tok-u1-0123456789abcdef" {
+			t.Errorf("Update's function got token %v, want the stored one", c.AccessToken.Reveal() != "")
+		}
+		c.Status = finchconnect.StatusReauth
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update(status) err = %v", err)
+	}
+	after, err := b.GetRow(ctx, "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before.Sealed, after.Sealed) {
+		t.Error("Update without a token change re-sealed the token")
+	}
+	if after.Status != finchconnect.StatusReauth || after.Version != before.Version+1 {
+		t.Errorf("row after Update: status %q version %d, want reauth and %d", after.Status, after.Version, before.Version+1)
+	}
+	got := mustGet(t, s, "u1")
+	if got.Status != finchconnect.StatusReauth || !got.UpdatedAt.Equal(clk.Now()) || got.CreatedAt.Equal(clk.Now()) {
+		t.Errorf("Get after Update: status %q updated %v created %v", got.Status, got.UpdatedAt, got.CreatedAt)
+	}
+	if rows, _ := b.ListRows(ctx, tokenstore.Filter{Status: finchconnect.StatusConnected}); len(rows) != 0 {
+		t.Errorf("ListRows(connected) after Update = %v, want none", ids(rows))
+	}
+
+	// A token change re-seals.
+	if err := s.Update(ctx, "u1", func(c *finchconnect.Connection) error { c.AccessToken = "tok-new"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, "u1"); got.AccessToken.Reveal() != "tok-new" {
+		t.Error("Get after a token Update returned the old token")
+	}
+
+	// The function's error comes back as is, and nothing is written.
+	errStop := errors.New("stop")
+	v := mustGetRow(t, b, "u1").Version
+	err = s.Update(ctx, "u1", func(c *finchconnect.Connection) error { c.Status = "x"; return errStop })
+	if !errors.Is(err, errStop) {
+		t.Errorf("Update(func fails) err = %v, want the function's error", err)
+	}
+	if got := mustGetRow(t, b, "u1"); got.Version != v || got.Status == "x" {
+		t.Errorf("Update(func fails) wrote the row")
+	}
+	// The id and the token cannot be removed.
+	for name, fn := range map[string]func(*finchconnect.Connection) error{
+		"id changed":    func(c *finchconnect.Connection) error { c.ConnectionID = "u2"; return nil },
+		"token removed": func(c *finchconnect.Connection) error { c.AccessToken = ""; return nil },
+	} {
+		if err := s.Update(ctx, "u1", fn); err == nil {
+			t.Errorf("Update(%s) err = nil, want an error", name)
+		}
+	}
+	if got := mustGetRow(t, b, "u1"); got.Version != v {
+		t.Errorf("refused Updates wrote the row")
+	}
+}
+
+func testStoreConcurrentUpdates(t *testing.T, b tokenstore.Backend) {
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), newClock())
+	c := sampleConn("cu")
+	c.Products = nil
+	mustPut(t, s, c)
+	const n = 20
+	errs := race(n, func(i int) error {
+		return s.Update(t.Context(), "cu", func(c *finchconnect.Connection) error {
+			c.Products = append(c.Products, fmt.Sprintf("p%02d", i))
+			return nil
+		})
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Update %d err = %v", i, err)
+		}
+	}
+	got := mustGet(t, s, "cu").Products
+	slices.Sort(got)
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("p%02d", i))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Products after %d concurrent Updates: an update was lost (-want +got):\n%s", n, diff)
+	}
+}
+
+func testStoreList(t *testing.T, b tokenstore.Backend) {
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), newClock())
+	for i := range 7 {
+		c := sampleConn(fmt.Sprintf("ls%d", i))
+		if i%2 == 1 {
+			c.Status = finchconnect.StatusReauth
+		}
+		mustPut(t, s, c)
+	}
+	var got []string
+	f := tokenstore.Filter{Limit: 3}
+	for range 10 {
+		page, next, err := s.List(t.Context(), f)
+		if err != nil {
+			t.Fatalf("List(%+v) err = %v", f, err)
+		}
+		for _, c := range page {
+			if !c.AccessToken.IsZero() {
+				t.Errorf("List returned %q with its token", c.ConnectionID)
+			}
+			if c.CustomerName != "Acme "+c.ConnectionID {
+				t.Errorf("List returned %q with CustomerName %q", c.ConnectionID, c.CustomerName)
+			}
+			got = append(got, c.ConnectionID)
+		}
+		if next == "" {
+			break
+		}
+		f.After = next
+	}
+	if diff := cmp.Diff([]string{"ls0", "ls1", "ls2", "ls3", "ls4", "ls5", "ls6"}, got); diff != "" {
+		t.Errorf("List pages mismatch (-want +got):\n%s", diff)
+	}
+	page, next, err := s.List(t.Context(), tokenstore.Filter{Status: finchconnect.StatusReauth})
+	var reauth []string
+	for _, c := range page {
+		reauth = append(reauth, c.ConnectionID)
+	}
+	if diff := cmp.Diff([]string{"ls1", "ls3", "ls5"}, reauth); err != nil || next != "" || diff != "" {
+		t.Errorf("List(reauth) err = %v, next = %q, mismatch (-want +got):\n%s", err, next, diff)
+	}
+}
+
+func testStoreRewrap(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	clk := newClock()
+	k1, k2 := newKey(t, 1), newKey(t, 2)
+	old := newStore(t, b, newKeyring(t, k1), clk)
+	const n = 12
+	for i := range n {
+		mustPut(t, old, sampleConn(fmt.Sprintf("rw%02d", i)))
+	}
+	rotated := newStore(t, b, newKeyring(t, k2, k1), clk)
+	usage, err := rotated.KeyUsage(ctx)
+	if diff := cmp.Diff(map[uint32]int{1: n}, usage); err != nil || diff != "" {
+		t.Fatalf("KeyUsage before rewrap err = %v, mismatch (-want +got):\n%s", err, diff)
+	}
+
+	// Resume after rw05: only the later half moves.
+	var calls []string
+	res, err := rotated.Rewrap(ctx, tokenstore.RewrapOptions{After: "rw05", Progress: func(done, total int, cursor string) {
+		calls = append(calls, fmt.Sprintf("%d/%d %s", done, total, cursor))
+	}})
+	if err != nil {
+		t.Fatalf("Rewrap(after rw05) err = %v", err)
+	}
+	if res.Rewrapped != 6 || res.Scanned != 6 || res.Cursor != "rw11" {
+		t.Errorf("Rewrap(after rw05) = %+v, want 6 rewrapped of 6 scanned, cursor rw11", res)
+	}
+	if len(calls) != 6 || calls[0] != "1/6 rw06" || calls[5] != "6/6 rw11" {
+		t.Errorf("Progress calls = %q, want 1/6 rw06 … 6/6 rw11", calls)
+	}
+	usage, _ = rotated.KeyUsage(ctx)
+	if diff := cmp.Diff(map[uint32]int{1: 6, 2: 6}, usage); diff != "" {
+		t.Errorf("KeyUsage after half a rewrap mismatch (-want +got):\n%s", diff)
+	}
+
+	res, err = rotated.Rewrap(ctx, tokenstore.RewrapOptions{})
+	if err != nil || res.Rewrapped != 6 || res.Scanned != n {
+		t.Errorf("Rewrap() = %+v, %v; want 6 rewrapped of %d", res, err, n)
+	}
+	usage, _ = rotated.KeyUsage(ctx)
+	if diff := cmp.Diff(map[uint32]int{2: n}, usage); diff != "" {
+		t.Errorf("KeyUsage after rewrap mismatch (-want +got):\n%s", diff)
+	}
+	// Key 1 can go: a keyring without it opens everything.
+	retired := newStore(t, b, newKeyring(t, k2), clk)
+	for i := range n {
+		id := fmt.Sprintf("rw%02d", i)
+		if got := mustGet(t, retired, id); got.AccessToken.Reveal() != sampleConn(id).AccessToken.Reveal() || got.Status != finchconnect.StatusConnected {
+			t.Errorf("Get(%s) after rewrap lost its token or status", id)
+		}
+	}
+	// Nothing left to do.
+	if res, err := retired.Rewrap(ctx, tokenstore.RewrapOptions{}); err != nil || res.Rewrapped != 0 {
+		t.Errorf("second Rewrap() = %+v, %v; want nothing rewrapped", res, err)
+	}
+
+	// A row no key opens is reported and skipped; the rest still move.
+	mustPut(t, newStore(t, b, newKeyring(t, newKey(t, 7)), clk), sampleConn("rw-lost"))
+	mustPut(t, retired, sampleConn("rw-new"))
+	k3 := newKey(t, 3)
+	again := newStore(t, b, newKeyring(t, k3, k2), clk)
+	res, err = again.Rewrap(ctx, tokenstore.RewrapOptions{})
+	if !errors.Is(err, finchconnect.ErrDecrypt) || !slices.Equal(res.Failed, []string{"rw-lost"}) || res.Rewrapped != n+1 {
+		t.Errorf("Rewrap() with an unopenable row = %+v, %v; want rw-lost failed, %d rewrapped, ErrDecrypt", res, err, n+1)
+	}
+	usage, _ = again.KeyUsage(ctx)
+	if diff := cmp.Diff(map[uint32]int{3: n + 1, 7: 1}, usage); diff != "" {
+		t.Errorf("KeyUsage mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func testStoreRewrapRace(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	clk := newClock()
+	k1, k2 := newKey(t, 1), newKey(t, 2)
+	old := newStore(t, b, newKeyring(t, k1), clk)
+	const n = 30
+	for i := range n {
+		mustPut(t, old, sampleConn(fmt.Sprintf("rr%02d", i)))
+	}
+	// Live traffic (another process, already restarted with the new
+	// keyring) keeps updating rows while the rotation runs; neither may undo
+	// the other's write.
+	rotated := newStore(t, b, newKeyring(t, k2, k1), clk)
+	live := newStore(t, b, newKeyring(t, k2, k1), clk)
+	var wg sync.WaitGroup
+	var rewrapErr error
+	wg.Go(func() { _, rewrapErr = rotated.Rewrap(ctx, tokenstore.RewrapOptions{}) })
+	errs := race(n, func(i int) error {
+		return live.Update(ctx, fmt.Sprintf("rr%02d", i), func(c *finchconnect.Connection) error {
+			c.Status = finchconnect.StatusReauth
+			if i%2 == 0 {
+				c.AccessToken = finchconnect.Secret(fmt.Sprintf("new-%d", i))
+			}
+			return nil
+		})
+	})
+	wg.Wait()
+	if rewrapErr != nil {
+		t.Fatalf("Rewrap() err = %v", rewrapErr)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Update %d err = %v", i, err)
+		}
+	}
+	// Every update survived.
+	for i := range n {
+		id := fmt.Sprintf("rr%02d", i)
+		got := mustGet(t, rotated, id)
+		want := sampleConn(id).AccessToken.Reveal()
+		if i%2 == 0 {
+			want = fmt.Sprintf("new-%d", i)
+		}
+		if got.Status != finchconnect.StatusReauth || got.AccessToken.Reveal() != want {
+			t.Errorf("Get(%s) = status %q, token changed %v; an update was overwritten by Rewrap", id, got.Status, got.AccessToken.Reveal() != want)
+		}
+	}
+	// And the rewrap still moved every row: an update that kept the old
+	// sealed bytes made Rewrap re-read and re-seal, not skip.
+	usage, err := rotated.KeyUsage(ctx)
+	if diff := cmp.Diff(map[uint32]int{2: n}, usage); err != nil || diff != "" {
+		t.Errorf("KeyUsage after a rewrap racing updates err = %v, mismatch (-want +got):\n%s", err, diff)
+	}
+}
+
+func testStoreStaged(t *testing.T, b tokenstore.Backend) {
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), newClock())
+	c := sampleConn("st1")
+	c.CreatedAt = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	staged, err := s.SealStaged(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(staged, []byte(c.AccessToken.Reveal())) || bytes.Contains(staged, []byte(c.CustomerName)) {
+		t.Error("SealStaged output holds the connection in the clear")
+	}
+	got, err := s.OpenStaged(staged)
+	if err != nil {
+		t.Fatalf("OpenStaged(SealStaged(c)) err = %v", err)
+	}
+	if diff := cmp.Diff(c, got, connCmp); diff != "" {
+		t.Errorf("OpenStaged(SealStaged(c)) mismatch (-want +got):\n%s", diff)
+	}
+	// Not interchangeable with a row's sealed token, either way.
+	mustPut(t, s, c)
+	row := mustGetRow(t, b, "st1")
+	if _, err := s.OpenStaged(row.Sealed); !errors.Is(err, finchconnect.ErrDecrypt) {
+		t.Errorf("OpenStaged(a row's sealed token) err = %v, want ErrDecrypt", err)
+	}
+	row.Sealed = staged
+	if _, err := b.PutRow(t.Context(), row, tokenstore.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(t.Context(), "st1"); !errors.Is(err, finchconnect.ErrDecrypt) {
+		t.Errorf("Get(row holding a staged value) err = %v, want ErrDecrypt", err)
+	}
+	staged[len(staged)-1] ^= 1
+	if _, err := s.OpenStaged(staged); !errors.Is(err, finchconnect.ErrDecrypt) {
+		t.Errorf("OpenStaged(tampered) err = %v, want ErrDecrypt", err)
+	}
+}
