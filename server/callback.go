@@ -24,6 +24,8 @@ var (
 	errPending       = errors.New("server: the first callback for this code is still in progress")
 	errExchange      = errors.New("server: the code exchange with Finch failed")
 	errStore         = errors.New("server: the token could not be saved")
+	errInterrupted   = errors.New("server: the callback was interrupted while the code was with Finch")
+	errSaving        = errors.New("server: the token is held in the journal until the store returns")
 )
 
 // handleCallback receives the authorization code. GET is the redirect flow
@@ -66,6 +68,7 @@ func (s *Server) handleCallback() http.Handler {
 			s.fail(w, r, embedded, err)
 			return
 		}
+		s.cfg.Failpoint("before-response")
 		id := out.ConnectionID
 		if embedded {
 			writeJSON(w, http.StatusOK, map[string]string{"connection_id": id, "url": s.link("/connections/" + id)})
@@ -96,6 +99,10 @@ func callbackOutcome(out outcome, err error) string {
 		return "exchange_failed"
 	case errors.Is(err, errPending):
 		return "pending"
+	case errors.Is(err, errSaving):
+		return "saving"
+	case errors.Is(err, errInterrupted):
+		return "interrupted"
 	default:
 		return "error"
 	}
@@ -161,14 +168,21 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	// not abandon a code half-exchanged.
 	ctx, cancel := detach(ctx, 2*time.Minute)
 	defer cancel()
-	id, failure, err := s.exchangeOnce(ctx, code, stateHash, fs)
-	settled := entry
+	id, failure, staged, err := s.exchangeOnce(ctx, key, entry, code, stateHash, fs)
+	if failure == failSaving && staged.Status == ledgerExchanged {
+		// The staged token must stay in the ledger until the recovery
+		// loop has stored it.
+		s.wake(key)
+		return outcome{}, err
+	}
+	settled := staged
+	settled.Sealed = nil // the token lives in the vault now, or nowhere
 	if err != nil {
 		settled.Status, settled.Failure = ledgerFailed, failure
 	} else {
 		settled.Status, settled.ConnectionID = ledgerDone, id
 	}
-	if serr := s.backend.Swap(ctx, key, mustJSON(entry), mustJSON(settled), ledgerTTL); serr != nil {
+	if serr := s.backend.Swap(ctx, key, mustJSON(staged), mustJSON(settled), ledgerTTL); serr != nil {
 		// The outcome stands; duplicates will time out waiting instead of
 		// sharing it. Worth an operator's attention, not the user's.
 		s.log.Error("settle callback ledger", "err", serr, "request_id", requestID(ctx))
@@ -182,14 +196,21 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 
 // exchangeOnce spends the state, exchanges the code and stores the token. It
 // returns the connection id, or a failure kind for the ledger and the error.
-func (s *Server) exchangeOnce(ctx context.Context, code, stateHash string, fs flowState) (string, string, error) {
+//
+// The token is written twice: first, sealed, into the ledger entry (the
+// write-ahead), then into the vault. A crash between the two loses nothing:
+// [Server.Recover] and any duplicate callback finish the job from the
+// ledger. Only the instant between Finch's answer and the first write is
+// unprotected; no design can close it, as Finch has no idempotent exchange.
+func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry, code, stateHash string, fs flowState) (id, failure string, staged ledgerEntry, err error) {
+	staged = entry
 	// A state carries one flow: the first code to spend it wins, and a
 	// second code arriving with the same state is refused before any
 	// exchange.
 	if err := s.backend.Claim(ctx, prefixStateUsed+stateHash, []byte("used"), s.cfg.StateTTL); errors.Is(err, finchconnect.ErrConflict) {
-		return "", failState, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
+		return "", failState, staged, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
 	} else if err != nil {
-		return "", failStore, fmt.Errorf("server: spend state: %w", err)
+		return "", failStore, staged, fmt.Errorf("server: spend state: %w", err)
 	}
 
 	redirectURI := ""
@@ -198,12 +219,13 @@ func (s *Server) exchangeOnce(ctx context.Context, code, stateHash string, fs fl
 		// for embedded ones (finch-api.md §3).
 		redirectURI = s.redirectURI()
 	}
+	s.cfg.Failpoint("before-exchange")
 	conn, err := s.finch.ExchangeCode(ctx, code, redirectURI)
 	if err != nil {
 		if errors.Is(err, finchconnect.ErrInvalidCode) {
-			return "", failCode, err
+			return "", failCode, staged, err
 		}
-		return "", failExchange, fmt.Errorf("%w: %w", errExchange, err)
+		return "", failExchange, staged, fmt.Errorf("%w: %w", errExchange, err)
 	}
 	now := s.cfg.Now()
 	if conn.CustomerID == "" {
@@ -214,62 +236,44 @@ func (s *Server) exchangeOnce(ctx context.Context, code, stateHash string, fs fl
 	}
 	conn.Status = finchconnect.StatusConnected
 	conn.CheckedAt = now
-	if err := s.save(ctx, conn); err != nil {
-		return "", failStore, err
+
+	// The write-ahead: the sealed connection goes into the ledger entry.
+	ahead := entry
+	ahead.Status, ahead.ConnectionID, ahead.Exchanged = ledgerExchanged, conn.ConnectionID, now.Unix()
+	if ahead.Sealed, err = s.store.SealStaged(conn); err != nil {
+		s.log.Error("seal a staged token", "connection_id", conn.ConnectionID, "err", err)
+	} else if err = s.backend.Swap(ctx, key, mustJSON(entry), mustJSON(ahead), ledgerTTL); err != nil {
+		s.log.Warn("stage an exchanged token", "connection_id", conn.ConnectionID, "err", err)
+	} else {
+		staged = ahead
 	}
+	s.cfg.Failpoint("after-exchange")
+
+	// What /introspect adds (status, customer, last sync) goes into the
+	// same write as the token. It is best effort: the token is safe already.
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if in, err := s.finch.Introspect(ictx, conn.AccessToken); err == nil {
+		applyIntrospection(&conn, in, now)
+	} else {
+		s.log.Warn("introspect a new connection", "connection_id", conn.ConnectionID, "err", err)
+	}
+	cancel()
+
+	s.cfg.Failpoint("before-commit")
+	if err := s.save(ctx, conn, staged.Status == ledgerExchanged); err != nil {
+		if errors.Is(err, errSaving) {
+			return "", failSaving, staged, err
+		}
+		return "", failStore, staged, err
+	}
+	s.cfg.Failpoint("after-commit")
 	s.audit(ctx, finchconnect.AuditExchanged, conn.ConnectionID, "browser", fs.Kind)
-	s.refreshStatus(ctx, conn.ConnectionID)
 	event := finchconnect.EventConnectionCreated
 	if fs.Kind == kindReauth {
 		event = finchconnect.EventConnectionReauthenticated
 	}
 	s.notify(ctx, event, conn)
-	return conn.ConnectionID, "", nil
-}
-
-// save stores a freshly exchanged connection, retrying briefly: the token
-// cannot be fetched from Finch again. If the store stays down the
-// connection is disconnected at Finch, so that no live token is left that
-// nobody holds, and the employer is asked to connect again.
-func (s *Server) save(ctx context.Context, conn finchconnect.Connection) error {
-	var err error
-	for attempt := range 4 {
-		if attempt > 0 {
-			select {
-			case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
-			case <-ctx.Done():
-			}
-		}
-		if err = s.store.Put(ctx, conn); err == nil {
-			return nil
-		}
-	}
-	s.log.Error("store a new connection", "connection_id", conn.ConnectionID, "err", err)
-	if derr := s.finch.Disconnect(ctx, conn.AccessToken); derr != nil {
-		s.log.Error("disconnect an unsaved connection", "connection_id", conn.ConnectionID, "err", derr)
-	}
-	return fmt.Errorf("%w: %v", errStore, err)
-}
-
-// refreshStatus introspects a connection and records what Finch says of it.
-// It is best effort: the connection is stored already.
-func (s *Server) refreshStatus(ctx context.Context, id string) {
-	conn, err := s.store.Get(ctx, id)
-	if err != nil {
-		return
-	}
-	in, err := s.finch.Introspect(ctx, conn.AccessToken)
-	if err != nil {
-		s.log.Warn("introspect a connection", "connection_id", id, "err", err)
-		return
-	}
-	err = s.store.Update(ctx, id, func(c *finchconnect.Connection) error {
-		applyIntrospection(c, in, s.cfg.Now())
-		return nil
-	})
-	if err != nil {
-		s.log.Warn("record introspection", "connection_id", id, "err", err)
-	}
+	return conn.ConnectionID, "", staged, nil
 }
 
 // follow waits for the ledger entry under key to settle and returns its
@@ -296,6 +300,13 @@ func (s *Server) follow(ctx context.Context, key, stateHash, bHash string) (outc
 			return outcome{ConnectionID: e.ConnectionID, ReturnURL: e.ReturnURL, Duplicate: true}, nil
 		case ledgerFailed:
 			return outcome{}, failureError(e.Failure)
+		}
+		if s.abandoned(e) {
+			// The process handling this callback died; finish its work.
+			if _, err := s.recoverEntry(ctx, key, b, e); err != nil {
+				return outcome{}, err
+			}
+			continue
 		}
 		if time.Now().After(deadline) {
 			return outcome{}, errPending
@@ -339,6 +350,11 @@ const (
 	failCode     = "code"
 	failExchange = "exchange"
 	failStore    = "store"
+	failSaving   = "saving"
+	// failInterrupted marks a callback whose process died while the code
+	// was with Finch: the code may or may not have been spent, and it is
+	// never sent twice, so the employer must connect again.
+	failInterrupted = "interrupted"
 )
 
 func failureError(kind string) error {
@@ -349,6 +365,10 @@ func failureError(kind string) error {
 		return finchconnect.ErrInvalidCode
 	case failStore:
 		return errStore
+	case failSaving:
+		return errSaving
+	case failInterrupted:
+		return errInterrupted
 	default:
 		return errExchange
 	}
@@ -360,4 +380,44 @@ func mustJSON(v any) []byte {
 		panic(err) // only plain structs are marshalled here
 	}
 	return b
+}
+
+// save stores a freshly exchanged connection, retrying briefly: the token
+// cannot be fetched from Finch again. If the store stays down, the token
+// goes to the local journal (when one is configured), to be replayed into
+// the store when it returns, and the user is told the connection is being
+// saved. Without a journal the connection is disconnected at Finch, so that
+// no live token is left that nobody holds, and the employer is asked to
+// connect again.
+//
+// When the token is staged in the ledger already, the store has it: the
+// recovery loop finishes the write when the store answers again.
+func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged bool) error {
+	var err error
+	for attempt := range 4 {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+		if err = s.store.Put(ctx, conn); err == nil {
+			return nil
+		}
+	}
+	s.log.Error("store a new connection", "connection_id", conn.ConnectionID, "err", err)
+	if staged {
+		return fmt.Errorf("%w: %v", errSaving, err)
+	}
+	if s.cfg.Journal != nil {
+		jerr := s.cfg.Journal.Hold(conn)
+		if jerr == nil {
+			return fmt.Errorf("%w: %v", errSaving, err)
+		}
+		s.log.Error("journal a new connection", "connection_id", conn.ConnectionID, "err", jerr)
+	}
+	if derr := s.finch.Disconnect(ctx, conn.AccessToken); derr != nil {
+		s.log.Error("disconnect an unsaved connection", "connection_id", conn.ConnectionID, "err", derr)
+	}
+	return fmt.Errorf("%w: %v", errStore, err)
 }

@@ -46,6 +46,12 @@ func classify(err error) (status int, code, title, detail string) {
 	case errors.Is(err, errPending):
 		return http.StatusServiceUnavailable, "pending", "Still connecting.",
 			"The first request for this connection is still being processed. Refresh this page in a moment."
+	case errors.Is(err, errSaving):
+		return http.StatusAccepted, "saving", "The connection is being saved.",
+			"The employer is connected. Our storage is briefly unavailable, so the connection is held safely and will appear in a few moments; there is nothing more to do."
+	case errors.Is(err, errInterrupted):
+		return http.StatusConflict, "interrupted", "The connection attempt was interrupted.",
+			"Our server restarted while finishing it. Please connect the employer again from the home page."
 	case errors.Is(err, errStore):
 		return http.StatusServiceUnavailable, "store_unavailable", "The connection could not be saved.",
 			"Our storage is unavailable, so the connection was cancelled at Finch. Please connect again in a few minutes."
@@ -78,16 +84,25 @@ func handleHealthz() http.Handler {
 	})
 }
 
-// handleReadyz reports whether the store answers: a replica whose store is
-// down should be taken out of the load balancer.
+// handleReadyz reports whether the store answers, and whether tokens are
+// waiting in the local journal for it: a replica in either state should be
+// taken out of the load balancer until it recovers.
 func (s *Server) handleReadyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		held := 0
+		if s.cfg.Journal != nil {
+			held = s.cfg.Journal.Pending()
+		}
 		if err := s.backend.Ping(r.Context()); err != nil {
 			s.log.Warn("readiness: store unreachable", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": "unreachable"})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "store": "unreachable", "journal_pending": held})
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "store": "ok"})
+		if held > 0 {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "degraded", "store": "ok", "journal_pending": held})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "store": "ok", "journal_pending": 0})
 	})
 }
 

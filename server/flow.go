@@ -33,9 +33,10 @@ const (
 	prefixLedger    = "callback/"   // code hash → ledgerEntry
 )
 
-// ledgerTTL is how long a settled callback is remembered, so that a refresh
-// long after the exchange still shows the result rather than an error.
-const ledgerTTL = 24 * time.Hour
+// ledgerTTL is how long a callback is remembered, so that a refresh long
+// after the exchange still shows the result rather than an error. It bounds
+// the ledger's size, which the recovery loop scans.
+const ledgerTTL = time.Hour
 
 // browserCookie binds a flow to the browser that started it. The cookie is
 // HttpOnly and SameSite=Lax: Lax so that it rides along on the top-level
@@ -71,14 +72,18 @@ type ledgerEntry struct {
 	Browser      string `json:"browser"` // hex SHA-256 of the browser cookie
 	ConnectionID string `json:"connection_id,omitempty"`
 	ReturnURL    string `json:"return_url,omitempty"`
-	Failure      string `json:"failure,omitempty"` // a failure kind; see failureError
+	Exchanged    int64  `json:"exchanged,omitempty"` // when Finch answered, for an exchanged entry
+	Sealed       []byte `json:"sealed,omitempty"`    // the write-ahead: the connection, sealed by the vault
+	Failure      string `json:"failure,omitempty"`   // a failure kind; see failureError
 	Started      int64  `json:"started"`
 }
 
+// Ledger statuses. An entry moves pending → exchanged → done, or to failed.
 const (
-	ledgerPending = "pending"
-	ledgerDone    = "done"
-	ledgerFailed  = "failed"
+	ledgerPending   = "pending"   // claimed; the code may be on its way to Finch
+	ledgerExchanged = "exchanged" // Finch answered; the sealed token is staged in the entry
+	ledgerDone      = "done"      // the connection is in the vault
+	ledgerFailed    = "failed"
 )
 
 func hashHex(s string) string {

@@ -67,6 +67,22 @@ type Config struct {
 	// "pending", "error".
 	Observe func(outcome string, d time.Duration)
 
+	// Journal holds tokens that the store could not take during an outage,
+	// until they can be replayed into it. Nil: such a token is disconnected
+	// at Finch instead, and the employer asked to connect again.
+	Journal Journal
+
+	// Failpoint is called at named points of a callback ("before-exchange",
+	// "after-exchange", "before-commit", "after-commit", "before-response"),
+	// so crash tests can kill the process there. Nil in production.
+	Failpoint func(name string)
+
+	// RecoverAfter is how long a callback may stay in flight before it is
+	// considered abandoned by a crashed process and finished by
+	// [Server.Recover] or by a duplicate. Default 3 minutes, longer than
+	// any exchange.
+	RecoverAfter time.Duration
+
 	// Logger receives one line per request and the errors someone must act
 	// on. Nil discards.
 	Logger *slog.Logger
@@ -75,6 +91,13 @@ type Config struct {
 	// time.Now and crypto/rand. Tests inject them.
 	Now  func() time.Time
 	Rand io.Reader
+}
+
+// Journal is a durable local holding area for exchanged tokens, used while
+// the store is unreachable. tokenstore.Journal implements it.
+type Journal interface {
+	Hold(conn finchconnect.Connection) error
+	Pending() int
 }
 
 // Server is the Connect back-end. Create it with [New]; it is safe for
@@ -115,6 +138,9 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error)
 	if cfg.StateTTL <= 0 {
 		cfg.StateTTL = 10 * time.Minute
 	}
+	if cfg.RecoverAfter <= 0 {
+		cfg.RecoverAfter = 3 * time.Minute
+	}
 	if cfg.WaitTimeout <= 0 {
 		cfg.WaitTimeout = 90 * time.Second
 	}
@@ -132,6 +158,9 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error)
 	}
 	if cfg.Observe == nil {
 		cfg.Observe = func(string, time.Duration) {}
+	}
+	if cfg.Failpoint == nil {
+		cfg.Failpoint = func(string) {}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

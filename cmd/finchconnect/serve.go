@@ -36,6 +36,7 @@ type serveFlags struct {
 	logFormat, logLevel       string
 	shutdownTimeout           time.Duration
 	connectLimit              float64
+	recoverAfter              time.Duration
 	callbackLimit             float64
 }
 
@@ -52,6 +53,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Float64Var(&f.connectLimit, "connect-limit", 20, "flows one client address may start per minute (0 disables)")
 	fs.Float64Var(&f.callbackLimit, "callback-limit", 120, "callbacks one client address may make per minute (0 disables)")
+	fs.DurationVar(&f.recoverAfter, "recover-after", 3*time.Minute, "how long a callback may be in flight before it counts as abandoned by a crashed process")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
 }
 
@@ -123,6 +125,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		mux.Handle("/finch/", http.StripPrefix("/finch", sb))
 		fc = &finch.Client{BaseURL: "http://" + ln.Addr().String() + "/finch", ClientID: demoClientID, ClientSecret: demoClientSecret}
 	}
+	// Tokens exchanged while the store is down wait, sealed, in a local
+	// journal, and are replayed as soon as it answers again.
+	journal, err := store.OpenJournal(filepath.Join(f.store.dataDir, "journal"))
+	if err != nil {
+		return err
+	}
+	defer journal.Close()
+
 	deps := &appDeps{logger: logger, store: store, backend: backend, finch: fc, publicURL: publicURL, dataDir: f.store.dataDir, demo: demo}
 	lc, err := startLifecycle(ctx, lcF, deps)
 	if err != nil {
@@ -132,13 +142,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	products := splitList(f.products)
 	srv, err := server.New(server.Config{
-		PublicURL: publicURL,
-		Products:  products,
-		Sandbox:   f.sandboxMode,
-		Logger:    logger,
-		Notify:    lc.notify,
-		Audit:     lc.audit,
-		Observe:   lc.observe,
+		PublicURL:    publicURL,
+		Products:     products,
+		Sandbox:      f.sandboxMode,
+		Logger:       logger,
+		Notify:       lc.notify,
+		Audit:        lc.audit,
+		Observe:      lc.observe,
+		Failpoint:    failpoint(getenv),
+		RecoverAfter: f.recoverAfter,
 		// Bursts: a page of tabs for /connect; a crowd of duplicates for
 		// /callback, which are cheap once the first has claimed the code.
 		ConnectLimit:  rateLimit(f.connectLimit, 1),
@@ -147,6 +159,48 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	// Finish what a crashed predecessor left half done before serving.
+	if n, err := journal.Replay(ctx); err != nil {
+		logger.Warn("replay the journal", "err", err, "pending", journal.Pending())
+	} else if n > 0 {
+		logger.Info("replayed the journal into the store", "connections", n)
+	}
+	if res, err := srv.Recover(ctx); err != nil {
+		logger.Error("recover callbacks", "err", err)
+	} else if res.Stored+res.Interrupted > 0 {
+		logger.Warn("recovered callbacks", "stored", res.Stored, "interrupted", res.Interrupted)
+	}
+	// Keep finishing abandoned callbacks whose users never came back, and
+	// replay the journal as soon as the store takes writes again.
+	recoverCtx, stopRecover := context.WithCancel(ctx)
+	recoverDone := make(chan struct{})
+	go func() {
+		defer close(recoverDone)
+		recoverTick := time.NewTicker(max(f.recoverAfter/2, time.Second))
+		defer recoverTick.Stop()
+		journalTick := time.NewTicker(2 * time.Second)
+		defer journalTick.Stop()
+		for {
+			select {
+			case <-recoverCtx.Done():
+				return
+			case <-recoverTick.C:
+				if _, err := srv.Recover(recoverCtx); err != nil && recoverCtx.Err() == nil {
+					logger.Error("recover callbacks", "err", err)
+				}
+			case <-journalTick.C:
+				if journal.Pending() == 0 {
+					continue
+				}
+				if n, err := journal.Replay(recoverCtx); err != nil && recoverCtx.Err() == nil {
+					logger.Warn("replay the journal", "err", err, "pending", journal.Pending())
+				} else if n > 0 {
+					logger.Info("replayed the journal into the store", "connections", n)
+				}
+			}
+		}
+	}()
+	defer func() { stopRecover(); <-recoverDone }()
 	deps.flows = srv
 	if err := mountAPI(mux, apiF, deps); err != nil {
 		return err

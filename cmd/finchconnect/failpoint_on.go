@@ -1,0 +1,26 @@
+//go:build failpoints
+
+package main
+
+import (
+	"os"
+	"syscall"
+)
+
+// failpoint returns a hook that kills this process with SIGKILL at the
+// callback point named by FINCHCONNECT_FAILPOINT ("before-exchange",
+// "after-exchange", "before-commit", "after-commit", "before-response"). It
+// exists only in binaries built with -tags failpoints, for the crash tests;
+// release builds have no such switch at all.
+func failpoint(getenv func(string) string) func(string) {
+	want := getenv("FINCHCONNECT_FAILPOINT")
+	if want == "" {
+		return nil
+	}
+	return func(name string) {
+		if name == want {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			select {} // the signal is on its way; never return
+		}
+	}
+}
