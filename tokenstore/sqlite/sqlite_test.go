@@ -1,8 +1,19 @@
 package sqlite
 
 import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
 
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/finchconnect/finchconnect/tokenstore/tokenstoretest"
@@ -32,4 +43,279 @@ func TestBackend_ConformanceSharedPool(t *testing.T) {
 
 func TestBackend_Store(t *testing.T) {
 	tokenstoretest.RunStore(t, func(t *testing.T) tokenstore.Backend { return mustOpen(t, options{}) })
+}
+
+func TestOpen_permissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data", "nested")
+	path := filepath.Join(dir, "vault.db")
+	b, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Claim(t.Context(), "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path string
+		want os.FileMode
+	}{
+		{dir, 0o700},
+		{filepath.Dir(dir), 0o700},
+		{path, 0o600},
+		{path + "-wal", 0o600},
+		{path + "-shm", 0o600},
+	} {
+		fi, err := os.Stat(tt.path)
+		if err != nil {
+			t.Errorf("Stat(%s) err = %v", filepath.Base(tt.path), err)
+			continue
+		}
+		if got := fi.Mode().Perm(); got != tt.want {
+			t.Errorf("mode of %s = %04o, want %04o", filepath.Base(tt.path), got, tt.want)
+		}
+	}
+}
+
+func TestOpen_pragmas(t *testing.T) {
+	b := mustOpen(t, options{})
+	ctx := t.Context()
+	tests := []struct {
+		db     *sql.DB
+		pragma string
+		want   string
+	}{
+		{b.w, "journal_mode", "wal"},
+		{b.w, "synchronous", "2"}, // FULL
+		{b.w, "foreign_keys", "1"},
+		{b.w, "busy_timeout", "5000"},
+		{b.r, "journal_mode", "wal"},
+		{b.r, "query_only", "1"},
+		{b.r, "busy_timeout", "5000"},
+	}
+	for _, tt := range tests {
+		var got string
+		if err := tt.db.QueryRowContext(ctx, "PRAGMA "+tt.pragma).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s err = %v", tt.pragma, err)
+		}
+		if got != tt.want {
+			t.Errorf("PRAGMA %s = %q, want %q", tt.pragma, got, tt.want)
+		}
+	}
+	if _, err := b.r.ExecContext(ctx, "DELETE FROM entries"); err == nil {
+		t.Error("a write through the read pool succeeded, want query_only to refuse it")
+	}
+}
+
+func TestOpen_errors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plain-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"", ":memory:", "file:x.db?mode=memory", filepath.Join(file, "under-a-file.db")} {
+		if b, err := Open(t.Context(), path); err == nil {
+			b.Close()
+			t.Errorf("Open(%q) err = nil, want an error", path)
+		}
+	}
+	// A file that is not a database.
+	junk := filepath.Join(t.TempDir(), "junk.db")
+	if err := os.WriteFile(junk, bytes.Repeat([]byte("not sqlite "), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := Open(t.Context(), junk); err == nil {
+		b.Close()
+		t.Errorf("Open(a file that is not a database) err = nil, want an error")
+	}
+}
+
+func TestOpen_reopenKeepsDataAndMigratesOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "odd ?#% name.db")
+	ctx := t.Context()
+	b, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.PutRow(ctx, tokenstore.Row{ID: "r", Status: "connected", Meta: []byte("{}"), Sealed: []byte{1}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Claim(ctx, "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("database not at the path given (special characters mangled?): %v", err)
+	}
+	for range 2 {
+		b, err = Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := b.GetRow(ctx, "r"); err != nil || r.Version != 1 {
+			t.Errorf("GetRow after reopen = %+v, %v", r, err)
+		}
+		if v, err := b.Load(ctx, "k"); err != nil || string(v) != "v" {
+			t.Errorf("Load after reopen = %q, %v", v, err)
+		}
+		var n int
+		if err := b.r.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n); err != nil || n != 1 {
+			t.Errorf("schema_migrations rows = %d, %v; want 1", n, err)
+		}
+		b.Close()
+	}
+}
+
+// Two Backends on one file stand in for two processes: SQLite's file locks,
+// not the Go-side single writer, must keep claims exclusive.
+func TestBackend_twoHandlesOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	var bs []*Backend
+	for range 3 {
+		b, err := Open(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		bs = append(bs, b)
+	}
+	for round := range 5 {
+		key := fmt.Sprintf("code-%d", round)
+		var wg sync.WaitGroup
+		errs := make([]error, 30)
+		for i := range errs {
+			wg.Go(func() { errs[i] = bs[i%len(bs)].Claim(t.Context(), key, []byte{byte(i)}, time.Minute) })
+		}
+		wg.Wait()
+		wins := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case !errors.Is(err, finchconnect.ErrConflict):
+				t.Errorf("claim %d err = %v, want nil or ErrConflict", i, err)
+			}
+		}
+		if wins != 1 {
+			t.Errorf("round %d: %d claims won across three handles, want exactly 1", round, wins)
+		}
+	}
+	// Version CAS across handles.
+	if _, err := bs[0].PutRow(t.Context(), tokenstore.Row{ID: "r", Meta: []byte("{}"), Sealed: []byte{1}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bs[1].PutRow(t.Context(), tokenstore.Row{ID: "r", Meta: []byte("{}"), Sealed: []byte{2}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bs[2].PutRow(t.Context(), tokenstore.Row{ID: "r", Meta: []byte("{}"), Sealed: []byte{3}}, 1); !errors.Is(err, finchconnect.ErrConflict) {
+		t.Errorf("PutRow(stale expect) through another handle err = %v, want ErrConflict", err)
+	}
+}
+
+func TestBackend_expiryAndPurge(t *testing.T) {
+	b := mustOpen(t, options{})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b.Now = func() time.Time { return now }
+	ctx := t.Context()
+	for i := range 10 {
+		if err := b.Claim(ctx, fmt.Sprintf("old-%d", i), []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Claim(ctx, "forever", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	if _, err := b.Load(ctx, "old-0"); !errors.Is(err, finchconnect.ErrNotFound) {
+		t.Errorf("Load at the expiry instant err = %v, want ErrNotFound", err)
+	}
+	if es, err := b.Scan(ctx, "", "", 0); err != nil || len(es) != 1 || es[0].Key != "forever" {
+		t.Errorf("Scan after expiry = %v, %v; want only forever", es, err)
+	}
+	// Expired rows are still in the table until a purge runs.
+	count := func() int {
+		var n int
+		if err := b.r.QueryRowContext(ctx, "SELECT count(*) FROM entries").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 11 {
+		t.Fatalf("entries before purge = %d, want 11", n)
+	}
+	for i := range purgeEvery {
+		if err := b.Claim(ctx, fmt.Sprintf("new-%d", i), []byte("v"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(); n != purgeEvery+1 {
+		t.Errorf("entries after %d writes = %d, want %d: the expired ones purged", purgeEvery, n, purgeEvery+1)
+	}
+}
+
+// The listing queries must use the indexes, not scan the table.
+func TestBackend_queryPlans(t *testing.T) {
+	b := mustOpen(t, options{})
+	tests := []struct {
+		query string
+		args  []any
+		want  string
+	}{
+		{"SELECT id FROM connections WHERE customer_id = ? ORDER BY id LIMIT 10", []any{"c"}, "connections_customer"},
+		{"SELECT id FROM connections WHERE provider_id = ? AND id > ? ORDER BY id LIMIT 10", []any{"p", "a"}, "connections_provider"},
+		{"SELECT id FROM connections WHERE status = ? ORDER BY id LIMIT 10", []any{"s"}, "connections_status"},
+		{"SELECT key FROM entries WHERE key >= ? AND key < ? ORDER BY key LIMIT 10", []any{"a", "b"}, "PRIMARY KEY"},
+	}
+	for _, tt := range tests {
+		rows, err := b.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+tt.query, tt.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		joined := strings.Join(plan, "; ")
+		if !strings.Contains(joined, tt.want) || strings.Contains(joined, "TEMP B-TREE") {
+			t.Errorf("plan for %q = %q, want it to use %s without a sort", tt.query, joined, tt.want)
+		}
+	}
+}
+
+func TestBackend_cancelledContext(t *testing.T) {
+	b := mustOpen(t, options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := b.Claim(ctx, "k", []byte("v"), 0); err == nil {
+		t.Error("Claim(cancelled ctx) err = nil, want an error")
+	}
+	if _, err := b.Load(t.Context(), "k"); !errors.Is(err, finchconnect.ErrNotFound) {
+		t.Errorf("Load after a cancelled Claim err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"a", "b", true},
+		{"cb:", "cb;", true},
+		{"a\xff", "b", true},
+		{"\xff\xff", "", false},
+		{"", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := prefixEnd(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("prefixEnd(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
 }
