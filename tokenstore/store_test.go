@@ -46,12 +46,12 @@ func conn(id, token string) finchconnect.Connection {
 	}
 }
 
-// TestStore_markerNeverLeaks writes a known token through the Store on
+// TestStore_MarkerNeverInSQLiteBytes writes a known token through the Store on
 // SQLite, runs every operation over it, and proves the token's bytes appear
 // nowhere: not in the database, its WAL or its shared-memory file, not in any
 // error, and not in the JSON, fmt or slog rendering of what the Store
 // returns.
-func TestStore_markerNeverLeaks(t *testing.T) {
+func TestStore_MarkerNeverInSQLiteBytes(t *testing.T) {
 	const marker = "MARKER-7f3c9a1e-finch-token-must-never-leak"
 	const marker2 = "MARKER-2b8d44c0-the-reauthenticated-token"
 	ctx := t.Context()
