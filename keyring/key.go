@@ -23,8 +23,16 @@ type Key struct {
 	// unique within a keyring.
 	ID uint32
 
-	material [KeySize]byte
-	set      bool
+	// material returns the key bytes. It is a func rather than an array
+	// or a pointer because fmt, reaching a Key through an unexported field
+	// where it cannot call Format, prints it by reflection: an array or a
+	// pointer to one would come out in full, a func only as an address.
+	// Nil in the zero Key.
+	material func() *[KeySize]byte
+}
+
+func withMaterial(id uint32, m *[KeySize]byte) Key {
+	return Key{ID: id, material: func() *[KeySize]byte { return m }}
 }
 
 // Generate returns a new key with the given id and 32 bytes from
@@ -33,11 +41,11 @@ func Generate(id uint32) (Key, error) {
 	if id == 0 {
 		return Key{}, errors.New("keyring: key id 0 is reserved; use 1 or more")
 	}
-	k := Key{ID: id, set: true}
-	if _, err := rand.Read(k.material[:]); err != nil {
+	m := new([KeySize]byte)
+	if _, err := rand.Read(m[:]); err != nil {
 		return Key{}, fmt.Errorf("keyring: generate key: %v", err)
 	}
-	return k, nil
+	return withMaterial(id, m), nil
 }
 
 // NewKey returns a key with the given id and material, which must be 32
@@ -49,9 +57,9 @@ func NewKey(id uint32, material []byte) (Key, error) {
 	if len(material) != KeySize {
 		return Key{}, fmt.Errorf("keyring: key %d is %d bytes, want %d", id, len(material), KeySize)
 	}
-	k := Key{ID: id, set: true}
-	copy(k.material[:], material)
-	return k, nil
+	m := new([KeySize]byte)
+	copy(m[:], material)
+	return withMaterial(id, m), nil
 }
 
 // ParseKey parses one key written as ID:base64, the form [Key.Encode]
@@ -111,9 +119,12 @@ func decodeBase64(s string) ([]byte, error) {
 // Encode returns the key as ID:base64 (standard encoding, padded), the form
 // [ParseKey], [Parse] and key files read. It is the one way key material
 // leaves a Key; every call site hands out the secret, so keep them few (the
-// keygen command and tests).
+// keygen command and tests). The zero Key encodes as "".
 func (k Key) Encode() string {
-	return strconv.FormatUint(uint64(k.ID), 10) + ":" + base64.StdEncoding.EncodeToString(k.material[:])
+	if k.material == nil {
+		return ""
+	}
+	return strconv.FormatUint(uint64(k.ID), 10) + ":" + base64.StdEncoding.EncodeToString(k.material()[:])
 }
 
 // String returns the key's id and a placeholder for its material.

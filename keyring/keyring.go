@@ -37,7 +37,12 @@ var ErrOpen = errors.New("keyring: cannot open sealed value")
 type Keyring struct {
 	primary uint32
 	ids     []uint32 // primary first, then the others in the order given
-	aeads   map[uint32]cipher.AEAD
+
+	// aead returns the AEAD for a key id. A func, not a map, for the same
+	// reason as Key.material: fmt would print a map of AEADs by reflection,
+	// down to the expanded AES key, when a Keyring sits in an unexported
+	// field.
+	aead func(id uint32) (cipher.AEAD, bool)
 }
 
 // New returns a keyring that seals under primary and opens under primary and
@@ -45,15 +50,16 @@ type Keyring struct {
 // material (the zero Key does not).
 func New(primary Key, older ...Key) (*Keyring, error) {
 	keys := append([]Key{primary}, older...)
-	kr := &Keyring{primary: primary.ID, aeads: make(map[uint32]cipher.AEAD, len(keys))}
+	aeads := make(map[uint32]cipher.AEAD, len(keys))
+	kr := &Keyring{primary: primary.ID}
 	for i, k := range keys {
-		if !k.set || k.ID == 0 {
+		if k.material == nil || k.ID == 0 {
 			return nil, fmt.Errorf("keyring: key %d of %d is empty (the zero Key); use Generate, NewKey or ParseKey", i+1, len(keys))
 		}
-		if _, dup := kr.aeads[k.ID]; dup {
+		if _, dup := aeads[k.ID]; dup {
 			return nil, fmt.Errorf("keyring: key id %d appears twice", k.ID)
 		}
-		block, err := aes.NewCipher(k.material[:])
+		block, err := aes.NewCipher(k.material()[:])
 		if err != nil {
 			return nil, fmt.Errorf("keyring: key %d: %v", k.ID, err)
 		}
@@ -64,8 +70,12 @@ func New(primary Key, older ...Key) (*Keyring, error) {
 			// Notably under GOEXPERIMENT=boringcrypto (golang/go#72016).
 			return nil, fmt.Errorf("keyring: key %d: %v", k.ID, err)
 		}
-		kr.aeads[k.ID] = aead
+		aeads[k.ID] = aead
 		kr.ids = append(kr.ids, k.ID)
+	}
+	kr.aead = func(id uint32) (cipher.AEAD, bool) {
+		a, ok := aeads[id]
+		return a, ok
 	}
 	return kr, nil
 }
@@ -79,7 +89,10 @@ func (kr *Keyring) IDs() []uint32 { return append([]uint32(nil), kr.ids...) }
 
 // Has reports whether the keyring holds a key with id.
 func (kr *Keyring) Has(id uint32) bool {
-	_, ok := kr.aeads[id]
+	if kr == nil || kr.aead == nil {
+		return false
+	}
+	_, ok := kr.aead(id)
 	return ok
 }
 
@@ -87,19 +100,20 @@ func (kr *Keyring) Has(id uint32) bool {
 // stored: Open needs the same aad). Each call draws a fresh random nonce, so
 // sealing the same plaintext twice gives different values.
 func (kr *Keyring) Seal(plaintext, aad []byte) ([]byte, error) {
-	if kr == nil || kr.aeads == nil {
+	if kr == nil || kr.aead == nil {
 		return nil, errors.New("keyring: Seal on a nil or empty Keyring")
 	}
+	aead, _ := kr.aead(kr.primary)
 	out := make([]byte, headerSize, Overhead+len(plaintext))
 	out[0] = Format1
 	binary.BigEndian.PutUint32(out[1:headerSize], kr.primary)
-	return kr.aeads[kr.primary].Seal(out, nil, plaintext, boundAAD(out[:headerSize], aad)), nil
+	return aead.Seal(out, nil, plaintext, boundAAD(out[:headerSize], aad)), nil
 }
 
 // Open decrypts a value that Seal returned, under whichever key sealed it.
 // Any failure wraps [ErrOpen].
 func (kr *Keyring) Open(sealed, aad []byte) ([]byte, error) {
-	if kr == nil || kr.aeads == nil {
+	if kr == nil || kr.aead == nil {
 		return nil, errors.New("keyring: Open on a nil or empty Keyring")
 	}
 	if len(sealed) < Overhead {
@@ -109,7 +123,7 @@ func (kr *Keyring) Open(sealed, aad []byte) ([]byte, error) {
 		return nil, openError("unknown format " + strconv.Itoa(int(sealed[0])))
 	}
 	id := binary.BigEndian.Uint32(sealed[1:headerSize])
-	aead, ok := kr.aeads[id]
+	aead, ok := kr.aead(id)
 	if !ok {
 		return nil, openError("key id " + strconv.FormatUint(uint64(id), 10) + " is not in the keyring")
 	}

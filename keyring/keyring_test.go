@@ -395,6 +395,32 @@ func TestKey_redacts(t *testing.T) {
 	}
 }
 
+// A Key reached through an unexported field cannot have its methods called
+// by fmt, which then prints it by reflection.
+func TestKey_redactsInUnexportedField(t *testing.T) {
+	k, err := keyring.NewKey(9, material32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := mustNew(t, k)
+	holders := []any{
+		struct{ key keyring.Key }{k},
+		struct{ keys []keyring.Key }{[]keyring.Key{k}},
+		struct{ kr *keyring.Keyring }{kr},
+		struct{ kr keyring.Keyring }{*kr},
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%x", "%X", "%s", "%d", "%q"} {
+		var out string
+		for _, h := range holders {
+			out += fmt.Sprintf(verb, h)
+		}
+		if strings.Contains(out, fmt.Sprint(material32[:8])[1:12]) || strings.Contains(out, string(material32[:12])) ||
+			strings.Contains(out, fmt.Sprintf("%x", material32[:8])) || strings.Contains(out, fmt.Sprintf("%X", material32[:8])) {
+			t.Errorf("Sprintf(%s, structs holding a Key or Keyring unexported) = %q leaks the material", verb, out)
+		}
+	}
+}
+
 func TestKeyring_String(t *testing.T) {
 	kr := mustNew(t, fixedKey(t, 3, 1), fixedKey(t, 1, 2), fixedKey(t, 2, 3))
 	want := "keyring(primary 3; keys 3,1,2)"
