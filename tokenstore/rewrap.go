@@ -58,7 +58,7 @@ type RewrapResult struct {
 // RewrapOptions.After set to the result's Cursor.
 func (s *Store) Rewrap(ctx context.Context, opts RewrapOptions) (RewrapResult, error) {
 	res := RewrapResult{Cursor: opts.After}
-	primary := s.kr.PrimaryID()
+	primary := s.Keyring().PrimaryID()
 
 	// First pass: count, so that Progress can say how far along it is.
 	total := 0
@@ -121,13 +121,14 @@ func (s *Store) Rewrap(ctx context.Context, opts RewrapOptions) (RewrapResult, e
 // rewrapRow re-seals one row under the primary key, retrying on conflicts.
 // It reports whether it wrote the row.
 func (s *Store) rewrapRow(ctx context.Context, r Row) (bool, error) {
-	primary, id := s.kr.PrimaryID(), r.ID
+	kr := s.Keyring() // one ring for the whole row, even if it is swapped meanwhile
+	primary, id := kr.PrimaryID(), r.ID
 	for range maxAttempts {
-		token, err := s.kr.Open(r.Sealed, rowAAD(r.ID))
+		token, err := kr.Open(r.Sealed, rowAAD(r.ID))
 		if err != nil {
 			return false, fmt.Errorf("connection %s: %v: %w", r.ID, err, finchconnect.ErrDecrypt)
 		}
-		sealed, err := s.kr.Seal(token, rowAAD(r.ID))
+		sealed, err := kr.Seal(token, rowAAD(r.ID))
 		clear(token)
 		if err != nil {
 			return false, fmt.Errorf("connection %s: seal: %v", r.ID, err)

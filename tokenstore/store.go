@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/finchconnect/finchconnect"
@@ -38,19 +39,34 @@ type Store struct {
 	// Set it before first use.
 	Now func() time.Time
 
-	b  Backend
-	kr *keyring.Keyring
+	b      Backend
+	keysMu sync.RWMutex
+	keys   *keyring.Keyring
 }
 
 // New returns a Store that keeps connections in b, sealed by kr.
-func New(b Backend, kr *keyring.Keyring) *Store { return &Store{b: b, kr: kr} }
+func New(b Backend, kr *keyring.Keyring) *Store { return &Store{b: b, keys: kr} }
 
 // Backend returns the backend the store writes to, for the short-lived
 // records (states, callback ledger) that other packages keep beside it.
 func (s *Store) Backend() Backend { return s.b }
 
 // Keyring returns the keyring the store seals with.
-func (s *Store) Keyring() *keyring.Keyring { return s.kr }
+func (s *Store) Keyring() *keyring.Keyring {
+	s.keysMu.RLock()
+	defer s.keysMu.RUnlock()
+	return s.keys
+}
+
+// SetKeyring replaces the keyring, for a server that reloads its key file
+// during a rotation: writes seal under the new primary from then on, and
+// records under any key of the new ring open. Safe to call while the store
+// is in use.
+func (s *Store) SetKeyring(kr *keyring.Keyring) {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	s.keys = kr
+}
 
 // Ping reports whether the backend is reachable.
 func (s *Store) Ping(ctx context.Context) error { return s.b.Ping(ctx) }
@@ -75,7 +91,7 @@ func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
 	if err := validate(c); err != nil {
 		return err
 	}
-	sealed, err := s.kr.Seal([]byte(c.AccessToken.Reveal()), rowAAD(c.ConnectionID))
+	sealed, err := s.Keyring().Seal([]byte(c.AccessToken.Reveal()), rowAAD(c.ConnectionID))
 	if err != nil {
 		return fmt.Errorf("tokenstore: put %s: seal: %v", c.ConnectionID, err)
 	}
@@ -142,7 +158,7 @@ func (s *Store) open(row Row) (finchconnect.Connection, error) {
 	if err != nil {
 		return finchconnect.Connection{}, err
 	}
-	token, err := s.kr.Open(row.Sealed, rowAAD(row.ID))
+	token, err := s.Keyring().Open(row.Sealed, rowAAD(row.ID))
 	if err != nil {
 		// err is the keyring's reason (too short, unknown key id n,
 		// authentication failed); it never carries the bytes.
@@ -200,7 +216,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(c *finchconnect.C
 		}
 		sealed := row.Sealed
 		if subtle.ConstantTimeCompare([]byte(before.Reveal()), []byte(c.AccessToken.Reveal())) != 1 {
-			if sealed, err = s.kr.Seal([]byte(c.AccessToken.Reveal()), rowAAD(id)); err != nil {
+			if sealed, err = s.Keyring().Seal([]byte(c.AccessToken.Reveal()), rowAAD(id)); err != nil {
 				return fmt.Errorf("tokenstore: update %s: seal: %v", id, err)
 			}
 		}
@@ -266,7 +282,7 @@ func (s *Store) SealStaged(c finchconnect.Connection) ([]byte, error) {
 		return nil, fmt.Errorf("tokenstore: stage %s: %v", c.ConnectionID, err)
 	}
 	defer clear(b)
-	sealed, err := s.kr.Seal(b, []byte(stagedAAD))
+	sealed, err := s.Keyring().Seal(b, []byte(stagedAAD))
 	if err != nil {
 		return nil, fmt.Errorf("tokenstore: stage %s: seal: %v", c.ConnectionID, err)
 	}
@@ -276,7 +292,7 @@ func (s *Store) SealStaged(c finchconnect.Connection) ([]byte, error) {
 // OpenStaged opens a value that [Store.SealStaged] returned. A value that
 // does not open gives an error wrapping [finchconnect.ErrDecrypt].
 func (s *Store) OpenStaged(sealed []byte) (finchconnect.Connection, error) {
-	b, err := s.kr.Open(sealed, []byte(stagedAAD))
+	b, err := s.Keyring().Open(sealed, []byte(stagedAAD))
 	if err != nil {
 		return finchconnect.Connection{}, fmt.Errorf("tokenstore: staged connection: %v: %w", err, finchconnect.ErrDecrypt)
 	}
