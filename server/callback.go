@@ -235,7 +235,6 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry
 		conn.CustomerName = fs.CustomerName
 	}
 	conn.Status = finchconnect.StatusConnected
-	conn.CheckedAt = now
 
 	// The write-ahead: the sealed connection goes into the ledger entry.
 	ahead := entry
@@ -249,16 +248,10 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry
 	}
 	s.cfg.Failpoint("after-exchange")
 
-	// What /introspect adds (status, customer, last sync) goes into the
-	// same write as the token. It is best effort: the token is safe already.
-	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	if in, err := s.finch.Introspect(ictx, conn.AccessToken); err == nil {
-		applyIntrospection(&conn, in, now)
-	} else {
-		s.log.Warn("introspect a new connection", "connection_id", conn.ConnectionID, "err", err)
-	}
-	cancel()
-
+	// /introspect is not called here: the token response says everything
+	// the vault needs, a successful exchange means "connected", and the
+	// health sweep introspects new connections first. That keeps the
+	// callback to one round trip to Finch.
 	s.cfg.Failpoint("before-commit")
 	if err := s.save(ctx, conn, staged.Status == ledgerExchanged); err != nil {
 		if errors.Is(err, errSaving) {
