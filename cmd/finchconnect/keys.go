@@ -12,22 +12,26 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
 const keysSynopsis = `finchconnect keys status [store flags]
-       finchconnect keys rotate [-rate N] [-rewrap-only] [store flags]
+       finchconnect keys rotate [-rate N] [-reload-wait D] [-rewrap-only] [store flags]
        finchconnect keys retire -id N [store flags]`
 
 // runKeys shows and rotates the vault's encryption keys.
 //
-// rotate adds a new primary key to the key file (unless -rewrap-only), then
-// re-seals every record under the primary key, resumably and at -rate
-// records per second, while servers keep running: they open records under
-// any key of their ring. retire removes a key from the key file, and refuses
-// while any record still uses it.
+// rotate works while servers run, in three steps that keep every server
+// able to open every record: it adds a new key to the key file as a
+// read-only key and waits -reload-wait for the servers to re-read the file
+// (they do every -keys-reload); then it makes the new key the primary and
+// waits again; then it re-seals every record under it, resumably and at
+// -rate records per second. With -rewrap-only it does the last step alone
+// (to resume, or after keys were changed by hand). retire removes a key from
+// the key file, and refuses while any record, or the journal, still uses it.
 func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprintf(stderr, "Usage: %s\n", keysSynopsis)
@@ -39,6 +43,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		rate       float64
 		rewrapOnly bool
 		retireID   uint
+		reloadWait time.Duration
 	)
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
 	sf.register(fs)
@@ -47,6 +52,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	case "rotate":
 		fs.Float64Var(&rate, "rate", 0, "records re-sealed per second at most (0: as fast as the store allows)")
 		fs.BoolVar(&rewrapOnly, "rewrap-only", false, "do not add a key; re-seal records under the current primary (resume an interrupted rotation)")
+		fs.DurationVar(&reloadWait, "reload-wait", 25*time.Second, "how long servers need to re-read the key file (their -keys-reload, plus margin); 0 when no server runs")
 	case "retire":
 		fs.UintVar(&retireID, "id", 0, "the key id to remove")
 	default:
@@ -64,11 +70,21 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 			if err != nil {
 				return err
 			}
-			id, err := addPrimaryKey(path)
+			id, err := addKey(path)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "added key %d to %s as the primary; restart or reload servers so they seal with it\n", id, path)
+			fmt.Fprintf(stdout, "added key %d to %s as a read-only key; waiting %s for servers to load it\n", id, path, reloadWait)
+			if err := sleepCtx(ctx, reloadWait); err != nil {
+				return err
+			}
+			if err := promoteKey(path, id); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "made key %d the primary; waiting %s for servers to seal with it\n", id, reloadWait)
+			if err := sleepCtx(ctx, reloadWait); err != nil {
+				return err
+			}
 		}
 	case "retire":
 		if retireID == 0 {
@@ -106,6 +122,13 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		if n := usage[uint32(retireID)]; n > 0 {
 			return fmt.Errorf("keys retire: %d records are still sealed under key %d; run `finchconnect keys rotate -rewrap-only` first", n, retireID)
 		}
+		if j, err := store.OpenJournal(filepath.Join(sf.dataDir, "journal")); err == nil {
+			pending := j.Pending()
+			j.Close()
+			if pending > 0 {
+				return fmt.Errorf("keys retire: the journal still holds %d tokens for the store; let a server replay it first", pending)
+			}
+		}
 		if uint32(retireID) == kr.PrimaryID() {
 			return fmt.Errorf("keys retire: key %d is the primary key", retireID)
 		}
@@ -138,6 +161,8 @@ func keyStatus(ctx context.Context, store *tokenstore.Store, kr *keyring.Keyring
 	for _, id := range ids {
 		role := "read only"
 		switch {
+		case id == 0:
+			role = "not a sealed value (unreadable rows)"
 		case id == kr.PrimaryID():
 			role = "primary"
 		case !kr.Has(id):
@@ -165,9 +190,10 @@ func (f *storeFlags) writableKeyFile() (string, error) {
 	}
 }
 
-// addPrimaryKey generates a key with an unused id and writes it first in the
-// key file, keeping the others for reading.
-func addPrimaryKey(path string) (uint32, error) {
+// addKey generates a key with an unused id and appends it to the key file,
+// as a read-only key: servers that load it can open what it seals before
+// any server seals with it.
+func addKey(path string) (uint32, error) {
 	kr, err := keyring.LoadFile(path)
 	if err != nil {
 		return 0, err
@@ -181,8 +207,44 @@ func addPrimaryKey(path string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	lines = append([]string{key.Encode()}, lines...)
-	return id, writeKeyFile(path, lines)
+	return id, writeKeyFile(path, append(lines, key.Encode()))
+}
+
+// promoteKey moves key id to the top of the key file, making it the
+// primary.
+func promoteKey(path string, id uint32) error {
+	lines, err := readLines(path)
+	if err != nil {
+		return err
+	}
+	prefix := fmt.Sprintf("%d:", id)
+	i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), prefix) })
+	if i < 0 {
+		return fmt.Errorf("key %d is not in %s", id, path)
+	}
+	line := lines[i]
+	lines = slices.Delete(lines, i, i+1)
+	// The primary is the first key entry; comments may stand before it.
+	first := slices.IndexFunc(lines, func(l string) bool {
+		l = strings.TrimSpace(l)
+		return l != "" && !strings.HasPrefix(l, "#")
+	})
+	if first < 0 {
+		first = len(lines)
+	}
+	return writeKeyFile(path, slices.Insert(lines, first, line))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // removeKey deletes the line of key id from the key file.

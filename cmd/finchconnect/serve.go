@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/finchconnect/finchconnect/finch"
+	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/sandbox"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
@@ -37,6 +38,7 @@ type serveFlags struct {
 	shutdownTimeout           time.Duration
 	connectLimit              float64
 	recoverAfter              time.Duration
+	keysReload                time.Duration
 	callbackLimit             float64
 }
 
@@ -54,6 +56,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.connectLimit, "connect-limit", 20, "flows one client address may start per minute (0 disables)")
 	fs.Float64Var(&f.callbackLimit, "callback-limit", 120, "callbacks one client address may make per minute (0 disables)")
 	fs.DurationVar(&f.recoverAfter, "recover-after", 3*time.Minute, "how long a callback may be in flight before it counts as abandoned by a crashed process")
+	fs.DurationVar(&f.keysReload, "keys-reload", 10*time.Second, "how often to re-read a changed key file, so `keys rotate` needs no restart (0 disables)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
 }
 
@@ -170,8 +173,28 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	} else if res.Stored+res.Interrupted > 0 {
 		logger.Warn("recovered callbacks", "stored", res.Stored, "interrupted", res.Interrupted)
 	}
-	// Keep finishing abandoned callbacks whose users never came back, and
-	// replay the journal as soon as the store takes writes again.
+	// A key file that changes (keys rotate) is re-read, so rotation needs
+	// no restart.
+	keyFile := f.store.keyFilePath()
+	keyStamp := fileStamp(keyFile)
+	reloadKeys := func() {
+		stamp := fileStamp(keyFile)
+		if stamp == keyStamp {
+			return
+		}
+		kr, err := keyring.LoadFile(keyFile)
+		if err != nil {
+			logger.Error("reload the key file; keeping the current keys", "err", err)
+			return
+		}
+		keyStamp = stamp
+		store.SetKeyring(kr)
+		logger.Info("reloaded the key file", "primary", kr.PrimaryID(), "keys", len(kr.IDs()))
+	}
+
+	// Keep finishing abandoned callbacks whose users never came back,
+	// replay the journal as soon as the store takes writes again, and watch
+	// the key file.
 	recoverCtx, stopRecover := context.WithCancel(ctx)
 	recoverDone := make(chan struct{})
 	go func() {
@@ -180,6 +203,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		defer recoverTick.Stop()
 		journalTick := time.NewTicker(2 * time.Second)
 		defer journalTick.Stop()
+		var reloadTick <-chan time.Time
+		if keyFile != "" && f.keysReload > 0 {
+			t := time.NewTicker(f.keysReload)
+			defer t.Stop()
+			reloadTick = t.C
+		}
 		for {
 			select {
 			case <-recoverCtx.Done():
@@ -188,6 +217,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 				if _, err := srv.Recover(recoverCtx); err != nil && recoverCtx.Err() == nil {
 					logger.Error("recover callbacks", "err", err)
 				}
+			case <-reloadTick:
+				reloadKeys()
 			case <-journalTick.C:
 				if journal.Pending() == 0 {
 					continue
@@ -263,6 +294,18 @@ func rateLimit(perMinute float64, burstFactor int) server.RateLimit {
 		return server.RateLimit{PerMinute: -1}
 	}
 	return server.RateLimit{PerMinute: perMinute, Burst: max(1, int(perMinute)*burstFactor)}
+}
+
+// fileStamp identifies a file's version by size and modification time.
+func fileStamp(path string) string {
+	if path == "" {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", fi.Size(), fi.ModTime().UnixNano())
 }
 
 func splitList(s string) []string {

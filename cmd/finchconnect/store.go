@@ -91,6 +91,21 @@ func (f *storeFlags) keyring(stderr io.Writer) (*keyring.Keyring, error) {
 	return keyring.LoadFile(path)
 }
 
+// keyFilePath is the key file in use, if keys come from a file: -keys-file,
+// or the demo's. "" when keys come from -keys.
+func (f *storeFlags) keyFilePath() string {
+	switch {
+	case f.keys != "":
+		return ""
+	case f.keysFile != "":
+		return f.keysFile
+	}
+	if _, err := os.Stat(f.demoKeyFile()); err == nil {
+		return f.demoKeyFile()
+	}
+	return ""
+}
+
 // open opens the store named by -store (default: SQLite in the data folder).
 // The backend is chosen by the URL's scheme, and each driver parses its own
 // URL.
