@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/finchconnect/finchconnect/tokenstore/postgres"
 	"github.com/finchconnect/finchconnect/tokenstore/tokenstoretest"
@@ -82,5 +86,50 @@ func TestOpen_BadURLKeepsPasswordOut(t *testing.T) {
 	}
 	if got := err.Error(); strings.Contains(got, "s3cr3tpass") {
 		t.Errorf("error %q contains the password", got)
+	}
+}
+
+// TestBackend_MarkerNeverInRows writes a known token through the Store and
+// reads every row of both tables as text: the token is not there.
+func TestBackend_MarkerNeverInRows(t *testing.T) {
+	b := newTestBackend(t)
+	ctx := t.Context()
+	key, _ := keyring.Generate(1)
+	kr, _ := keyring.New(key)
+	store := tokenstore.New(b, kr)
+	const marker = "tok_PG_MARKER_8c41e0d2"
+	if err := store.Put(ctx, finchconnect.Connection{ConnectionID: "c1", CustomerID: "cu", ProviderID: "gusto", Status: "connected", AccessToken: marker}); err != nil {
+		t.Fatal(err)
+	}
+	staged, err := store.SealStaged(finchconnect.Connection{ConnectionID: "c1", ProviderID: "gusto", Status: "connected", AccessToken: marker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Claim(ctx, "callback/x", staged, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var dump strings.Builder
+	for _, q := range []string{
+		`SELECT t::text, encode(meta, 'escape'), encode(sealed, 'escape'), encode(sealed, 'base64') FROM finchconnect_connections t`,
+		`SELECT t::text, encode(value, 'escape'), encode(value, 'base64') FROM finchconnect_entries t`,
+	} {
+		rows, err := b.Pool().Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintln(&dump, vals...)
+		}
+		rows.Close()
+	}
+	if !strings.Contains(dump.String(), "gusto") {
+		t.Fatalf("the dump holds no row; the check would prove nothing:\n%s", dump.String())
+	}
+	if strings.Contains(dump.String(), marker) {
+		t.Error("a PostgreSQL row contains the plaintext token")
 	}
 }

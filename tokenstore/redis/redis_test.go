@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/finchconnect/finchconnect/tokenstore/redis"
 	"github.com/finchconnect/finchconnect/tokenstore/tokenstoretest"
@@ -141,5 +145,53 @@ func TestOpen_BadURLKeepsPasswordOut(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cr3tpass") {
 		t.Errorf("error %q contains the password", err)
+	}
+}
+
+// TestBackend_MarkerNeverInValues writes a known token through the Store
+// and dumps every key of the namespace, whatever its type: the token is not
+// in any value.
+func TestBackend_MarkerNeverInValues(t *testing.T) {
+	b, prefix := newTestBackend(t)
+	c := testClient(t)
+	ctx := t.Context()
+	key, _ := keyring.Generate(1)
+	kr, _ := keyring.New(key)
+	store := tokenstore.New(b, kr)
+	const marker = "tok_REDIS_MARKER_3b9d7a61"
+	conn := finchconnect.Connection{ConnectionID: "c1", CustomerID: "cu", ProviderID: "gusto", Status: "connected", AccessToken: marker}
+	if err := store.Put(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	staged, err := store.SealStaged(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Claim(ctx, "callback/x", staged, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var dump strings.Builder
+	iter := c.Scan(ctx, 0, "{"+prefix+"}*", 100).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		raw, err := c.Dump(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dump.WriteString(k + "=" + raw + "\n")
+		switch typ := c.Type(ctx, k).Val(); typ {
+		case "hash":
+			fmt.Fprintln(&dump, c.HGetAll(ctx, k).Val())
+		case "string":
+			fmt.Fprintln(&dump, c.Get(ctx, k).Val())
+		case "zset":
+			fmt.Fprintln(&dump, c.ZRange(ctx, k, 0, -1).Val())
+		}
+	}
+	if !strings.Contains(dump.String(), "gusto") {
+		t.Fatalf("the dump holds no row; the check would prove nothing:\n%s", dump.String())
+	}
+	if strings.Contains(dump.String(), marker) {
+		t.Error("a Redis value contains the plaintext token")
 	}
 }
