@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -49,16 +50,26 @@ type Backend struct {
 
 var _ tokenstore.Backend = (*Backend)(nil)
 
-// Open connects to the Redis at url (redis:// or rediss://, as
-// redis.ParseURL reads it) and checks that it answers. Close must be called.
-func Open(ctx context.Context, url string) (*Backend, error) {
-	opts, err := goredis.ParseURL(url)
+// Open connects to the Redis at rawURL (redis:// or rediss://, as
+// redis.ParseURL reads it) and checks that it answers. One parameter of
+// finchconnect's own may be added to the URL: prefix=NAME sets
+// Options.Prefix. Close must be called.
+func Open(ctx context.Context, rawURL string) (*Backend, error) {
+	var o Options
+	if u, err := url.Parse(rawURL); err == nil {
+		q := u.Query()
+		o.Prefix = q.Get("prefix")
+		q.Del("prefix")
+		u.RawQuery = q.Encode()
+		rawURL = u.String()
+	}
+	opts, err := goredis.ParseURL(rawURL)
 	if err != nil {
 		// go-redis's parse errors can quote the URL, password included.
 		return nil, errors.New("redis: the store URL does not parse as a redis:// or rediss:// URL")
 	}
 	rdb := goredis.NewClient(opts)
-	b := New(rdb, Options{})
+	b := New(rdb, o)
 	b.owned = true
 	if err := b.Ping(ctx); err != nil {
 		rdb.Close()
