@@ -24,6 +24,7 @@ var (
 	errPending       = errors.New("server: the first callback for this code is still in progress")
 	errExchange      = errors.New("server: the code exchange with Finch failed")
 	errStore         = errors.New("server: the token could not be saved")
+	errStoreDown     = errors.New("server: the store is unavailable")
 	errInterrupted   = errors.New("server: the callback was interrupted while the code was with Finch")
 	errSaving        = errors.New("server: the token is held in the journal until the store returns")
 )
@@ -146,7 +147,7 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	if _, err := s.backend.Load(ctx, key); err == nil {
 		return s.follow(ctx, key, stateHash, bHash)
 	} else if !errors.Is(err, finchconnect.ErrNotFound) {
-		return outcome{}, fmt.Errorf("server: read callback ledger: %w", err)
+		return outcome{}, fmt.Errorf("%w: read callback ledger: %v", errStoreDown, err)
 	}
 
 	// 2. The state must be one this browser started and not yet spent.
@@ -160,7 +161,7 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	if err := s.backend.Claim(ctx, key, mustJSON(entry), ledgerTTL); errors.Is(err, finchconnect.ErrConflict) {
 		return s.follow(ctx, key, stateHash, bHash)
 	} else if err != nil {
-		return outcome{}, fmt.Errorf("server: claim callback: %w", err)
+		return outcome{}, fmt.Errorf("%w: claim callback: %v", errStoreDown, err)
 	}
 
 	// From here the outcome is recorded in the ledger whatever happens, and
@@ -210,7 +211,7 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry
 	if err := s.backend.Claim(ctx, prefixStateUsed+stateHash, []byte("used"), s.cfg.StateTTL); errors.Is(err, finchconnect.ErrConflict) {
 		return "", failState, staged, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
 	} else if err != nil {
-		return "", failStore, staged, fmt.Errorf("server: spend state: %w", err)
+		return "", failStore, staged, fmt.Errorf("%w: spend state: %v", errStoreDown, err)
 	}
 
 	redirectURI := ""
@@ -279,7 +280,7 @@ func (s *Server) follow(ctx context.Context, key, stateHash, bHash string) (outc
 		ch := s.waiter(key)
 		b, err := s.backend.Load(ctx, key)
 		if err != nil {
-			return outcome{}, fmt.Errorf("server: read callback ledger: %w", err)
+			return outcome{}, fmt.Errorf("%w: read callback ledger: %v", errStoreDown, err)
 		}
 		var e ledgerEntry
 		if err := json.Unmarshal(b, &e); err != nil {

@@ -42,7 +42,7 @@ type homePage struct {
 func (s *Server) homeData(r *http.Request, form connectForm, problems []string) (homePage, error) {
 	conns, next, err := s.store.List(r.Context(), tokenstore.Filter{After: r.URL.Query().Get("after"), Limit: 50})
 	if err != nil {
-		return homePage{}, err
+		return homePage{}, fmt.Errorf("%w: list connections: %v", errStoreDown, err)
 	}
 	if form.Products == nil {
 		form.Products = s.cfg.Products

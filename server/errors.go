@@ -52,6 +52,9 @@ func classify(err error) (status int, code, title, detail string) {
 	case errors.Is(err, errInterrupted):
 		return http.StatusConflict, "interrupted", "The connection attempt was interrupted.",
 			"Our server restarted while finishing it. Please connect the employer again from the home page."
+	case errors.Is(err, errStoreDown):
+		return http.StatusServiceUnavailable, "store_unavailable", "Our storage is briefly unavailable.",
+			"Nothing was sent to Finch. Please try again in a few moments."
 	case errors.Is(err, errStore):
 		return http.StatusServiceUnavailable, "store_unavailable", "The connection could not be saved.",
 			"Our storage is unavailable, so the connection was cancelled at Finch. Please connect again in a few minutes."

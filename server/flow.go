@@ -138,7 +138,7 @@ func (s *Server) newState(ctx context.Context, browser string, fs flowState) (st
 		return "", err
 	}
 	if err := s.backend.Claim(ctx, prefixState+hashHex(state), b, s.cfg.StateTTL); err != nil {
-		return "", fmt.Errorf("server: save state: %w", err)
+		return "", fmt.Errorf("%w: save state: %v", errStoreDown, err)
 	}
 	return state, nil
 }
@@ -152,7 +152,7 @@ func (s *Server) loadState(ctx context.Context, stateHash, browser string) (flow
 		return fs, fmt.Errorf("%w: unknown or expired", finchconnect.ErrStateMismatch)
 	}
 	if err != nil {
-		return fs, fmt.Errorf("server: load state: %w", err)
+		return fs, fmt.Errorf("%w: load state: %v", errStoreDown, err)
 	}
 	if err := json.Unmarshal(b, &fs); err != nil {
 		return fs, fmt.Errorf("server: decode state: %v", err)
