@@ -211,7 +211,7 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry
 	if err := s.backend.Claim(ctx, prefixStateUsed+stateHash, []byte("used"), s.cfg.StateTTL); errors.Is(err, finchconnect.ErrConflict) {
 		return "", failState, staged, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
 	} else if err != nil {
-		return "", failStore, staged, fmt.Errorf("%w: spend state: %v", errStoreDown, err)
+		return "", failStoreDown, staged, fmt.Errorf("%w: spend state: %v", errStoreDown, err)
 	}
 
 	redirectURI := ""
@@ -345,6 +345,8 @@ const (
 	failExchange = "exchange"
 	failStore    = "store"
 	failSaving   = "saving"
+	// failStoreDown: the store failed before anything reached Finch.
+	failStoreDown = "store_down"
 	// failInterrupted marks a callback whose process died while the code
 	// was with Finch: the code may or may not have been spent, and it is
 	// never sent twice, so the employer must connect again.
@@ -361,6 +363,8 @@ func failureError(kind string) error {
 		return errStore
 	case failSaving:
 		return errSaving
+	case failStoreDown:
+		return errStoreDown
 	case failInterrupted:
 		return errInterrupted
 	default:
