@@ -1,0 +1,183 @@
+// Package apikey issues and checks the API keys that an app's services use
+// to call finchconnect's /v1 API.
+//
+// A key reads fck_<id>_<secret>: the id names the key's record, the secret
+// (256 random bits) proves possession. Only a SHA-256 hash of the secret is
+// stored, in the vault's key space (tokenstore.Backend, under "apikey/"), so
+// a read of the store yields no usable key; the hash is compared in
+// constant time. A key is scoped read (GET routes and reads through the
+// proxy) or write (everything), and can be revoked.
+package apikey
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/tokenstore"
+)
+
+// Scopes.
+const (
+	ScopeRead  = "read"
+	ScopeWrite = "write"
+)
+
+const prefix = "apikey/"
+
+// Errors that Verify returns; callers answer 401 for all of them.
+var (
+	ErrMissing = errors.New("apikey: no API key given")
+	ErrInvalid = errors.New("apikey: invalid API key")
+	ErrRevoked = errors.New("apikey: the API key was revoked")
+)
+
+// Record is what finchconnect keeps of a key: never the key itself.
+type Record struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitempty"`
+	Scope     string    `json:"scope"`
+	Hash      string    `json:"hash"` // hex SHA-256 of the secret part
+	CreatedAt time.Time `json:"created_at"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+}
+
+// Allows reports whether the key's scope covers scope.
+func (r Record) Allows(scope string) bool {
+	return r.Scope == ScopeWrite || scope == ScopeRead
+}
+
+// Create issues a key with scope and name and returns it, once: it cannot be
+// shown again.
+func Create(ctx context.Context, b tokenstore.Backend, name, scope string) (finchconnect.Secret, Record, error) {
+	if scope != ScopeRead && scope != ScopeWrite {
+		return "", Record{}, fmt.Errorf("apikey: scope must be %q or %q", ScopeRead, ScopeWrite)
+	}
+	var idb [6]byte
+	var sec [32]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return "", Record{}, err
+	}
+	if _, err := rand.Read(sec[:]); err != nil {
+		return "", Record{}, err
+	}
+	id := hex.EncodeToString(idb[:])
+	secret := base64.RawURLEncoding.EncodeToString(sec[:])
+	rec := Record{ID: id, Name: name, Scope: scope, Hash: hash(secret), CreatedAt: time.Now().UTC()}
+	v, err := json.Marshal(rec)
+	if err != nil {
+		return "", Record{}, err
+	}
+	if err := b.Claim(ctx, prefix+id, v, 0); err != nil {
+		return "", Record{}, fmt.Errorf("apikey: save key %s: %w", id, err)
+	}
+	return finchconnect.Secret("fck_" + id + "_" + secret), rec, nil
+}
+
+func hash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Verify checks an Authorization header value ("Bearer fck_…") and returns
+// the key's record. It fails with ErrMissing, ErrInvalid or ErrRevoked; a
+// store failure is returned as it is.
+func Verify(ctx context.Context, b tokenstore.Backend, authorization string) (Record, error) {
+	token, ok := strings.CutPrefix(authorization, "Bearer ")
+	if !ok || token == "" {
+		return Record{}, ErrMissing
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSpace(token), "fck_")
+	if !ok {
+		return Record{}, ErrInvalid
+	}
+	id, secret, ok := strings.Cut(rest, "_")
+	if !ok || len(id) != 12 || secret == "" {
+		return Record{}, ErrInvalid
+	}
+	if _, err := hex.DecodeString(id); err != nil {
+		return Record{}, ErrInvalid
+	}
+	rec, err := load(ctx, b, id)
+	if errors.Is(err, finchconnect.ErrNotFound) {
+		return Record{}, ErrInvalid
+	}
+	if err != nil {
+		return Record{}, err
+	}
+	if subtle.ConstantTimeCompare([]byte(rec.Hash), []byte(hash(secret))) != 1 {
+		return Record{}, ErrInvalid
+	}
+	if !rec.RevokedAt.IsZero() {
+		return Record{}, ErrRevoked
+	}
+	return rec, nil
+}
+
+func load(ctx context.Context, b tokenstore.Backend, id string) (Record, error) {
+	v, err := b.Load(ctx, prefix+id)
+	if err != nil {
+		return Record{}, err
+	}
+	var rec Record
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return Record{}, fmt.Errorf("apikey: record %s is malformed", id)
+	}
+	return rec, nil
+}
+
+// Revoke revokes key id. Revoking a revoked key is not an error; an unknown
+// id is ErrNotFound.
+func Revoke(ctx context.Context, b tokenstore.Backend, id string) error {
+	for range 5 {
+		old, err := b.Load(ctx, prefix+id)
+		if err != nil {
+			return fmt.Errorf("apikey: revoke %s: %w", id, err)
+		}
+		var rec Record
+		if err := json.Unmarshal(old, &rec); err != nil {
+			return fmt.Errorf("apikey: record %s is malformed", id)
+		}
+		if !rec.RevokedAt.IsZero() {
+			return nil
+		}
+		rec.RevokedAt = time.Now().UTC()
+		v, _ := json.Marshal(rec)
+		err = b.Swap(ctx, prefix+id, old, v, 0)
+		if !errors.Is(err, finchconnect.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("apikey: revoke %s: %w", id, finchconnect.ErrConflict)
+}
+
+// List returns every key's record, revoked ones included.
+func List(ctx context.Context, b tokenstore.Backend) ([]Record, error) {
+	var out []Record
+	after := ""
+	for {
+		entries, err := b.Scan(ctx, prefix, after, 200)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			var rec Record
+			if json.Unmarshal(e.Value, &rec) == nil {
+				out = append(out, rec)
+			}
+		}
+		if len(entries) < 200 {
+			return out, nil
+		}
+		after = entries[len(entries)-1].Key
+	}
+}

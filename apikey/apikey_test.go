@@ -1,0 +1,68 @@
+package apikey_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/finchconnect/finchconnect/apikey"
+	"github.com/finchconnect/finchconnect/tokenstore"
+)
+
+func TestVerify(t *testing.T) {
+	ctx := t.Context()
+	b := tokenstore.NewMemory()
+	key, rec, err := apikey.Create(ctx, b, "billing service", apikey.ScopeRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := apikey.Verify(ctx, b, "Bearer "+key.Reveal())
+	if err != nil || got.ID != rec.ID || got.Scope != apikey.ScopeRead {
+		t.Fatalf("Verify(new key) = %+v, %v; want record %s", got, err, rec.ID)
+	}
+	if got.Allows(apikey.ScopeWrite) || !got.Allows(apikey.ScopeRead) {
+		t.Errorf("a read key: Allows(write) = %v, Allows(read) = %v", got.Allows(apikey.ScopeWrite), got.Allows(apikey.ScopeRead))
+	}
+	_, id, _ := strings.Cut(key.Reveal(), "_")
+	id = id[:12]
+	tests := []struct {
+		name, header string
+		want         error
+	}{
+		{"missing", "", apikey.ErrMissing},
+		{"basic", "Basic abc", apikey.ErrMissing},
+		{"not ours", "Bearer sk_live_123", apikey.ErrInvalid},
+		{"wrong secret", "Bearer fck_" + id + "_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", apikey.ErrInvalid},
+		{"unknown id", "Bearer fck_000000000000_x", apikey.ErrInvalid},
+		{"bad id", "Bearer fck_zz_x", apikey.ErrInvalid},
+		{"truncated", "Bearer " + key.Reveal()[:len(key.Reveal())-1], apikey.ErrInvalid},
+	}
+	for _, tt := range tests {
+		if _, err := apikey.Verify(ctx, b, tt.header); !errors.Is(err, tt.want) {
+			t.Errorf("%s: Verify(%q) err = %v, want %v", tt.name, tt.header, err, tt.want)
+		}
+	}
+
+	// The store holds a hash, never the key.
+	entries, _ := b.Scan(ctx, "apikey/", "", 10)
+	raw, _ := json.Marshal(entries)
+	secret := key.Reveal()[len("fck_")+13:]
+	if strings.Contains(string(raw), secret) {
+		t.Error("the store holds the key's secret")
+	}
+
+	if err := apikey.Revoke(ctx, b, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apikey.Verify(ctx, b, "Bearer "+key.Reveal()); !errors.Is(err, apikey.ErrRevoked) {
+		t.Errorf("Verify(revoked key) err = %v, want ErrRevoked", err)
+	}
+	list, err := apikey.List(ctx, b)
+	if err != nil || len(list) != 1 || list[0].RevokedAt.IsZero() {
+		t.Errorf("List() = %+v, %v; want one revoked key", list, err)
+	}
+	if _, _, err := apikey.Create(ctx, b, "x", "admin"); err == nil {
+		t.Error("Create with an unknown scope succeeded")
+	}
+}
