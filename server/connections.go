@@ -227,20 +227,11 @@ func (s *Server) handleConnection() http.Handler {
 func (s *Server) dataError(r *http.Request, id string, err error, page *connectionPage) string {
 	switch {
 	case errors.Is(err, finchconnect.ErrReauthRequired):
-		was := page.Conn.Status
 		page.NeedsReauth = true
+		if page.Conn.Status != finchconnect.StatusReauth {
+			s.markReauth(r, id)
+		}
 		page.Conn.Status = finchconnect.StatusReauth
-		uerr := s.store.Update(r.Context(), id, func(c *finchconnect.Connection) error {
-			c.Status = finchconnect.StatusReauth
-			c.CheckedAt = s.cfg.Now()
-			return nil
-		})
-		if uerr != nil {
-			s.log.Warn("record reauth status", "connection_id", id, "err", uerr)
-		}
-		if was != finchconnect.StatusReauth {
-			s.notify(r.Context(), finchconnect.EventConnectionReauthRequired, page.Conn)
-		}
 		return "Finch needs the employer to re-authenticate this connection."
 	case errors.Is(err, finchconnect.ErrUnauthorized):
 		return "Finch refused this connection's token: it was disconnected. Connect the employer again."
@@ -283,26 +274,10 @@ func (s *Server) handleReauthenticate() http.Handler {
 // continue until they do.
 func (s *Server) handleDisconnect() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		id := r.PathValue("id")
-		conn, err := s.store.Get(ctx, id)
-		if err != nil {
+		if err := s.disconnect(r.Context(), r.PathValue("id"), "browser"); err != nil {
 			s.fail(w, r, false, err)
 			return
 		}
-		// A token Finch already refuses is disconnected already; anything
-		// else must succeed before the token is forgotten.
-		if err := s.finch.Disconnect(ctx, conn.AccessToken); err != nil && !errors.Is(err, finchconnect.ErrUnauthorized) {
-			s.fail(w, r, false, err)
-			return
-		}
-		if err := s.store.Delete(ctx, id); err != nil && !errors.Is(err, finchconnect.ErrNotFound) {
-			s.fail(w, r, false, err)
-			return
-		}
-		s.audit(ctx, finchconnect.AuditDisconnected, id, "browser", "")
-		conn.Status = finchconnect.StatusDisconnected
-		s.notify(ctx, finchconnect.EventConnectionDisconnected, conn)
 		http.Redirect(w, r, s.link("/?disconnected=1"), http.StatusSeeOther)
 	})
 }

@@ -114,3 +114,9 @@ func (s *Server) handleNotFound() http.Handler {
 		s.renderError(w, r, http.StatusNotFound, "Not found.", "There is no page at this address.")
 	})
 }
+
+func (s *Server) handleAPINotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeJSONError(w, r, http.StatusNotFound, "not_found", "There is no such API route; see /v1/openapi.json.")
+	})
+}

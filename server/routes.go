@@ -1,6 +1,10 @@
 package server
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/finchconnect/finchconnect/apikey"
+)
 
 // addRoutes lists the whole HTTP surface of the Connect back-end.
 func (s *Server) addRoutes(mux *http.ServeMux) {
@@ -15,5 +19,35 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("GET /static/", s.handleStatic())
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", s.handleReadyz())
+	for _, rt := range s.v1Routes() {
+		mux.Handle(rt.pattern, rt.handler)
+	}
+	mux.Handle("GET /v1/openapi.json", handleOpenAPI())
+	mux.Handle("/v1/", s.handleAPINotFound())
 	mux.Handle("/", s.handleNotFound())
+}
+
+// v1Route is one route of the app-facing API.
+type v1Route struct {
+	pattern string
+	handler http.Handler
+}
+
+// v1Routes is the app-facing JSON API, each route behind an API key of the
+// scope it needs. openapi.json documents exactly these routes (a test
+// checks it).
+func (s *Server) v1Routes() []v1Route {
+	read := func(h http.Handler) http.Handler { return s.requireKey(apikey.ScopeRead, h) }
+	write := func(h http.Handler) http.Handler { return s.requireKey(apikey.ScopeWrite, h) }
+	return []v1Route{
+		{"POST /v1/connect/sessions", write(s.handleAPIConnectSession())},
+		{"POST /v1/connect/complete", write(s.handleAPIComplete())},
+		{"GET /v1/connections", read(s.handleAPIListConnections())},
+		{"GET /v1/connections/{id}", read(s.handleAPIGetConnection())},
+		{"DELETE /v1/connections/{id}", write(s.handleAPIDeleteConnection())},
+		{"POST /v1/connections/{id}/reauthenticate", write(s.handleAPIConnectSession())},
+		// Any method: the handler allows reads to read keys and asks for
+		// a write key for anything else.
+		{"/v1/connections/{id}/finch/{path...}", read(s.handleProxy())},
+	}
 }

@@ -32,6 +32,8 @@ Usage:
                                   show which keys seal the vault; re-encrypt it under the primary key
   finchconnect migrate -from URL -to URL
                                   copy every record between two stores
+  finchconnect apikey create|list|revoke
+                                  manage the API keys of the /v1 API
   finchconnect help               show this help
 
 Run 'finchconnect COMMAND -h' for a command's flags. Every flag can also be set
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "apikey":
+		return runAPIKey(ctx, rest, getenv, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "finchconnect: unknown command %q\n\n%s", cmd, usage)
 		return errUsage

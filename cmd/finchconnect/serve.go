@@ -69,7 +69,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var f serveFlags
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	f.register(fs)
-	apiF := registerAPIFlags(fs)
 	lcF := registerLifecycleFlags(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return handleParseError(err, fs, stdout, stderr, serveSynopsis)
@@ -233,9 +232,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}()
 	defer func() { stopRecover(); <-recoverDone }()
 	deps.flows = srv
-	if err := mountAPI(mux, apiF, deps); err != nil {
-		return err
-	}
 	lc.mount(mux)
 	mux.Handle("/", srv)
 
