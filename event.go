@@ -8,6 +8,7 @@ const (
 	EventConnectionReauthRequired  = "connection.reauth_required"
 	EventConnectionReauthenticated = "connection.reauthenticated"
 	EventConnectionDisconnected    = "connection.disconnected"
+	EventConnectionStatusChanged   = "connection.status_changed"
 	EventDataChanged               = "connection.data_changed"
 )
 

@@ -72,6 +72,10 @@ type Config struct {
 	// at Finch instead, and the employer asked to connect again.
 	Journal Journal
 
+	// WebhookSecrets verify Finch's webhooks at POST /webhooks/finch
+	// (several during a rotation). Empty: the route answers 404.
+	WebhookSecrets []string
+
 	// Failpoint is called at named points of a callback ("before-exchange",
 	// "after-exchange", "before-commit", "after-commit", "before-response"),
 	// so crash tests can kill the process there. Nil in production.
@@ -211,6 +215,19 @@ func (s *Server) notify(ctx context.Context, typ string, conn finchconnect.Conne
 	s.cfg.Notify(ctx, finchconnect.Event{
 		ID: "evt_" + id[:22], Type: typ, At: s.cfg.Now().UTC(),
 		ConnectionID: conn.ConnectionID, CustomerID: conn.CustomerID, ProviderID: conn.ProviderID, Status: conn.Status,
+	})
+}
+
+// notifyData publishes a data-changed event, naming Finch's event type.
+func (s *Server) notifyData(ctx context.Context, conn finchconnect.Connection, finchEvent string) {
+	id, err := s.randomToken()
+	if err != nil {
+		return
+	}
+	s.cfg.Notify(ctx, finchconnect.Event{
+		ID: "evt_" + id[:22], Type: finchconnect.EventDataChanged, At: s.cfg.Now().UTC(),
+		ConnectionID: conn.ConnectionID, CustomerID: conn.CustomerID, ProviderID: conn.ProviderID, Status: conn.Status,
+		Data: map[string]any{"finch_event_type": finchEvent},
 	})
 }
 

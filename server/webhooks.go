@@ -1,0 +1,115 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/webhook"
+)
+
+// maxWebhookBody bounds a Finch webhook's body; real ones are a few hundred
+// bytes.
+const maxWebhookBody = 256 << 10
+
+// webhookDedupTTL is how long a Finch event id is remembered: Finch retries
+// for hours, and may deliver an event twice.
+const webhookDedupTTL = 72 * time.Hour
+
+// handleFinchWebhook receives Finch's webhooks: it verifies the signature
+// over the raw body (finch-api.md §7), drops events it has seen (by
+// Finch-Event-Id, claimed in the shared store so replicas agree), records
+// account status changes and tells the app through events. It answers
+// quickly: 200 for anything verified, even for a connection it does not
+// hold, so Finch does not retry in vain.
+func (s *Server) handleFinchWebhook() http.Handler {
+	type payload struct {
+		EventType    string          `json:"event_type"`
+		ConnectionID string          `json:"connection_id"`
+		CompanyID    string          `json:"company_id"`
+		AccountID    string          `json:"account_id"`
+		EntityID     string          `json:"entity_id"`
+		Data         json.RawMessage `json:"data"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.cfg.WebhookSecrets) == 0 {
+			s.writeJSONError(w, r, http.StatusNotFound, "not_configured", "No Finch webhook secret is configured.")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
+		if err != nil {
+			s.writeJSONError(w, r, http.StatusRequestEntityTooLarge, "body_too_large", "The webhook body is too large.")
+			return
+		}
+		if err := webhook.Verify(r.Header, webhook.Finch, s.cfg.WebhookSecrets, body, s.cfg.Now()); err != nil {
+			s.log.Warn("refused a Finch webhook", "err", err, "request_id", requestID(r.Context()))
+			s.writeJSONError(w, r, http.StatusUnauthorized, "invalid_signature", "The webhook signature does not verify.")
+			return
+		}
+		eventID := r.Header.Get(webhook.Finch.ID)
+		err = s.backend.Claim(r.Context(), "webhook-event/"+hashHex(eventID), []byte("1"), webhookDedupTTL)
+		if errors.Is(err, finchconnect.ErrConflict) {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate"})
+			return
+		}
+		if err != nil {
+			s.fail(w, r, true, fmt.Errorf("%w: record webhook: %v", errStoreDown, err))
+			return
+		}
+		var p payload
+		if err := json.Unmarshal(body, &p); err != nil {
+			s.writeJSONError(w, r, http.StatusBadRequest, "invalid_request", "The webhook body is not JSON.")
+			return
+		}
+		s.applyWebhook(r, p.EventType, p.ConnectionID, p.Data)
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// applyWebhook records what a verified Finch event says.
+func (s *Server) applyWebhook(r *http.Request, eventType, connectionID string, data json.RawMessage) {
+	ctx := r.Context()
+	conn, err := s.store.Lookup(ctx, connectionID)
+	if err != nil {
+		s.log.Info("a Finch webhook for a connection this instance does not hold", "event_type", eventType, "connection_id", connectionID)
+		return
+	}
+	switch {
+	case eventType == "account.updated":
+		var d struct {
+			Status string `json:"status"`
+		}
+		if json.Unmarshal(data, &d) != nil || d.Status == "" || d.Status == conn.Status {
+			return
+		}
+		var updated finchconnect.Connection
+		err := s.store.Update(ctx, connectionID, func(c *finchconnect.Connection) error {
+			c.Status = d.Status
+			c.CheckedAt = s.cfg.Now()
+			updated = *c
+			return nil
+		})
+		if err != nil {
+			s.log.Warn("record a webhook's status", "connection_id", connectionID, "err", err)
+			return
+		}
+		updated.AccessToken = ""
+		switch d.Status {
+		case finchconnect.StatusReauth:
+			s.notify(ctx, finchconnect.EventConnectionReauthRequired, updated)
+		case finchconnect.StatusDisconnected:
+			s.notify(ctx, finchconnect.EventConnectionDisconnected, updated)
+		default:
+			s.notify(ctx, finchconnect.EventConnectionStatusChanged, updated)
+		}
+	case eventType == "company.updated" || strings.HasPrefix(eventType, "directory.") ||
+		strings.HasPrefix(eventType, "employment.") || strings.HasPrefix(eventType, "individual.") ||
+		strings.HasPrefix(eventType, "payment.") || strings.HasPrefix(eventType, "pay_statement."):
+		s.notifyData(ctx, conn, eventType)
+	}
+}

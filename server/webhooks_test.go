@@ -1,0 +1,125 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/server"
+	"github.com/finchconnect/finchconnect/webhook"
+)
+
+const (
+	hookSecret    = "5WbX5kEWLlfzsGNjH64I8lOOqUB6e8FH"
+	hookOldSecret = "b2xkLXNlY3JldC1iZWZvcmUtdGhlLXJvdGF0aW9u"
+)
+
+type eventLog struct {
+	mu     sync.Mutex
+	events []finchconnect.Event
+}
+
+func (l *eventLog) notify(_ context.Context, e finchconnect.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (l *eventLog) types() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.events {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+func (h *harness) postWebhook(secret, id string, at time.Time, body string, tamper bool) response {
+	h.t.Helper()
+	req, _ := http.NewRequest("POST", h.ts.URL+"/webhooks/finch", strings.NewReader(body))
+	if err := webhook.SetHeaders(req.Header, webhook.Finch, secret, id, at, []byte(body)); err != nil {
+		h.t.Fatal(err)
+	}
+	if tamper {
+		req.Body = http.NoBody
+		req.Body = ioNopCloser(strings.NewReader(body + " "))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	return response{status: res.StatusCode}
+}
+
+func TestWebhooks_Finch(t *testing.T) {
+	var log eventLog
+	h := newHarnessWith(t, harnessOptions{}, func(c *server.Config) {
+		c.WebhookSecrets = []string{hookSecret, hookOldSecret}
+		c.Notify = log.notify
+	})
+	id := h.finish(h.client, h.connect(h.client, "hook-1", "authorized_simple"))
+	now := time.Now()
+	reauth := `{"event_type":"account.updated","connection_id":"` + id + `","data":{"status":"reauth","authentication_method":{"type":"credential"}}}`
+
+	tests := []struct {
+		name   string
+		secret string
+		id     string
+		at     time.Time
+		body   string
+		tamper bool
+		want   int
+	}{
+		{"tampered", hookSecret, "msg_1", now, reauth, true, http.StatusUnauthorized},
+		{"stale", hookSecret, "msg_2", now.Add(-6 * time.Minute), reauth, false, http.StatusUnauthorized},
+		{"future", hookSecret, "msg_3", now.Add(6 * time.Minute), reauth, false, http.StatusUnauthorized},
+		{"unknown secret", "dW5rbm93bi1zZWNyZXQ=", "msg_4", now, reauth, false, http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		if got := h.postWebhook(tt.secret, tt.id, tt.at, tt.body, tt.tamper).status; got != tt.want {
+			t.Errorf("%s: POST /webhooks/finch = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusConnected {
+		t.Fatalf("refused webhooks changed the status to %q", c.Status)
+	}
+
+	// A valid one, signed with the rotated-out secret, is applied once.
+	if got := h.postWebhook(hookOldSecret, "msg_ok", now, reauth, false).status; got != http.StatusOK {
+		t.Fatalf("valid webhook = %d, want 200", got)
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusReauth {
+		t.Errorf("status after account.updated = %q, want reauth", c.Status)
+	}
+	// The duplicate is acknowledged and dropped.
+	h.store.Update(t.Context(), id, func(c *finchconnect.Connection) error { c.Status = finchconnect.StatusConnected; return nil })
+	if got := h.postWebhook(hookSecret, "msg_ok", now, reauth, false).status; got != http.StatusOK {
+		t.Errorf("duplicate webhook = %d, want 200", got)
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusConnected {
+		t.Errorf("a duplicate event was applied again (status %q)", c.Status)
+	}
+
+	data := `{"event_type":"directory.updated","connection_id":"` + id + `","data":{"individual_id":"x"}}`
+	if got := h.postWebhook(hookSecret, "msg_data", now, data, false).status; got != http.StatusOK {
+		t.Errorf("data webhook = %d", got)
+	}
+	unknown := `{"event_type":"account.updated","connection_id":"not-ours","data":{"status":"reauth"}}`
+	if got := h.postWebhook(hookSecret, "msg_unknown", now, unknown, false).status; got != http.StatusOK {
+		t.Errorf("webhook for an unknown connection = %d, want 200", got)
+	}
+	types := strings.Join(log.types(), ",")
+	if !strings.Contains(types, finchconnect.EventConnectionReauthRequired) || !strings.Contains(types, finchconnect.EventDataChanged) {
+		t.Errorf("events raised = %s, want reauth_required and data_changed", types)
+	}
+	if strings.Count(types, finchconnect.EventConnectionReauthRequired) != 1 {
+		t.Errorf("events raised = %s, want reauth_required once", types)
+	}
+}
