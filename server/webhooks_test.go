@@ -41,13 +41,13 @@ func (l *eventLog) types() []string {
 
 func (h *harness) postWebhook(secret, id string, at time.Time, body string, tamper bool) response {
 	h.t.Helper()
-	req, _ := http.NewRequest("POST", h.ts.URL+"/webhooks/finch", strings.NewReader(body))
+	sent := body
+	if tamper {
+		sent = body + " "
+	}
+	req, _ := http.NewRequest("POST", h.ts.URL+"/webhooks/finch", strings.NewReader(sent))
 	if err := webhook.SetHeaders(req.Header, webhook.Finch, secret, id, at, []byte(body)); err != nil {
 		h.t.Fatal(err)
-	}
-	if tamper {
-		req.Body = http.NoBody
-		req.Body = ioNopCloser(strings.NewReader(body + " "))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)

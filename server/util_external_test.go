@@ -1,8 +1,0 @@
-package server_test
-
-import (
-	"io"
-	"strings"
-)
-
-func ioNopCloser(r *strings.Reader) io.ReadCloser { return io.NopCloser(r) }
