@@ -1,0 +1,83 @@
+// Package audit keeps the trail of every use of a token — exchanged,
+// decrypted for a Finch call, revealed by an operator, re-sealed, deleted,
+// disconnected — in the vault's store (tokenstore.Backend, under "audit/"),
+// so every replica writes to one trail. Records name who did what to which
+// connection and when; they never hold a secret.
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/tokenstore"
+)
+
+const prefix = "audit/"
+
+// Retention is how long a record is kept.
+const Retention = 400 * 24 * time.Hour
+
+// Log is the audit trail in a store.
+type Log struct{ b tokenstore.Backend }
+
+// New returns the trail kept in b.
+func New(b tokenstore.Backend) *Log { return &Log{b: b} }
+
+// Record appends r to the trail.
+func (l *Log) Record(ctx context.Context, r finchconnect.AuditRecord) error {
+	if r.At.IsZero() {
+		r.At = time.Now().UTC()
+	}
+	var n [4]byte
+	rand.Read(n[:])
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	key := fmt.Sprintf("%s%020d-%s", prefix, r.At.UnixNano(), hex.EncodeToString(n[:]))
+	return l.b.Claim(ctx, key, v, Retention)
+}
+
+// Filter selects records for List. Zero fields match everything.
+type Filter struct {
+	ConnectionID string
+	Since        time.Time
+	Limit        int // 0: all
+}
+
+// List returns matching records, oldest first.
+func (l *Log) List(ctx context.Context, f Filter) ([]finchconnect.AuditRecord, error) {
+	var out []finchconnect.AuditRecord
+	after := ""
+	if !f.Since.IsZero() {
+		after = fmt.Sprintf("%s%020d", prefix, f.Since.UnixNano()-1)
+	}
+	for {
+		es, err := l.b.Scan(ctx, prefix, after, 500)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range es {
+			var r finchconnect.AuditRecord
+			if json.Unmarshal(e.Value, &r) != nil {
+				continue
+			}
+			if f.ConnectionID != "" && r.ConnectionID != f.ConnectionID {
+				continue
+			}
+			out = append(out, r)
+			if f.Limit > 0 && len(out) == f.Limit {
+				return out, nil
+			}
+		}
+		if len(es) < 500 {
+			return out, nil
+		}
+		after = es[len(es)-1].Key
+	}
+}
