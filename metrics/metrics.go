@@ -1,0 +1,218 @@
+// Package metrics holds finchconnect's Prometheus metrics, on a registry of
+// its own (never the global one), and the instrumentation that feeds them:
+// an http.RoundTripper for calls to Finch and a tokenstore.Backend wrapper
+// for the store. No label ever holds a token, a code or a customer's data:
+// Finch routes are recorded with ids replaced by ":id".
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/finchconnect/finchconnect/tokenstore"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the set of finchconnect's collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	callbacks       *prometheus.CounterVec
+	callbackSeconds prometheus.Histogram
+	finchRequests   *prometheus.CounterVec
+	finchSeconds    *prometheus.HistogramVec
+	storeSeconds    *prometheus.HistogramVec
+	storeErrors     *prometheus.CounterVec
+	sweepChecked    prometheus.Counter
+	sweepChanged    prometheus.Counter
+	sweepLast       prometheus.Gauge
+	eventsDelivered prometheus.Counter
+}
+
+// New registers finchconnect's collectors, plus the Go and process ones, on
+// a fresh registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		callbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finchconnect_callbacks_total", Help: "Connect callbacks by outcome (connected, duplicate, invalid_state, invalid_code, …).",
+		}, []string{"outcome"}),
+		callbackSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "finchconnect_callback_duration_seconds", Help: "Time to answer a callback.", Buckets: prometheus.DefBuckets,
+		}),
+		finchRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finchconnect_finch_requests_total", Help: "Requests to Finch by route and status (status \"error\" when no response came).",
+		}, []string{"route", "status"}),
+		finchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "finchconnect_finch_request_duration_seconds", Help: "Latency of requests to Finch by route.", Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+		storeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "finchconnect_store_operation_duration_seconds", Help: "Latency of store operations.",
+			Buckets: []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"op"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "finchconnect_store_errors_total", Help: "Store operations that failed (not-found and conflicts excluded).",
+		}, []string{"op"}),
+		sweepChecked:    prometheus.NewCounter(prometheus.CounterOpts{Name: "finchconnect_sweep_checked_total", Help: "Connections introspected by health sweeps."}),
+		sweepChanged:    prometheus.NewCounter(prometheus.CounterOpts{Name: "finchconnect_sweep_changed_total", Help: "Connections whose status a sweep changed."}),
+		sweepLast:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "finchconnect_sweep_last_completed_timestamp_seconds", Help: "When the last full sweep ended."}),
+		eventsDelivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "finchconnect_events_delivered_total", Help: "Events delivered to the app."}),
+	}
+	r.MustRegister(m.callbacks, m.callbackSeconds, m.finchRequests, m.finchSeconds, m.storeSeconds, m.storeErrors,
+		m.sweepChecked, m.sweepChanged, m.sweepLast, m.eventsDelivered,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry for /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// Callback records how a callback ended (the server's Observe hook).
+func (m *Metrics) Callback(outcome string, d time.Duration) {
+	m.callbacks.WithLabelValues(outcome).Inc()
+	m.callbackSeconds.Observe(d.Seconds())
+}
+
+// Sweep records a sweep's progress.
+func (m *Metrics) Sweep(checked, changed int, done bool) {
+	m.sweepChecked.Add(float64(checked))
+	m.sweepChanged.Add(float64(changed))
+	if done {
+		m.sweepLast.SetToCurrentTime()
+	}
+}
+
+// EventDelivered counts a delivered event.
+func (m *Metrics) EventDelivered() { m.eventsDelivered.Inc() }
+
+// Gauge registers a gauge whose value fn computes at scrape time (the
+// outbox depth, the journal's pending tokens).
+func (m *Metrics) Gauge(name, help string, fn func() float64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
+// ids matches path segments that are identifiers (UUIDs, long hex or
+// opaque ids), replaced by ":id" so that routes stay a small label set.
+var ids = regexp.MustCompile(`/[0-9a-fA-F-]{16,}|/[A-Za-z0-9_-]*[0-9][A-Za-z0-9_-]{7,}`)
+
+// Route is the label for a Finch request path.
+func Route(method, path string) string { return method + " " + ids.ReplaceAllString(path, "/:id") }
+
+// Transport wraps base (nil: http.DefaultTransport) so that every request
+// to Finch is counted and timed.
+func (m *Metrics) Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		route := Route(r.Method, r.URL.Path)
+		start := time.Now()
+		res, err := base.RoundTrip(r)
+		m.finchSeconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		status := "error"
+		if err == nil {
+			status = strconv.Itoa(res.StatusCode)
+		}
+		m.finchRequests.WithLabelValues(route, status).Inc()
+		return res, err
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// Backend wraps b so that every store operation is timed.
+func (m *Metrics) Backend(b tokenstore.Backend) tokenstore.Backend { return &backend{b: b, m: m} }
+
+type backend struct {
+	b tokenstore.Backend
+	m *Metrics
+}
+
+func (w *backend) time(op string, start time.Time, err error) {
+	w.m.storeSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && !expected(err) {
+		w.m.storeErrors.WithLabelValues(op).Inc()
+	}
+}
+
+func (w *backend) GetRow(ctx context.Context, id string) (tokenstore.Row, error) {
+	start := time.Now()
+	r, err := w.b.GetRow(ctx, id)
+	w.time("get_row", start, err)
+	return r, err
+}
+
+func (w *backend) PutRow(ctx context.Context, r tokenstore.Row, expect int64) (int64, error) {
+	start := time.Now()
+	v, err := w.b.PutRow(ctx, r, expect)
+	w.time("put_row", start, err)
+	return v, err
+}
+
+func (w *backend) DeleteRow(ctx context.Context, id string) error {
+	start := time.Now()
+	err := w.b.DeleteRow(ctx, id)
+	w.time("delete_row", start, err)
+	return err
+}
+
+func (w *backend) ListRows(ctx context.Context, f tokenstore.Filter) ([]tokenstore.Row, error) {
+	start := time.Now()
+	rows, err := w.b.ListRows(ctx, f)
+	w.time("list_rows", start, err)
+	return rows, err
+}
+
+func (w *backend) Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	start := time.Now()
+	err := w.b.Claim(ctx, key, value, ttl)
+	w.time("claim", start, err)
+	return err
+}
+
+func (w *backend) Load(ctx context.Context, key string) ([]byte, error) {
+	start := time.Now()
+	v, err := w.b.Load(ctx, key)
+	w.time("load", start, err)
+	return v, err
+}
+
+func (w *backend) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error {
+	start := time.Now()
+	err := w.b.Swap(ctx, key, old, value, ttl)
+	w.time("swap", start, err)
+	return err
+}
+
+func (w *backend) Forget(ctx context.Context, key string) error {
+	start := time.Now()
+	err := w.b.Forget(ctx, key)
+	w.time("forget", start, err)
+	return err
+}
+
+func (w *backend) Scan(ctx context.Context, prefix, after string, limit int) ([]tokenstore.Entry, error) {
+	start := time.Now()
+	es, err := w.b.Scan(ctx, prefix, after, limit)
+	w.time("scan", start, err)
+	return es, err
+}
+
+func (w *backend) Ping(ctx context.Context) error {
+	start := time.Now()
+	err := w.b.Ping(ctx)
+	w.time("ping", start, err)
+	return err
+}
+
+func (w *backend) Close() error { return w.b.Close() }
