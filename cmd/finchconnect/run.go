@@ -34,6 +34,8 @@ Usage:
                                   copy every record between two stores
   finchconnect apikey create|list|revoke
                                   manage the API keys of the /v1 API
+  finchconnect audit [-connection ID] [-since 24h]
+                                  the trail of every use of a token
   finchconnect help               show this help
 
 Run 'finchconnect COMMAND -h' for a command's flags. Every flag can also be set
@@ -74,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "apikey":
 		return runAPIKey(ctx, rest, getenv, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, getenv, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "finchconnect: unknown command %q\n\n%s", cmd, usage)
 		return errUsage

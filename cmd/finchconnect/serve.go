@@ -16,6 +16,7 @@ import (
 
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/keyring"
+	"github.com/finchconnect/finchconnect/metrics"
 	"github.com/finchconnect/finchconnect/sandbox"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
@@ -93,7 +94,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer backend.Close()
+	// Metrics see every store operation and every call to Finch.
+	m := metrics.New()
+	backend = m.Backend(backend)
 	store := tokenstore.New(backend, kr)
+	finchHTTP := &http.Client{Transport: m.Transport(http.DefaultTransport)}
 
 	// Listen before anything else starts, so a busy port is reported at once
 	// and -addr 127.0.0.1:0 yields the real address.
@@ -108,7 +113,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	mux := http.NewServeMux()
-	fc := &finch.Client{BaseURL: f.finchBaseURL, ClientID: f.clientID, ClientSecret: secret(f.clientSecret)}
+	fc := &finch.Client{BaseURL: f.finchBaseURL, ClientID: f.clientID, ClientSecret: secret(f.clientSecret), HTTPClient: finchHTTP}
 	var sb *sandbox.Server
 	if demo {
 		// The demo runs the sandbox in-process under /finch on the same
@@ -125,7 +130,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer sb.Close()
 		mux.Handle("/finch/", http.StripPrefix("/finch", sb))
-		fc = &finch.Client{BaseURL: "http://" + ln.Addr().String() + "/finch", ClientID: demoClientID, ClientSecret: demoClientSecret}
+		fc = &finch.Client{BaseURL: "http://" + ln.Addr().String() + "/finch", ClientID: demoClientID, ClientSecret: demoClientSecret, HTTPClient: finchHTTP}
 	}
 	// Tokens exchanged while the store is down wait, sealed, in a local
 	// journal, and are replayed as soon as it answers again.
@@ -135,7 +140,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer journal.Close()
 
-	deps := &appDeps{logger: logger, store: store, backend: backend, finch: fc, publicURL: publicURL, dataDir: f.store.dataDir, demo: demo}
+	deps := &appDeps{logger: logger, store: store, backend: backend, finch: fc, publicURL: publicURL, dataDir: f.store.dataDir, demo: demo, metrics: m}
 	lc, err := startLifecycle(ctx, lcF, deps)
 	if err != nil {
 		return err
@@ -233,6 +238,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer func() { stopRecover(); <-recoverDone }()
 	deps.flows = srv
 	lc.mount(mux)
+	lc.startSweeps(srv)
+	m.Gauge("finchconnect_journal_pending", "Tokens held in the local journal until the store takes them.", func() float64 { return float64(journal.Pending()) })
 	mux.Handle("/", srv)
 
 	hs := &http.Server{
@@ -282,6 +289,7 @@ type appDeps struct {
 	publicURL string
 	dataDir   string
 	demo      bool
+	metrics   *metrics.Metrics
 }
 
 // rateLimit turns a per-minute flag into a server.RateLimit; 0 disables.

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/audit"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
@@ -75,6 +76,9 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 			return fmt.Errorf("token get %s: %w", id, err)
 		}
 		if reveal {
+			if err := audit.New(store.Backend()).Record(ctx, finchconnect.AuditRecord{Action: finchconnect.AuditRevealed, ConnectionID: id, Actor: "operator"}); err != nil {
+				return fmt.Errorf("token get %s: the audit trail refused the record, so the token is not shown: %w", id, err)
+			}
 			fmt.Fprintln(stderr, "WARNING: printing a live Finch access token. It grants access to this employer's data until the connection is disconnected.")
 			fmt.Fprintln(stdout, conn.AccessToken.Reveal())
 			return nil
@@ -87,6 +91,7 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			return fmt.Errorf("token delete %s: %w", id, err)
 		}
+		_ = audit.New(store.Backend()).Record(ctx, finchconnect.AuditRecord{Action: finchconnect.AuditDeleted, ConnectionID: id, Actor: "operator"})
 		fmt.Fprintf(stdout, "deleted %s (the connection is still live at Finch until disconnected)\n", id)
 	}
 	return nil
