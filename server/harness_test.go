@@ -197,13 +197,18 @@ func (h *harness) signIn(c *http.Client, authorizeURL, username string) string {
 	if picker.status != http.StatusOK {
 		h.t.Fatalf("GET authorize = %d, want 200; body:\n%s", picker.status, picker.body)
 	}
-	action, vals := hiddenFields(h.t, picker.body, `value="gusto"`)
-	vals.Set("provider", "gusto")
-	creds := h.do(c, "POST", action, vals)
-	if creds.status != http.StatusOK {
-		h.t.Fatalf("choose provider = %d, want 200; body:\n%s", creds.status, creds.body)
+	creds := picker
+	if !strings.Contains(picker.body, `id="password"`) {
+		// The provider picker first (a re-authentication knows its
+		// provider and goes straight to the sign-in form).
+		action, vals := hiddenFields(h.t, picker.body, `value="gusto"`)
+		vals.Set("provider", "gusto")
+		creds = h.do(c, "POST", action, vals)
+		if creds.status != http.StatusOK {
+			h.t.Fatalf("choose provider = %d, want 200; body:\n%s", creds.status, creds.body)
+		}
 	}
-	action, vals = hiddenFields(h.t, creds.body, `id="password"`)
+	action, vals := hiddenFields(h.t, creds.body, `id="password"`)
 	vals.Set("username", username)
 	vals.Set("password", "letmein")
 	done := h.do(c, "POST", action, vals)

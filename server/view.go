@@ -70,18 +70,21 @@ func mask(s string) string {
 		keep = digits / 2 // a short value still leaks little
 	}
 	var b strings.Builder
-	seen := 0
+	di := 0
 	for _, r := range s {
-		if r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' {
-			seen++
-			if seen > digits-keep && r >= '0' && r <= '9' {
+		switch {
+		case r >= '0' && r <= '9':
+			di++
+			if di > digits-keep {
 				b.WriteRune(r)
-				continue
+			} else {
+				b.WriteRune('•')
 			}
+		case r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z':
 			b.WriteRune('•')
-			continue
+		default:
+			b.WriteRune(r)
 		}
-		b.WriteRune(r)
 	}
 	return b.String()
 }

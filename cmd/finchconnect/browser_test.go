@@ -56,9 +56,7 @@ func TestBrowser_DemoFlow(t *testing.T) {
 	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
 	defer cancelTimeout()
 
-	var legalName, status string
-	var shot []byte
-	err := chromedp.Run(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(app.url+"/"),
 		chromedp.WaitVisible(`#connect-form`),
 		chromedp.SendKeys(`#customer_id`, "browser-1"),
@@ -73,12 +71,21 @@ func TestBrowser_DemoFlow(t *testing.T) {
 		chromedp.Click(`#submit`),
 		// Back in finchconnect, on the connection's page.
 		chromedp.WaitVisible(`#legal-name`),
-		chromedp.Text(`#legal-name`, &legalName),
-		chromedp.Text(`#status`, &status),
-		chromedp.FullScreenshot(&shot, 90),
 	)
 	if err != nil {
 		t.Fatalf("browser flow: %v\nserver stderr:\n%s", err, app.stderr.String())
+	}
+	legalName, err := chromedp.Run(ctx, chromedp.Text(`#legal-name`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Text(`#status`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if strings.TrimSpace(legalName) == "" || legalName == "—" {
 		t.Errorf("legal name on the page = %q, want the sandbox company's", legalName)

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/finchconnect/finchconnect/sandbox"
+)
+
+const sandboxSynopsis = "finchconnect sandbox [-addr 127.0.0.1:4000] [-client-id ID] [-client-secret SECRET] [-data FILE] [-revoke-on-reuse] [-public-url URL]"
+
+// runSandbox runs the offline Finch-compatible sandbox until ctx is done.
+// Its flags fall back to FINCHCONNECT_SANDBOX_* variables.
+func runSandbox(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:4000", "address to listen on")
+	clientID := fs.String("client-id", sandbox.DefaultClientID, "client id the sandbox accepts")
+	clientSecret := fs.String("client-secret", sandbox.DefaultClientSecret, "client secret the sandbox accepts")
+	dataFile := fs.String("data", "", "file that keeps the sandbox's state across restarts (default: memory only)")
+	revoke := fs.Bool("revoke-on-reuse", false, "a reused code revokes the tokens it minted (RFC 6749 §10.5)")
+	publicURL := fs.String("public-url", "", "URL clients reach the sandbox at (default http://ADDR)")
+	logLevel := fs.String("log-level", "warn", "log level")
+	// The sandbox's variables are FINCHCONNECT_SANDBOX_*, apart from the
+	// server's FINCHCONNECT_ADDR and friends.
+	sandboxEnv := func(name string) string {
+		if v, ok := strings.CutPrefix(name, "FINCHCONNECT_"); ok {
+			return getenv("FINCHCONNECT_SANDBOX_" + v)
+		}
+		return ""
+	}
+	if err := parseFlags(fs, args, sandboxEnv); err != nil {
+		return handleParseError(err, fs, stdout, stderr, sandboxSynopsis)
+	}
+	logger, err := newLogger(stderr, "text", *logLevel)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("sandbox: listen on %s: %w", *addr, err)
+	}
+	defer ln.Close()
+	base := strings.TrimSuffix(*publicURL, "/")
+	if base == "" {
+		base = "http://" + ln.Addr().String()
+	}
+	sb, err := sandbox.New(sandbox.Options{
+		ClientID: *clientID, ClientSecret: *clientSecret, PublicURL: base,
+		DataFile: *dataFile, RevokeOnReuse: *revoke, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	hs := &http.Server{
+		Handler:           sb,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
+	fmt.Fprintf(stdout, "\nFinch sandbox at %s\n  FINCH_BASE_URL=%s\n  FINCH_CLIENT_ID=%s\n  FINCH_CLIENT_SECRET=%s\n", base, base, *clientID, *clientSecret)
+	fmt.Fprintf(stdout, "Connect logins (password letmein): authorized_simple, authorized_complex, reauthorization\n")
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("sandbox: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return err
+	}
+	<-serveErr
+	return nil
+}

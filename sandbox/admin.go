@@ -1,0 +1,178 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+)
+
+// handleSandboxConnection is POST /sandbox/connections (Basic): a
+// connection and a token without a Connect round trip.
+func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request) {
+	if !s.basicAuth(w, r) {
+		return
+	}
+	var req struct {
+		ProviderID         string   `json:"provider_id"`
+		AuthenticationType string   `json:"authentication_type"`
+		Products           []string `json:"products"`
+		EmployeeSize       int      `json:"employee_size"`
+	}
+	if err := decodeBody(r, &req); err != nil || providerName(req.ProviderID) == "" {
+		badRequest(w, "provider_id must be one of GET /providers.")
+		return
+	}
+	if len(req.Products) == 0 {
+		req.Products = []string{"company", "directory", "individual", "employment"}
+	}
+	if req.EmployeeSize <= 0 {
+		req.EmployeeSize = 20
+	}
+	if req.AuthenticationType == "" {
+		req.AuthenticationType = "credential"
+	}
+	sess := &session{Products: req.Products}
+	value := s.issueCode(sess, req.ProviderID, "authorized_simple")
+	s.mu.Lock()
+	c := s.st.Codes[value]
+	c.Used = true
+	conn := s.st.Connections[c.ConnectionID]
+	conn.Employees = min(req.EmployeeSize, 10000)
+	tok := s.random(32)
+	s.st.Tokens[tok] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
+	entityID := ""
+	if len(conn.Entities) > 0 {
+		entityID = conn.Entities[0].ID
+	}
+	s.dirty = true
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token": tok, "token_type": "bearer", "connection_id": conn.ID, "entity_id": entityID,
+		"account_id": conn.AccountID, "company_id": conn.CompanyID, "provider_id": conn.ProviderID,
+		"authentication_type": req.AuthenticationType, "products": conn.Products,
+	})
+}
+
+// handleSandboxAccount is PUT /sandbox/connections/accounts: it drives the
+// connection's status (e.g. reauth).
+func (s *Server) handleSandboxAccount(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
+	var req struct {
+		ConnectionStatus string `json:"connection_status"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		badRequest(w, "The body must be a JSON object.")
+		return
+	}
+	if req.ConnectionStatus != "" {
+		if err := s.SetConnectionStatus(c.ID, req.ConnectionStatus); err != nil {
+			badRequest(w, "connection_status is not a connection status.")
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	entityID := ""
+	if len(c.Entities) > 0 {
+		entityID = c.Entities[0].ID
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"account_id": c.AccountID, "authentication_type": "credential", "company_id": c.CompanyID,
+		"connection_id": c.ID, "entity_id": entityID, "products": c.Products, "provider_id": c.ProviderID,
+	})
+}
+
+// handleSandboxCompany is PUT /sandbox/company: the connection's company
+// becomes the given object.
+func (s *Server) handleSandboxCompany(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
+	var body map[string]any
+	if err := decodeBody(r, &body); err != nil {
+		badRequest(w, "The body must be a company object.")
+		return
+	}
+	delete(body, "id")
+	s.mu.Lock()
+	c.Company = body
+	s.dirty = true
+	out := c.company()
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleSandboxDirectory is POST /sandbox/directory: a JSON array of
+// individuals to add.
+func (s *Server) handleSandboxDirectory(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
+	var people []map[string]any
+	if err := decodeBody(r, &people); err != nil {
+		badRequest(w, "The body must be a JSON array of individuals.")
+		return
+	}
+	s.mu.Lock()
+	for _, p := range people {
+		p["id"] = s.id()
+		c.Extra = append(c.Extra, p)
+	}
+	s.dirty = true
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, people)
+}
+
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.Stats())
+}
+
+// handleAddFault is POST /_sandbox/faults with a Fault; durations are Go
+// strings ("2s").
+func (s *Server) handleAddFault(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Route      string `json:"route"`
+		Status     int    `json:"status"`
+		RetryAfter string `json:"retry_after"`
+		Latency    string `json:"latency"`
+		Malformed  bool   `json:"malformed"`
+		Count      int    `json:"count"`
+	}
+	if err := decodeBody(r, &req); err != nil {
+		badRequest(w, "The body must be a fault object.")
+		return
+	}
+	f := Fault{Route: req.Route, Status: req.Status, Malformed: req.Malformed, Count: req.Count}
+	for _, d := range []struct {
+		text string
+		dst  *time.Duration
+	}{{req.RetryAfter, &f.RetryAfter}, {req.Latency, &f.Latency}} {
+		if d.text == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.text)
+		if err != nil {
+			badRequest(w, "retry_after and latency are durations such as \"2s\".")
+			return
+		}
+		*d.dst = v
+	}
+	s.InjectFault(f)
+	writeJSON(w, http.StatusCreated, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleClearFaults(w http.ResponseWriter, r *http.Request) {
+	s.ClearFaults()
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleClock is POST /_sandbox/clock {"advance":"11m"}.
+func (s *Server) handleClock(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Advance string `json:"advance"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		badRequest(w, `The body must be {"advance": "11m"}.`)
+		return
+	}
+	d, err := time.ParseDuration(req.Advance)
+	if err != nil || d < 0 {
+		badRequest(w, "advance must be a non-negative duration such as \"11m\".")
+		return
+	}
+	s.Advance(d)
+	writeJSON(w, http.StatusOK, map[string]string{"now": s.now().UTC().Format(time.RFC3339)})
+}

@@ -1,0 +1,248 @@
+package sandbox
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// data wraps an employer data route: the token, the connection's status
+// (reauth → 401 reauthenticate_user), the product scope and the entity.
+func (s *Server) data(product string, h func(w http.ResponseWriter, r *http.Request, c *connection, entity string)) http.HandlerFunc {
+	return s.bearer(func(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
+		s.mu.Lock()
+		c.DataCalls++
+		if c.Scenario == "reauthorization" && c.DataCalls > reauthAfter && c.Status == "connected" {
+			c.Status = "reauth"
+		}
+		status := c.Status
+		hasProduct := c.hasProduct(product)
+		s.dirty = true
+		s.mu.Unlock()
+		if status == "reauth" {
+			writeError(w, http.StatusUnauthorized, "authentication_error", "reauthenticate_user", "Please reauthenticate user")
+			return
+		}
+		if !hasProduct {
+			writeError(w, http.StatusForbidden, "insufficient_scope_error", "", "This connection was not granted the "+product+" product.")
+			return
+		}
+		entity, ok := s.entity(w, r, c)
+		if !ok {
+			return
+		}
+		h(w, r, c, entity)
+	})
+}
+
+// entity reads entity_ids (entity_ids[]=x, entity_ids=x or a comma list):
+// at most one, and one of the connection's.
+func (s *Server) entity(w http.ResponseWriter, r *http.Request, c *connection) (string, bool) {
+	q := r.URL.Query()
+	var ids []string
+	for _, k := range []string{"entity_ids[]", "entity_ids"} {
+		for _, v := range q[k] {
+			for _, id := range strings.Split(v, ",") {
+				if id = strings.TrimSpace(id); id != "" {
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	switch {
+	case len(ids) == 0:
+		return "", true
+	case len(ids) > 1:
+		badRequest(w, "At most one entity_id per request.")
+		return "", false
+	case !slices.ContainsFunc(c.Entities, func(e entity) bool { return e.ID == ids[0] }):
+		writeError(w, http.StatusBadRequest, "bad_request", "invalid_request", "entity_ids names an entity this connection does not have.")
+		return "", false
+	}
+	return ids[0], true
+}
+
+func (s *Server) peopleOf(c *connection, entity string) []person {
+	s.mu.Lock()
+	all := c.people()
+	s.mu.Unlock()
+	if entity == "" {
+		return all
+	}
+	var out []person
+	for _, p := range all {
+		if p.Entity == entity {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (s *Server) handleCompany(w http.ResponseWriter, r *http.Request, c *connection, _ string) {
+	s.mu.Lock()
+	body := c.company()
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, body)
+}
+
+// handleDirectory is GET /employer/directory with limit/offset paging.
+func (s *Server) handleDirectory(w http.ResponseWriter, r *http.Request, c *connection, entity string) {
+	people := s.peopleOf(c, entity)
+	q := r.URL.Query()
+	offset, limit := 0, len(people)
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			badRequest(w, "offset must be a non-negative integer.")
+			return
+		}
+		offset = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			badRequest(w, "limit must be a non-negative integer.")
+			return
+		}
+		limit = n
+	}
+	start := min(offset, len(people))
+	end := min(start+limit, len(people))
+	items := []any{}
+	for _, p := range people[start:end] {
+		items = append(items, p.directoryItem())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"paging": map[string]int{"count": len(people), "offset": offset}, "individuals": items})
+}
+
+type batchRequest struct {
+	Requests []struct {
+		IndividualID string `json:"individual_id"`
+		PaymentID    string `json:"payment_id"`
+		Limit        int    `json:"limit"`
+		Offset       int    `json:"offset"`
+	} `json:"requests"`
+	Options *struct {
+		Include []string `json:"include"`
+	} `json:"options"`
+}
+
+func (s *Server) batch(w http.ResponseWriter, r *http.Request, max int) (batchRequest, bool) {
+	var req batchRequest
+	if err := decodeBody(r, &req); err != nil {
+		badRequest(w, "The body must be {\"requests\": [...]}.")
+		return req, false
+	}
+	if len(req.Requests) > max {
+		badRequest(w, "Too many requests in one batch (at most "+strconv.Itoa(max)+").")
+		return req, false
+	}
+	return req, true
+}
+
+func notFoundItem(id, finchCode string) map[string]any {
+	return map[string]any{"code": 404, "name": "not_found_error", "finch_code": finchCode, "message": "No such item: " + id}
+}
+
+func (s *Server) handleIndividuals(w http.ResponseWriter, r *http.Request, c *connection, entity string) {
+	req, ok := s.batch(w, r, 10000)
+	if !ok {
+		return
+	}
+	ssn := req.Options != nil && slices.Contains(req.Options.Include, "ssn") && c.hasProduct("ssn")
+	byID := map[string]person{}
+	for _, p := range s.peopleOf(c, entity) {
+		byID[p.ID] = p
+	}
+	out := []any{}
+	for _, q := range req.Requests {
+		if p, ok := byID[q.IndividualID]; ok {
+			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 200, "body": p.individual(ssn)})
+		} else {
+			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 404, "body": notFoundItem(q.IndividualID, "individual_not_found")})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"responses": out})
+}
+
+func (s *Server) handleEmployments(w http.ResponseWriter, r *http.Request, c *connection, entity string) {
+	req, ok := s.batch(w, r, 10000)
+	if !ok {
+		return
+	}
+	byID := map[string]person{}
+	for _, p := range s.peopleOf(c, entity) {
+		byID[p.ID] = p
+	}
+	out := []any{}
+	for _, q := range req.Requests {
+		if p, ok := byID[q.IndividualID]; ok {
+			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 200, "body": p.employment()})
+		} else {
+			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 404, "body": notFoundItem(q.IndividualID, "individual_not_found")})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"responses": out})
+}
+
+// handlePayments is GET /employer/payment?start_date&end_date (both
+// required, inclusive, on pay_date): a bare array.
+func (s *Server) handlePayments(w http.ResponseWriter, r *http.Request, c *connection, entity string) {
+	q := r.URL.Query()
+	start, err1 := time.Parse(time.DateOnly, q.Get("start_date"))
+	end, err2 := time.Parse(time.DateOnly, q.Get("end_date"))
+	if err1 != nil || err2 != nil {
+		badRequest(w, "start_date and end_date (YYYY-MM-DD) are required.")
+		return
+	}
+	out := []any{}
+	for _, p := range c.payments(s.now(), s.peopleOf(c, entity)) {
+		d, _ := time.Parse(time.DateOnly, p["pay_date"].(string))
+		if !d.Before(start) && !d.After(end) {
+			out = append(out, p)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handlePayStatements(w http.ResponseWriter, r *http.Request, c *connection, entity string) {
+	req, ok := s.batch(w, r, 10)
+	if !ok {
+		return
+	}
+	people := s.peopleOf(c, entity)
+	payments := map[string]bool{}
+	for _, p := range c.payments(s.now(), people) {
+		payments[p["id"].(string)] = true
+	}
+	out := []any{}
+	for _, q := range req.Requests {
+		if !payments[q.PaymentID] {
+			out = append(out, map[string]any{"payment_id": q.PaymentID, "code": 404, "body": notFoundItem(q.PaymentID, "payment_not_found")})
+			continue
+		}
+		limit := q.Limit
+		if limit <= 0 {
+			limit = 100
+		}
+		limit = min(limit, 5000)
+		var active []person
+		for _, p := range people {
+			if p.Active {
+				active = append(active, p)
+			}
+		}
+		from := min(q.Offset, len(active))
+		to := min(from+limit, len(active))
+		stmts := []any{}
+		for _, p := range active[from:to] {
+			stmts = append(stmts, p.payStatement())
+		}
+		out = append(out, map[string]any{"payment_id": q.PaymentID, "code": 200, "body": map[string]any{
+			"paging": map[string]int{"offset": q.Offset, "count": len(active)}, "pay_statements": stmts,
+		}})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"responses": out})
+}

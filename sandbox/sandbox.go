@@ -1,0 +1,381 @@
+// Package sandbox is an offline server that behaves like Finch's API, so
+// that finchconnect's demo, its tests and CI — and any Finch SDK pointed at
+// it with FINCH_BASE_URL — run with no Finch account and no network.
+//
+// It implements Connect sessions and a real (server-rendered) Connect page
+// with scenario logins, the code exchange (10-minute, single-use codes
+// consumed atomically, Finch's redirect_uri rule), introspection,
+// disconnects, the employer data endpoints with deterministic data per
+// connection, Finch's sandbox API, and an admin API under /_sandbox/ (a
+// prefix Finch never uses) for statistics, fault injection and a clock
+// that tests can move. It imports no other finchconnect package, so it
+// cannot share the client's mistakes: it speaks JSON built from the wire
+// shapes of Finch's documentation and SDKs.
+package sandbox
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Default credentials the sandbox accepts.
+const (
+	DefaultClientID     = "sandbox-client-id"
+	DefaultClientSecret = "sandbox-client-secret"
+)
+
+// CodeLifetime is how long an authorization code can be exchanged.
+const CodeLifetime = 10 * time.Minute
+
+// Options configure a Server. The zero value is usable.
+type Options struct {
+	ClientID, ClientSecret string // "" means DefaultClientID / DefaultClientSecret
+
+	// PublicURL is the URL clients reach the sandbox at, e.g.
+	// "http://127.0.0.1:3000/finch"; every absolute URL the sandbox emits
+	// (connect_url, form actions) is built from it, so it can be mounted
+	// under a path prefix with http.StripPrefix. "" means "http://" + the
+	// request's Host.
+	PublicURL string
+
+	// DataFile keeps the sandbox's state across restarts: loaded by New,
+	// saved shortly after changes and by Close. "" keeps state in memory.
+	DataFile string
+
+	// RevokeOnReuse makes a second exchange of a code revoke the tokens the
+	// code minted, as RFC 6749 §10.5 suggests, so apps can test that they
+	// never send a code twice.
+	RevokeOnReuse bool
+
+	Now    func() time.Time // nil: time.Now
+	Rand   io.Reader        // nil: crypto/rand
+	Logger *slog.Logger     // nil: discard
+
+	// RedirectURIs are the registered redirect URIs. Nil accepts any
+	// http URI on localhost, 127.0.0.1 or [::1], and any https URI.
+	RedirectURIs []string
+}
+
+// Stats counts what the sandbox has done, for tests.
+type Stats struct {
+	TokenExchanges  int            `json:"token_exchanges"`  // successful POST /auth/token
+	FailedExchanges int            `json:"failed_exchanges"` // refused POST /auth/token
+	CodesIssued     int            `json:"codes_issued"`
+	Requests        map[string]int `json:"requests"` // by "METHOD /path"
+}
+
+// Fault makes matching requests fail or slow down, for testing clients.
+type Fault struct {
+	Route      string        `json:"route"`       // "METHOD /path", or "" for every route
+	Status     int           `json:"status"`      // an error status to answer with (0: none)
+	RetryAfter time.Duration `json:"retry_after"` // sets Retry-After (seconds, rounded up)
+	Latency    time.Duration `json:"latency"`     // delay before answering
+	Malformed  bool          `json:"malformed"`   // answer 200 with a broken JSON body
+	Count      int           `json:"count"`       // requests it affects; 0: until cleared
+}
+
+// Server is the sandbox; it is an http.Handler. Create it with New and
+// Close it to flush DataFile.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	mux  *http.ServeMux
+
+	mu     sync.Mutex
+	st     *state
+	offset time.Duration // added to Now by POST /_sandbox/clock
+	faults []*Fault
+	stats  Stats
+	dirty  bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// New returns a sandbox, loading DataFile when it exists.
+func New(opts Options) (*Server, error) {
+	if opts.ClientID == "" {
+		opts.ClientID = DefaultClientID
+	}
+	if opts.ClientSecret == "" {
+		opts.ClientSecret = DefaultClientSecret
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	opts.PublicURL = strings.TrimSuffix(opts.PublicURL, "/")
+	s := &Server{opts: opts, log: opts.Logger, st: newState(), stats: Stats{Requests: map[string]int{}}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.DataFile != "" {
+		if err := s.load(); err != nil {
+			return nil, err
+		}
+		s.stop, s.done = make(chan struct{}), make(chan struct{})
+		go s.saveLoop()
+	}
+	s.mux = http.NewServeMux()
+	s.routes()
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler: every response carries a
+// Finch-Request-Id, and injected faults apply before the route runs.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Finch-Request-Id", s.id())
+	route := r.Method + " " + r.URL.Path
+	if !strings.HasPrefix(r.URL.Path, "/_sandbox/") {
+		s.mu.Lock()
+		s.stats.Requests[route]++
+		f := s.takeFault(route)
+		s.mu.Unlock()
+		if f != nil {
+			if f.Latency > 0 {
+				select {
+				case <-time.After(f.Latency):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			if f.RetryAfter > 0 {
+				w.Header().Set("Retry-After", fmt.Sprint(int((f.RetryAfter+time.Second-1)/time.Second)))
+			}
+			switch {
+			case f.Malformed:
+				w.Header().Set("Content-Type", "application/json")
+				w.Write([]byte(`{"broken": [1, 2,`))
+				return
+			case f.Status >= 400:
+				name := map[int]string{429: "rate_limit_exceeded_error", 500: "server_error", 502: "server_error", 503: "server_error", 408: "client_connection_closed"}[f.Status]
+				if name == "" {
+					name = "server_error"
+				}
+				writeError(w, f.Status, name, "", "Injected fault.")
+				return
+			}
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// takeFault returns the first fault matching route, consuming one of its
+// uses. s.mu must be held.
+func (s *Server) takeFault(route string) *Fault {
+	for i, f := range s.faults {
+		if f.Route != "" && f.Route != route {
+			continue
+		}
+		out := *f
+		if f.Count > 0 {
+			f.Count--
+			if f.Count == 0 {
+				s.faults = append(s.faults[:i], s.faults[i+1:]...)
+			}
+		}
+		return &out
+	}
+	return nil
+}
+
+// InjectFault adds a fault; the first matching fault applies.
+func (s *Server) InjectFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &f)
+}
+
+// ClearFaults removes every fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.stats
+	out.Requests = make(map[string]int, len(s.stats.Requests))
+	for k, v := range s.stats.Requests {
+		out.Requests[k] = v
+	}
+	return out
+}
+
+// Advance moves the sandbox's clock forward by d.
+func (s *Server) Advance(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offset += d
+}
+
+func (s *Server) now() time.Time { return s.opts.Now().Add(s.offset) }
+
+// random returns n random bytes, hex-encoded.
+func (s *Server) random(n int) string {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.opts.Rand, b); err != nil {
+		panic("sandbox: randomness failed: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}
+
+// id returns a random UUID (version 4), the shape of Finch's ids.
+func (s *Server) id() string {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(s.opts.Rand, b); err != nil {
+		panic("sandbox: randomness failed: " + err.Error())
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// SetConnectionStatus sets a connection's status, as
+// PUT /sandbox/connections/accounts does. "reauth" makes its data
+// endpoints answer 401 reauthenticate_user.
+func (s *Server) SetConnectionStatus(connectionID, status string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.st.Connections[connectionID]
+	if !ok {
+		return errors.New("sandbox: no such connection")
+	}
+	if !validStatus(status) {
+		return fmt.Errorf("sandbox: unknown status %q", status)
+	}
+	c.Status = status
+	s.dirty = true
+	return nil
+}
+
+func validStatus(st string) bool {
+	switch st {
+	case "pending", "processing", "connected", "error_no_account_setup", "error_permissions", "reauth", "disconnected":
+		return true
+	}
+	return false
+}
+
+// Close stops the background saver and writes DataFile one last time.
+func (s *Server) Close() error {
+	if s.stop == nil {
+		return nil
+	}
+	select {
+	case <-s.stop:
+		return nil // closed already
+	default:
+	}
+	close(s.stop)
+	<-s.done
+	return s.save()
+}
+
+func (s *Server) saveLoop() {
+	defer close(s.done)
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			dirty := s.dirty
+			s.mu.Unlock()
+			if dirty {
+				if err := s.save(); err != nil {
+					s.log.Error("save sandbox state", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// save writes the state atomically: a crash leaves the old file or the new.
+func (s *Server) save() error {
+	s.mu.Lock()
+	b, err := json.Marshal(s.st)
+	s.dirty = false
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(s.opts.DataFile)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".sandbox-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), s.opts.DataFile)
+}
+
+func (s *Server) load() error {
+	b, err := os.ReadFile(s.opts.DataFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox: read %s: %w", s.opts.DataFile, err)
+	}
+	st := newState()
+	if err := json.Unmarshal(b, st); err != nil {
+		return fmt.Errorf("sandbox: %s is not a sandbox state file: %v", s.opts.DataFile, err)
+	}
+	st.fill()
+	s.st = st
+	return nil
+}
+
+// checkClient reports whether id and secret are the sandbox's, in constant
+// time.
+func (s *Server) checkClient(id, secret string) bool {
+	a := subtle.ConstantTimeCompare([]byte(id), []byte(s.opts.ClientID))
+	b := subtle.ConstantTimeCompare([]byte(secret), []byte(s.opts.ClientSecret))
+	return a&b == 1
+}
+
+// publicURL is the base of absolute URLs in responses.
+func (s *Server) publicURL(r *http.Request) string {
+	if s.opts.PublicURL != "" {
+		return s.opts.PublicURL
+	}
+	return "http://" + r.Host
+}

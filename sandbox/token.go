@@ -1,0 +1,217 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// handleToken is POST /auth/token: a JSON body with the client credentials
+// (current SDKs), or HTTP Basic with a form body (older ones). Codes are
+// single use: the check and the consumption happen under one lock, so of
+// any number of concurrent exchanges of one code exactly one succeeds.
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+		Code         string `json:"code"`
+		RedirectURI  string `json:"redirect_uri"`
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if err := r.ParseForm(); err != nil {
+			s.refuse(w, http.StatusBadRequest, "bad_request", "invalid_request", "Unreadable form body.")
+			return
+		}
+		req.Code, req.RedirectURI = r.PostForm.Get("code"), r.PostForm.Get("redirect_uri")
+		req.ClientID, req.ClientSecret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		if id, secret, ok := r.BasicAuth(); ok {
+			req.ClientID, req.ClientSecret = id, secret
+		}
+	} else if err := decodeBody(r, &req); err != nil {
+		s.refuse(w, http.StatusBadRequest, "bad_request", "invalid_request", "The body must be a JSON object with client_id, client_secret and code.")
+		return
+	}
+	if !s.checkClient(req.ClientID, req.ClientSecret) {
+		s.refuse(w, http.StatusUnauthorized, "invalid_client_error", "", "Invalid client_id or client_secret.")
+		return
+	}
+	if req.Code == "" {
+		s.refuse(w, http.StatusBadRequest, "bad_request", "invalid_request", "code is required.")
+		return
+	}
+
+	s.mu.Lock()
+	c, ok := s.st.Codes[req.Code]
+	switch {
+	case !ok:
+		s.mu.Unlock()
+		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", "Invalid authorization code.")
+		return
+	case c.Used:
+		if s.opts.RevokeOnReuse {
+			for _, t := range c.Minted {
+				if tok := s.st.Tokens[t]; tok != nil {
+					tok.Revoked = true
+				}
+			}
+			s.dirty = true
+		}
+		s.mu.Unlock()
+		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", "The authorization code has already been used.")
+		return
+	case s.now().After(c.Expires):
+		s.mu.Unlock()
+		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", "The authorization code has expired.")
+		return
+	case c.RedirectURI != req.RedirectURI:
+		// Finch wants the redirect_uri of a redirect-flow code, exactly,
+		// and none for an embedded-flow code (finch-api.md §3).
+		s.mu.Unlock()
+		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", "redirect_uri does not match the one the code was issued for.")
+		return
+	}
+	conn := s.st.Connections[c.ConnectionID]
+	c.Used = true
+	value := s.random(32) // 256 bits
+	s.st.Tokens[value] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
+	c.Minted = append(c.Minted, value)
+	s.stats.TokenExchanges++
+	s.dirty = true
+	resp := map[string]any{
+		"access_token": value, "token_type": "bearer", "connection_id": conn.ID,
+		"client_type": "sandbox", "connection_type": "provider", "entity_ids": entityIDs(conn),
+		"products": conn.Products, "provider_id": conn.ProviderID,
+		"account_id": conn.AccountID, "company_id": conn.CompanyID,
+		"customer_id": nullable(conn.CustomerID), "customer_name": nullable(conn.CustomerName),
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) refuse(w http.ResponseWriter, status int, name, finchCode, message string) {
+	s.mu.Lock()
+	s.stats.FailedExchanges++
+	s.mu.Unlock()
+	writeError(w, status, name, finchCode, message)
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func entityIDs(c *connection) []string {
+	ids := []string{}
+	for _, e := range c.Entities {
+		ids = append(ids, e.ID)
+	}
+	return ids
+}
+
+// bearer resolves the access token before h runs, with Finch's 401s.
+func (s *Server) bearer(h func(http.ResponseWriter, *http.Request, *connection, *token)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		value := bearerToken(r)
+		if value == "" {
+			writeError(w, http.StatusUnauthorized, "unauthorized_request_error", "", "Unauthorized request: no authentication given")
+			return
+		}
+		s.mu.Lock()
+		t := s.st.Tokens[value]
+		var c *connection
+		if t != nil {
+			c = s.st.Connections[t.ConnectionID]
+		}
+		s.mu.Unlock()
+		if t == nil || t.Revoked || c == nil {
+			writeError(w, http.StatusUnauthorized, "invalid_token_error", "", "Invalid access token.")
+			return
+		}
+		h(w, r, c, t)
+	}
+}
+
+// handleIntrospect is GET /introspect.
+func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, c *connection, t *token) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	status := map[string]any{"status": c.Status, "last_successful_sync": s.now().UTC().Add(-3 * 3600e9).Format("2006-01-02T15:04:05Z"), "message": nil}
+	var entities []any
+	for _, e := range c.Entities {
+		entities = append(entities, map[string]any{"id": e.ID, "name": e.Name, "source_id": nil, "status": e.Status})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": t.ID, "client_id": s.opts.ClientID, "client_type": "sandbox",
+		"connection_id": c.ID, "connection_type": "provider", "connection_status": status,
+		"products": c.Products, "provider_id": c.ProviderID, "account_id": c.AccountID, "company_id": c.CompanyID,
+		"payroll_provider_id":    c.ProviderID,
+		"authentication_methods": []any{map[string]any{"type": "credential", "connection_status": status, "products": c.Products}},
+		"customer_id":            nullable(c.CustomerID), "customer_name": nullable(c.CustomerName), "customer_email": nullable(c.CustomerEmail),
+		"entities": entities, "manual": false, "username": nullable(c.Username),
+	})
+}
+
+// handleDisconnect is POST /disconnect: every token of the connection is
+// revoked, so each answers 401 from then on.
+func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
+	s.mu.Lock()
+	for _, t := range s.st.Tokens {
+		if t.ConnectionID == c.ID {
+			t.Revoked = true
+		}
+	}
+	c.Status = "disconnected"
+	s.dirty = true
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]string{"status": "success"})
+}
+
+// handleDisconnectEntity is POST /disconnect-entity {entity_ids}.
+func (s *Server) handleDisconnectEntity(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
+	var req struct {
+		EntityIDs []string `json:"entity_ids"`
+	}
+	if err := decodeBody(r, &req); err != nil || len(req.EntityIDs) == 0 {
+		badRequest(w, "entity_ids must list at least one entity.")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range req.EntityIDs {
+		if !slices.ContainsFunc(c.Entities, func(e entity) bool { return e.ID == id }) {
+			writeError(w, http.StatusNotFound, "not_found_error", "item_not_found", "No such entity on this connection.")
+			return
+		}
+	}
+	for i := range c.Entities {
+		if slices.Contains(req.EntityIDs, c.Entities[i].ID) {
+			c.Entities[i].Status = "disconnected"
+		}
+	}
+	s.dirty = true
+	writeJSON(w, http.StatusOK, map[string]string{"status": "success"})
+}
+
+// handleProviders is GET /providers, with or without a token.
+func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
+	var out []any
+	for _, p := range providers {
+		out = append(out, map[string]any{
+			"id": p.ID, "display_name": p.Name, "products": []string{"company", "directory", "individual", "employment", "payment", "pay_statement"},
+			"authentication_methods": []any{map[string]any{"type": "credential"}}, "beta": false, "icon": nil, "logo": nil,
+			"primary_color": nil, "mfa_required": false, "manual": false,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
