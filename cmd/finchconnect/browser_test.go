@@ -51,39 +51,58 @@ func TestBrowser_DemoFlow(t *testing.T) {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
+	actxRun, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(actxRun, 90*time.Second)
 	defer cancelTimeout()
 
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(app.url+"/"),
-		chromedp.WaitVisible(`#connect-form`),
-		chromedp.SendKeys(`#customer_id`, "browser-1"),
-		chromedp.SendKeys(`#customer_name`, "Browser Test Inc."),
-		chromedp.Click(`#connect`),
-		// The sandbox's Connect page: pick a provider, then sign in.
-		chromedp.WaitVisible(`button[value="gusto"]`),
-		chromedp.Click(`button[value="gusto"]`),
-		chromedp.WaitVisible(`#username`),
-		chromedp.SendKeys(`#username`, "authorized_simple"),
-		chromedp.SendKeys(`#password`, "letmein"),
-		chromedp.Click(`#submit`),
-		// Back in finchconnect, on the connection's page.
-		chromedp.WaitVisible(`#legal-name`),
-	)
-	if err != nil {
-		t.Fatalf("browser flow: %v\nserver stderr:\n%s", err, app.stderr.String())
+	// Each step waits for its element afresh: a click that submits a form
+	// replaces the document, and a wait begun on the old one never ends.
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+			err := chromedp.Do(sctx, actions...)
+			scancel()
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				dctx, dcancel := context.WithTimeout(actxRun, 5*time.Second)
+				defer dcancel()
+				page, _ := chromedp.Run(dctx, chromedp.OuterHTML(chromedp.CSS("html")))
+				loc, _ := chromedp.Run(dctx, chromedp.Location())
+				t.Fatalf("browser step %q: %v\nat %s:\n%s\nserver stderr:\n%s", name, err, loc, page, app.stderr.String())
+			}
+		}
 	}
-	legalName, err := chromedp.Run(ctx, chromedp.Text(`#legal-name`))
+	if err := chromedp.Do(ctx, chromedp.Navigate(app.url+"/")); err != nil {
+		t.Fatal(err)
+	}
+	step("fill the connect form",
+		chromedp.WaitVisible(chromedp.CSS(`#connect-form`)),
+		chromedp.SetValue(chromedp.CSS(`#customer_id`), "browser-1"),
+		chromedp.SetValue(chromedp.CSS(`#customer_name`), "Browser Test Inc."))
+	step("connect", chromedp.Click(chromedp.CSS(`#connect`)))
+	// The sandbox's Connect page: pick a provider, then sign in.
+	step("pick a provider", chromedp.WaitVisible(chromedp.CSS(`button[value="gusto"]`)), chromedp.Click(chromedp.CSS(`button[value="gusto"]`)))
+	step("sign in",
+		chromedp.WaitVisible(chromedp.CSS(`#username`)),
+		chromedp.SetValue(chromedp.CSS(`#username`), "authorized_simple"),
+		chromedp.SetValue(chromedp.CSS(`#password`), "letmein"))
+	step("submit", chromedp.Click(chromedp.CSS(`#submit`)))
+	// Back in finchconnect, on the connection's page.
+	step("the company page", chromedp.WaitVisible(chromedp.CSS(`#legal-name`)))
+	legalName, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#legal-name`)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, err := chromedp.Run(ctx, chromedp.Text(`#status`))
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#status`)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +116,7 @@ func TestBrowser_DemoFlow(t *testing.T) {
 	if dir == "" {
 		dir = os.TempDir()
 	}
-	path := filepath.Join(dir, "finchconnect-browser-flow.jpg")
+	path := filepath.Join(dir, "finchconnect-browser-flow.png")
 	if err := os.WriteFile(path, shot, 0o644); err != nil {
 		t.Errorf("save screenshot: %v", err)
 	}

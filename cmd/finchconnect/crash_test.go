@@ -65,7 +65,7 @@ func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
 		t.Fatalf("first line = %q", line)
 	}
 	p.url = addr
-	waitForReady(t, p.url+"/healthz")
+	waitForReady(t, p.url+healthPath(args))
 	return p
 }
 

@@ -81,8 +81,17 @@ func start(t *testing.T, env map[string]string, args ...string) *running {
 		t.Fatalf("first line = %q, want \"listening on http://…\"", line)
 	}
 	r.url = addr
-	waitForReady(t, r.url+"/healthz")
+	waitForReady(t, r.url+healthPath(args))
 	return r
+}
+
+// healthPath is what to poll for readiness: the sandbox, being Finch, has
+// no /healthz of its own, so its admin stats stand in.
+func healthPath(args []string) string {
+	if len(args) > 0 && args[0] == "sandbox" {
+		return "/_sandbox/stats"
+	}
+	return "/healthz"
 }
 
 func waitForReady(t *testing.T, u string) {
