@@ -1,0 +1,54 @@
+// Package finch is a client for the Finch employment API
+// (https://developer.tryfinch.com): it exchanges Connect codes for access
+// tokens, introspects and disconnects connections, creates Connect
+// sessions, reads employer data (company, directory, individuals,
+// employments, payments, pay statements, providers), and passes raw calls
+// through for a proxy ([Client.Do]). It holds no state beyond its settings
+// and stores nothing.
+//
+// A [Client] is a plain struct whose zero-valued fields mean "default";
+// set ClientID and ClientSecret, and BaseURL to talk to a sandbox.
+//
+// # Errors
+//
+// Any non-2xx answer from Finch is an *[APIError] carrying Finch's error
+// name, finch_code, message and request id. It matches the root package's
+// sentinels with [errors.Is]: finchconnect.ErrInvalidCode,
+// ErrInvalidClient, ErrReauthRequired, ErrUnauthorized,
+// ErrInsufficientScope and ErrRateLimited (see [APIError.Is]). Errors
+// never contain an access token, a code or the client secret.
+//
+// # Timeouts
+//
+// Every attempt is bounded by [Client.Timeout] (default 60 s, as in Finch's
+// SDKs) covering connect, send, wait and body; ctx bounds the whole call,
+// retries included. Response bodies are capped by [Client.MaxBodyBytes]
+// (default 32 MiB); a larger one fails with [ErrResponseTooLarge] rather
+// than being cut.
+//
+// # Retries
+//
+// Reads (GET, and the batch POSTs that only read: /employer/individual,
+// /employer/employment, /employer/pay-statement) are retried up to
+// [Client.MaxRetries] times (default 2) on connection errors and
+// timeouts, 408, 409, 429 and 5xx, as Finch's SDKs do. The wait is
+// retry-after-ms or Retry-After (seconds or an HTTP-date) when Finch sends
+// one, else 0.5 s doubling to 8 s with up to 25 % jitter; a Retry-After
+// above 60 s is not waited out (the error is returned with
+// APIError.RetryAfter set). A response header x-should-retry: true or false
+// overrides the status rule. No wait runs past ctx's deadline: the last
+// error is returned instead.
+//
+// Writes are not idempotent at Finch, so they are retried far less:
+//
+//   - POST /auth/token ([Client.ExchangeCode]) is never retried and never
+//     sent twice. A code is single use; a second send after a lost answer
+//     can only fail, or at a server that revokes on reuse destroy the
+//     token the first send minted. A transport error after sending means
+//     the code's fate is unknown, and the caller must start a new Connect.
+//   - Connect sessions and disconnects are retried only when Finch
+//     certainly did not act: the connection could not be established
+//     (dial error), or Finch answered 429 (or x-should-retry: true). A
+//     timeout or 5xx is returned as is, so a session is never duplicated
+//     silently.
+package finch
