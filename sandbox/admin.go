@@ -92,6 +92,7 @@ func (s *Server) handleSandboxCompany(w http.ResponseWriter, r *http.Request, c 
 	delete(body, "id")
 	s.mu.Lock()
 	c.Company = body
+	s.emit(c, "company.updated", nil)
 	s.dirty = true
 	out := c.company()
 	s.mu.Unlock()
@@ -110,6 +111,7 @@ func (s *Server) handleSandboxDirectory(w http.ResponseWriter, r *http.Request, 
 	for _, p := range people {
 		p["id"] = s.id()
 		c.Extra = append(c.Extra, p)
+		s.emit(c, "directory.created", map[string]any{"individual_id": p["id"]})
 	}
 	s.dirty = true
 	s.mu.Unlock()

@@ -63,6 +63,13 @@ type Options struct {
 	Rand   io.Reader        // nil: crypto/rand
 	Logger *slog.Logger     // nil: discard
 
+	// WebhookURL, when set, receives signed webhooks (Finch's scheme,
+	// finch-api.md §7) for status changes (account.updated) and data
+	// changes (company.updated, directory.created), signed with
+	// WebhookSecret (standard base64, like Finch's).
+	WebhookURL    string
+	WebhookSecret string
+
 	// RedirectURIs are the registered redirect URIs. Nil accepts any
 	// http URI on localhost, 127.0.0.1 or [::1], and any https URI.
 	RedirectURIs []string
@@ -102,6 +109,9 @@ type Server struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	hooks     chan webhookEvent // nil without WebhookURL
+	hooksDone chan struct{}
 }
 
 // New returns a sandbox, loading DataFile when it exists.
@@ -127,8 +137,14 @@ func New(opts Options) (*Server, error) {
 		if err := s.load(); err != nil {
 			return nil, err
 		}
+	}
+	if opts.DataFile != "" || opts.WebhookURL != "" {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.saveLoop()
+	}
+	if opts.WebhookURL != "" {
+		s.hooks, s.hooksDone = make(chan webhookEvent, 1024), make(chan struct{})
+		go s.sendWebhooks()
 	}
 	s.mux = http.NewServeMux()
 	s.routes()
@@ -262,6 +278,9 @@ func (s *Server) SetConnectionStatus(connectionID, status string) error {
 	if !validStatus(status) {
 		return fmt.Errorf("sandbox: unknown status %q", status)
 	}
+	if c.Status != status {
+		s.emit(c, "account.updated", map[string]any{"status": status, "authentication_method": map[string]any{"type": "credential"}})
+	}
 	c.Status = status
 	s.dirty = true
 	return nil
@@ -287,6 +306,12 @@ func (s *Server) Close() error {
 	}
 	close(s.stop)
 	<-s.done
+	if s.hooksDone != nil {
+		<-s.hooksDone
+	}
+	if s.opts.DataFile == "" {
+		return nil
+	}
 	return s.save()
 }
 
@@ -302,7 +327,7 @@ func (s *Server) saveLoop() {
 			s.mu.Lock()
 			dirty := s.dirty
 			s.mu.Unlock()
-			if dirty {
+			if dirty && s.opts.DataFile != "" {
 				if err := s.save(); err != nil {
 					s.log.Error("save sandbox state", "err", err)
 				}

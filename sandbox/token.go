@@ -172,6 +172,7 @@ func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request, c *con
 		}
 	}
 	c.Status = "disconnected"
+	s.emit(c, "account.updated", map[string]any{"status": "disconnected", "authentication_method": map[string]any{"type": "credential"}})
 	s.dirty = true
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]string{"status": "success"})

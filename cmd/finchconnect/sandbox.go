@@ -26,6 +26,8 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	dataFile := fs.String("data", "", "file that keeps the sandbox's state across restarts (default: memory only)")
 	revoke := fs.Bool("revoke-on-reuse", false, "a reused code revokes the tokens it minted (RFC 6749 §10.5)")
 	publicURL := fs.String("public-url", "", "URL clients reach the sandbox at (default http://ADDR)")
+	webhookURL := fs.String("webhook-url", "", "URL that receives signed Finch webhooks for status and data changes")
+	webhookSecret := fs.String("webhook-secret", "", "base64 secret that signs the webhooks (required with -webhook-url)")
 	logLevel := fs.String("log-level", "warn", "log level")
 	// The sandbox's variables are FINCHCONNECT_SANDBOX_*, apart from the
 	// server's FINCHCONNECT_ADDR and friends.
@@ -37,6 +39,9 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	if err := parseFlags(fs, args, sandboxEnv); err != nil {
 		return handleParseError(err, fs, stdout, stderr, sandboxSynopsis)
+	}
+	if *webhookURL != "" && *webhookSecret == "" {
+		return errorf("sandbox: -webhook-url needs -webhook-secret")
 	}
 	logger, err := newLogger(stderr, "text", *logLevel)
 	if err != nil {
@@ -54,6 +59,7 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	sb, err := sandbox.New(sandbox.Options{
 		ClientID: *clientID, ClientSecret: *clientSecret, PublicURL: base,
 		DataFile: *dataFile, RevokeOnReuse: *revoke, Logger: logger,
+		WebhookURL: *webhookURL, WebhookSecret: *webhookSecret,
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -115,15 +117,22 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	mux := http.NewServeMux()
 	fc := &finch.Client{BaseURL: f.finchBaseURL, ClientID: f.clientID, ClientSecret: secret(f.clientSecret), HTTPClient: finchHTTP}
 	var sb *sandbox.Server
+	webhookSecrets := lcF.webhookSecrets()
 	if demo {
+		// The demo's sandbox sends its webhooks to this server, signed
+		// with a secret made for this run, so the whole lifecycle runs.
+		demoSecret := base64.StdEncoding.EncodeToString([]byte(randomString(32)))
+		webhookSecrets = append(webhookSecrets, demoSecret)
 		// The demo runs the sandbox in-process under /finch on the same
 		// listener, so one URL serves both the app and the Connect pages.
 		sb, err = sandbox.New(sandbox.Options{
-			ClientID:     demoClientID,
-			ClientSecret: demoClientSecret,
-			PublicURL:    publicURL + "/finch",
-			DataFile:     filepath.Join(f.store.dataDir, "sandbox.json"),
-			Logger:       logger.With("component", "sandbox"),
+			ClientID:      demoClientID,
+			ClientSecret:  demoClientSecret,
+			PublicURL:     publicURL + "/finch",
+			DataFile:      filepath.Join(f.store.dataDir, "sandbox.json"),
+			Logger:        logger.With("component", "sandbox"),
+			WebhookURL:    "http://" + ln.Addr().String() + "/webhooks/finch",
+			WebhookSecret: demoSecret,
 		})
 		if err != nil {
 			return err
@@ -149,15 +158,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	products := splitList(f.products)
 	srv, err := server.New(server.Config{
-		PublicURL:    publicURL,
-		Products:     products,
-		Sandbox:      f.sandboxMode,
-		Logger:       logger,
-		Notify:       lc.notify,
-		Audit:        lc.audit,
-		Observe:      lc.observe,
-		Failpoint:    failpoint(getenv),
-		RecoverAfter: f.recoverAfter,
+		PublicURL:      publicURL,
+		Products:       products,
+		Sandbox:        f.sandboxMode,
+		Logger:         logger,
+		Notify:         lc.notify,
+		Audit:          lc.audit,
+		Observe:        lc.observe,
+		Failpoint:      failpoint(getenv),
+		WebhookSecrets: webhookSecrets,
+		RecoverAfter:   f.recoverAfter,
 		// Bursts: a page of tabs for /connect; a crowd of duplicates for
 		// /callback, which are cheap once the first has claimed the code.
 		ConnectLimit:  rateLimit(f.connectLimit, 1),
@@ -298,6 +308,15 @@ func rateLimit(perMinute float64, burstFactor int) server.RateLimit {
 		return server.RateLimit{PerMinute: -1}
 	}
 	return server.RateLimit{PerMinute: perMinute, Burst: max(1, int(perMinute)*burstFactor)}
+}
+
+// randomString returns n random bytes as a string, for per-run secrets.
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return string(b)
 }
 
 // fileStamp identifies a file's version by size and modification time.
