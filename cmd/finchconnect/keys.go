@@ -14,6 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/audit"
 	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
@@ -113,6 +115,12 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 			return fmt.Errorf("keys rotate: %w (run `keys rotate -rewrap-only` to resume)", err)
 		}
 		fmt.Fprintf(stdout, "re-sealed %d of %d records under key %d\n", res.Rewrapped, res.Scanned, kr.PrimaryID())
+		if err := audit.New(store.Backend()).Record(ctx, finchconnect.AuditRecord{
+			Action: finchconnect.AuditRotated, ConnectionID: "*", Actor: "operator",
+			Purpose: fmt.Sprintf("re-sealed %d of %d records under key %d", res.Rewrapped, res.Scanned, kr.PrimaryID()),
+		}); err != nil {
+			fmt.Fprintf(stderr, "warning: the audit trail refused the rotation record: %v\n", err)
+		}
 		return keyStatus(ctx, store, kr, stdout)
 	case "retire":
 		usage, err := store.KeyUsage(ctx)
