@@ -543,3 +543,28 @@ func TestPersistence(t *testing.T) {
 		t.Errorf("after a restart the token gives %d %s, want the same company %v", r.status, r.body, name)
 	}
 }
+
+// TestConnect_LegacyStaticURL opens the Connect page with the pre-session
+// parameters that old SDK helpers still build.
+func TestConnect_LegacyStaticURL(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	q := url.Values{"client_id": {sandbox.DefaultClientID}, "products": {"company directory"}, "redirect_uri": {cb}, "state": {"legacy"}, "payroll_provider": {"gusto"}, "sandbox": {"true"}}
+	page := e.call("GET", "/authorize?"+q.Encode(), "", nil)
+	if page.status != 200 || !bytes.Contains(page.body, []byte(`id="password"`)) {
+		t.Fatalf("legacy authorize with payroll_provider = %d, want the sign-in form:\n%s", page.status, page.body)
+	}
+	_, vals := hidden(string(page.body))
+	vals.Set("username", "authorized_simple")
+	vals.Set("password", "letmein")
+	done := e.call("POST", "/authorize", "", vals)
+	loc, _ := url.Parse(done.header.Get("Location"))
+	if done.status != 302 || loc.Query().Get("state") != "legacy" || loc.Query().Get("code") == "" {
+		t.Fatalf("legacy sign-in = %d → %q", done.status, done.header.Get("Location"))
+	}
+	if r := e.exchange(loc.Query().Get("code"), cb); r.status != 200 {
+		t.Errorf("legacy code exchange = %d %s", r.status, r.body)
+	}
+	if r := e.call("GET", "/authorize?client_id=someone-else&products=company", "", nil); r.status != 400 {
+		t.Errorf("legacy URL with an unknown client_id = %d, want 400", r.status)
+	}
+}
