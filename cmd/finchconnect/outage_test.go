@@ -2,16 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // privateRedis runs a redis-server of the test's own on a free port, with
@@ -77,12 +81,45 @@ func (r *privateRedis) kill() {
 // TestOutage_StoreDownDuringCallbacks stops the store in the middle of a
 // burst of callbacks and starts it again: every token Finch exchanged ends
 // up in the store (through the journal if need be), readyz reports the
-// outage, and recovers.
+// outage, and recovers. On Redis the store's process is killed (SIGKILL)
+// and restarted from its append-only file; on PostgreSQL a proxy in front
+// of the real server drops every connection and refuses new ones.
 func TestOutage_StoreDownDuringCallbacks(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs a private redis-server and a store outage; skipped with -short")
+		t.Skip("runs a store outage; skipped with -short")
 	}
-	rds := startPrivateRedis(t)
+	t.Run("redis", func(t *testing.T) {
+		rds := startPrivateRedis(t)
+		runOutage(t, rds.url(), rds.kill, rds.start)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		base := integrationURL(t, "FINCHCONNECT_TEST_POSTGRES_URL")
+		schema := "fc_out_" + randomSuffix()
+		admin, err := pgxpool.New(context.Background(), base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			admin.Close()
+		})
+		u, err := url.Parse(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy := newCutProxy(t, u.Host)
+		u.Host = proxy.addr()
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		runOutage(t, u.String(), proxy.cut, proxy.restore)
+	})
+}
+
+func runOutage(t *testing.T, storeURL string, stop, restart func()) {
 	sb := start(t, nil, "sandbox", "-addr", "127.0.0.1:0")
 	var key bytes.Buffer
 	if err := run(t.Context(), []string{"finchconnect", "keygen"}, nil, nil, &key, io.Discard); err != nil {
@@ -91,7 +128,7 @@ func TestOutage_StoreDownDuringCallbacks(t *testing.T) {
 	env := map[string]string{
 		"FINCH_CLIENT_ID": "sandbox-client-id", "FINCH_CLIENT_SECRET": "sandbox-client-secret",
 		"FINCH_BASE_URL": sb.url, "FINCHCONNECT_KEYS": strings.TrimSpace(key.String()),
-		"FINCHCONNECT_STORE": rds.url(), "FINCHCONNECT_CONNECT_LIMIT": "0", "FINCHCONNECT_CALLBACK_LIMIT": "0",
+		"FINCHCONNECT_STORE": storeURL, "FINCHCONNECT_CONNECT_LIMIT": "0", "FINCHCONNECT_CALLBACK_LIMIT": "0",
 		"FINCHCONNECT_RECOVER_AFTER": "2s",
 	}
 	app := start(t, env, "-addr", "127.0.0.1:0", "-data-dir", t.TempDir())
@@ -103,6 +140,15 @@ func TestOutage_StoreDownDuringCallbacks(t *testing.T) {
 		callbacks[i] = connectThroughSandbox(t, b, app.url, fmt.Sprintf("outage-%d", i))
 	}
 
+	// Slow exchanges keep callbacks in flight across the moment the store
+	// dies, so some hold a token Finch has issued and cannot write it:
+	// those must go through the journal.
+	res, err := http.Post(sb.url+"/_sandbox/faults", "application/json", strings.NewReader(`{"route":"POST /auth/token","latency":"700ms"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+
 	var wg sync.WaitGroup
 	statuses := make([]int, n)
 	for i, cb := range callbacks {
@@ -113,7 +159,7 @@ func TestOutage_StoreDownDuringCallbacks(t *testing.T) {
 		})
 	}
 	time.Sleep(300 * time.Millisecond)
-	rds.kill()
+	stop()
 	sawOutage := false
 	for range 20 {
 		res, err := http.Get(app.url + "/readyz")
@@ -126,8 +172,10 @@ func TestOutage_StoreDownDuringCallbacks(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(1500 * time.Millisecond)
-	rds.start()
+	// Down for longer than a callback's own write retries (1.5 s), so the
+	// callbacks caught in flight must use the journal.
+	time.Sleep(3 * time.Second)
+	restart()
 	wg.Wait()
 	if !sawOutage {
 		t.Error("readyz never reported the store outage")
@@ -168,5 +216,90 @@ func TestOutage_StoreDownDuringCallbacks(t *testing.T) {
 	for _, s := range statuses {
 		counts[s]++
 	}
+	if counts[http.StatusAccepted] == 0 {
+		t.Errorf("no callback was caught between Finch's answer and the store write (answers %v); the journal went untested", counts)
+	}
 	t.Logf("callback answers during the outage: %v; exchanged %d, stored %d", counts, stats.TokenExchanges, stored)
+	if t.Failed() {
+		for _, line := range strings.Split(app.stderr.String(), "\n") {
+			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+				t.Log(line)
+			}
+		}
+	}
+}
+
+// cutProxy forwards TCP connections to a real server until cut: then it
+// drops every connection and refuses new ones, as a store outage would,
+// until restored.
+type cutProxy struct {
+	t      *testing.T
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  map[net.Conn]bool
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{t: t, ln: ln, target: target, conns: map[net.Conn]bool{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		p.cut()
+	})
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *cutProxy) serve(c net.Conn) {
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = true, true
+	p.mu.Unlock()
+	go func() { io.Copy(up, c); up.Close() }()
+	io.Copy(c, up)
+	c.Close()
+}
+
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *cutProxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
 }

@@ -167,6 +167,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Observe:        lc.observe,
 		Failpoint:      failpoint(getenv),
 		WebhookSecrets: webhookSecrets,
+		Journal:        journal,
 		RecoverAfter:   f.recoverAfter,
 		// Bursts: a page of tabs for /connect; a crowd of duplicates for
 		// /callback, which are cheap once the first has claimed the code.
