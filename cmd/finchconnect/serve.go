@@ -42,6 +42,7 @@ type serveFlags struct {
 	connectLimit              float64
 	recoverAfter              time.Duration
 	keysReload                time.Duration
+	returnOrigins             string
 	callbackLimit             float64
 }
 
@@ -59,6 +60,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Float64Var(&f.connectLimit, "connect-limit", 20, "flows one client address may start per minute (0 disables)")
 	fs.Float64Var(&f.callbackLimit, "callback-limit", 120, "callbacks one client address may make per minute (0 disables)")
 	fs.DurationVar(&f.recoverAfter, "recover-after", 3*time.Minute, "how long a callback may be in flight before it counts as abandoned by a crashed process")
+	fs.StringVar(&f.returnOrigins, "return-origins", "", "origins (https://app.example.com), comma-separated, besides -public-url's, that API-started flows may return the browser to")
 	fs.DurationVar(&f.keysReload, "keys-reload", 10*time.Second, "how often to re-read a changed key file, so `keys rotate` needs no restart (0 disables)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown")
 }
@@ -169,6 +171,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		WebhookSecrets: webhookSecrets,
 		Journal:        journal,
 		RecoverAfter:   f.recoverAfter,
+		ReturnOrigins:  splitList(f.returnOrigins),
 		// Bursts: a page of tabs for /connect; a crowd of duplicates for
 		// /callback, which are cheap once the first has claimed the code.
 		ConnectLimit:  rateLimit(f.connectLimit, 1),
