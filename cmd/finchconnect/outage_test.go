@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -14,8 +13,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // privateRedis runs a redis-server of the test's own on a free port, with
@@ -94,18 +91,7 @@ func TestOutage_StoreDownDuringCallbacks(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		base := integrationURL(t, "FINCHCONNECT_TEST_POSTGRES_URL")
-		schema := "fc_out_" + randomSuffix()
-		admin, err := pgxpool.New(context.Background(), base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := admin.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-			admin.Close()
-		})
+		schema := testSchema(t, base, "fc_out_")
 		u, err := url.Parse(base)
 		if err != nil {
 			t.Fatal(err)
@@ -121,16 +107,7 @@ func TestOutage_StoreDownDuringCallbacks(t *testing.T) {
 
 func runOutage(t *testing.T, storeURL string, stop, restart func()) {
 	sb := start(t, nil, "sandbox", "-addr", "127.0.0.1:0")
-	var key bytes.Buffer
-	if err := run(t.Context(), []string{"finchconnect", "keygen"}, nil, nil, &key, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{
-		"FINCH_CLIENT_ID": "sandbox-client-id", "FINCH_CLIENT_SECRET": "sandbox-client-secret",
-		"FINCH_BASE_URL": sb.url, "FINCHCONNECT_KEYS": strings.TrimSpace(key.String()),
-		"FINCHCONNECT_STORE": storeURL, "FINCHCONNECT_CONNECT_LIMIT": "0", "FINCHCONNECT_CALLBACK_LIMIT": "0",
-		"FINCHCONNECT_RECOVER_AFTER": "2s",
-	}
+	env := finchEnv(t, sb.url, map[string]string{"FINCHCONNECT_STORE": storeURL, "FINCHCONNECT_RECOVER_AFTER": "2s"})
 	app := start(t, env, "-addr", "127.0.0.1:0", "-data-dir", t.TempDir())
 
 	const n = 40

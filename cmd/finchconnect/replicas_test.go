@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -26,6 +27,58 @@ func integrationURL(t *testing.T, name string) string {
 		t.Skipf("set %s to run the replica tests against a real server", name)
 	}
 	return v
+}
+
+// testSchema creates a PostgreSQL schema of the test's own, dropped when the
+// test ends, so tests share the server but no tables.
+func testSchema(t *testing.T, base, prefix string) string {
+	t.Helper()
+	schema := prefix + randomSuffix()
+	admin, err := pgxpool.New(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
+		admin.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		admin.Close()
+	})
+	return schema
+}
+
+// withParam returns the URL raw with query parameter k set to v.
+func withParam(t *testing.T, raw, k, v string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set(k, v)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// finchEnv is the environment of a finchconnect server that talks to the
+// sandbox at sandboxURL, with a fresh key, plus extra.
+func finchEnv(t *testing.T, sandboxURL string, extra map[string]string) map[string]string {
+	t.Helper()
+	var key bytes.Buffer
+	if err := run(t.Context(), []string{"finchconnect", "keygen"}, nil, nil, &key, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"FINCH_CLIENT_ID": "sandbox-client-id", "FINCH_CLIENT_SECRET": "sandbox-client-secret",
+		"FINCH_BASE_URL": sandboxURL, "FINCHCONNECT_KEYS": strings.TrimSpace(key.String()),
+		"FINCHCONNECT_CONNECT_LIMIT": "0", "FINCHCONNECT_CALLBACK_LIMIT": "0",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
 }
 
 func randomSuffix() string {
@@ -53,48 +106,19 @@ func TestReplicas_ExactlyOnce(t *testing.T) {
 					c.Del(context.Background(), iter.Val())
 				}
 			})
-			sep := "?"
-			if strings.Contains(base, "?") {
-				sep = "&"
-			}
-			return base + sep + "prefix=" + prefix
+			return withParam(t, base, "prefix", prefix)
 		},
 		"postgres": func(t *testing.T) string {
 			base := integrationURL(t, "FINCHCONNECT_TEST_POSTGRES_URL")
-			schema := "fc_rep_" + randomSuffix()
-			admin, err := pgxpool.New(context.Background(), base)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := admin.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-				admin.Close()
-			})
-			sep := "?"
-			if strings.Contains(base, "?") {
-				sep = "&"
-			}
-			return base + sep + "search_path=" + schema
+			return withParam(t, base, "search_path", testSchema(t, base, "fc_rep_"))
 		},
 	}
 	for _, name := range []string{"redis", "postgres"} {
 		t.Run(name, func(t *testing.T) {
 			storeURL := stores[name](t)
 			sb := start(t, nil, "sandbox", "-addr", "127.0.0.1:0")
-			var key bytes.Buffer
-			if err := run(t.Context(), []string{"finchconnect", "keygen"}, nil, nil, &key, io.Discard); err != nil {
-				t.Fatal(err)
-			}
 			const lb = "http://lb.finchconnect.test"
-			env := map[string]string{
-				"FINCH_CLIENT_ID": "sandbox-client-id", "FINCH_CLIENT_SECRET": "sandbox-client-secret",
-				"FINCH_BASE_URL": sb.url, "FINCHCONNECT_KEYS": strings.TrimSpace(key.String()),
-				"FINCHCONNECT_STORE": storeURL, "FINCHCONNECT_PUBLIC_URL": lb,
-				"FINCHCONNECT_CONNECT_LIMIT": "0", "FINCHCONNECT_CALLBACK_LIMIT": "0",
-			}
+			env := finchEnv(t, sb.url, map[string]string{"FINCHCONNECT_STORE": storeURL, "FINCHCONNECT_PUBLIC_URL": lb})
 			a := start(t, env, "-addr", "127.0.0.1:0", "-data-dir", t.TempDir())
 			b := start(t, env, "-addr", "127.0.0.1:0", "-data-dir", t.TempDir())
 			browser := newBrowser(t)
