@@ -59,7 +59,7 @@ func (c *connection) company() map[string]any {
 	return map[string]any{
 		"id":                   c.CompanyID,
 		"legal_name":           name,
-		"entity":               map[string]any{"type": pick(r, []string{"llc", "corporation"}), "subtype": pick(r, []any{nil, "s_corporation", "c_corporation"})},
+		"entity":               entityOf(r),
 		"ein":                  fmt.Sprintf("%02d-%07d", 10+r.IntN(89), r.IntN(10000000)),
 		"primary_email":        "payroll@" + fmt.Sprintf("example%d.com", r.IntN(1000)),
 		"primary_phone_number": fmt.Sprintf("+1555%07d", r.IntN(10000000)),
@@ -70,6 +70,14 @@ func (c *connection) company() map[string]any {
 			"account_type": "checking", "institution_name": "First Sandbox Bank", "routing_number": fmt.Sprintf("%09d", r.IntN(1e9)),
 		}},
 	}
+}
+
+// entityOf is a company's legal form; only corporations have a subtype.
+func entityOf(r *rand.Rand) map[string]any {
+	if r.IntN(2) == 0 {
+		return map[string]any{"type": "llc", "subtype": nil}
+	}
+	return map[string]any{"type": "corporation", "subtype": pick(r, []string{"s_corporation", "c_corporation"})}
 }
 
 // person is one employee, enough to derive every endpoint's shape.
