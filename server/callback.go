@@ -254,7 +254,7 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry
 	// health sweep introspects new connections first. That keeps the
 	// callback to one round trip to Finch.
 	s.cfg.Failpoint("before-commit")
-	if err := s.save(ctx, conn, staged.Status == ledgerExchanged); err != nil {
+	if err := s.save(ctx, conn, staged.Status == ledgerExchanged, key); err != nil {
 		if errors.Is(err, errSaving) {
 			return "", failSaving, staged, err
 		}
@@ -390,7 +390,7 @@ func mustJSON(v any) []byte {
 //
 // When the token is staged in the ledger already, the store has it: the
 // recovery loop finishes the write when the store answers again.
-func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged bool) error {
+func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged bool, key string) error {
 	var err error
 	for attempt := range 4 {
 		if attempt > 0 {
@@ -408,7 +408,7 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged 
 		return fmt.Errorf("%w: %v", errSaving, err)
 	}
 	if s.cfg.Journal != nil {
-		jerr := s.cfg.Journal.Hold(conn)
+		jerr := s.cfg.Journal.Hold(conn, key)
 		if jerr == nil {
 			return fmt.Errorf("%w: %v", errSaving, err)
 		}

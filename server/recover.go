@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
 // RecoverResult says what [Server.Recover] finished.
@@ -102,4 +104,29 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 	s.wake(key)
 	s.log.Warn("recovered an abandoned callback", "status", settled.Status, "connection_id", settled.ConnectionID)
 	return settled.Status, nil
+}
+
+// SettleReplayed marks done the callbacks whose tokens the journal has just
+// replayed into the store (tokenstore.Journal.Replay returns them), so that
+// the user's refresh shows the connection rather than asking to connect
+// again. An entry that cannot be settled now is left to Recover.
+func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed) {
+	for _, r := range done {
+		if !strings.HasPrefix(r.Tag, prefixLedger) {
+			continue
+		}
+		raw, err := s.backend.Load(ctx, r.Tag)
+		if err != nil {
+			continue // expired, or the store is down again
+		}
+		var e ledgerEntry
+		if json.Unmarshal(raw, &e) != nil || e.Status == ledgerDone {
+			continue
+		}
+		settled := e
+		settled.Status, settled.ConnectionID, settled.Failure, settled.Sealed = ledgerDone, r.ConnectionID, "", nil
+		if err := s.backend.Swap(ctx, r.Tag, raw, mustJSON(settled), ledgerTTL); err == nil {
+			s.wake(r.Tag)
+		}
+	}
 }

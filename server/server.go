@@ -100,7 +100,9 @@ type Config struct {
 // Journal is a durable local holding area for exchanged tokens, used while
 // the store is unreachable. tokenstore.Journal implements it.
 type Journal interface {
-	Hold(conn finchconnect.Connection) error
+	// Hold keeps conn until the store takes it; tag (the callback's
+	// ledger key) comes back from the replay, for SettleReplayed.
+	Hold(conn finchconnect.Connection, tag string) error
 	Pending() int
 }
 

@@ -58,13 +58,27 @@ func (s *Store) OpenJournal(path string) (*Journal, error) {
 	return j, nil
 }
 
-// Hold appends c to the journal and fsyncs it.
-func (j *Journal) Hold(c finchconnect.Connection) error {
+// Replayed names a connection that Replay stored, with the tag it was held
+// under.
+type Replayed struct {
+	Tag          string
+	ConnectionID string
+}
+
+// Hold appends c to the journal and fsyncs it. tag travels with it
+// unsealed (it must hold no secret): the server passes the callback's
+// ledger key, so that it can settle the callback once the token is stored.
+func (j *Journal) Hold(c finchconnect.Connection, tag string) error {
 	sealed, err := j.store.SealStaged(c)
 	if err != nil {
 		return err
 	}
-	rec := binary.BigEndian.AppendUint32(nil, uint32(len(sealed)))
+	if len(tag) > 1<<10 {
+		return fmt.Errorf("tokenstore: journal tag too long")
+	}
+	rec := binary.BigEndian.AppendUint32(nil, uint32(2+len(tag)+len(sealed)))
+	rec = binary.BigEndian.AppendUint16(rec, uint16(len(tag)))
+	rec = append(rec, tag...)
 	rec = append(rec, sealed...)
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -88,34 +102,41 @@ func (j *Journal) Pending() int {
 // Replay puts every held connection into the store. Once all of them are in,
 // the journal is emptied; if any Put fails, nothing is removed and Replay
 // can run again (a Put of the same connection twice is harmless). It
-// returns how many connections it stored.
-func (j *Journal) Replay(ctx context.Context) (int, error) {
+// returns the connections it stored, with their tags.
+func (j *Journal) Replay(ctx context.Context) ([]Replayed, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.pending == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	recs, _, err := j.read()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	for i, sealed := range recs {
+	var done []Replayed
+	for i, rec := range recs {
+		if len(rec) < 2 || int(binary.BigEndian.Uint16(rec))+2 > len(rec) {
+			return done, fmt.Errorf("tokenstore: journal record %d is corrupt", i)
+		}
+		n := int(binary.BigEndian.Uint16(rec))
+		tag, sealed := string(rec[2:2+n]), rec[2+n:]
 		c, err := j.store.OpenStaged(sealed)
 		if err != nil {
-			return i, fmt.Errorf("tokenstore: journal record %d: %w", i, err)
+			return done, fmt.Errorf("tokenstore: journal record %d: %w", i, err)
 		}
 		if err := j.store.Put(ctx, c); err != nil {
-			return i, fmt.Errorf("tokenstore: replay %s: %w", c.ConnectionID, err)
+			return done, fmt.Errorf("tokenstore: replay %s: %w", c.ConnectionID, err)
 		}
+		done = append(done, Replayed{Tag: tag, ConnectionID: c.ConnectionID})
 	}
 	if err := j.f.Truncate(0); err != nil {
-		return len(recs), fmt.Errorf("tokenstore: journal truncate: %w", err)
+		return done, fmt.Errorf("tokenstore: journal truncate: %w", err)
 	}
 	if err := j.f.Sync(); err != nil {
-		return len(recs), fmt.Errorf("tokenstore: journal sync: %w", err)
+		return done, fmt.Errorf("tokenstore: journal sync: %w", err)
 	}
 	j.pending = 0
-	return len(recs), nil
+	return done, nil
 }
 
 // read returns every complete record and the length of the file they fill.

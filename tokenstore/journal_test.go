@@ -43,7 +43,7 @@ func TestJournal_HoldsThroughOutageAndRestart(t *testing.T) {
 		{ConnectionID: "c2", ProviderID: "gusto", Status: "connected", AccessToken: "tok_two"},
 	}
 	for _, c := range conns {
-		if err := j.Hold(c); err != nil {
+		if err := j.Hold(c, "tag-"+c.ConnectionID); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -75,9 +75,9 @@ func TestJournal_HoldsThroughOutageAndRestart(t *testing.T) {
 	if got := j.Pending(); got != 2 {
 		t.Fatalf("after reopening, Pending() = %d, want 2", got)
 	}
-	n, err := j.Replay(t.Context())
-	if err != nil || n != 2 {
-		t.Fatalf("Replay() = %d, %v; want 2, nil", n, err)
+	done, err := j.Replay(t.Context())
+	if err != nil || len(done) != 2 || done[0] != (tokenstore.Replayed{Tag: "tag-c1", ConnectionID: "c1"}) {
+		t.Fatalf("Replay() = %+v, %v; want c1 and c2 with their tags", done, err)
 	}
 	for _, c := range conns {
 		got, err := store.Get(t.Context(), c.ConnectionID)
@@ -99,7 +99,7 @@ func TestJournal_IgnoresTornRecord(t *testing.T) {
 	store := tokenstore.New(tokenstore.NewMemory(), kr)
 	path := filepath.Join(t.TempDir(), "journal")
 	j, _ := store.OpenJournal(path)
-	if err := j.Hold(finchconnect.Connection{ConnectionID: "c1", ProviderID: "p", Status: "connected", AccessToken: "t"}); err != nil {
+	if err := j.Hold(finchconnect.Connection{ConnectionID: "c1", ProviderID: "p", Status: "connected", AccessToken: "t"}, "k1"); err != nil {
 		t.Fatal(err)
 	}
 	j.Close()
@@ -116,11 +116,11 @@ func TestJournal_IgnoresTornRecord(t *testing.T) {
 		t.Errorf("Pending() = %d, want 1 (the torn record was never held)", got)
 	}
 	// A record held after the torn one is read back intact.
-	if err := j.Hold(finchconnect.Connection{ConnectionID: "c2", ProviderID: "p", Status: "connected", AccessToken: "t2"}); err != nil {
+	if err := j.Hold(finchconnect.Connection{ConnectionID: "c2", ProviderID: "p", Status: "connected", AccessToken: "t2"}, "k2"); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := j.Replay(t.Context()); err != nil || n != 2 {
-		t.Errorf("Replay() = %d, %v; want 2, nil", n, err)
+	if done, err := j.Replay(t.Context()); err != nil || len(done) != 2 {
+		t.Errorf("Replay() = %+v, %v; want 2 records", done, err)
 	}
 	if c, err := store.Get(t.Context(), "c2"); err != nil || c.AccessToken != "t2" {
 		t.Errorf("Get(c2) after replay: %v", err)

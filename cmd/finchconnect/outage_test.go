@@ -193,6 +193,16 @@ func runOutage(t *testing.T, storeURL string, stop, restart func()) {
 	for _, s := range statuses {
 		counts[s]++
 	}
+	// A user told "being saved" who refreshes now sees the connection.
+	for i, st := range statuses {
+		if st != http.StatusAccepted {
+			continue
+		}
+		status, loc, _ := b.do("GET", callbacks[i], nil)
+		if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/connections/") {
+			t.Errorf("refreshing a journaled callback = %d → %q, want its connection", status, loc)
+		}
+	}
 	if counts[http.StatusAccepted] == 0 {
 		t.Errorf("no callback was caught between Finch's answer and the store write (answers %v); the journal went untested", counts)
 	}

@@ -181,11 +181,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	// Finish what a crashed predecessor left half done before serving.
-	if n, err := journal.Replay(ctx); err != nil {
+	replayed, err := journal.Replay(ctx)
+	if err != nil {
 		logger.Warn("replay the journal", "err", err, "pending", journal.Pending())
-	} else if n > 0 {
-		logger.Info("replayed the journal into the store", "connections", n)
+	} else if len(replayed) > 0 {
+		logger.Info("replayed the journal into the store", "connections", len(replayed))
 	}
+	srv.SettleReplayed(ctx, replayed)
 	if res, err := srv.Recover(ctx); err != nil {
 		logger.Error("recover callbacks", "err", err)
 	} else if res.Stored+res.Interrupted > 0 {
@@ -241,10 +243,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 				if journal.Pending() == 0 {
 					continue
 				}
-				if n, err := journal.Replay(recoverCtx); err != nil && recoverCtx.Err() == nil {
+				done, err := journal.Replay(recoverCtx)
+				if err != nil && recoverCtx.Err() == nil {
 					logger.Warn("replay the journal", "err", err, "pending", journal.Pending())
-				} else if n > 0 {
-					logger.Info("replayed the journal into the store", "connections", n)
+				}
+				if len(done) > 0 {
+					logger.Info("replayed the journal into the store", "connections", len(done))
+					srv.SettleReplayed(recoverCtx, done)
 				}
 			}
 		}
