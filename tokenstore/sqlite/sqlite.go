@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,12 +42,15 @@ type Backend struct {
 	r      *sql.DB // a pool of query-only connections: every read
 	writes atomic.Uint64
 
-	// gate queues writers for the one write connection in arrival order.
-	// database/sql hands a freed connection to a random waiter, which
-	// under load gives some writes a long tail; blocked senders on a
-	// channel are served first come, first served. Nil (no gate) in the
-	// shared-pool layout.
-	gate chan struct{}
+	// ops queues writes for the committer, which owns the one write
+	// connection (group commit; see write). Blocked senders on a channel
+	// are served first come, first served, so writes keep their arrival
+	// order. Nil in the shared-pool layout, where each write is its own
+	// transaction.
+	ops      chan *writeOp
+	stop     chan struct{}
+	loopDone chan struct{}
+	closeMu  sync.Once
 }
 
 // options are the knobs tests and benchmarks turn.
@@ -125,7 +129,6 @@ func open(ctx context.Context, path string, opts options) (*Backend, error) {
 	} else {
 		b.w.SetMaxOpenConns(1)
 		b.w.SetMaxIdleConns(1)
-		b.gate = make(chan struct{}, 1)
 		rq := cloneValues(common)
 		rq.Add("_pragma", "query_only(ON)")
 		if b.r, err = sql.Open("sqlite", dsn(abs, rq)); err != nil {
@@ -138,6 +141,10 @@ func open(ctx context.Context, path string, opts options) (*Backend, error) {
 	if err := migrate(ctx, b.w); err != nil {
 		b.Close()
 		return nil, err
+	}
+	if !opts.sharedPool {
+		b.ops, b.stop, b.loopDone = make(chan *writeOp), make(chan struct{}), make(chan struct{})
+		go b.commitLoop()
 	}
 	return b, nil
 }
@@ -157,22 +164,138 @@ func dsn(abs string, q url.Values) string {
 	return u.String()
 }
 
-// enter waits for the writer's turn, or for ctx to end. The returned func
-// ends the turn.
-func (b *Backend) enter(ctx context.Context) (func(), error) {
-	if b.gate == nil {
-		return func() {}, nil
+// execer runs a write's statements: the batch's transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// writeOp is one write waiting for the committer.
+type writeOp struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, x execer) error
+	done chan error
+}
+
+// maxBatch bounds how many writes share one commit.
+const maxBatch = 256
+
+var errClosed = errors.New("sqlite: the backend is closed")
+
+// write runs fn in a transaction and returns when that transaction has
+// committed — durably, under synchronous=FULL — or failed.
+//
+// Group commit: the committer takes every write that queued while the
+// previous commit was running and runs them in one transaction, so one
+// fsync serves them all. A lone write is never delayed: a batch is simply
+// whatever is waiting. Each write keeps its own semantics: its statements
+// are conditional and judged by their own row counts, and each runs inside
+// a savepoint, so a SQL error in one is rolled back without touching the
+// others. If the commit itself fails, every write of the batch reports it
+// (none of them was written).
+func (b *Backend) write(ctx context.Context, fn func(ctx context.Context, x execer) error) error {
+	if b.ops == nil {
+		tx, err := b.w.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(ctx, tx); err != nil {
+			tx.Rollback()
+			return err
+		}
+		return tx.Commit()
 	}
+	op := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
-	case b.gate <- struct{}{}:
-		return func() { <-b.gate }, nil
+	case b.ops <- op:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
+	case <-b.stop:
+		return errClosed
+	}
+	// Once taken, the write runs to its end: wait for it even if ctx ends,
+	// so that its result is what the caller sees.
+	return <-op.done
+}
+
+// commitLoop is the committer: it owns the write connection until Close.
+func (b *Backend) commitLoop() {
+	defer close(b.loopDone)
+	for {
+		var first *writeOp
+		select {
+		case first = <-b.ops:
+		case <-b.stop:
+			return
+		}
+		batch := []*writeOp{first}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case op := <-b.ops:
+				batch = append(batch, op)
+			default:
+				break drain
+			}
+		}
+		b.runBatch(batch)
 	}
 }
 
-// Close closes the database. Calls after Close fail.
+// outcome reports whether err is a write's normal answer (a lost
+// compare-and-set, a missing key), which changes nothing and needs no
+// rollback, rather than a failure.
+func outcome(err error) bool {
+	return errors.Is(err, finchconnect.ErrConflict) || errors.Is(err, finchconnect.ErrNotFound)
+}
+
+func (b *Backend) runBatch(batch []*writeOp) {
+	ctx := context.Background()
+	errs := make([]error, len(batch))
+	tx, err := b.w.BeginTx(ctx, nil)
+	if err != nil {
+		for _, op := range batch {
+			op.done <- fmt.Errorf("sqlite: begin: %v", err)
+		}
+		return
+	}
+	for i, op := range batch {
+		if err := op.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+			errs[i] = fmt.Errorf("sqlite: savepoint: %v", err)
+			continue
+		}
+		errs[i] = op.fn(ctx, tx)
+		if errs[i] != nil && !outcome(errs[i]) {
+			_, _ = tx.ExecContext(ctx, "ROLLBACK TO op") // undo this write only
+		}
+		_, _ = tx.ExecContext(ctx, "RELEASE op")
+	}
+	b.maybePurge(ctx, tx, b.now(), len(batch))
+	if err := tx.Commit(); err != nil {
+		for i := range errs {
+			if errs[i] == nil || outcome(errs[i]) {
+				errs[i] = fmt.Errorf("sqlite: commit: %v", err)
+			}
+		}
+	}
+	for i, op := range batch {
+		op.done <- errs[i]
+	}
+}
+
+// Close stops the committer and closes the database. Calls after Close
+// fail.
 func (b *Backend) Close() error {
+	if b.stop != nil {
+		b.closeMu.Do(func() {
+			close(b.stop)
+			<-b.loopDone
+		})
+	}
 	err := b.w.Close()
 	if b.r != b.w {
 		err = errors.Join(err, b.r.Close())
@@ -256,39 +379,38 @@ func (b *Backend) PutRow(ctx context.Context, row tokenstore.Row, expect int64) 
 			RETURNING version`
 		args = append(args, expect)
 	}
-	leave, err := b.enter(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: put row %q: %v", row.ID, err)
-	}
-	defer leave()
 	var v int64
-	err = b.w.QueryRowContext(ctx, q, args...).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("sqlite: put row %q: version is not %d: %w", row.ID, expect, finchconnect.ErrConflict)
-	}
-	if err != nil {
+	err := b.write(ctx, func(ctx context.Context, x execer) error {
+		err := x.QueryRowContext(ctx, q, args...).Scan(&v)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: put row %q: version is not %d: %w", row.ID, expect, finchconnect.ErrConflict)
+		}
+		return err
+	})
+	if err != nil && !outcome(err) {
 		return 0, fmt.Errorf("sqlite: put row %q: %v", row.ID, err)
 	}
-	return v, nil
+	return v, err
 }
 
 // DeleteRow implements [tokenstore.Backend.DeleteRow].
 func (b *Backend) DeleteRow(ctx context.Context, id string) error {
-	leave, err := b.enter(ctx)
-	if err != nil {
+	err := b.write(ctx, func(ctx context.Context, x execer) error {
+		res, err := x.ExecContext(ctx, "DELETE FROM connections WHERE id = ?", id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("sqlite: delete row %q: %w", id, finchconnect.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil && !outcome(err) {
 		return fmt.Errorf("sqlite: delete row %q: %v", id, err)
 	}
-	defer leave()
-	res, err := b.w.ExecContext(ctx, "DELETE FROM connections WHERE id = ?", id)
-	if err != nil {
-		return fmt.Errorf("sqlite: delete row %q: %v", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: delete row %q: %v", id, err)
-	} else if n == 0 {
-		return fmt.Errorf("sqlite: delete row %q: %w", id, finchconnect.ErrNotFound)
-	}
-	return nil
+	return err
 }
 
 // ListRows implements [tokenstore.Backend.ListRows]. Each filter is an
@@ -353,28 +475,28 @@ func (b *Backend) expiresAt(now int64, ttl time.Duration) any {
 // existing entry only if that entry has expired, in one statement; the
 // number of rows it changed says who won.
 func (b *Backend) Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	leave, err := b.enter(ctx)
-	if err != nil {
+	err := b.write(ctx, func(ctx context.Context, x execer) error {
+		now := b.now()
+		res, err := x.ExecContext(ctx, `INSERT INTO entries (key, value, expires_at) VALUES (?1, ?2, ?3)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+			WHERE entries.expires_at IS NOT NULL AND entries.expires_at <= ?4`,
+			key, nonNil(value), b.expiresAt(now, ttl), now)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("sqlite: claim %q: %w", key, finchconnect.ErrConflict)
+		}
+		return nil
+	})
+	if err != nil && !outcome(err) {
 		return fmt.Errorf("sqlite: claim %q: %v", key, err)
 	}
-	defer leave()
-	now := b.now()
-	res, err := b.w.ExecContext(ctx, `INSERT INTO entries (key, value, expires_at) VALUES (?1, ?2, ?3)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-		WHERE entries.expires_at IS NOT NULL AND entries.expires_at <= ?4`,
-		key, nonNil(value), b.expiresAt(now, ttl), now)
-	if err != nil {
-		return fmt.Errorf("sqlite: claim %q: %v", key, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("sqlite: claim %q: %v", key, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("sqlite: claim %q: %w", key, finchconnect.ErrConflict)
-	}
-	b.maybePurge(ctx, now)
-	return nil
+	return err
 }
 
 // Load implements [tokenstore.Backend.Load].
@@ -394,60 +516,47 @@ func (b *Backend) Load(ctx context.Context, key string) ([]byte, error) {
 // Swap implements [tokenstore.Backend.Swap]. The conditional UPDATE does the
 // compare-and-set; when it changes nothing, a read in the same (immediate,
 // so write-locked) transaction tells an absent key from a changed value.
-func (b *Backend) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) (err error) {
-	leave, err := b.enter(ctx)
-	if err != nil {
-		return fmt.Errorf("sqlite: swap %q: %v", key, err)
-	}
-	defer leave()
-	now := b.now()
-	tx, err := b.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: swap %q: %v", key, err)
-	}
-	defer func() {
+func (b *Backend) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error {
+	err := b.write(ctx, func(ctx context.Context, x execer) error {
+		now := b.now()
+		res, err := x.ExecContext(ctx, `UPDATE entries SET value = ?, expires_at = ?
+			WHERE key = ? AND value = ? AND (expires_at IS NULL OR expires_at > ?)`,
+			nonNil(value), b.expiresAt(now, ttl), key, nonNil(old), now)
 		if err != nil {
-			tx.Rollback()
+			return err
 		}
-	}()
-	res, err := tx.ExecContext(ctx, `UPDATE entries SET value = ?, expires_at = ?
-		WHERE key = ? AND value = ? AND (expires_at IS NULL OR expires_at > ?)`,
-		nonNil(value), b.expiresAt(now, ttl), key, nonNil(old), now)
-	if err != nil {
-		return fmt.Errorf("sqlite: swap %q: %v", key, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("sqlite: swap %q: %v", key, err)
-	}
-	if n == 0 {
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			return nil
+		}
 		var live int
-		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM entries
+		err = x.QueryRowContext(ctx, `SELECT count(*) FROM entries
 			WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)`, key, now).Scan(&live)
 		switch {
 		case err != nil:
-			return fmt.Errorf("sqlite: swap %q: %v", key, err)
+			return err
 		case live == 0:
 			return fmt.Errorf("sqlite: swap %q: %w", key, finchconnect.ErrNotFound)
 		default:
 			return fmt.Errorf("sqlite: swap %q: value changed: %w", key, finchconnect.ErrConflict)
 		}
-	}
-	if err := tx.Commit(); err != nil {
+	})
+	if err != nil && !outcome(err) {
 		return fmt.Errorf("sqlite: swap %q: %v", key, err)
 	}
-	b.maybePurge(ctx, now)
-	return nil
+	return err
 }
 
 // Forget implements [tokenstore.Backend.Forget].
 func (b *Backend) Forget(ctx context.Context, key string) error {
-	leave, err := b.enter(ctx)
+	err := b.write(ctx, func(ctx context.Context, x execer) error {
+		_, err := x.ExecContext(ctx, "DELETE FROM entries WHERE key = ?", key)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("sqlite: forget %q: %v", key, err)
-	}
-	defer leave()
-	if _, err := b.w.ExecContext(ctx, "DELETE FROM entries WHERE key = ?", key); err != nil {
 		return fmt.Errorf("sqlite: forget %q: %v", key, err)
 	}
 	return nil
@@ -516,13 +625,14 @@ func prefixEnd(prefix string) (string, bool) {
 }
 
 // maybePurge deletes a batch of expired entries every purgeEvery writes, so
-// they do not pile up; reads already ignore them. It runs inline, without a
-// goroutine to stop, and a failure only postpones the purge. The caller
-// holds the writer's turn.
-func (b *Backend) maybePurge(ctx context.Context, now int64) {
-	if b.writes.Add(1)%purgeEvery != 0 {
+// they do not pile up; reads already ignore them. It runs in the batch's
+// transaction, without a goroutine of its own, and a failure only postpones
+// the purge.
+func (b *Backend) maybePurge(ctx context.Context, x execer, now int64, writes int) {
+	before := b.writes.Add(uint64(writes)) - uint64(writes)
+	if before/purgeEvery == (before+uint64(writes))/purgeEvery {
 		return
 	}
-	_, _ = b.w.ExecContext(ctx, `DELETE FROM entries WHERE key IN (
+	_, _ = x.ExecContext(ctx, `DELETE FROM entries WHERE key IN (
 		SELECT key FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 500)`, now)
 }
