@@ -59,7 +59,10 @@ func (f *lifecycleFlags) webhookSecrets() []string { return splitList(f.webhookS
 // lifecycle runs the connection-lifecycle machinery beside the server: the
 // outbox and its deliverer, the audit trail, health sweeps, metrics.
 type lifecycle struct {
-	f       *lifecycleFlags
+	f *lifecycleFlags
+	// audits queue for the audit writer, so a request does not wait for
+	// the audit record's store write; stop drains the queue.
+	auditQ  chan finchconnect.AuditRecord
 	d       *appDeps
 	outbox  *events.Outbox
 	audits  *audit.Log
@@ -67,6 +70,8 @@ type lifecycle struct {
 	ctx     context.Context
 	wg      sync.WaitGroup
 	metrics *metrics.Metrics
+
+	auditDone chan struct{}
 }
 
 func startLifecycle(ctx context.Context, f *lifecycleFlags, d *appDeps) (*lifecycle, error) {
@@ -75,6 +80,9 @@ func startLifecycle(ctx context.Context, f *lifecycleFlags, d *appDeps) (*lifecy
 	}
 	l := &lifecycle{f: f, d: d, outbox: events.NewOutbox(d.backend), audits: audit.New(d.backend), metrics: d.metrics}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	l.auditQ = make(chan finchconnect.AuditRecord, 4096)
+	l.auditDone = make(chan struct{})
+	go l.writeAudits()
 	l.metrics.Gauge("finchconnect_outbox_depth", "Events waiting in the outbox for the app.", func() float64 {
 		n, _ := l.outbox.Depth(context.Background())
 		return float64(n)
@@ -124,9 +132,27 @@ func (l *lifecycle) notify(ctx context.Context, e finchconnect.Event) {
 	}
 }
 
+// audit queues a record for the audit writer. When the queue is full the
+// record is written in the caller's time: records are never dropped.
 func (l *lifecycle) audit(ctx context.Context, r finchconnect.AuditRecord) {
-	if err := l.audits.Record(context.WithoutCancel(ctx), r); err != nil {
+	select {
+	case l.auditQ <- r:
+	default:
+		l.recordAudit(context.WithoutCancel(ctx), r)
+	}
+}
+
+func (l *lifecycle) recordAudit(ctx context.Context, r finchconnect.AuditRecord) {
+	if err := l.audits.Record(ctx, r); err != nil {
 		l.d.logger.Error("record the audit trail", "action", r.Action, "connection_id", r.ConnectionID, "err", err)
+	}
+}
+
+// writeAudits writes queued audit records until the queue is closed.
+func (l *lifecycle) writeAudits() {
+	defer close(l.auditDone)
+	for r := range l.auditQ {
+		l.recordAudit(context.Background(), r)
 	}
 }
 
@@ -134,10 +160,13 @@ func (l *lifecycle) observe(outcome string, d time.Duration) { l.metrics.Callbac
 
 func (l *lifecycle) mount(mux *http.ServeMux) { mux.Handle("GET /metrics", l.metrics.Handler()) }
 
-// stop ends the background work and waits for it.
+// stop ends the background work and waits for it; queued audit records
+// are written first. Call it after the server has stopped taking requests.
 func (l *lifecycle) stop() {
 	l.cancel()
-	l.wg.Wait()
+	l.wg.Wait() // sweeps, which audit, are over
+	close(l.auditQ)
+	<-l.auditDone
 }
 
 type cliError string
