@@ -34,12 +34,12 @@ func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request)
 	sess := &session{Products: req.Products}
 	value := s.issueCode(sess, req.ProviderID, "authorized_simple")
 	s.mu.Lock()
-	c := s.st.Codes[value]
+	c := s.st.Codes[digest(value)]
 	c.Used = true
 	conn := s.st.Connections[c.ConnectionID]
 	conn.Employees = min(req.EmployeeSize, 10000)
 	tok := s.random(32)
-	s.st.Tokens[tok] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
+	s.st.Tokens[digest(tok)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
 	entityID := ""
 	if len(conn.Entities) > 0 {
 		entityID = conn.Entities[0].ID

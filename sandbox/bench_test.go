@@ -55,9 +55,10 @@ func BenchmarkCompany(b *testing.B) {
 	ts := httptest.NewServer(s)
 	defer ts.Close()
 	code := s.issueCode(&session{Products: []string{"company"}}, "gusto", "authorized_simple")
-	s.st.Codes[code].Used = true
+	c := s.st.Codes[digest(code)]
+	c.Used = true
 	tok := s.random(32)
-	s.st.Tokens[tok] = &token{ConnectionID: s.st.Codes[code].ConnectionID}
+	s.st.Tokens[digest(tok)] = &token{ConnectionID: c.ConnectionID}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.ResetTimer()
 	b.SetParallelism(16)

@@ -423,7 +423,7 @@ func (s *Server) issueCode(sess *session, provider, username string) string {
 		}
 	}
 	value := s.random(24)
-	s.st.Codes[value] = &code{ConnectionID: c.ID, RedirectURI: sess.RedirectURI, Expires: s.now().Add(CodeLifetime)}
+	s.st.Codes[digest(value)] = &code{ConnectionID: c.ID, RedirectURI: sess.RedirectURI, Expires: s.now().Add(CodeLifetime)}
 	s.stats.CodesIssued++
 	s.dirty = true
 	return value

@@ -380,11 +380,12 @@ func (s *Server) load() error {
 	if err != nil {
 		return fmt.Errorf("sandbox: read %s: %w", s.opts.DataFile, err)
 	}
-	st := newState()
+	st := &state{} // no version field means version 1
 	if err := json.Unmarshal(b, st); err != nil {
 		return fmt.Errorf("sandbox: %s is not a sandbox state file: %v", s.opts.DataFile, err)
 	}
 	st.fill()
+	st.upgrade()
 	s.st = st
 	return nil
 }

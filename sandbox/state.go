@@ -1,19 +1,60 @@
 package sandbox
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
+
+// stateVersion 2 keys codes and tokens by their SHA-256 digest; version 1
+// (no version field) keyed them by the secrets themselves.
+const stateVersion = 2
 
 // state is everything the sandbox remembers; it is what DataFile holds.
+//
+// Codes and tokens are kept only as SHA-256 digests (see [digest]), so
+// neither memory dumps nor DataFile hold a credential an app was given:
+// a lookup hashes what the client presents. A 256-bit random value needs
+// no salt or slow hash; the digest is as unguessable as the value.
 type state struct {
+	Version     int                    `json:"version"`
 	Sessions    map[string]*session    `json:"sessions"`
-	Codes       map[string]*code       `json:"codes"`
-	Tokens      map[string]*token      `json:"tokens"`
+	Codes       map[string]*code       `json:"codes"`  // by digest of the code
+	Tokens      map[string]*token      `json:"tokens"` // by digest of the token
 	Connections map[string]*connection `json:"connections"`
 }
 
 func newState() *state {
-	st := &state{}
+	st := &state{Version: stateVersion}
 	st.fill()
 	return st
+}
+
+// digest is the key under which a code or token is stored.
+func digest(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// upgrade rewrites a version 1 state, which keyed codes and tokens by
+// their values, to digests, so a DataFile written before stops holding
+// credentials the next time it is saved.
+func (st *state) upgrade() {
+	if st.Version >= stateVersion {
+		return
+	}
+	codes := make(map[string]*code, len(st.Codes))
+	for v, c := range st.Codes {
+		for i, m := range c.Minted {
+			c.Minted[i] = digest(m)
+		}
+		codes[digest(v)] = c
+	}
+	tokens := make(map[string]*token, len(st.Tokens))
+	for v, t := range st.Tokens {
+		tokens[digest(v)] = t
+	}
+	st.Codes, st.Tokens, st.Version = codes, tokens, stateVersion
 }
 
 func (st *state) fill() {
@@ -52,7 +93,7 @@ type code struct {
 	RedirectURI  string    `json:"redirect_uri,omitempty"` // "" for embedded-flow codes
 	Expires      time.Time `json:"expires"`
 	Used         bool      `json:"used"`
-	Minted       []string  `json:"minted,omitempty"` // tokens it produced, for revoke-on-reuse
+	Minted       []string  `json:"minted,omitempty"` // digests of the tokens it produced, for revoke-on-reuse
 }
 
 // token is an access token.

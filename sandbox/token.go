@@ -50,7 +50,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	c, ok := s.st.Codes[req.Code]
+	c, ok := s.st.Codes[digest(req.Code)]
 	switch {
 	case !ok:
 		s.mu.Unlock()
@@ -82,8 +82,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	conn := s.st.Connections[c.ConnectionID]
 	c.Used = true
 	value := s.random(32) // 256 bits
-	s.st.Tokens[value] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
-	c.Minted = append(c.Minted, value)
+	s.st.Tokens[digest(value)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
+	c.Minted = append(c.Minted, digest(value))
 	s.stats.TokenExchanges++
 	s.dirty = true
 	resp := map[string]any{
@@ -128,7 +128,7 @@ func (s *Server) bearer(h func(http.ResponseWriter, *http.Request, *connection, 
 			return
 		}
 		s.mu.Lock()
-		t := s.st.Tokens[value]
+		t := s.st.Tokens[digest(value)]
 		var c *connection
 		if t != nil {
 			c = s.st.Connections[t.ConnectionID]
