@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"encoding/json"
 	"net/http"
 	"time"
 )
@@ -166,7 +165,7 @@ func (s *Server) handleClock(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Advance string `json:"advance"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+	if err := decodeBody(r, &req); err != nil {
 		badRequest(w, `The body must be {"advance": "11m"}.`)
 		return
 	}

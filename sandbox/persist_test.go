@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/finchconnect/finchconnect/sandbox"
 )
@@ -88,5 +89,31 @@ func TestPersistence_UpgradesVersion1File(t *testing.T) {
 	}
 	if bytes.Contains(b, []byte(tok)) || bytes.Contains(b, []byte(code)) {
 		t.Errorf("the rewritten DataFile still holds the version 1 token or code:\n%s", b)
+	}
+}
+
+// TestPersistence_DataCallsDoNotRewriteFile: reading data changes nothing
+// worth saving, so a load test of data endpoints never rewrites DataFile.
+func TestPersistence_DataCallsDoNotRewriteFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sandbox.json")
+	e := newEnv(t, sandbox.Options{DataFile: file})
+	tok := e.token("authorized_simple")
+	time.Sleep(600 * time.Millisecond) // the saver runs every 250 ms
+	before, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("the token was not saved: %v", err)
+	}
+	for range 20 {
+		if r := e.call("GET", "/employer/company", "bearer:"+tok, nil); r.status != http.StatusOK {
+			t.Fatalf("company = %d", r.status)
+		}
+	}
+	time.Sleep(600 * time.Millisecond)
+	after, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("20 company reads changed DataFile:\nbefore %s\nafter  %s", before, after)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -100,15 +101,21 @@ type Server struct {
 	log  *slog.Logger
 	mux  *http.ServeMux
 
+	// offset (nanoseconds) is added to Now by Advance and
+	// POST /_sandbox/clock; atomic because now() is called with and
+	// without mu held.
+	offset atomic.Int64
+
 	mu     sync.Mutex
 	st     *state
-	offset time.Duration // added to Now by POST /_sandbox/clock
 	faults []*Fault
 	stats  Stats
 	dirty  bool
 
-	stop chan struct{}
-	done chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 
 	hooks     chan webhookEvent // nil without WebhookURL
 	hooksDone chan struct{}
@@ -155,7 +162,15 @@ func New(opts Options) (*Server, error) {
 // Finch-Request-Id, and injected faults apply before the route runs.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Finch-Request-Id", s.id())
-	route := r.Method + " " + r.URL.Path
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	}
+	// Requests are counted by route pattern, not by path, so that a client
+	// probing random paths cannot grow the counters without bound.
+	route := "unmatched"
+	if _, pattern := s.mux.Handler(r); pattern != "/" && pattern != "" {
+		route = pattern
+	}
 	if !strings.HasPrefix(r.URL.Path, "/_sandbox/") {
 		s.mu.Lock()
 		s.stats.Requests[route]++
@@ -189,6 +204,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mux.ServeHTTP(w, r)
 }
+
+// maxBody bounds every request body: a 10,000-id batch read is about
+// 550 KB, so 8 MiB is room enough for any honest request.
+const maxBody = 8 << 20
 
 // takeFault returns the first fault matching route, consuming one of its
 // uses. s.mu must be held.
@@ -237,12 +256,10 @@ func (s *Server) Stats() Stats {
 
 // Advance moves the sandbox's clock forward by d.
 func (s *Server) Advance(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.offset += d
+	s.offset.Add(int64(d))
 }
 
-func (s *Server) now() time.Time { return s.opts.Now().Add(s.offset) }
+func (s *Server) now() time.Time { return s.opts.Now().Add(time.Duration(s.offset.Load())) }
 
 // random returns n random bytes, hex-encoded.
 func (s *Server) random(n int) string {
@@ -295,24 +312,22 @@ func validStatus(st string) bool {
 }
 
 // Close stops the background saver and writes DataFile one last time.
+// Calling it again returns the first call's result.
 func (s *Server) Close() error {
-	if s.stop == nil {
-		return nil
-	}
-	select {
-	case <-s.stop:
-		return nil // closed already
-	default:
-	}
-	close(s.stop)
-	<-s.done
-	if s.hooksDone != nil {
-		<-s.hooksDone
-	}
-	if s.opts.DataFile == "" {
-		return nil
-	}
-	return s.save()
+	s.closeOnce.Do(func() {
+		if s.stop == nil {
+			return
+		}
+		close(s.stop)
+		<-s.done
+		if s.hooksDone != nil {
+			<-s.hooksDone
+		}
+		if s.opts.DataFile != "" {
+			s.closeErr = s.save()
+		}
+	})
+	return s.closeErr
 }
 
 func (s *Server) saveLoop() {
@@ -337,11 +352,19 @@ func (s *Server) saveLoop() {
 }
 
 // save writes the state atomically: a crash leaves the old file or the new.
-func (s *Server) save() error {
+// On failure the state stays dirty, so the next tick tries again.
+func (s *Server) save() (err error) {
 	s.mu.Lock()
 	b, err := json.Marshal(s.st)
 	s.dirty = false
 	s.mu.Unlock()
+	defer func() {
+		if err != nil {
+			s.mu.Lock()
+			s.dirty = true
+			s.mu.Unlock()
+		}
+	}()
 	if err != nil {
 		return err
 	}
