@@ -171,6 +171,11 @@ func (s *Server) handleReauthSession(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found_error", "item_not_found", "No such connection.")
 		return
 	}
+	if c.Status == "disconnected" {
+		s.mu.Unlock()
+		badRequest(w, "The connection was disconnected, which is permanent; create a new Connect session instead.")
+		return
+	}
 	products := req.Products
 	if len(products) == 0 {
 		products = c.Products
@@ -218,6 +223,27 @@ func firstNonEmpty(xs ...string) string {
 // resolve turns a flow into the session it stands for. Legacy static
 // parameters make an ad-hoc session, as Finch's old Connect did.
 func (s *Server) resolve(f flow) (*session, string) {
+	sess, problem := s.resolveSession(f)
+	if problem != "" || sess.ConnectionID == "" {
+		return sess, problem
+	}
+	// A re-authentication: the connection must still be there to re-open.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.st.Connections[sess.ConnectionID]
+	switch {
+	case c == nil:
+		return nil, "This link re-authenticates a connection that does not exist."
+	case c.Status == "disconnected":
+		return nil, "This connection was disconnected, which is permanent. Ask the application for a new Connect link."
+	}
+	if f.Session == "" && sess.Provider == "" {
+		sess.Provider = c.ProviderID // a legacy connection_id link skips the picker too
+	}
+	return sess, ""
+}
+
+func (s *Server) resolveSession(f flow) (*session, string) {
 	if f.Session != "" {
 		s.mu.Lock()
 		sess, ok := s.st.Sessions[f.Session]
@@ -335,6 +361,11 @@ func (s *Server) handleAuthorizePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	value := s.issueCode(sess, f.Provider, username)
+	if value == "" {
+		d.Error = "This connection was disconnected while Connect was open. Ask the application for a new Connect link."
+		s.render(w, http.StatusBadRequest, "problem.html", d)
+		return
+	}
 	if sess.RedirectURI == "" {
 		// Embedded flow: Connect hands the code to the page that opened it.
 		d.Code = value
@@ -388,11 +419,15 @@ func withQuery(raw string, add url.Values) string {
 }
 
 // issueCode creates (or, for re-authentication, reuses) the connection the
-// sign-in connects, and returns a fresh code for it.
+// sign-in connects, and returns a fresh code for it; "" when the connection
+// to re-authenticate is gone or disconnected.
 func (s *Server) issueCode(sess *session, provider, username string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.st.Connections[sess.ConnectionID]
+	if sess.ConnectionID != "" && (c == nil || c.Status == "disconnected") {
+		return ""
+	}
 	if c == nil {
 		employees, entities := scenarios[0].Employees, scenarios[0].Entities
 		scenario := scenarios[0].Username
@@ -415,9 +450,13 @@ func (s *Server) issueCode(sess *session, provider, username string) string {
 		}
 		s.st.Connections[c.ID] = c
 	} else {
-		// Re-authentication restores the connection; entities can be
-		// added, never removed.
+		// Re-authentication restores the connection, and the entities
+		// removed by POST /disconnect-entity with it (Finch: a mistaken
+		// removal is undone by a re-authentication session).
 		c.Status, c.DataCalls = "connected", 0
+		for i := range c.Entities {
+			c.Entities[i].Status = "connected"
+		}
 		if len(sess.Products) > 0 {
 			c.Products = sess.Products
 		}

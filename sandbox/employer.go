@@ -9,7 +9,7 @@ import (
 )
 
 // data wraps an employer data route: the token, the connection's status
-// (reauth → 401 reauthenticate_user), the product scope and the entity.
+// (see [statusError]), the product scope and the entity.
 func (s *Server) data(product string, h func(w http.ResponseWriter, r *http.Request, c *connection, entity string)) http.HandlerFunc {
 	return s.bearer(func(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
 		s.mu.Lock()
@@ -27,8 +27,7 @@ func (s *Server) data(product string, h func(w http.ResponseWriter, r *http.Requ
 		status := c.Status
 		hasProduct := c.hasProduct(product)
 		s.mu.Unlock()
-		if status == "reauth" {
-			writeError(w, http.StatusUnauthorized, "authentication_error", "reauthenticate_user", "Please reauthenticate user")
+		if statusError(w, status) {
 			return
 		}
 		if !hasProduct {
@@ -41,6 +40,33 @@ func (s *Server) data(product string, h func(w http.ResponseWriter, r *http.Requ
 		}
 		h(w, r, c, entity)
 	})
+}
+
+// statusError answers for a connection whose status keeps data from being
+// read, and reports whether it did:
+//   - reauth: 401 authentication_error / reauthenticate_user;
+//   - error_no_account_setup: 401 authentication_error /
+//     account_setup_required (finch-api.md §8);
+//   - error_permissions: 403 error_permissions /
+//     insufficient_account_permissions;
+//   - pending, processing (an assisted connection before its first sync):
+//     202 with the body Finch gives pay statements still being fetched,
+//     so clients can practise retrying with backoff.
+func statusError(w http.ResponseWriter, status string) bool {
+	switch status {
+	case "reauth":
+		writeError(w, http.StatusUnauthorized, "authentication_error", "reauthenticate_user", "Please reauthenticate user")
+	case "error_no_account_setup":
+		writeError(w, http.StatusUnauthorized, "authentication_error", "account_setup_required", "The employer has not finished setting up access for this connection.")
+	case "error_permissions":
+		writeError(w, http.StatusForbidden, "error_permissions", "insufficient_account_permissions", "The account Finch was given lacks the permissions this data needs.")
+	case "pending", "processing":
+		writeJSON(w, http.StatusAccepted, map[string]any{"code": http.StatusAccepted, "name": "accepted", "finch_code": "data_sync_in_progress",
+			"message": "The data for this connection is being fetched. Please check back later."})
+	default:
+		return false
+	}
+	return true
 }
 
 // entity reads entity_ids (entity_ids[]=x, entity_ids=x or a comma list):
@@ -63,8 +89,17 @@ func (s *Server) entity(w http.ResponseWriter, r *http.Request, c *connection) (
 	case len(ids) > 1:
 		badRequest(w, "At most one entity_id per request.")
 		return "", false
-	case !slices.ContainsFunc(c.Entities, func(e entity) bool { return e.ID == ids[0] }):
-		writeError(w, http.StatusBadRequest, "bad_request", "invalid_request", "entity_ids names an entity this connection does not have.")
+	}
+	s.mu.Lock()
+	i := slices.IndexFunc(c.Entities, func(e entity) bool { return e.ID == ids[0] })
+	disconnected := i >= 0 && c.Entities[i].Status == "disconnected"
+	s.mu.Unlock()
+	switch {
+	case i < 0:
+		badRequest(w, "entity_ids names an entity this connection does not have.")
+		return "", false
+	case disconnected:
+		badRequest(w, "entity_ids names an entity that was disconnected from this connection (POST /disconnect-entity); a re-authentication session restores it.")
 		return "", false
 	}
 	return ids[0], true
@@ -73,13 +108,21 @@ func (s *Server) entity(w http.ResponseWriter, r *http.Request, c *connection) (
 func (s *Server) peopleOf(c *connection, entity string) []person {
 	s.mu.Lock()
 	all := c.people()
+	gone := map[string]bool{}
+	for _, e := range c.Entities {
+		if e.Status == "disconnected" {
+			gone[e.ID] = true
+		}
+	}
 	s.mu.Unlock()
-	if entity == "" {
+	if entity == "" && len(gone) == 0 {
 		return all
 	}
+	// Without entity_ids a multi-entity connection answers for all of its
+	// entities still connected.
 	var out []person
 	for _, p := range all {
-		if p.Entity == entity {
+		if entity == "" && !gone[p.Entity] || entity != "" && p.Entity == entity {
 			out = append(out, p)
 		}
 	}

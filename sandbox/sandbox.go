@@ -284,7 +284,9 @@ func (s *Server) id() string {
 
 // SetConnectionStatus sets a connection's status, as
 // PUT /sandbox/connections/accounts does. "reauth" makes its data
-// endpoints answer 401 reauthenticate_user.
+// endpoints answer 401 reauthenticate_user; the other statuses' answers are
+// listed in docs/sandbox.md. "disconnected" is POST /disconnect: it revokes
+// every token, and a disconnected connection cannot change status again.
 func (s *Server) SetConnectionStatus(connectionID, status string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -294,6 +296,13 @@ func (s *Server) SetConnectionStatus(connectionID, status string) error {
 	}
 	if !validStatus(status) {
 		return fmt.Errorf("sandbox: unknown status %q", status)
+	}
+	if c.Status == "disconnected" && status != "disconnected" {
+		return errors.New("sandbox: the connection is disconnected, which is permanent")
+	}
+	if status == "disconnected" {
+		s.disconnect(c)
+		return nil
 	}
 	if c.Status != status {
 		s.emit(c, "account.updated", map[string]any{"status": status, "authentication_method": map[string]any{"type": "credential"}})

@@ -166,16 +166,25 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, c *con
 // revoked, so each answers 401 from then on.
 func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
 	s.mu.Lock()
+	s.disconnect(c)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]string{"status": "success"})
+}
+
+// disconnect ends connection c for good: every token it has is revoked
+// and no re-authentication can revive it (Finch: a new Connect makes a new
+// connection). s.mu must be held.
+func (s *Server) disconnect(c *connection) {
 	for _, t := range s.st.Tokens {
 		if t.ConnectionID == c.ID {
 			t.Revoked = true
 		}
 	}
-	c.Status = "disconnected"
-	s.emit(c, "account.updated", map[string]any{"status": "disconnected", "authentication_method": map[string]any{"type": "credential"}})
+	if c.Status != "disconnected" {
+		c.Status = "disconnected"
+		s.emit(c, "account.updated", map[string]any{"status": "disconnected", "authentication_method": map[string]any{"type": "credential"}})
+	}
 	s.dirty = true
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]string{"status": "success"})
 }
 
 // handleDisconnectEntity is POST /disconnect-entity {entity_ids}.
