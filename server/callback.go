@@ -25,6 +25,7 @@ var (
 	errExchange      = errors.New("server: the code exchange with Finch failed")
 	errStore         = errors.New("server: the token could not be saved")
 	errStoreDown     = errors.New("server: the store is unavailable")
+	errStateGone     = errors.New("unknown or expired")
 	errInterrupted   = errors.New("server: the callback was interrupted while the code was with Finch")
 	errSaving        = errors.New("server: the token is held in the journal until the store returns")
 )
@@ -143,20 +144,21 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	stateHash, bHash := hashHex(state), browserHash(browser)
 	key := prefixLedger + hashHex(code)
 
-	// 1. A duplicate of a callback already under way or settled follows it.
-	if _, err := s.backend.Load(ctx, key); err == nil {
-		return s.follow(ctx, key, stateHash, bHash)
-	} else if !errors.Is(err, finchconnect.ErrNotFound) {
-		return outcome{}, fmt.Errorf("%w: read callback ledger: %v", errStoreDown, err)
-	}
-
-	// 2. The state must be one this browser started and not yet spent.
+	// 1. The state must be one this browser started and not yet spent.
 	fs, err := s.loadState(ctx, stateHash, browser)
 	if err != nil {
+		// A refresh long after the flow finds its state expired, but the
+		// ledger still knows how the code ended: show that instead.
+		if errors.Is(err, errStateGone) {
+			if _, lerr := s.backend.Load(ctx, key); lerr == nil {
+				return s.follow(ctx, key, stateHash, bHash)
+			}
+		}
 		return outcome{}, err
 	}
 
-	// 3. Claim the code. Exactly one claimant proceeds, on any replica.
+	// 2. Claim the code. Exactly one claimant proceeds, on any replica;
+	// duplicates lose the claim and follow the winner.
 	entry := ledgerEntry{Status: ledgerPending, State: stateHash, Browser: fs.Browser, ReturnURL: fs.ReturnURL, Started: s.cfg.Now().Unix()}
 	if err := s.backend.Claim(ctx, key, mustJSON(entry), ledgerTTL); errors.Is(err, finchconnect.ErrConflict) {
 		return s.follow(ctx, key, stateHash, bHash)

@@ -149,7 +149,7 @@ func (s *Server) loadState(ctx context.Context, stateHash, browser string) (flow
 	var fs flowState
 	b, err := s.backend.Load(ctx, prefixState+stateHash)
 	if errors.Is(err, finchconnect.ErrNotFound) {
-		return fs, fmt.Errorf("%w: unknown or expired", finchconnect.ErrStateMismatch)
+		return fs, fmt.Errorf("%w: %w", finchconnect.ErrStateMismatch, errStateGone)
 	}
 	if err != nil {
 		return fs, fmt.Errorf("%w: load state: %v", errStoreDown, err)

@@ -504,3 +504,22 @@ func TestConnect_RateLimited(t *testing.T) {
 		t.Errorf("POST /connect past the burst = %d (Retry-After %q), want 429 with Retry-After", res.status, res.header.Get("Retry-After"))
 	}
 }
+
+// TestCallback_RefreshAfterStateExpiry: a refresh of a finished callback
+// after its state has expired still shows the connection, from the ledger.
+func TestCallback_RefreshAfterStateExpiry(t *testing.T) {
+	h := newHarness(t, harnessOptions{stateTTL: 400 * time.Millisecond})
+	cb := h.connect(h.client, "late-1", "authorized_simple")
+	first := h.do(h.client, "GET", cb, nil)
+	if first.status != http.StatusSeeOther {
+		t.Fatalf("callback = %d", first.status)
+	}
+	time.Sleep(time.Second)
+	again := h.do(h.client, "GET", cb, nil)
+	if again.status != http.StatusSeeOther || again.location != first.location {
+		t.Errorf("refresh after the state expired = %d → %q, want → %q", again.status, again.location, first.location)
+	}
+	if got := h.exchanges(); got != 1 {
+		t.Errorf("sandbox saw %d exchanges, want 1", got)
+	}
+}

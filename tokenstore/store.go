@@ -95,6 +95,23 @@ func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
 	if err != nil {
 		return fmt.Errorf("tokenstore: put %s: seal: %v", c.ConnectionID, err)
 	}
+	// Most Puts store a new connection (a callback's exchange): try the
+	// insert first, which saves the read, and read the current row only
+	// when there is one.
+	first := c
+	if first.CreatedAt.IsZero() {
+		first.CreatedAt = s.now()
+	}
+	first.UpdatedAt = s.now()
+	row, err := encodeRow(first, sealed)
+	if err != nil {
+		return err
+	}
+	if _, err := s.b.PutRow(ctx, row, 0); err == nil {
+		return nil
+	} else if !errors.Is(err, finchconnect.ErrConflict) {
+		return fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
+	}
 	for range maxAttempts {
 		var expect int64
 		cur, err := s.b.GetRow(ctx, c.ConnectionID)
