@@ -93,7 +93,7 @@ func (s *Server) handleSandboxCompany(w http.ResponseWriter, r *http.Request, c 
 	c.Company = body
 	s.emit(c, "company.updated", nil)
 	s.dirty = true
-	out := c.company()
+	out := c.company(0)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
 }

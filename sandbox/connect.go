@@ -445,8 +445,8 @@ func (s *Server) issueCode(sess *session, provider, username string) string {
 		for _, b := range seed {
 			c.Seed = c.Seed*131 + uint64(b)
 		}
-		for i := range entities {
-			c.Entities = append(c.Entities, entity{ID: s.id(), Name: []string{"Main entity", "West entity", "East entity"}[i%3], Status: "connected"})
+		for range entities {
+			c.Entities = append(c.Entities, entity{ID: s.id(), Status: "connected"})
 		}
 		s.st.Connections[c.ID] = c
 	} else {

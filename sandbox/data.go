@@ -33,7 +33,46 @@ func (c *connection) stableID(kind uint64, n int) string {
 	return fmt.Sprintf("%08x-%04x-4%03x-%04x-%012x", r.Uint32(), r.Uint32()&0xffff, r.Uint32()&0xfff, r.Uint32()&0x3fff|0x8000, r.Uint64()&0xffffffffffff)
 }
 
-func (c *connection) company() map[string]any {
+// company is the company of the connection's entity number i (0 when the
+// connection has one). Entity 0 is the primary: it carries the connection's
+// company_id and any PUT /sandbox/company. The others are sister companies
+// of the same brand, each with its own id, legal name, EIN and account.
+func (c *connection) company(i int) map[string]any {
+	base := c.primaryCompany()
+	if i <= 0 {
+		return base
+	}
+	r := c.rng(5000 + uint64(i))
+	brand := c.brand()
+	region := []string{"West", "East", "Central", "North", "South"}[(i-1)%5]
+	out := map[string]any{}
+	for k, v := range base {
+		out[k] = v
+	}
+	out["id"] = c.stableID(4, i)
+	out["legal_name"] = brand + " " + region + " LLC"
+	out["entity"] = map[string]any{"type": "llc", "subtype": nil}
+	out["ein"] = fmt.Sprintf("%02d-%07d", 10+r.IntN(89), r.IntN(10000000))
+	out["accounts"] = []any{map[string]any{
+		"account_name": region + " operating account", "account_number": fmt.Sprintf("%010d", r.Int64N(1e10)),
+		"account_type": "checking", "institution_name": "First Sandbox Bank", "routing_number": fmt.Sprintf("%09d", r.IntN(1e9)),
+	}}
+	return out
+}
+
+// brand is the name the connection's companies share: the primary's
+// generated legal name without its legal form.
+func (c *connection) brand() string {
+	r := c.rng(1)
+	return pick(r, adjectives) + " " + pick(r, nouns)
+}
+
+// entityName is what /introspect calls entity i: its company's legal name.
+func (c *connection) entityName(i int) any {
+	return c.company(i)["legal_name"]
+}
+
+func (c *connection) primaryCompany() map[string]any {
 	if c.Company != nil {
 		out := map[string]any{"id": c.CompanyID}
 		for k, v := range c.Company {

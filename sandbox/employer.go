@@ -129,9 +129,18 @@ func (s *Server) peopleOf(c *connection, entity string) []person {
 	return out
 }
 
-func (s *Server) handleCompany(w http.ResponseWriter, r *http.Request, c *connection, _ string) {
+// handleCompany is GET /employer/company: the company of the entity asked
+// for; without entity_ids, of the first entity still connected.
+func (s *Server) handleCompany(w http.ResponseWriter, r *http.Request, c *connection, entity string) {
 	s.mu.Lock()
-	body := c.company()
+	i := 0
+	for j, e := range c.Entities {
+		if entity == "" && e.Status != "disconnected" || e.ID == entity {
+			i = j
+			break
+		}
+	}
+	body := c.company(i)
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, body)
 }

@@ -126,9 +126,10 @@ type connection struct {
 	Username      string           `json:"username,omitempty"`
 }
 
+// entity is one of a connection's entities; its name is its company's
+// legal name, derived from the seed like the rest of its data.
 type entity struct {
 	ID     string `json:"id"`
-	Name   string `json:"name"`
 	Status string `json:"status"`
 }
 

@@ -148,8 +148,8 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, c *con
 	defer s.mu.Unlock()
 	status := map[string]any{"status": c.Status, "last_successful_sync": s.now().UTC().Add(-3 * 3600e9).Format("2006-01-02T15:04:05Z"), "message": nil}
 	var entities []any
-	for _, e := range c.Entities {
-		entities = append(entities, map[string]any{"id": e.ID, "name": e.Name, "source_id": nil, "status": e.Status})
+	for i, e := range c.Entities {
+		entities = append(entities, map[string]any{"id": e.ID, "name": c.entityName(i), "source_id": nil, "status": e.Status})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": t.ID, "client_id": s.opts.ClientID, "client_type": "sandbox",
