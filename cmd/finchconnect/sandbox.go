@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,16 +30,14 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	webhookURL := fs.String("webhook-url", "", "URL that receives signed Finch webhooks for status and data changes")
 	webhookSecret := fs.String("webhook-secret", "", "base64 secret that signs the webhooks (required with -webhook-url)")
 	logLevel := fs.String("log-level", "warn", "log level")
-	// The sandbox's variables are FINCHCONNECT_SANDBOX_*, apart from the
-	// server's FINCHCONNECT_ADDR and friends.
-	sandboxEnv := func(name string) string {
-		if v, ok := strings.CutPrefix(name, "FINCHCONNECT_"); ok {
-			return getenv("FINCHCONNECT_SANDBOX_" + v)
+	if err := parseSandboxFlags(fs, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printSandboxDefaults(fs, stdout)
+			return nil
 		}
-		return ""
-	}
-	if err := parseFlags(fs, args, sandboxEnv); err != nil {
-		return handleParseError(err, fs, stdout, stderr, sandboxSynopsis)
+		fmt.Fprintf(stderr, "finchconnect: %v\n\n", err)
+		printSandboxDefaults(fs, stderr)
+		return errUsage
 	}
 	if *webhookURL != "" && *webhookSecret == "" {
 		return errorf("sandbox: -webhook-url needs -webhook-secret")
@@ -90,4 +89,47 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	<-serveErr
 	return nil
+}
+
+// sandboxEnvName is the variable a sandbox flag falls back to: -client-id
+// is FINCHCONNECT_SANDBOX_CLIENT_ID. The sandbox has names of its own so it
+// can run beside `serve`, which reads FINCHCONNECT_ADDR and friends; for
+// the same reason it does not read Finch's FINCH_CLIENT_ID, which is the
+// app's setting.
+func sandboxEnvName(flagName string) string {
+	return "FINCHCONNECT_SANDBOX_" + strings.TrimPrefix(envName(flagName), "FINCHCONNECT_")
+}
+
+// parseSandboxFlags parses args, then fills every flag not given from its
+// FINCHCONNECT_SANDBOX_ variable. Precedence: flag, environment, default.
+func parseSandboxFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := parseFlags(fs, args, func(string) string { return "" }); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := sandboxEnvName(f.Name)
+		if v := getenv(name); v != "" && !given[f.Name] {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s (for -%s): %v", name, f.Name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// printSandboxDefaults writes the sandbox's usage, with each flag's
+// variable.
+func printSandboxDefaults(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintf(w, "Usage: %s\n\nFlags:\n", sandboxSynopsis)
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" {
+			def = fmt.Sprintf(" (default %q)", f.DefValue)
+		}
+		fmt.Fprintf(w, "  -%s\n    \t%s%s\n    \tenv: %s\n", f.Name, f.Usage, def, sandboxEnvName(f.Name))
+	})
+	fmt.Fprintf(w, "\nConnect logins (password letmein): authorized_simple, authorized_complex, reauthorization.\nSee docs/sandbox.md.\n")
 }
