@@ -81,11 +81,18 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	conn := s.st.Connections[c.ConnectionID]
 	c.Used = true
+	s.dirty = true
+	if conn == nil || conn.Status == "disconnected" {
+		// A code signed in before the connection was disconnected must not
+		// mint a token after it: disconnect is permanent.
+		s.mu.Unlock()
+		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", "The connection this code was issued for has been disconnected.")
+		return
+	}
 	value := s.random(32) // 256 bits
 	s.st.Tokens[digest(value)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
 	c.Minted = append(c.Minted, digest(value))
 	s.stats.TokenExchanges++
-	s.dirty = true
 	resp := map[string]any{
 		"access_token": value, "token_type": "bearer", "connection_id": conn.ID,
 		"client_type": "sandbox", "connection_type": "provider", "entity_ids": entityIDs(conn),
@@ -133,8 +140,12 @@ func (s *Server) bearer(h func(http.ResponseWriter, *http.Request, *connection, 
 		if t != nil {
 			c = s.st.Connections[t.ConnectionID]
 		}
+		// A disconnected connection's tokens are all revoked; checking its
+		// status as well keeps that true for any token minted some other
+		// way. Both are read under the lock: a disconnect may be running.
+		valid := t != nil && !t.Revoked && c != nil && c.Status != "disconnected"
 		s.mu.Unlock()
-		if t == nil || t.Revoked || c == nil {
+		if !valid {
 			writeError(w, http.StatusUnauthorized, "invalid_token_error", "", "Invalid access token.")
 			return
 		}
