@@ -213,7 +213,7 @@ func (c *Client) batch(ctx context.Context, token finchconnect.Secret, path stri
 // itemBody decodes a successful batch item, or describes a failed one.
 func itemBody[T any](c *Client, it batchItem, requestID string, token finchconnect.Secret) (*T, error) {
 	if it.Code < 200 || it.Code > 299 {
-		return nil, batchError(it.Code, it.Body, cleanText(requestID, 128), []string{token.Reveal(), c.ClientSecret.Reveal()})
+		return nil, batchError(it.Code, it.Body, requestID, []string{token.Reveal(), c.ClientSecret.Reveal()})
 	}
 	var v T
 	if err := json.Unmarshal(it.Body, &v); err != nil {
@@ -355,7 +355,7 @@ func (c *Client) PayStatements(ctx context.Context, token finchconnect.Secret, r
 		if it.Code == 202 {
 			// Finch's "still fetching" answer rides in the item body
 			// with code 202, a 2xx, but it carries no statements.
-			out[i].Err = batchError(it.Code, it.Body, cleanText(reqID, 128), nil)
+			out[i].Err = batchError(it.Code, it.Body, reqID, []string{token.Reveal(), c.ClientSecret.Reveal()})
 			continue
 		}
 		data, err := itemBody[struct {

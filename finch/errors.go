@@ -2,6 +2,7 @@ package finch
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -149,44 +150,42 @@ func checkResponse(status int, header http.Header, body []byte, now func() time.
 func newAPIError(status int, header http.Header, body []byte, now func() time.Time, secrets ...string) *APIError {
 	e := &APIError{
 		StatusCode: status,
-		RequestID:  cleanText(header.Get("Finch-Request-Id"), 128),
+		RequestID:  header.Get("Finch-Request-Id"),
 		RetryAfter: max(serverDelay(header, now), 0),
 	}
 	var eb errorBody
 	if len(bytes.TrimSpace(body)) > 0 && json.Unmarshal(body, &eb) == nil {
-		e.Name = eb.Name
-		if e.Name == "" {
-			e.Name = eb.ErrorName
-		}
+		e.Name = cmp.Or(eb.Name, eb.ErrorName)
 		e.FinchCode = eb.FinchCode
-		e.Message = eb.Message
-		if e.Message == "" {
-			e.Message = eb.ErrorMessage
-		}
+		e.Message = cmp.Or(eb.Message, eb.ErrorMessage)
 	}
-	e.Name = cleanText(e.Name, 128)
-	e.FinchCode = cleanText(e.FinchCode, 128)
-	e.Message = cleanText(scrub(e.Message, secrets), maxErrorMessage)
-	if len(body) > maxErrorBody {
-		body = body[:maxErrorBody]
-	}
-	e.Body = []byte(scrub(string(body), secrets))
-	return e
+	e.Body = body
+	return e.sanitize(secrets)
 }
 
 // batchError builds the *APIError for one failed item of a batch response.
 func batchError(code int, body json.RawMessage, requestID string, secrets []string) *APIError {
-	e := &APIError{StatusCode: code, RequestID: requestID}
+	e := &APIError{StatusCode: code, RequestID: requestID, Body: body}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil {
-		e.Name = cleanText(eb.Name, 128)
-		e.FinchCode = cleanText(eb.FinchCode, 128)
-		e.Message = cleanText(scrub(eb.Message, secrets), maxErrorMessage)
+		e.Name, e.FinchCode, e.Message = eb.Name, eb.FinchCode, eb.Message
 	}
+	return e.sanitize(secrets)
+}
+
+// sanitize makes the server-supplied fields safe to print: secrets
+// replaced (before any truncation, which could otherwise leave half a
+// token behind), control characters removed, lengths capped.
+func (e *APIError) sanitize(secrets []string) *APIError {
+	e.Name = cleanText(scrub(e.Name, secrets), 128)
+	e.FinchCode = cleanText(scrub(e.FinchCode, secrets), 128)
+	e.RequestID = cleanText(scrub(e.RequestID, secrets), 128)
+	e.Message = cleanText(scrub(e.Message, secrets), maxErrorMessage)
+	body := scrub(string(e.Body), secrets)
 	if len(body) > maxErrorBody {
 		body = body[:maxErrorBody]
 	}
-	e.Body = []byte(scrub(string(body), secrets))
+	e.Body = []byte(body)
 	return e
 }
 
