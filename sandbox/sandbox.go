@@ -37,6 +37,10 @@ const (
 	DefaultClientSecret = "sandbox-client-secret"
 )
 
+// APIVersion is the Finch-API-Version the sandbox implements and sends on
+// every response.
+const APIVersion = "2020-09-17"
+
 // CodeLifetime is how long an authorization code can be exchanged.
 const CodeLifetime = 10 * time.Minute
 
@@ -162,6 +166,9 @@ func New(opts Options) (*Server, error) {
 // Finch-Request-Id, and injected faults apply before the route runs.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Finch-Request-Id", s.id())
+	// Any Finch-API-Version is accepted (Finch documents only 2020-09-17 and
+	// not what it does with others); the answer names the version it speaks.
+	w.Header().Set("Finch-API-Version", APIVersion)
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	}
