@@ -121,12 +121,34 @@ func entityOf(r *rand.Rand) map[string]any {
 
 // person is one employee, enough to derive every endpoint's shape.
 type person struct {
-	ID, First, Last, Dept, Title, Entity, ManagerID string
-	Active                                          bool
-	Income                                          int64 // cents a year
-	Start                                           string
-	DOB                                             string
+	ID, First, Middle, Last, Dept, Title, Entity, ManagerID string
+	Active                                                  bool
+	Income                                                  int64 // cents a year (for hourly people, rate × 2,080 h)
+	HourlyRate                                              int64 // cents an hour; 0 for salaried people
+	Start, End                                              string
+	DOB                                                     string
+	Gender, Ethnicity, Marital                              string
+	Phone                                                   string
+	Home, Work                                              address
+	Subtype                                                 string // full_time, part_time, intern or individual_contractor
+	Saves401k                                               bool   // has a 401(k) deduction
 }
+
+type address struct{ Line1, City, State, Zip string }
+
+func (a address) location() map[string]any {
+	if a.City == "" {
+		return nil
+	}
+	return map[string]any{"line1": a.Line1, "line2": nil, "city": a.City, "state": a.State, "postal_code": a.Zip, "country": "US"}
+}
+
+var (
+	genders     = []string{"female", "male", "female", "male", "other", "decline_to_specify"}
+	ethnicities = []string{"asian", "white", "black_or_african_american", "hispanic_or_latino", "two_or_more_races", "native_hawaiian_or_pacific_islander", "american_indian_or_alaska_native", "decline_to_specify"}
+	maritals    = []string{"single", "married", "married", "divorced", "widowed", "domestic_partner", "unknown"}
+	areaCodes   = map[string]string{"CA": "415", "TX": "512", "NY": "212", "CO": "303", "IL": "312", "WA": "206"}
+)
 
 // people returns the connection's employees, generated plus any added by
 // POST /sandbox/directory (those have no entity restrictions).
@@ -147,14 +169,49 @@ func (c *connection) people() []person {
 		if i > 0 {
 			p.ManagerID = c.stableID(2, r.IntN(min(i, 5)))
 		}
+		// Everything below comes from a stream of its own, so that the
+		// fields above stay what they were before it was added.
+		x := c.rng(20000 + uint64(i))
+		if x.IntN(3) == 0 {
+			p.Middle = pick(x, firstNames)
+		}
+		p.Gender, p.Ethnicity, p.Marital = pick(x, genders), pick(x, ethnicities), pick(x, maritals)
+		work := pick(x, cities)
+		p.Work = address{fmt.Sprintf("%d %s", 100+x.IntN(900), pick(x, streets)), work.city, work.state, work.zip}
+		p.Home = address{fmt.Sprintf("%d %s", 1+x.IntN(9999), pick(x, streets)), work.city, work.state, work.zip}
+		p.Phone = fmt.Sprintf("+1%s55501%02d", areaCodes[work.state], x.IntN(100)) // 555-0100…0199 are fictional
+		p.Saves401k = x.IntN(10) < 7
+		switch n := x.IntN(20); {
+		case n == 0:
+			p.Subtype, p.Title = "individual_contractor", "Contractor"
+		case n == 1:
+			p.Subtype, p.Title = "intern", "Intern"
+		case n < 4:
+			p.Subtype = "part_time"
+		default:
+			p.Subtype = "full_time"
+		}
+		if p.Subtype != "full_time" {
+			p.HourlyRate = int64(18+x.IntN(28)) * 100
+			p.Income = p.HourlyRate * 2080
+		}
+		if !p.Active {
+			start, _ := time.Parse(time.DateOnly, p.Start)
+			p.End = start.AddDate(1+x.IntN(3), x.IntN(12), 0).Format(time.DateOnly)
+		}
 		out = append(out, p)
 	}
-	for i, x := range c.Extra {
-		p := person{ID: fmt.Sprint(x["id"]), First: str(x["first_name"]), Last: str(x["last_name"]), Active: true, Income: 0, Start: "2024-01-01"}
+	for _, x := range c.Extra {
+		p := person{ID: fmt.Sprint(x["id"]), First: str(x["first_name"]), Middle: str(x["middle_name"]), Last: str(x["last_name"]),
+			Title: str(x["title"]), Active: true, Start: "2024-01-01", Subtype: "full_time"}
 		if d, ok := x["department"].(map[string]any); ok {
 			p.Dept = str(d["name"])
 		}
-		_ = i
+		if inc, ok := x["income"].(map[string]any); ok {
+			if a, ok := inc["amount"].(float64); ok && str(inc["unit"]) == "yearly" {
+				p.Income = int64(a)
+			}
+		}
 		out = append(out, p)
 	}
 	return out
@@ -173,22 +230,27 @@ func (p person) directoryItem() map[string]any {
 		mgr = map[string]any{"id": p.ManagerID}
 	}
 	return map[string]any{
-		"id": p.ID, "first_name": p.First, "middle_name": nil, "last_name": p.Last,
-		"is_active": p.Active, "department": map[string]any{"name": p.Dept}, "manager": mgr,
+		"id": p.ID, "first_name": p.First, "middle_name": nullable(p.Middle), "last_name": p.Last,
+		"is_active": p.Active, "department": map[string]any{"name": nullable(p.Dept)}, "manager": mgr,
 	}
 }
 
 func (p person) individual(withSSN bool) map[string]any {
-	email := fmt.Sprintf("%s.%s@example.com", lower(p.First), lower(p.Last))
+	handle := lower(p.First) + "." + lower(p.Last)
+	var phones, emails []any
+	if p.Phone != "" {
+		phones = []any{map[string]any{"data": p.Phone, "type": "personal"}}
+	}
+	if p.First != "" {
+		emails = []any{map[string]any{"data": handle + "@example.com", "type": "work"}, map[string]any{"data": handle + "@example.net", "type": "personal"}}
+	}
 	out := map[string]any{
-		"id": p.ID, "first_name": p.First, "middle_name": nil, "last_name": p.Last, "preferred_name": nil,
-		"dob": p.DOB, "gender": "decline_to_specify", "ethnicity": "decline_to_specify", "marital_status": nil,
-		"phone_numbers": []any{map[string]any{"data": "+15555550100", "type": "work"}},
-		"emails":        []any{map[string]any{"data": email, "type": "work"}},
-		"residence":     map[string]any{"line1": "1 Sandbox Way", "line2": nil, "city": "Austin", "state": "TX", "postal_code": "78701", "country": "US"},
-		"encrypted_ssn": nil,
+		"id": p.ID, "first_name": p.First, "middle_name": nullable(p.Middle), "last_name": p.Last, "preferred_name": nil,
+		"dob": nullable(p.DOB), "gender": nullable(p.Gender), "ethnicity": nullable(p.Ethnicity), "marital_status": nullable(p.Marital),
+		"phone_numbers": phones, "emails": emails, "residence": p.Home.location(), "encrypted_ssn": nil,
 	}
 	if withSSN {
+		// Area 000 is never issued, so these can never be a real person's.
 		out["ssn"] = "000-00-" + p.ID[len(p.ID)-4:]
 	}
 	return out
@@ -203,15 +265,29 @@ func (p person) employment() map[string]any {
 	if !p.Active {
 		status = "terminated"
 	}
-	income := map[string]any{"amount": p.Income, "currency": "usd", "effective_date": p.Start, "unit": "yearly"}
+	kind, flsa := "employee", "exempt"
+	switch p.Subtype {
+	case "individual_contractor":
+		kind, flsa = "contractor", "unknown"
+	case "part_time", "intern":
+		flsa = "non_exempt"
+	}
+	var income, history any
+	if p.Income > 0 {
+		cur := map[string]any{"amount": p.Income, "currency": "usd", "effective_date": p.Start, "unit": "yearly"}
+		if p.HourlyRate > 0 {
+			cur = map[string]any{"amount": p.HourlyRate, "currency": "usd", "effective_date": p.Start, "unit": "hourly"}
+		}
+		income, history = cur, []any{cur}
+	}
 	return map[string]any{
-		"id": p.ID, "first_name": p.First, "middle_name": nil, "last_name": p.Last, "title": p.Title,
-		"start_date": p.Start, "end_date": nil, "latest_rehire_date": nil, "is_active": p.Active, "employment_status": status,
-		"employment": map[string]any{"type": "employee", "subtype": "full_time"},
-		"department": map[string]any{"name": p.Dept}, "manager": mgr,
-		"location":    map[string]any{"line1": "1 Sandbox Way", "line2": nil, "city": "Austin", "state": "TX", "postal_code": "78701", "country": "US"},
-		"flsa_status": "exempt", "class_code": nil, "income": income, "income_history": []any{income},
-		"custom_fields": []any{}, "source_id": nil,
+		"id": p.ID, "first_name": p.First, "middle_name": nullable(p.Middle), "last_name": p.Last, "title": nullable(p.Title),
+		"start_date": p.Start, "end_date": nullable(p.End), "latest_rehire_date": nil, "is_active": p.Active, "employment_status": status,
+		"employment": map[string]any{"type": kind, "subtype": nullable(p.Subtype)},
+		"department": map[string]any{"name": nullable(p.Dept)}, "manager": mgr, "location": p.Work.location(),
+		"flsa_status": flsa, "class_code": nil, "union_code": nil, "union_local": nil,
+		"highly_compensated_employee": p.Income >= 15000000, "key_employee": false,
+		"income": income, "income_history": history, "custom_fields": []any{}, "source_id": nil,
 	}
 }
 
@@ -225,17 +301,63 @@ func lower(s string) string {
 	return string(b)
 }
 
+// payslip is one person's pay for one semi-monthly run, in cents. Net pay
+// is gross less the employee's taxes and deductions, and a payment's totals
+// are the sums of its payslips, so the numbers reconcile the way a payroll
+// register does.
+type payslip struct {
+	gross, net, hours                      int64 // hours in hundredths
+	fed, state, ss, medicare, k401, health int64 // withheld from the employee
+	erSS, erMedicare, match, erHealth      int64 // paid by the employer
+}
+
+func (p person) payslip() payslip {
+	var s payslip
+	s.gross = p.Income / 24
+	s.hours = 8667 // 2,080 h a year over 24 runs
+	if p.Subtype == "part_time" {
+		s.gross, s.hours = s.gross/2, s.hours/2
+	}
+	if p.Subtype == "individual_contractor" {
+		s.net = s.gross // a 1099 contractor: nothing withheld
+		return s
+	}
+	if p.Saves401k {
+		s.k401 = s.gross * 5 / 100
+		s.match = s.k401 / 2
+	}
+	if p.Subtype == "full_time" {
+		s.health, s.erHealth = 9500, 35000
+	}
+	taxable := s.gross - s.k401 - s.health
+	s.fed = taxable * 12 / 100
+	if p.Work.State != "TX" && p.Work.State != "WA" { // no state income tax there
+		s.state = taxable * 5 / 100
+	}
+	s.ss, s.medicare = s.gross*62/1000, s.gross*145/10000
+	s.erSS, s.erMedicare = s.ss, s.medicare
+	s.net = s.gross - s.fed - s.state - s.ss - s.medicare - s.k401 - s.health
+	return s
+}
+
 // payments are semi-monthly pay runs over the last year, relative to now.
 func (c *connection) payments(now time.Time, people []person) []map[string]any {
 	var out []map[string]any
 	var ids []any
-	var gross int64
+	var sum payslip
 	for _, p := range people {
-		if p.Active {
-			ids = append(ids, p.ID)
-			gross += p.Income / 24
+		if !p.Active || p.Income == 0 {
+			continue
 		}
+		ids = append(ids, p.ID)
+		s := p.payslip()
+		sum.gross += s.gross
+		sum.net += s.net
+		sum.fed += s.fed + s.state + s.ss + s.medicare // employee taxes
+		sum.erSS += s.erSS + s.erMedicare              // employer taxes
+		sum.match += s.match + s.erHealth              // employer contributions
 	}
+	money := func(v int64) map[string]any { return map[string]any{"amount": v, "currency": "usd"} }
 	day := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	for i := range 24 {
 		pay := day.AddDate(0, -i/2, 0)
@@ -245,31 +367,54 @@ func (c *connection) payments(now time.Time, people []person) []map[string]any {
 		if pay.After(now) {
 			continue
 		}
-		money := func(v int64) map[string]any { return map[string]any{"amount": v, "currency": "usd"} }
 		out = append(out, map[string]any{
 			"id": c.stableID(3, i), "pay_date": pay.Format(time.DateOnly), "debit_date": pay.AddDate(0, 0, -2).Format(time.DateOnly),
 			"pay_period":    map[string]any{"start_date": pay.AddDate(0, 0, -15).Format(time.DateOnly), "end_date": pay.AddDate(0, 0, -1).Format(time.DateOnly)},
-			"company_debit": money(gross + gross/13), "gross_pay": money(gross), "net_pay": money(gross * 7 / 10),
-			"employer_taxes": money(gross / 13), "employee_taxes": money(gross * 3 / 10),
-			"individual_ids": ids, "pay_group_ids": []any{}, "pay_frequencies": []any{"semi_monthly"},
+			"company_debit": money(sum.gross + sum.erSS + sum.match), "gross_pay": money(sum.gross), "net_pay": money(sum.net),
+			"employer_taxes": money(sum.erSS), "employee_taxes": money(sum.fed),
+			"individual_ids": ids, "pay_group_ids": []any{c.stableID(6, 0)}, "pay_frequencies": []any{"semi_monthly"},
 		})
 	}
 	return out
 }
 
 func (p person) payStatement() map[string]any {
-	gross := p.Income / 24
+	s := p.payslip()
 	money := func(v int64) map[string]any { return map[string]any{"amount": v, "currency": "usd"} }
+	hours := float64(s.hours) / 100
+	earning := map[string]any{"amount": s.gross, "currency": "usd", "hours": hours, "name": "Salary", "type": "salary"}
+	method := "direct_deposit"
+	switch {
+	case p.Subtype == "individual_contractor":
+		earning["name"], earning["type"], earning["hours"] = "Contract services", "1099", nil
+		method = "check"
+	case p.HourlyRate > 0:
+		earning["name"], earning["type"] = "Regular hours", "wage"
+	}
+	deductions, contributions, taxes := []any{}, []any{}, []any{}
+	if s.k401 > 0 {
+		deductions = append(deductions, map[string]any{"amount": s.k401, "currency": "usd", "name": "401(k)", "pre_tax": true, "type": "401k"})
+		contributions = append(contributions, map[string]any{"amount": s.match, "currency": "usd", "name": "401(k) match", "type": "401k"})
+	}
+	if s.health > 0 {
+		deductions = append(deductions, map[string]any{"amount": s.health, "currency": "usd", "name": "Medical", "pre_tax": true, "type": "s125_medical"})
+		contributions = append(contributions, map[string]any{"amount": s.erHealth, "currency": "usd", "name": "Medical", "type": "s125_medical"})
+	}
+	tax := func(amount int64, employer bool, name, kind string) {
+		if amount > 0 {
+			taxes = append(taxes, map[string]any{"amount": amount, "currency": "usd", "employer": employer, "name": name, "type": kind})
+		}
+	}
+	tax(s.fed, false, "Federal Income Tax", "federal")
+	tax(s.state, false, p.Work.State+" State Income Tax", "state")
+	tax(s.ss, false, "Social Security", "fica")
+	tax(s.medicare, false, "Medicare", "fica")
+	tax(s.erSS, true, "Social Security (employer)", "fica")
+	tax(s.erMedicare, true, "Medicare (employer)", "fica")
 	return map[string]any{
-		"individual_id": p.ID, "type": "regular_payroll", "payment_method": "direct_deposit", "total_hours": 80,
-		"gross_pay": money(gross), "net_pay": money(gross * 7 / 10),
-		"earnings":               []any{map[string]any{"amount": gross, "currency": "usd", "hours": 80, "name": "Salary", "type": "salary"}},
-		"employee_deductions":    []any{map[string]any{"amount": gross / 20, "currency": "usd", "name": "401(k)", "pre_tax": true, "type": "401k"}},
-		"employer_contributions": []any{map[string]any{"amount": gross / 40, "currency": "usd", "name": "401(k) match", "type": "401k"}},
-		"taxes": []any{
-			map[string]any{"amount": gross * 15 / 100, "currency": "usd", "employer": false, "name": "Federal Income Tax", "type": "federal"},
-			map[string]any{"amount": gross * 62 / 1000, "currency": "usd", "employer": true, "name": "Social Security", "type": "fica"},
-		},
+		"individual_id": p.ID, "type": "regular_payroll", "payment_method": method, "total_hours": earning["hours"],
+		"gross_pay": money(s.gross), "net_pay": money(s.net),
+		"earnings": []any{earning}, "employee_deductions": deductions, "employer_contributions": contributions, "taxes": taxes,
 	}
 }
 

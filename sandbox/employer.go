@@ -288,7 +288,7 @@ func (s *Server) handlePayStatements(w http.ResponseWriter, r *http.Request, c *
 		limit = min(limit, 5000)
 		var active []person
 		for _, p := range people {
-			if p.Active {
+			if p.Active && p.Income > 0 { // the people a payment counts
 				active = append(active, p)
 			}
 		}

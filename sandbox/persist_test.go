@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/finchconnect/finchconnect/sandbox"
 )
@@ -93,27 +92,33 @@ func TestPersistence_UpgradesVersion1File(t *testing.T) {
 }
 
 // TestPersistence_DataCallsDoNotRewriteFile: reading data changes nothing
-// worth saving, so a load test of data endpoints never rewrites DataFile.
+// worth saving, so a load test of data endpoints never rewrites DataFile:
+// the state saved after 20 reads is the state saved before them.
 func TestPersistence_DataCallsDoNotRewriteFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "sandbox.json")
 	e := newEnv(t, sandbox.Options{DataFile: file})
 	tok := e.token("authorized_simple")
-	time.Sleep(600 * time.Millisecond) // the saver runs every 250 ms
+	if err := e.sb.Close(); err != nil {
+		t.Fatal(err)
+	}
 	before, err := os.ReadFile(file)
 	if err != nil {
-		t.Fatalf("the token was not saved: %v", err)
+		t.Fatal(err)
 	}
+	e2 := newEnv(t, sandbox.Options{DataFile: file})
 	for range 20 {
-		if r := e.call("GET", "/employer/company", "bearer:"+tok, nil); r.status != http.StatusOK {
+		if r := e2.call("GET", "/employer/company", "bearer:"+tok, nil); r.status != http.StatusOK {
 			t.Fatalf("company = %d", r.status)
 		}
 	}
-	time.Sleep(600 * time.Millisecond)
+	if err := e2.sb.Close(); err != nil {
+		t.Fatal(err)
+	}
 	after, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(before, after) {
-		t.Errorf("20 company reads changed DataFile:\nbefore %s\nafter  %s", before, after)
+		t.Errorf("20 company reads changed the saved state:\nbefore %s\nafter  %s", before, after)
 	}
 }
