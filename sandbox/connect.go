@@ -96,6 +96,9 @@ func (s *Server) handleNewSession(w http.ResponseWriter, r *http.Request) {
 			problems = append(problems, "unknown product "+p)
 		}
 	}
+	if slices.Contains(req.Products, "deduction") && slices.Contains(req.Products, "benefits") {
+		problems = append(problems, "deduction is a deprecated alias of benefits; ask for one of them")
+	}
 	if req.MinutesToExpire != nil && (*req.MinutesToExpire < 1 || *req.MinutesToExpire > 129600) {
 		problems = append(problems, "minutes_to_expire must be between 1 and 129600")
 	}
@@ -315,6 +318,11 @@ func (s *Server) cancelURL(r *http.Request, f flow) string {
 func (s *Server) handleAuthorizeGet(w http.ResponseWriter, r *http.Request) {
 	f := flowFrom(r.URL.Query())
 	sess, problem := s.resolve(f)
+	if problem == "" && f.State == "" {
+		// A state given when the session was created stands in for one
+		// on the URL (the JS Connect SDK appends it to the URL instead).
+		f.State = sess.State
+	}
 	d := pageData{Base: s.publicURL(r), Flow: f, Session: sess, CancelURL: s.cancelURL(r, f)}
 	if problem != "" {
 		d.Error = problem

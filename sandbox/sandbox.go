@@ -200,16 +200,39 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				w.Write([]byte(`{"broken": [1, 2,`))
 				return
 			case f.Status >= 400:
-				name := map[int]string{429: "rate_limit_exceeded_error", 500: "server_error", 502: "server_error", 503: "server_error", 408: "client_connection_closed"}[f.Status]
-				if name == "" {
-					name = "server_error"
-				}
-				writeError(w, f.Status, name, "", "Injected fault.")
+				name, code := faultName(f.Status)
+				writeError(w, f.Status, name, code, "Injected fault.")
 				return
 			}
 		}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// faultName is the Finch error name (and finch_code) an injected status
+// answers with (finch-api.md §8).
+func faultName(status int) (string, string) {
+	switch status {
+	case 400:
+		return "bad_request", "invalid_request"
+	case 401:
+		return "invalid_token_error", ""
+	case 402:
+		return "payment_required", "payment_required"
+	case 403:
+		return "insufficient_scope_error", ""
+	case 404:
+		return "not_found_error", "item_not_found"
+	case 408:
+		return "client_connection_closed", ""
+	case 422:
+		return "unprocessable_request_error", "unsupported_parameters"
+	case 429:
+		return "rate_limit_exceeded_error", "finch_rate_limit_exceeded"
+	case 501:
+		return "not_implemented", ""
+	}
+	return "server_error", ""
 }
 
 // maxBody bounds every request body: a 10,000-id batch read is about
