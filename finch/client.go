@@ -417,6 +417,9 @@ func encode(v any) []byte {
 // read (/employer/individual, /employer/employment, /employer/pay-statement),
 // are retried as reads; POST /auth/token never; any other write only when it
 // certainly did not reach Finch.
+//
+// Any occurrence of token in the returned body or headers is replaced by
+// "[redacted]".
 func (c *Client) Do(ctx context.Context, token finchconnect.Secret, method, path string, query url.Values, body []byte) (*Response, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
@@ -442,7 +445,22 @@ func (c *Client) Do(ctx context.Context, token finchconnect.Secret, method, path
 	if len(body) > 0 {
 		r.body = body
 	}
-	return c.send(ctx, r)
+	resp, err := c.send(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	// Finch never echoes the caller's token, but the proxy forwards this
+	// response to others: make sure a misbehaving upstream cannot make it
+	// do so either.
+	if tok := []byte(token.Reveal()); len(tok) > 0 {
+		resp.Body = bytes.ReplaceAll(resp.Body, tok, []byte("[redacted]"))
+		for k, vs := range resp.Header {
+			for i, v := range vs {
+				resp.Header[k][i] = strings.ReplaceAll(v, string(tok), "[redacted]")
+			}
+		}
+	}
+	return resp, nil
 }
 
 // checkPath refuses a path that is not a plain absolute path below

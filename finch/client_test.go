@@ -27,6 +27,7 @@ type env struct {
 	t      *testing.T
 	sb     *sandbox.Server
 	ts     *httptest.Server
+	rec    *recorder
 	client *finch.Client
 }
 
@@ -42,8 +43,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sb.Close() })
-	mux.Handle("/finch/", http.StripPrefix("/finch", sb))
-	return &env{t: t, sb: sb, ts: ts, client: &finch.Client{
+	rec := &recorder{}
+	mux.Handle("/finch/", rec.wrap(http.StripPrefix("/finch", sb)))
+	return &env{t: t, sb: sb, ts: ts, rec: rec, client: &finch.Client{
 		BaseURL: ts.URL + "/finch", ClientID: sandbox.DefaultClientID, ClientSecret: sandbox.DefaultClientSecret,
 	}}
 }
