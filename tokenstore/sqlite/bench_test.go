@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,60 @@ func BenchmarkClaim(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// runParallel runs op from 64 goroutines (whatever GOMAXPROCS is), the
+// callback path's shape under load, and reports p99 latency and how many
+// writes shared each commit.
+func runParallel(b *testing.B, op func(be *Backend, i int64) error) {
+	var commits, ops atomic.Int64
+	be := mustOpen(b, options{afterBatch: func(n int, ok bool) {
+		if ok {
+			commits.Add(1)
+			ops.Add(int64(n))
+		}
+	}})
+	var seq atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			start := time.Now()
+			if err := op(be, seq.Add(1)); err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, time.Since(start))
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+	}
+	if n := commits.Load(); n > 0 {
+		b.ReportMetric(float64(ops.Load())/float64(n), "writes/commit")
+	}
+}
+
+func BenchmarkPutRowParallel(b *testing.B) {
+	runParallel(b, func(be *Backend, i int64) error {
+		_, err := be.PutRow(b.Context(), benchRow(fmt.Sprintf("conn-%08d", i)), tokenstore.AnyVersion)
+		return err
+	})
+}
+
+func BenchmarkClaimParallel(b *testing.B) {
+	v := make([]byte, 200)
+	runParallel(b, func(be *Backend, i int64) error {
+		return be.Claim(b.Context(), fmt.Sprintf("callback:%08d", i), v, 10*time.Minute)
+	})
 }
 
 // BenchmarkLayout compares the dedicated writer connection with one shared

@@ -8,6 +8,13 @@
 // returns. Writes go through one dedicated connection and reads through a
 // small pool; see [Open] for why.
 //
+// Writes are group-committed: the writes that queue while one transaction
+// commits run together in the next, so one fsync serves them all and
+// concurrent writers are not capped at one fsync each. Each write is still
+// judged by its own conditional statement (a lost Claim or compare-and-set
+// does not disturb the others), a write returns only once the transaction
+// holding it has committed, and a lone write is never delayed.
+//
 // Several processes may share the file on one host (SQLite locks it), but not
 // over a network file system, where SQLite's locking is unreliable. Use
 // tokenstore/postgres or tokenstore/redis to share a vault between hosts.

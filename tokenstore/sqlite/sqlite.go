@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -42,15 +43,21 @@ type Backend struct {
 	r      *sql.DB // a pool of query-only connections: every read
 	writes atomic.Uint64
 
-	// ops queues writes for the committer, which owns the one write
-	// connection (group commit; see write). Blocked senders on a channel
-	// are served first come, first served, so writes keep their arrival
-	// order. Nil in the shared-pool layout, where each write is its own
+	opts options
+
+	// Group commit (see write). mu guards queue and closed; the queue is
+	// FIFO, so writes commit in arrival order. wake tells an idle committer
+	// that the queue is not empty. The committer goroutine alone uses wc.
+	// All nil in the shared-pool layout, where each write is its own
 	// transaction.
-	ops      chan *writeOp
-	stop     chan struct{}
-	loopDone chan struct{}
-	closeMu  sync.Once
+	mu        sync.Mutex
+	queue     []*writeOp
+	closed    bool
+	wake      chan struct{}
+	stop      chan struct{}
+	loopDone  chan struct{}
+	closeOnce sync.Once
+	wc        *writeConn
 }
 
 // options are the knobs tests and benchmarks turn.
@@ -58,6 +65,14 @@ type options struct {
 	// sharedPool sends reads and writes through one pool of several
 	// connections, the usual database/sql setup, to compare against.
 	sharedPool bool
+
+	// beforeTake, if set, runs in the committer each time before it takes
+	// a batch from the queue; a test blocks in it to line writes up.
+	beforeTake func()
+
+	// afterBatch, if set, is told the size of each transaction the
+	// committer ran and whether it committed.
+	afterBatch func(size int, committed bool)
 }
 
 // Open opens (creating if need be) the SQLite database at path and brings
@@ -66,16 +81,16 @@ type options struct {
 // same mode as the database.
 //
 // Writes go through one dedicated connection, queued first come, first
-// served; reads go through a pool of query-only connections. SQLite allows
-// one writer at a time anyway: when several pooled connections write at
-// once, the losers get SQLITE_BUSY and retry on SQLite's sleeping back-off
-// inside busy_timeout. Measured (BenchmarkLayout, BENCHMARKS.md) with 32
-// concurrent goroutines, the dedicated writer matched a shared pool's
-// write throughput with about a third of its p99 latency, and served a
-// mixed load faster. The FIFO queue matters: without it, database/sql hands
-// the freed connection to a random waiter, and the writer's p99 was no
-// better than the shared pool's. Readers, thanks to WAL, never wait for
-// the writer.
+// served and group-committed (see the package documentation); reads go
+// through a pool of query-only connections. SQLite allows one writer at a
+// time anyway: when several pooled connections write at once, the losers
+// get SQLITE_BUSY and retry on SQLite's sleeping back-off inside
+// busy_timeout. Measured (BenchmarkLayout, BENCHMARKS.md) with 32
+// concurrent goroutines, the dedicated writer matched a shared pool's write
+// throughput with about a third of its p99 latency, and served a mixed load
+// faster. The FIFO queue matters: without it, database/sql hands the freed
+// connection to a random waiter, and the writer's p99 was no better than
+// the shared pool's. Readers, thanks to WAL, never wait for the writer.
 func Open(ctx context.Context, path string) (*Backend, error) {
 	return open(ctx, path, options{})
 }
@@ -117,7 +132,7 @@ func open(ctx context.Context, path string, opts options) (*Backend, error) {
 	// so a read-then-write transaction cannot fail halfway on a lock
 	// upgrade.
 	wq.Set("_txlock", "immediate")
-	b := &Backend{}
+	b := &Backend{opts: opts}
 	if b.w, err = sql.Open("sqlite", dsn(abs, wq)); err != nil {
 		return nil, fmt.Errorf("sqlite: %v", err)
 	}
@@ -143,7 +158,8 @@ func open(ctx context.Context, path string, opts options) (*Backend, error) {
 		return nil, err
 	}
 	if !opts.sharedPool {
-		b.ops, b.stop, b.loopDone = make(chan *writeOp), make(chan struct{}), make(chan struct{})
+		b.wake, b.stop, b.loopDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+		b.wc = &writeConn{db: b.w}
 		go b.commitLoop()
 	}
 	return b, nil
@@ -164,37 +180,56 @@ func dsn(abs string, q url.Values) string {
 	return u.String()
 }
 
-// execer runs a write's statements: the batch's transaction.
+// execer runs a write's statements: the committer's connection inside the
+// batch's transaction, or a *sql.Tx in the shared-pool layout.
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// A writeOp's state moves from queued to taken (by the committer) or to
+// abandoned (by its caller, whose context ended first), exactly once.
+const (
+	opQueued int32 = iota
+	opTaken
+	opAbandoned
+)
+
 // writeOp is one write waiting for the committer.
 type writeOp struct {
-	ctx  context.Context
-	fn   func(ctx context.Context, x execer) error
-	done chan error
+	ctx   context.Context
+	fn    func(ctx context.Context, x execer) error
+	state atomic.Int32
+	done  chan error // buffered: the committer never waits for the caller
 }
 
-// maxBatch bounds how many writes share one commit.
+// maxBatch bounds how many writes share one commit, so that one batch's
+// transaction, and the wait of the writes queued behind it, stay short.
 const maxBatch = 256
 
-var errClosed = errors.New("sqlite: the backend is closed")
+var (
+	errClosed = errors.New("sqlite: the backend is closed")
+	// errBatchFailed is never returned to a caller: a write of a failed
+	// batch is retried alone and reports that attempt's result.
+	errBatchFailed = errors.New("sqlite: another write of the batch failed")
+)
 
 // write runs fn in a transaction and returns when that transaction has
 // committed — durably, under synchronous=FULL — or failed.
 //
-// Group commit: the committer takes every write that queued while the
-// previous commit was running and runs them in one transaction, so one
-// fsync serves them all. A lone write is never delayed: a batch is simply
-// whatever is waiting. Each write keeps its own semantics: its statements
-// are conditional and judged by their own row counts, and each runs inside
-// a savepoint, so a SQL error in one is rolled back without touching the
-// others. If the commit itself fails, every write of the batch reports it
-// (none of them was written).
+// Group commit: writes queue in arrival order; the committer takes every
+// write that queued while the previous commit ran (at most maxBatch) and
+// runs them in one transaction, so one fsync serves them all. A lone write
+// is never delayed: there is no timer, a batch is simply whatever is
+// waiting. Each write keeps its own semantics: its statements are
+// conditional and judged by their own row counts, and a lost
+// compare-and-set is an answer, not a failure, so it does not disturb the
+// others. See runBatch for what a real failure does.
 func (b *Backend) write(ctx context.Context, fn func(ctx context.Context, x execer) error) error {
-	if b.ops == nil {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if b.wake == nil {
 		tx, err := b.w.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -203,42 +238,84 @@ func (b *Backend) write(ctx context.Context, fn func(ctx context.Context, x exec
 			tx.Rollback()
 			return err
 		}
+		if b.purgeDue(1) {
+			b.purge(ctx, tx)
+		}
 		return tx.Commit()
 	}
 	op := &writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
-	select {
-	case b.ops <- op:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-b.stop:
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
 		return errClosed
 	}
-	// Once taken, the write runs to its end: wait for it even if ctx ends,
-	// so that its result is what the caller sees.
-	return <-op.done
+	b.queue = append(b.queue, op)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default: // the committer is already due to look at the queue
+	}
+	select {
+	case err := <-op.done:
+		return err
+	case <-ctx.Done():
+		if op.state.CompareAndSwap(opQueued, opAbandoned) {
+			return ctx.Err()
+		}
+		// Taken: the write runs to its end, and its result, not the
+		// context's, is what the caller must see.
+		return <-op.done
+	}
 }
 
-// commitLoop is the committer: it owns the write connection until Close.
+// queued reports how many writes wait for the committer; tests use it to
+// line writes up in one batch.
+func (b *Backend) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+// take moves up to maxBatch writes from the head of the queue into batch.
+func (b *Backend) take(batch []*writeOp) []*writeOp {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := min(len(b.queue), maxBatch)
+	batch = append(batch, b.queue[:n]...)
+	rest := copy(b.queue, b.queue[n:])
+	clear(b.queue[rest:]) // drop references for the collector
+	b.queue = b.queue[:rest]
+	return batch
+}
+
+// commitLoop is the committer: it owns the write connection until Close,
+// and runs batches until the queue is empty. On Close it finishes the
+// writes already accepted, then stops.
 func (b *Backend) commitLoop() {
 	defer close(b.loopDone)
+	defer b.wc.close()
+	var batch []*writeOp
 	for {
-		var first *writeOp
+		stopping := false
 		select {
-		case first = <-b.ops:
+		case <-b.wake:
 		case <-b.stop:
+			stopping = true
+		}
+		for {
+			if b.opts.beforeTake != nil {
+				b.opts.beforeTake()
+			}
+			batch = b.take(batch[:0])
+			if len(batch) == 0 {
+				break
+			}
+			b.runBatch(batch)
+			clear(batch)
+		}
+		if stopping {
 			return
 		}
-		batch := []*writeOp{first}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case op := <-b.ops:
-				batch = append(batch, op)
-			default:
-				break drain
-			}
-		}
-		b.runBatch(batch)
 	}
 }
 
@@ -249,49 +326,101 @@ func outcome(err error) bool {
 	return errors.Is(err, finchconnect.ErrConflict) || errors.Is(err, finchconnect.ErrNotFound)
 }
 
+// runBatch runs batch in one transaction and tells each write its result.
+//
+// If anything in the batch fails for real (a SQL error in one write, or
+// BEGIN or COMMIT), the whole transaction is rolled back and every write of
+// the batch is run again alone, in order, in a transaction of its own, so
+// that only the write that fails reports an error and the others succeed
+// as if they had never met it. Rolling back everything, rather than one
+// savepoint per write, is what keeps this true for errors after which
+// SQLite has already ended the transaction by itself (RAISE(ROLLBACK),
+// SQLITE_FULL, I/O errors): later writes would otherwise run, and commit,
+// outside any transaction. Failures are rare, so their extra fsyncs are
+// cheap.
 func (b *Backend) runBatch(batch []*writeOp) {
-	ctx := context.Background()
-	errs := make([]error, len(batch))
-	tx, err := b.w.BeginTx(ctx, nil)
-	if err != nil {
-		for _, op := range batch {
-			op.done <- fmt.Errorf("sqlite: begin: %v", err)
+	live := batch[:0:0]
+	for _, op := range batch {
+		if !op.state.CompareAndSwap(opQueued, opTaken) {
+			continue // its caller has gone
 		}
+		if err := op.ctx.Err(); err != nil {
+			op.done <- err
+			continue
+		}
+		live = append(live, op)
+	}
+	if len(live) == 0 {
 		return
 	}
-	for i, op := range batch {
-		if err := op.ctx.Err(); err != nil {
-			errs[i] = err
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-			errs[i] = fmt.Errorf("sqlite: savepoint: %v", err)
-			continue
-		}
-		errs[i] = op.fn(ctx, tx)
-		if errs[i] != nil && !outcome(errs[i]) {
-			_, _ = tx.ExecContext(ctx, "ROLLBACK TO op") // undo this write only
-		}
-		_, _ = tx.ExecContext(ctx, "RELEASE op")
+	errs := make([]error, len(live))
+	ok := b.runTx(live, errs, b.purgeDue(len(live)))
+	if b.opts.afterBatch != nil {
+		b.opts.afterBatch(len(live), ok)
 	}
-	b.maybePurge(ctx, tx, b.now(), len(batch))
-	if err := tx.Commit(); err != nil {
-		for i := range errs {
-			if errs[i] == nil || outcome(errs[i]) {
-				errs[i] = fmt.Errorf("sqlite: commit: %v", err)
+	if !ok && len(live) > 1 {
+		for i, op := range live {
+			if err := op.ctx.Err(); err != nil {
+				errs[i] = err // nothing of it was committed
+				continue
+			}
+			ok := b.runTx(live[i:i+1], errs[i:i+1], false)
+			if b.opts.afterBatch != nil {
+				b.opts.afterBatch(1, ok)
 			}
 		}
 	}
-	for i, op := range batch {
+	for i, op := range live {
 		op.done <- errs[i]
 	}
 }
 
-// Close stops the committer and closes the database. Calls after Close
-// fail.
+// runTx runs ops in one transaction on the committer's connection and sets
+// errs[i] to op i's result. It reports false, with every errs[i] set to an
+// error and nothing written, if the transaction failed.
+func (b *Backend) runTx(ops []*writeOp, errs []error, purge bool) bool {
+	// The statements run under no caller's context: cancelling one
+	// caller must not interrupt a transaction that holds other writes.
+	ctx := context.Background()
+	x, err := b.wc.begin(ctx)
+	if err != nil {
+		fillErr(errs, fmt.Errorf("sqlite: begin: %v", err))
+		return false
+	}
+	for i, op := range ops {
+		errs[i] = op.fn(ctx, x)
+		if err := errs[i]; err != nil && !outcome(err) {
+			b.wc.rollback(ctx)
+			fillErr(errs, errBatchFailed)
+			errs[i] = err
+			return false
+		}
+	}
+	if purge {
+		b.purge(ctx, x)
+	}
+	if err := b.wc.commit(ctx); err != nil {
+		b.wc.rollback(ctx)
+		fillErr(errs, fmt.Errorf("sqlite: commit: %v", err))
+		return false
+	}
+	return true
+}
+
+func fillErr(errs []error, err error) {
+	for i := range errs {
+		errs[i] = err
+	}
+}
+
+// Close finishes the writes already queued, stops the committer and closes
+// the database. Writes after Close fail.
 func (b *Backend) Close() error {
 	if b.stop != nil {
-		b.closeMu.Do(func() {
+		b.closeOnce.Do(func() {
+			b.mu.Lock()
+			b.closed = true
+			b.mu.Unlock()
 			close(b.stop)
 			<-b.loopDone
 		})
@@ -624,15 +753,81 @@ func prefixEnd(prefix string) (string, bool) {
 	return "", false
 }
 
-// maybePurge deletes a batch of expired entries every purgeEvery writes, so
-// they do not pile up; reads already ignore them. It runs in the batch's
-// transaction, without a goroutine of its own, and a failure only postpones
-// the purge.
-func (b *Backend) maybePurge(ctx context.Context, x execer, now int64, writes int) {
-	before := b.writes.Add(uint64(writes)) - uint64(writes)
-	if before/purgeEvery == (before+uint64(writes))/purgeEvery {
+// purgeDue counts n writes and reports whether a purge of expired entries
+// is due: one every purgeEvery writes, so that they do not pile up (reads
+// already ignore them).
+func (b *Backend) purgeDue(n int) bool {
+	after := b.writes.Add(uint64(n))
+	return (after-uint64(n))/purgeEvery != after/purgeEvery
+}
+
+// purge deletes a batch of expired entries inside the caller's
+// transaction, without a goroutine of its own. It runs in a savepoint so
+// that a failure only postpones it; if the failure ended the transaction,
+// the COMMIT that follows says so.
+func (b *Backend) purge(ctx context.Context, x execer) {
+	if _, err := x.ExecContext(ctx, "SAVEPOINT purge"); err != nil {
 		return
 	}
-	_, _ = x.ExecContext(ctx, `DELETE FROM entries WHERE key IN (
-		SELECT key FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 500)`, now)
+	if _, err := x.ExecContext(ctx, `DELETE FROM entries WHERE key IN (
+		SELECT key FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 500)`, b.now()); err != nil {
+		_, _ = x.ExecContext(ctx, "ROLLBACK TO purge")
+	}
+	_, _ = x.ExecContext(ctx, "RELEASE purge")
+}
+
+// writeConn is the committer's connection. It runs BEGIN, COMMIT and
+// ROLLBACK itself rather than through a *sql.Tx, so that it can still roll
+// back after a failed COMMIT (which database/sql would not allow) and never
+// carries a half-ended transaction into the next batch.
+type writeConn struct {
+	db *sql.DB
+	c  *sql.Conn
+}
+
+// begin starts a write transaction: IMMEDIATE takes the write lock at once,
+// so a read-then-write statement cannot fail halfway on a lock upgrade.
+func (w *writeConn) begin(ctx context.Context) (execer, error) {
+	if w.c == nil {
+		c, err := w.db.Conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		w.c = c
+	}
+	_, err := w.c.ExecContext(ctx, "BEGIN IMMEDIATE")
+	if err == nil {
+		return w.c, nil
+	}
+	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) {
+		w.close() // the next batch takes a fresh connection
+		return nil, err
+	}
+	// A transaction still open here (a ROLLBACK that failed) would refuse
+	// every BEGIN from now on. ROLLBACK succeeds only if one was open; then
+	// try once more.
+	if _, rerr := w.c.ExecContext(ctx, "ROLLBACK"); rerr == nil {
+		if _, err = w.c.ExecContext(ctx, "BEGIN IMMEDIATE"); err == nil {
+			return w.c, nil
+		}
+	}
+	return nil, err
+}
+
+func (w *writeConn) commit(ctx context.Context) error {
+	_, err := w.c.ExecContext(ctx, "COMMIT")
+	return err
+}
+
+// rollback ends the transaction if SQLite has not already ended it; an
+// error (no transaction open) is expected and means there is nothing to do.
+func (w *writeConn) rollback(ctx context.Context) {
+	_, _ = w.c.ExecContext(ctx, "ROLLBACK")
+}
+
+func (w *writeConn) close() {
+	if w.c != nil {
+		w.c.Close()
+		w.c = nil
+	}
 }

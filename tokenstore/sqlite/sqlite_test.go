@@ -3,7 +3,6 @@ package sqlite
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -80,26 +79,39 @@ func TestOpen_permissions(t *testing.T) {
 func TestOpen_pragmas(t *testing.T) {
 	b := mustOpen(t, options{})
 	ctx := t.Context()
+	// The committer holds the one write connection, so the write side's
+	// pragmas are read through a write.
+	viaWriter := func(pragma string) (got string, err error) {
+		err = b.write(ctx, func(ctx context.Context, x execer) error {
+			return x.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got)
+		})
+		return got, err
+	}
+	viaReader := func(pragma string) (got string, err error) {
+		err = b.r.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got)
+		return got, err
+	}
 	tests := []struct {
-		db     *sql.DB
+		conn   string
+		query  func(string) (string, error)
 		pragma string
 		want   string
 	}{
-		{b.w, "journal_mode", "wal"},
-		{b.w, "synchronous", "2"}, // FULL
-		{b.w, "foreign_keys", "1"},
-		{b.w, "busy_timeout", "5000"},
-		{b.r, "journal_mode", "wal"},
-		{b.r, "query_only", "1"},
-		{b.r, "busy_timeout", "5000"},
+		{"writer", viaWriter, "journal_mode", "wal"},
+		{"writer", viaWriter, "synchronous", "2"}, // FULL
+		{"writer", viaWriter, "foreign_keys", "1"},
+		{"writer", viaWriter, "busy_timeout", "5000"},
+		{"reader", viaReader, "journal_mode", "wal"},
+		{"reader", viaReader, "query_only", "1"},
+		{"reader", viaReader, "busy_timeout", "5000"},
 	}
 	for _, tt := range tests {
-		var got string
-		if err := tt.db.QueryRowContext(ctx, "PRAGMA "+tt.pragma).Scan(&got); err != nil {
-			t.Fatalf("PRAGMA %s err = %v", tt.pragma, err)
+		got, err := tt.query(tt.pragma)
+		if err != nil {
+			t.Fatalf("%s: PRAGMA %s err = %v", tt.conn, tt.pragma, err)
 		}
 		if got != tt.want {
-			t.Errorf("PRAGMA %s = %q, want %q", tt.pragma, got, tt.want)
+			t.Errorf("%s: PRAGMA %s = %q, want %q", tt.conn, tt.pragma, got, tt.want)
 		}
 	}
 	if _, err := b.r.ExecContext(ctx, "DELETE FROM entries"); err == nil {
