@@ -67,9 +67,15 @@ func TestClient_WriteRetries(t *testing.T) {
 		wantErr   int // the APIError status, 0 for success
 	}{
 		{"session after 429", "POST /connect/sessions", sandbox.Fault{Status: 429, RetryAfter: time.Second, Count: 1},
-			func(c *finch.Client, _ finchconnect.Secret) error { _, err := c.NewConnectSession(ctx, session); return err }, 2, 0},
+			func(c *finch.Client, _ finchconnect.Secret) error {
+				_, err := c.NewConnectSession(ctx, session)
+				return err
+			}, 2, 0},
 		{"session after 500", "POST /connect/sessions", sandbox.Fault{Status: 500, Count: 1},
-			func(c *finch.Client, _ finchconnect.Secret) error { _, err := c.NewConnectSession(ctx, session); return err }, 1, 500},
+			func(c *finch.Client, _ finchconnect.Secret) error {
+				_, err := c.NewConnectSession(ctx, session)
+				return err
+			}, 1, 500},
 		{"reauth session after 503", "POST /connect/sessions/reauthenticate", sandbox.Fault{Status: 503, Count: 1},
 			func(c *finch.Client, _ finchconnect.Secret) error {
 				_, err := c.ReauthenticateSession(ctx, finch.ReauthRequest{ConnectionID: "x"})
@@ -78,17 +84,25 @@ func TestClient_WriteRetries(t *testing.T) {
 		{"disconnect after 502", "POST /disconnect", sandbox.Fault{Status: 502, Count: 1},
 			func(c *finch.Client, tok finchconnect.Secret) error { return c.Disconnect(ctx, tok) }, 1, 502},
 		{"disconnect entity after 500", "POST /disconnect-entity", sandbox.Fault{Status: 500, Count: 1},
-			func(c *finch.Client, tok finchconnect.Secret) error { return c.DisconnectEntity(ctx, tok, []string{"e"}) }, 1, 500},
+			func(c *finch.Client, tok finchconnect.Secret) error {
+				return c.DisconnectEntity(ctx, tok, []string{"e"})
+			}, 1, 500},
 		{"disconnect after 429", "POST /disconnect", sandbox.Fault{Status: 429, Count: 1},
 			func(c *finch.Client, tok finchconnect.Secret) error { return c.Disconnect(ctx, tok) }, 2, 0},
 		{"exchange after 429", "POST /auth/token", sandbox.Fault{Status: 429, RetryAfter: time.Second, Count: 1},
-			func(c *finch.Client, _ finchconnect.Secret) error { _, err := c.ExchangeCode(ctx, "code", ""); return err }, 1, 429},
+			func(c *finch.Client, _ finchconnect.Secret) error {
+				_, err := c.ExchangeCode(ctx, "code", "")
+				return err
+			}, 1, 429},
 		{"read after 500s", "GET /employer/company", sandbox.Fault{Status: 500, Count: 2},
 			func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.Company(ctx, tok); return err }, 3, 0},
 		{"read gives up after MaxRetries", "GET /introspect", sandbox.Fault{Status: 503},
 			func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.Introspect(ctx, tok); return err }, 3, 503},
 		{"batch read after 408", "POST /employer/employment", sandbox.Fault{Status: 408, Count: 1},
-			func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.Employments(ctx, tok, []string{"x"}); return err }, 2, 0},
+			func(c *finch.Client, tok finchconnect.Secret) error {
+				_, err := c.Employments(ctx, tok, []string{"x"})
+				return err
+			}, 2, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
