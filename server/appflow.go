@@ -67,33 +67,38 @@ func (s *Server) StartFlow(ctx context.Context, req FlowRequest) (*Flow, error) 
 	if fs.Mode == modeRedirect {
 		redirectURI = s.redirectURI()
 	}
-	var session *finch.Session
-	var err error
 	if req.ConnectionID != "" {
-		conn, lerr := s.store.Lookup(ctx, req.ConnectionID)
-		if lerr != nil {
-			return nil, lerr
+		conn, err := s.store.Lookup(ctx, req.ConnectionID)
+		if err != nil {
+			return nil, storeFailure(err)
 		}
 		fs.Kind, fs.ConnectionID = kindReauth, conn.ConnectionID
 		fs.CustomerID, fs.CustomerName, fs.Products = conn.CustomerID, conn.CustomerName, conn.Products
-		session, err = s.finch.ReauthenticateSession(ctx, finch.ReauthRequest{
-			ConnectionID: conn.ConnectionID, RedirectURI: redirectURI, Products: req.Products,
-		})
 	} else {
 		form := connectForm{CustomerID: req.CustomerID, CustomerName: req.CustomerName, Products: req.Products}
 		if problems := form.validate(); problems != nil {
 			return nil, fmt.Errorf("%w: %s", ErrInvalidFlow, problems[0])
 		}
 		fs.CustomerID, fs.CustomerName, fs.Products = req.CustomerID, req.CustomerName, req.Products
+	}
+	// The state is recorded before Finch is asked for a session: with the
+	// store down, nothing is sent to Finch (no session left dangling), and
+	// a state whose session then fails simply expires unused.
+	state, err := s.newState(ctx, "", fs)
+	if err != nil {
+		return nil, err
+	}
+	var session *finch.Session
+	if fs.Kind == kindReauth {
+		session, err = s.finch.ReauthenticateSession(ctx, finch.ReauthRequest{
+			ConnectionID: fs.ConnectionID, RedirectURI: redirectURI, Products: req.Products,
+		})
+	} else {
 		session, err = s.finch.NewConnectSession(ctx, finch.SessionRequest{
 			CustomerID: req.CustomerID, CustomerName: req.CustomerName, CustomerEmail: req.CustomerEmail,
 			Products: req.Products, RedirectURI: redirectURI, Sandbox: s.cfg.Sandbox,
 		})
 	}
-	if err != nil {
-		return nil, err
-	}
-	state, err := s.newState(ctx, "", fs)
 	if err != nil {
 		return nil, err
 	}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/finch"
 )
 
 // fail maps an error to a response, once, for both flows: a page for the
@@ -31,6 +33,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, asJSON bool, err e
 // classify is the single mapping from errors to HTTP answers.
 func classify(err error) (status int, code, title, detail string) {
 	var netErr net.Error
+	var apiErr *finch.APIError
 	switch {
 	case errors.Is(err, errMissingParams):
 		return http.StatusBadRequest, "bad_request", "This link is incomplete.",
@@ -65,6 +68,11 @@ func classify(err error) (status int, code, title, detail string) {
 		errors.Is(err, context.DeadlineExceeded):
 		return http.StatusBadGateway, "upstream_error", "Finch could not be reached.",
 			"Finch did not complete the request. Please try again in a few minutes."
+	case errors.As(err, &apiErr):
+		// Finch answered, but refused: a session it would not create, a
+		// disconnect it would not do. Its message is not ours to show.
+		return http.StatusBadGateway, "upstream_error", "Finch refused the request.",
+			"Finch answered with an error (status " + strconv.Itoa(apiErr.StatusCode) + "). Please try again later, or contact the operator."
 	default:
 		return http.StatusInternalServerError, "internal_error", "Internal error.", "Something went wrong on our side."
 	}
@@ -115,8 +123,33 @@ func (s *Server) handleNotFound() http.Handler {
 	})
 }
 
-func (s *Server) handleAPINotFound() http.Handler {
+// handleAPINotFound answers the /v1 requests that no route took, as JSON:
+// 405 with Allow when the path is routed for other methods, 404 otherwise.
+// api holds the /v1 routes only.
+func (s *Server) handleAPINotFound(api *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// For an unmatched request, ServeMux hands back its own 404 or 405
+		// handler; running it on a probe reads which, and the Allow list,
+		// without writing anything.
+		if h, pattern := api.Handler(r); pattern == "" {
+			p := &probeWriter{header: http.Header{}}
+			h.ServeHTTP(p, r)
+			if p.status == http.StatusMethodNotAllowed {
+				w.Header().Set("Allow", p.header.Get("Allow"))
+				s.writeJSONError(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "This route does not take "+r.Method+"; see /v1/openapi.json.")
+				return
+			}
+		}
 		s.writeJSONError(w, r, http.StatusNotFound, "not_found", "There is no such API route; see /v1/openapi.json.")
 	})
 }
+
+// probeWriter is a ResponseWriter that only records the header and status.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header         { return p.header }
+func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (p *probeWriter) WriteHeader(code int)        { p.status = code }

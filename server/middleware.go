@@ -121,9 +121,16 @@ func securityHeaders(h http.Handler) http.Handler {
 	})
 }
 
+// limitBody bounds request bodies before routing. The proxy's bodies (Finch
+// batch reads) get a larger bound, maxProxyBody, which the proxy enforces
+// itself; a smaller limit here would silently cap it.
 func limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		limit := int64(maxBody)
+		if isProxyPath(r.URL.Path) {
+			limit = maxProxyBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		h.ServeHTTP(w, r)
 	})
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -72,5 +74,74 @@ func TestOpenAPI_MatchesRoutes(t *testing.T) {
 		}
 	})); n < 9 {
 		t.Errorf("openapi.json documents %d operations, want at least 9", n)
+	}
+}
+
+// TestOpenAPI_OperationsAreRouted sends every documented operation to the
+// real handler: each must reach its route (not the API's 404 or 405
+// catch-all), and, without an API key, be refused with 401 by that route
+// (the document itself needs none).
+func TestOpenAPI_OperationsAreRouted(t *testing.T) {
+	key, _ := keyring.Generate(1)
+	kr, _ := keyring.New(key)
+	s, err := New(Config{PublicURL: "http://app.test"}, &finch.Client{}, tokenstore.New(tokenstore.NewMemory(), kr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	s.addRoutes(mux)
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	fill := strings.NewReplacer("{id}", "conn-1", "{path}", "employer/company")
+	n := 0
+	for p, ops := range doc.Paths {
+		for m := range ops {
+			if m == "parameters" {
+				continue
+			}
+			n++
+			method := strings.ToUpper(m)
+			req := httptest.NewRequest(method, fill.Replace(p), nil)
+			if _, pattern := mux.Handler(req); pattern == "" || pattern == "/" || pattern == "/v1/" {
+				t.Errorf("%s %s: routed to %q, want its own route", method, p, pattern)
+				continue
+			}
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, req)
+			want := http.StatusUnauthorized
+			if p == "/v1/openapi.json" {
+				want = http.StatusOK
+			}
+			if rec.Code != want {
+				t.Errorf("%s %s without a key = %d %s, want %d", method, p, rec.Code, rec.Body, want)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("openapi.json documents no operation")
+	}
+	// And the catch-all answers JSON: 405 with Allow for a routed path,
+	// 404 for any other.
+	for _, tt := range []struct {
+		method, path string
+		want         int
+		allow        string
+	}{
+		{"PUT", "/v1/connections", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"GET", "/v1/connect/sessions", http.StatusMethodNotAllowed, "POST"},
+		{"PATCH", "/v1/connections/conn-1", http.StatusMethodNotAllowed, "DELETE, GET, HEAD"},
+		{"GET", "/v1/nothing", http.StatusNotFound, ""},
+		{"GET", "/v1/connections/conn-1/finchx/employer/company", http.StatusNotFound, ""},
+	} {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+		var e struct{ Error string }
+		if rec.Code != tt.want || rec.Header().Get("Allow") != tt.allow || json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error == "" {
+			t.Errorf("%s %s = %d (Allow %q) %s, want %d (Allow %q) with a JSON error", tt.method, tt.path, rec.Code, rec.Header().Get("Allow"), rec.Body, tt.want, tt.allow)
+		}
 	}
 }

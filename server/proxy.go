@@ -4,26 +4,61 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
 )
 
-// maxProxyBody bounds a request body sent through the proxy: Finch's
-// largest requests (batch reads of 10,000 individuals) stay well under it.
+// maxProxyBody bounds a request body sent through the proxy: a batch read
+// of 10,000 individuals is about 550 KB. limitBody applies it to proxy
+// routes instead of the 64 KiB that bounds every other request.
 const maxProxyBody = 1 << 20
+
+// isProxyPath reports whether a request path is (or could be) one of the
+// proxy's, for the body limit, which is set before routing.
+func isProxyPath(p string) bool {
+	return strings.HasPrefix(p, "/v1/connections/") && strings.Contains(p, "/finch/")
+}
+
+// proxyMethods are the methods the proxy forwards: Finch's API uses no
+// others, and finch.Client.Do refuses any other.
+var proxyMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// proxyPathOK reports whether a proxied path is a plain Finch API path:
+// segments of letters, digits, '-' and '_' only, as every Finch route and id
+// is. That rules out, before any allow-list question, everything path
+// checks are smuggled past with: "." and ".." segments, empty segments
+// ("//host"), backslashes, control characters, '?', '#', ':' (schemes) and
+// any percent-encoding (escaped is the request's escaped path, so "%2f",
+// "%2e" or a double-encoded "%252f" never reach Finch to be decoded there).
+func proxyPathOK(escaped, path string) bool {
+	if strings.Contains(escaped, "%") || len(path) < 2 || path[0] != '/' {
+		return false
+	}
+	for seg := range strings.SplitSeq(path[1:], "/") {
+		if seg == "" {
+			return false
+		}
+		for _, c := range []byte(seg) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // proxyAllowed reports whether method and path may go to Finch through the
 // proxy: the employer data routes, introspection and providers, and the
-// job routes. Never the token, disconnect, Connect or sandbox routes, and
-// nothing that is not a plain absolute path (the finch client refuses
-// those too).
+// job routes. Never the token, disconnect, Connect, forward or sandbox
+// routes. path has passed proxyPathOK.
 func proxyAllowed(method, path string) bool {
 	switch {
 	case path == "/introspect", path == "/providers":
-		return method == http.MethodGet
-	case strings.HasPrefix(path, "/employer/"), strings.HasPrefix(path, "/jobs/"), strings.HasPrefix(path, "/payroll/"):
+		return method == http.MethodGet || method == http.MethodHead
+	case strings.HasPrefix(path, "/employer/"), strings.HasPrefix(path, "/jobs/"):
 		return true
 	}
 	return false
@@ -55,11 +90,13 @@ var passHeaders = []string{
 func (s *Server) handleProxy() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		if !slices.Contains(proxyMethods, r.Method) {
+			w.Header().Set("Allow", strings.Join(proxyMethods, ", "))
+			s.writeJSONError(w, r, http.StatusMethodNotAllowed, "method_not_allowed", "The proxy forwards GET, HEAD, POST, PUT, PATCH and DELETE only.")
+			return
+		}
 		path := "/" + r.PathValue("path")
-		raw := strings.ToLower(r.URL.EscapedPath())
-		// Encoded slashes, dots or backslashes are refused outright: they
-		// are how path checks are smuggled past.
-		if strings.Contains(raw, "%2f") || strings.Contains(raw, "%2e") || strings.Contains(raw, "%5c") || !proxyAllowed(r.Method, path) {
+		if !proxyPathOK(r.URL.EscapedPath(), path) || !proxyAllowed(r.Method, path) {
 			s.writeJSONError(w, r, http.StatusForbidden, "path_not_allowed", "This Finch path is not available through the proxy.")
 			return
 		}
@@ -70,14 +107,19 @@ func (s *Server) handleProxy() http.Handler {
 			}
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxProxyBody))
-		if err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
 			s.writeJSONError(w, r, http.StatusRequestEntityTooLarge, "body_too_large", "The request body is over 1 MiB.")
+			return
+		case err != nil:
+			s.writeJSONError(w, r, http.StatusBadRequest, "invalid_request", "The request body could not be read.")
 			return
 		}
 		id := r.PathValue("id")
 		conn, err := s.store.Get(ctx, id)
 		if err != nil {
-			s.fail(w, r, true, err)
+			s.fail(w, r, true, storeFailure(err))
 			return
 		}
 		s.audit(ctx, finchconnect.AuditDecrypted, id, actor(ctx), r.Method+" "+path)

@@ -20,11 +20,16 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /webhooks/finch", s.handleFinchWebhook())
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", s.handleReadyz())
+	// The /v1 routes are also kept on a mux of their own, so that the API's
+	// catch-all can tell a wrong method (405) from a wrong path (404).
+	api := http.NewServeMux()
 	for _, rt := range s.v1Routes() {
 		mux.Handle(rt.pattern, rt.handler)
+		api.Handle(rt.pattern, rt.handler)
 	}
 	mux.Handle("GET /v1/openapi.json", handleOpenAPI())
-	mux.Handle("/v1/", s.handleAPINotFound())
+	api.Handle("GET /v1/openapi.json", handleOpenAPI())
+	mux.Handle("/v1/", s.handleAPINotFound(api))
 	mux.Handle("/", s.handleNotFound())
 }
 

@@ -232,7 +232,7 @@ func (s *Server) handleAPIGetConnection() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, err := s.store.Lookup(r.Context(), r.PathValue("id"))
 		if err != nil {
-			s.fail(w, r, true, err)
+			s.fail(w, r, true, storeFailure(err))
 			return
 		}
 		writeJSON(w, http.StatusOK, toJSON(conn))
@@ -258,7 +258,7 @@ func (s *Server) handleAPIDeleteConnection() http.Handler {
 func (s *Server) disconnect(ctx context.Context, id, who string) error {
 	conn, err := s.store.Get(ctx, id)
 	if err != nil {
-		return err
+		return storeFailure(err)
 	}
 	if err := s.finch.Disconnect(ctx, conn.AccessToken); err != nil && !errors.Is(err, finchconnect.ErrUnauthorized) {
 		return err
@@ -270,6 +270,16 @@ func (s *Server) disconnect(ctx context.Context, id, who string) error {
 	conn.Status = finchconnect.StatusDisconnected
 	s.notify(ctx, finchconnect.EventConnectionDisconnected, conn)
 	return nil
+}
+
+// storeFailure marks a store error that is not an answer about the record
+// (not found, cannot be decrypted) as the store being unavailable: a 503
+// that says nothing reached Finch, rather than a 500.
+func storeFailure(err error) error {
+	if err == nil || errors.Is(err, finchconnect.ErrNotFound) || errors.Is(err, finchconnect.ErrDecrypt) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", errStoreDown, err)
 }
 
 func handleOpenAPI() http.Handler {
