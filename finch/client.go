@@ -418,8 +418,8 @@ func encode(v any) []byte {
 // are retried as reads; POST /auth/token never; any other write only when it
 // certainly did not reach Finch.
 //
-// Any occurrence of token in the returned body or headers is replaced by
-// "[redacted]".
+// Any occurrence of token (if at least 8 bytes long) in the returned body
+// or headers is replaced by "[redacted]".
 func (c *Client) Do(ctx context.Context, token finchconnect.Secret, method, path string, query url.Values, body []byte) (*Response, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
@@ -452,7 +452,7 @@ func (c *Client) Do(ctx context.Context, token finchconnect.Secret, method, path
 	// Finch never echoes the caller's token, but the proxy forwards this
 	// response to others: make sure a misbehaving upstream cannot make it
 	// do so either.
-	if tok := []byte(token.Reveal()); len(tok) > 0 {
+	if tok := []byte(token.Reveal()); len(tok) >= minScrub {
 		resp.Body = bytes.ReplaceAll(resp.Body, tok, []byte("[redacted]"))
 		for k, vs := range resp.Header {
 			for i, v := range vs {

@@ -189,10 +189,16 @@ func (e *APIError) sanitize(secrets []string) *APIError {
 	return e
 }
 
-// scrub replaces every occurrence of each non-empty secret in s.
+// minScrub is the shortest secret scrub looks for. Finch's tokens, codes
+// and client secrets are far longer; replacing a two-letter test secret
+// would only mangle Finch's text (and its error names, which errors.Is
+// reads).
+const minScrub = 8
+
+// scrub replaces every occurrence of each secret in s.
 func scrub(s string, secrets []string) string {
 	for _, sec := range secrets {
-		if sec != "" && strings.Contains(s, sec) {
+		if len(sec) >= minScrub && strings.Contains(s, sec) {
 			s = strings.ReplaceAll(s, sec, "[redacted]")
 		}
 	}

@@ -85,6 +85,15 @@ func TestNewAPIError(t *testing.T) {
 		}
 	})
 
+	t.Run("short secrets are left alone", func(t *testing.T) {
+		// Scrubbing a three-letter secret would turn invalid_token_error
+		// into invalid_[redacted]en_error and break errors.Is.
+		e := newAPIError(401, http.Header{}, []byte(`{"name":"invalid_token_error"}`), now, "tok")
+		if e.Name != "invalid_token_error" || !errors.Is(e, finchconnect.ErrUnauthorized) {
+			t.Errorf("newAPIError with secret \"tok\" = %+v, want name invalid_token_error matching ErrUnauthorized", e)
+		}
+	})
+
 	t.Run("http date", func(t *testing.T) {
 		h := http.Header{"Retry-After": {now().Add(90 * time.Second).Format(http.TimeFormat)}}
 		if e := newAPIError(503, h, nil, now); e.RetryAfter != 90*time.Second {
