@@ -63,8 +63,10 @@ func BenchmarkClaim(b *testing.B) {
 }
 
 // runParallel runs op from 64 goroutines (whatever GOMAXPROCS is), the
-// callback path's shape under load, and reports p99 latency and how many
-// writes shared each commit.
+// callback path's shape under load, and reports the process's CPU time per
+// write (wall time is mostly fsync waits, and CPU is what the rest of the
+// product competes for), p99 latency, and how many writes shared each
+// commit.
 func runParallel(b *testing.B, op func(be *Backend, i int64) error) {
 	var commits, ops atomic.Int64
 	be := mustOpen(b, options{afterBatch: func(n int, ok bool) {
@@ -77,6 +79,7 @@ func runParallel(b *testing.B, op func(be *Backend, i int64) error) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	cpu0, cpuOK := cpuTime()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		var mine []time.Duration
@@ -93,6 +96,9 @@ func runParallel(b *testing.B, op func(be *Backend, i int64) error) {
 		mu.Unlock()
 	})
 	b.StopTimer()
+	if cpu1, ok := cpuTime(); ok && cpuOK {
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	}
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")

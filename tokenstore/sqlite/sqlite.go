@@ -776,13 +776,64 @@ func (b *Backend) purge(ctx context.Context, x execer) {
 	_, _ = x.ExecContext(ctx, "RELEASE purge")
 }
 
-// writeConn is the committer's connection. It runs BEGIN, COMMIT and
-// ROLLBACK itself rather than through a *sql.Tx, so that it can still roll
-// back after a failed COMMIT (which database/sql would not allow) and never
-// carries a half-ended transaction into the next batch.
+// writeConn is the committer's connection and its execer. It runs BEGIN,
+// COMMIT and ROLLBACK itself rather than through a *sql.Tx, so that it can
+// still roll back after a failed COMMIT (which database/sql would not
+// allow) and never carries a half-ended transaction into the next batch.
+//
+// It keeps each statement prepared: with the fsync shared by a batch,
+// parsing and planning the SQL again for every write was the largest CPU
+// cost left on the write path (BENCHMARKS.md).
 type writeConn struct {
-	db *sql.DB
-	c  *sql.Conn
+	db    *sql.DB
+	c     *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+// maxStmts bounds the statement cache. This package's write statements are
+// constants, a dozen of them; the bound only guards against a caller that
+// would build SQL text (tests running DDL).
+const maxStmts = 64
+
+func (w *writeConn) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := w.stmts[query]; ok {
+		return s, nil
+	}
+	if len(w.stmts) >= maxStmts {
+		return nil, nil
+	}
+	s, err := w.c.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if w.stmts == nil {
+		w.stmts = map[string]*sql.Stmt{}
+	}
+	w.stmts[query] = s
+	return s, nil
+}
+
+// ExecContext implements execer with a prepared statement.
+func (w *writeConn) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := w.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return w.c.ExecContext(ctx, query, args...)
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+// QueryRowContext implements execer with a prepared statement.
+func (w *writeConn) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := w.prepared(ctx, query)
+	if err != nil || s == nil {
+		// Unprepared, the query fails again (or runs once), and the Row
+		// carries the outcome: a *sql.Row cannot be made from an error.
+		return w.c.QueryRowContext(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
 }
 
 // begin starts a write transaction: IMMEDIATE takes the write lock at once,
@@ -795,9 +846,9 @@ func (w *writeConn) begin(ctx context.Context) (execer, error) {
 		}
 		w.c = c
 	}
-	_, err := w.c.ExecContext(ctx, "BEGIN IMMEDIATE")
+	_, err := w.ExecContext(ctx, "BEGIN IMMEDIATE")
 	if err == nil {
-		return w.c, nil
+		return w, nil
 	}
 	if errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) {
 		w.close() // the next batch takes a fresh connection
@@ -806,26 +857,30 @@ func (w *writeConn) begin(ctx context.Context) (execer, error) {
 	// A transaction still open here (a ROLLBACK that failed) would refuse
 	// every BEGIN from now on. ROLLBACK succeeds only if one was open; then
 	// try once more.
-	if _, rerr := w.c.ExecContext(ctx, "ROLLBACK"); rerr == nil {
-		if _, err = w.c.ExecContext(ctx, "BEGIN IMMEDIATE"); err == nil {
-			return w.c, nil
+	if _, rerr := w.ExecContext(ctx, "ROLLBACK"); rerr == nil {
+		if _, err = w.ExecContext(ctx, "BEGIN IMMEDIATE"); err == nil {
+			return w, nil
 		}
 	}
 	return nil, err
 }
 
 func (w *writeConn) commit(ctx context.Context) error {
-	_, err := w.c.ExecContext(ctx, "COMMIT")
+	_, err := w.ExecContext(ctx, "COMMIT")
 	return err
 }
 
 // rollback ends the transaction if SQLite has not already ended it; an
 // error (no transaction open) is expected and means there is nothing to do.
 func (w *writeConn) rollback(ctx context.Context) {
-	_, _ = w.c.ExecContext(ctx, "ROLLBACK")
+	_, _ = w.ExecContext(ctx, "ROLLBACK")
 }
 
 func (w *writeConn) close() {
+	for _, s := range w.stmts {
+		s.Close()
+	}
+	w.stmts = nil
 	if w.c != nil {
 		w.c.Close()
 		w.c = nil
