@@ -1,6 +1,8 @@
 package finch_test
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -9,19 +11,27 @@ import (
 	"github.com/finchconnect/finchconnect/finch"
 )
 
-// FuzzResponses has a server answer with arbitrary statuses and bodies
-// (malformed, huge, wrong types): the client returns values or errors,
-// never panics, and never echoes the token.
+// FuzzResponses has a server answer every call with arbitrary statuses and
+// bodies (malformed, huge, wrong types, null everywhere): each method
+// returns a value or an error, never panics, never echoes the token, and
+// reports a non-2xx status as an *APIError with that status.
 func FuzzResponses(f *testing.F) {
 	f.Add(200, `{"legal_name":"Acme","locations":[{"city":"X"}]}`)
 	f.Add(200, `{"legal_name":123,"accounts":"nope"}`)
 	f.Add(200, `{"paging":{"count":"x"},"individuals":null}`)
+	f.Add(200, `{"paging":{"count":3,"offset":0},"individuals":[{"id":"a","is_active":null,"manager":null}]}`)
+	f.Add(200, `{"responses":[{"individual_id":"a","code":200,"body":null},{"code":"x"}]}`)
+	f.Add(200, `{"responses":[{"payment_id":"p","code":200,"body":{"paging":null,"pay_statements":[null]}}]}`)
+	f.Add(200, `[{"id":"p","gross_pay":{"amount":1.5}},null]`)
+	f.Add(200, `{"access_token":"t","connection_id":"c","token_type":"mac"}`)
+	f.Add(200, `{"connection_status":{"last_successful_sync":"2024-02-30T25:00:00Z"}}`)
+	f.Add(202, `{"code":202,"name":"accepted","finch_code":"data_sync_in_progress"}`)
 	f.Add(401, `{"code":401,"name":"authentication_error","finch_code":"reauthenticate_user","message":"Please reauthenticate"}`)
 	f.Add(500, `<html>oops</html>`)
 	f.Add(429, `{"name":`)
 	f.Add(200, strings.Repeat("[", 100000))
 	f.Fuzz(func(t *testing.T, status int, body string) {
-		if status < 100 || status > 599 {
+		if status < 200 || status > 599 {
 			status = 200
 		}
 		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -30,13 +40,62 @@ func FuzzResponses(f *testing.F) {
 			w.Write([]byte(body))
 		}))
 		defer ts.Close()
-		c := &finch.Client{BaseURL: ts.URL, MaxRetries: -1, MaxBodyBytes: 1 << 16}
+		c := &finch.Client{BaseURL: ts.URL, ClientID: "id", ClientSecret: "client_secret_FUZZ_0001", MaxRetries: -1, MaxBodyBytes: 1 << 16}
 		const tok = "tok_FUZZ_MARKER_0123456789"
-		_, err := c.Company(t.Context(), tok)
-		if err != nil && strings.Contains(err.Error(), tok) {
-			t.Errorf("error %q contains the token", err)
+		ctx := t.Context()
+		check := func(method string, err error) {
+			if err == nil {
+				return
+			}
+			if msg := err.Error(); strings.Contains(msg, tok) || strings.Contains(msg, "client_secret_FUZZ_0001") {
+				t.Errorf("%s: error %q contains a secret", method, msg)
+			}
+			var apiErr *finch.APIError
+			if status >= 300 && errors.As(err, &apiErr) && apiErr.StatusCode != status {
+				t.Errorf("%s: APIError status %d, want %d", method, apiErr.StatusCode, status)
+			}
+			if _, jerr := json.Marshal(err); jerr != nil {
+				t.Errorf("%s: the error does not encode: %v", method, jerr)
+			}
 		}
-		_, _ = c.DirectoryPage(t.Context(), tok, finch.DirectoryOptions{})
-		_, _ = c.Introspect(t.Context(), tok)
+		_, err := c.ExchangeCode(ctx, "code_FUZZ_0001", "")
+		check("ExchangeCode", err)
+		_, err = c.Introspect(ctx, tok)
+		check("Introspect", err)
+		_, err = c.Company(ctx, tok)
+		check("Company", err)
+		_, err = c.DirectoryPage(ctx, tok, finch.DirectoryOptions{})
+		check("DirectoryPage", err)
+		n := 0
+		for _, err := range c.Directory(ctx, tok, finch.DirectoryOptions{Limit: 1}) {
+			check("Directory", err)
+			if n++; n > 50 {
+				break // the server answers the same page forever; that is fine
+			}
+		}
+		inds, err := c.Individuals(ctx, tok, []string{"a"}, finch.IndividualOptions{})
+		check("Individuals", err)
+		for _, r := range inds {
+			check("Individuals item", r.Err)
+		}
+		_, err = c.Employments(ctx, tok, []string{"a"})
+		check("Employments", err)
+		_, err = c.Payments(ctx, tok, "2024-01-01", "2024-12-31")
+		check("Payments", err)
+		ps, err := c.PayStatements(ctx, tok, []finch.PayStatementRequest{{PaymentID: "p"}})
+		check("PayStatements", err)
+		for _, r := range ps {
+			check("PayStatements item", r.Err)
+		}
+		_, err = c.Providers(ctx)
+		check("Providers", err)
+		_, err = c.NewConnectSession(ctx, finch.SessionRequest{CustomerID: "c", CustomerName: "n", Products: []string{"company"}})
+		check("NewConnectSession", err)
+		check("Disconnect", c.Disconnect(ctx, tok))
+		res, err := c.Do(ctx, tok, "GET", "/employer/company", nil, nil)
+		check("Do", err)
+		if err == nil {
+			check("Do response", res.Err())
+		}
 	})
 }
