@@ -15,8 +15,14 @@
 // name, finch_code, message and request id. It matches the root package's
 // sentinels with [errors.Is]: finchconnect.ErrInvalidCode,
 // ErrInvalidClient, ErrReauthRequired, ErrUnauthorized,
-// ErrInsufficientScope and ErrRateLimited (see [APIError.Is]). Errors
-// never contain an access token, a code or the client secret.
+// ErrInsufficientScope and ErrRateLimited (see [APIError.Is]). A 202
+// (Finch still fetching the data) is an *APIError too for the typed
+// methods, so that an empty value is never mistaken for data.
+//
+// Errors never contain an access token, a code or the client secret: the
+// client builds its own messages without them, and replaces any of them
+// that a server echoes into an error body (and [Client.Do] any echo of the
+// token in a response). Social security numbers are [finchconnect.Secret]s.
 //
 // # Timeouts
 //
