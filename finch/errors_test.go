@@ -102,6 +102,24 @@ func TestNewAPIError(t *testing.T) {
 	})
 }
 
+func TestCleanText(t *testing.T) {
+	tests := []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"  plain  ", 10, "plain"},
+		{"a\nb\tc\x00d\x7f", 20, "a b c d"},
+		{"bad \xff utf8", 20, "bad   utf8"},
+		{"ééééé", 5, "éé…"}, // never cuts a rune in half
+	}
+	for _, tt := range tests {
+		if got := cleanText(tt.in, tt.max); got != tt.want {
+			t.Errorf("cleanText(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
+		}
+	}
+}
+
 // FuzzCheckResponse feeds arbitrary statuses, headers and bodies to the
 // error-body parser: it never panics, reports every non-2xx status, keeps
 // its fields bounded and printable, and never lets the token through.

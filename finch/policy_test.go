@@ -322,3 +322,43 @@ func TestClient_Timeout(t *testing.T) {
 		t.Errorf("the code was sent %d times, want once", n)
 	}
 }
+
+// TestClient_RetryAfterDate: an HTTP-date Retry-After is measured against
+// Client.Now, and the default Sleep really waits.
+func TestClient_RetryAfterDate(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	var hits atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			if r.URL.Path == "/date" {
+				w.Header().Set("Retry-After", now.Add(2*time.Second).Format(http.TimeFormat))
+			} else {
+				w.Header().Set("Retry-After-Ms", "20")
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"id":"co"}`))
+	}))
+	defer ts.Close()
+
+	w := &waits{}
+	c := &finch.Client{BaseURL: ts.URL, Now: func() time.Time { return now }, Sleep: w.sleep}
+	if _, err := c.Do(t.Context(), "tok", "GET", "/date", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.get(); len(got) != 1 || got[0] != 2*time.Second {
+		t.Errorf("waits = %v, want [2s] from the HTTP-date", got)
+	}
+
+	hits.Store(0)
+	real := &finch.Client{BaseURL: ts.URL}
+	start := time.Now()
+	co, err := real.Company(t.Context(), "tok")
+	if err != nil || co.ID != "co" {
+		t.Fatalf("Company = %v, %v", co, err)
+	}
+	if d := time.Since(start); d < 20*time.Millisecond {
+		t.Errorf("the retry came after %v, want at least retry-after-ms's 20ms", d)
+	}
+}
