@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -37,18 +38,22 @@ type heldBackend struct {
 
 func openHeld(t *testing.T) *heldBackend {
 	t.Helper()
+	return openHeldWith(t, options{})
+}
+
+func openHeldWith(t *testing.T, opts options) *heldBackend {
+	t.Helper()
 	h := &heldBackend{}
-	h.Backend = mustOpen(t, options{
-		beforeTake: func() {
-			h.gate.Lock()
-			h.gate.Unlock() //nolint:staticcheck // an empty critical section is the wait
-		},
-		afterBatch: func(n int, ok bool) {
-			h.mu.Lock()
-			h.batches = append(h.batches, batch{n, ok})
-			h.mu.Unlock()
-		},
-	})
+	opts.beforeTake = func() {
+		h.gate.Lock()
+		h.gate.Unlock() //nolint:staticcheck // an empty critical section is the wait
+	}
+	opts.afterBatch = func(n int, ok bool) {
+		h.mu.Lock()
+		h.batches = append(h.batches, batch{n, ok})
+		h.mu.Unlock()
+	}
+	h.Backend = mustOpen(t, opts)
 	return h
 }
 
@@ -322,6 +327,55 @@ func TestGroupCommit_sqlErrorFailsOnlyItsWrite(t *testing.T) {
 				t.Errorf("Claim after the failed batch err = %v, want nil", err)
 			}
 		})
+	}
+}
+
+// When another process holds the write lock for all of busy_timeout, BEGIN
+// fails and no write is to blame: every write of the batch gets that error
+// once, rather than each being retried alone and waiting busy_timeout
+// again; once the lock is free, writes work again.
+func TestGroupCommit_lockedOutBatchFailsOnce(t *testing.T) {
+	h := openHeldWith(t, options{busyTimeout: 100 * time.Millisecond})
+	ctx := t.Context()
+	var path string
+	if err := h.r.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&path); err != nil {
+		t.Fatal(err)
+	}
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+
+	release := h.hold(t)
+	var writes []func() error
+	for i := range 5 {
+		writes = append(writes, func() error { return h.Claim(ctx, fmt.Sprint(i), nil, 0) })
+	}
+	wait := queue(t, h.Backend, writes)
+	release()
+	for i, err := range wait() {
+		if err == nil || !strings.Contains(err.Error(), "begin") {
+			t.Errorf("write %d while locked out err = %v, want the BEGIN's error", i, err)
+		}
+	}
+	if diff := cmp.Diff([]batch{{len(writes), false}}, h.takeBatches()); diff != "" {
+		t.Errorf("batches (-want +got): no write may be retried alone\n%s", diff)
+	}
+
+	if _, err := lock.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Claim(ctx, "after", nil, 0); err != nil {
+		t.Errorf("Claim once the lock is free err = %v, want nil", err)
 	}
 }
 

@@ -73,6 +73,10 @@ type options struct {
 	// afterBatch, if set, is told the size of each transaction the
 	// committer ran and whether it committed.
 	afterBatch func(size int, committed bool)
+
+	// busyTimeout, if set, replaces the busyTimeout constant, so that a
+	// test can see a lock wait run out quickly.
+	busyTimeout time.Duration
 }
 
 // Open opens (creating if need be) the SQLite database at path and brings
@@ -122,7 +126,11 @@ func open(ctx context.Context, path string, opts options) (*Backend, error) {
 	// returns. busy_timeout covers other processes holding the write lock;
 	// foreign_keys is off by default in SQLite and costs nothing to enable.
 	common := url.Values{}
-	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	busy := busyTimeout
+	if opts.busyTimeout > 0 {
+		busy = opts.busyTimeout
+	}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
 	common.Add("_pragma", "journal_mode(WAL)")
 	common.Add("_pragma", "synchronous(FULL)")
 	common.Add("_pragma", "foreign_keys(ON)")
@@ -328,11 +336,13 @@ func outcome(err error) bool {
 
 // runBatch runs batch in one transaction and tells each write its result.
 //
-// If anything in the batch fails for real (a SQL error in one write, or
-// BEGIN or COMMIT), the whole transaction is rolled back and every write of
-// the batch is run again alone, in order, in a transaction of its own, so
-// that only the write that fails reports an error and the others succeed
-// as if they had never met it. Rolling back everything, rather than one
+// If a write's statement or the COMMIT fails for real, the whole
+// transaction is rolled back and every write of the batch is run again
+// alone, in order, in a transaction of its own, so that only the write that
+// fails reports an error and the others succeed as if they had never met
+// it. If BEGIN fails, no write has run and none is to blame (typically
+// another process held the write lock for all of busy_timeout): every write
+// gets that error at once, rather than each waiting busy_timeout again. Rolling back everything, rather than one
 // savepoint per write, is what keeps this true for errors after which
 // SQLite has already ended the transaction by itself (RAISE(ROLLBACK),
 // SQLITE_FULL, I/O errors): later writes would otherwise run, and commit,
@@ -354,19 +364,19 @@ func (b *Backend) runBatch(batch []*writeOp) {
 		return
 	}
 	errs := make([]error, len(live))
-	ok := b.runTx(live, errs, b.purgeDue(len(live)))
+	res := b.runTx(live, errs, b.purgeDue(len(live)))
 	if b.opts.afterBatch != nil {
-		b.opts.afterBatch(len(live), ok)
+		b.opts.afterBatch(len(live), res == txCommitted)
 	}
-	if !ok && len(live) > 1 {
+	if res == txRolledBack && len(live) > 1 {
 		for i, op := range live {
 			if err := op.ctx.Err(); err != nil {
 				errs[i] = err // nothing of it was committed
 				continue
 			}
-			ok := b.runTx(live[i:i+1], errs[i:i+1], false)
+			res := b.runTx(live[i:i+1], errs[i:i+1], false)
 			if b.opts.afterBatch != nil {
-				b.opts.afterBatch(1, ok)
+				b.opts.afterBatch(1, res == txCommitted)
 			}
 		}
 	}
@@ -375,17 +385,26 @@ func (b *Backend) runBatch(batch []*writeOp) {
 	}
 }
 
+// txResult is how a transaction of the committer ended.
+type txResult int
+
+const (
+	txCommitted  txResult = iota
+	txNotBegun            // BEGIN failed: nothing ran
+	txRolledBack          // a write or the COMMIT failed: nothing was written
+)
+
 // runTx runs ops in one transaction on the committer's connection and sets
-// errs[i] to op i's result. It reports false, with every errs[i] set to an
-// error and nothing written, if the transaction failed.
-func (b *Backend) runTx(ops []*writeOp, errs []error, purge bool) bool {
+// errs[i] to op i's result; unless it commits, every errs[i] is an error
+// and nothing was written.
+func (b *Backend) runTx(ops []*writeOp, errs []error, purge bool) txResult {
 	// The statements run under no caller's context: cancelling one
 	// caller must not interrupt a transaction that holds other writes.
 	ctx := context.Background()
 	x, err := b.wc.begin(ctx)
 	if err != nil {
 		fillErr(errs, fmt.Errorf("sqlite: begin: %v", err))
-		return false
+		return txNotBegun
 	}
 	for i, op := range ops {
 		errs[i] = op.fn(ctx, x)
@@ -393,7 +412,7 @@ func (b *Backend) runTx(ops []*writeOp, errs []error, purge bool) bool {
 			b.wc.rollback(ctx)
 			fillErr(errs, errBatchFailed)
 			errs[i] = err
-			return false
+			return txRolledBack
 		}
 	}
 	if purge {
@@ -402,9 +421,9 @@ func (b *Backend) runTx(ops []*writeOp, errs []error, purge bool) bool {
 	if err := b.wc.commit(ctx); err != nil {
 		b.wc.rollback(ctx)
 		fillErr(errs, fmt.Errorf("sqlite: commit: %v", err))
-		return false
+		return txRolledBack
 	}
-	return true
+	return txCommitted
 }
 
 func fillErr(errs []error, err error) {
