@@ -342,12 +342,13 @@ func outcome(err error) bool {
 // fails reports an error and the others succeed as if they had never met
 // it. If BEGIN fails, no write has run and none is to blame (typically
 // another process held the write lock for all of busy_timeout): every write
-// gets that error at once, rather than each waiting busy_timeout again. Rolling back everything, rather than one
-// savepoint per write, is what keeps this true for errors after which
-// SQLite has already ended the transaction by itself (RAISE(ROLLBACK),
-// SQLITE_FULL, I/O errors): later writes would otherwise run, and commit,
-// outside any transaction. Failures are rare, so their extra fsyncs are
-// cheap.
+// gets that error at once, rather than each waiting busy_timeout again.
+//
+// Rolling back everything, rather than one savepoint per write, is what
+// keeps this true for errors after which SQLite has already ended the
+// transaction by itself (RAISE(ROLLBACK), SQLITE_FULL, I/O errors): later
+// writes would otherwise run, and commit, outside any transaction. Failures
+// are rare, so their extra fsyncs are cheap.
 func (b *Backend) runBatch(batch []*writeOp) {
 	live := batch[:0:0]
 	for _, op := range batch {
