@@ -92,11 +92,13 @@ func hash(secret string) string {
 // the key's record. It fails with ErrMissing, ErrInvalid or ErrRevoked; a
 // store failure is returned as it is.
 func Verify(ctx context.Context, b tokenstore.Backend, authorization string) (Record, error) {
-	token, ok := strings.CutPrefix(authorization, "Bearer ")
-	if !ok || token == "" {
+	// The scheme is case-insensitive (RFC 9110 §11.1).
+	scheme, token, _ := strings.Cut(strings.TrimSpace(authorization), " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return Record{}, ErrMissing
 	}
-	rest, ok := strings.CutPrefix(strings.TrimSpace(token), "fck_")
+	rest, ok := strings.CutPrefix(token, "fck_")
 	if !ok {
 		return Record{}, ErrInvalid
 	}

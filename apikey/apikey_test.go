@@ -31,7 +31,10 @@ func TestVerify(t *testing.T) {
 		want         error
 	}{
 		{"missing", "", apikey.ErrMissing},
+		{"scheme only", "Bearer", apikey.ErrMissing},
+		{"scheme and spaces", "Bearer   ", apikey.ErrMissing},
 		{"basic", "Basic abc", apikey.ErrMissing},
+		{"key without scheme", key.Reveal(), apikey.ErrMissing},
 		{"not ours", "Bearer sk_live_123", apikey.ErrInvalid},
 		{"wrong secret", "Bearer fck_" + id + "_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", apikey.ErrInvalid},
 		{"unknown id", "Bearer fck_000000000000_x", apikey.ErrInvalid},
@@ -41,6 +44,11 @@ func TestVerify(t *testing.T) {
 	for _, tt := range tests {
 		if _, err := apikey.Verify(ctx, b, tt.header); !errors.Is(err, tt.want) {
 			t.Errorf("%s: Verify(%q) err = %v, want %v", tt.name, tt.header, err, tt.want)
+		}
+	}
+	for _, header := range []string{"bearer " + key.Reveal(), "BEARER " + key.Reveal(), "Bearer  " + key.Reveal() + " "} {
+		if got, err := apikey.Verify(ctx, b, header); err != nil || got.ID != rec.ID {
+			t.Errorf("Verify(%q) = %s, %v; want record %s", header[:8]+"…", got.ID, err, rec.ID)
 		}
 	}
 

@@ -43,6 +43,10 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(stderr, "finchconnect: apikey revoke needs a key id\nUsage: %s\n", apikeySynopsis)
 		return errUsage
 	}
+	if sub != "revoke" && id != "" {
+		fmt.Fprintf(stderr, "finchconnect: apikey %s takes no argument (got %q)\nUsage: %s\n", sub, id, apikeySynopsis)
+		return errUsage
+	}
 	b, err := sf.open(ctx)
 	if err != nil {
 		return err
