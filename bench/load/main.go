@@ -1,193 +1,230 @@
-// Command load drives one target of the load runs with fixed concurrency for
-// a fixed time and reports throughput, latency percentiles, errors, and the
-// target's CPU time per request and peak memory (from /proc, given -pid).
-// Inputs (codes, and for finchconnect valid states) are prepared before the
-// timed phase, so the timed work is the request itself.
+// Command load drives one target of the load runs with a fixed number of
+// concurrent clients for a fixed time, and prints one JSON line: throughput,
+// latency percentiles, errors, and, given the target's process id, its CPU
+// time per request (utime+stime from /proc/PID/stat, before and after) and
+// its peak memory during the phase (VmHWM from /proc/PID/status, reset just
+// before the phase).
+//
+// Inputs are prepared before the timed phase, so that the timed work is the
+// request itself: unique codes; for finchconnect, also a valid state and
+// browser cookie per callback, from its own POST /connect. bench/run.sh
+// runs it against every target; see bench/README.md.
 package main
 
 import (
-	"bytes"
+	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
 	"os"
-	"slices"
+	"os/signal"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
 func main() {
-	mode := flag.String("mode", "callback", "callback or read")
-	kind := flag.String("kind", "floor", "floor, peer or finchconnect (how to build requests)")
-	target := flag.String("target", "", "the target's base URL")
-	pid := flag.Int("pid", 0, "the target's process id, for CPU and memory")
-	conc := flag.Int("c", 32, "concurrent clients")
-	dur := flag.Duration("d", 10*time.Second, "how long to drive the target")
-	max := flag.Int("n", 60000, "requests to prepare (the run stops early if they run out)")
-	apiKey := flag.String("api-key", "", "finchconnect API key (to prepare states, and for the proxy)")
-	path := flag.String("path", "", "read mode: the path to GET")
-	label := flag.String("label", "", "name of this run in the report")
-	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
 
+// report is the JSON line load prints.
+type report struct {
+	Label       string         `json:"label"`
+	OK          int            `json:"ok"`
+	Errors      int            `json:"errors"`
+	ErrorKinds  map[string]int `json:"error_kinds,omitempty"`
+	Seconds     float64        `json:"seconds"`
+	Exhausted   bool           `json:"exhausted"` // the prepared requests ran out before the duration
+	RPS         float64        `json:"rps"`
+	P50ms       float64        `json:"p50_ms"`
+	P99ms       float64        `json:"p99_ms"`
+	MaxMs       float64        `json:"max_ms"`
+	Distinct    int            `json:"distinct_connections,omitempty"`
+	CPUus       float64        `json:"cpu_us_per_req"`
+	PeakRSSMiB  float64        `json:"peak_rss_mib"`
+	UpstreamCPU float64        `json:"upstream_cpu_us_per_req,omitempty"`
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		mode     = fs.String("mode", "callback", "callback or read")
+		kind     = fs.String("kind", "floor", "callback mode: floor, peer or finchconnect (how to prepare callbacks)")
+		flow     = fs.String("flow", "browser", "finchconnect callbacks: browser (POST /connect, cookie) or app (POST /v1/connect/sessions)")
+		target   = fs.String("target", "", "the target's base URL, e.g. http://127.0.0.1:3000")
+		pid      = fs.Int("pid", 0, "the target's process id, for its CPU time and peak memory")
+		upPID    = fs.Int("upstream-pid", 0, "the upstream's process id, for its CPU time per request")
+		conc     = fs.Int("c", 32, "concurrent clients")
+		dur      = fs.Duration("d", 10*time.Second, "how long to drive the target")
+		n        = fs.Int("n", 0, "requests to prepare; the phase ends early if they run out (0: 300000, or 40000 finchconnect flows)")
+		browsers = fs.Int("browsers", 64, "simulated browsers sharing the finchconnect flows")
+		apiKey   = fs.String("api-key", "", "finchconnect API key: a write key for -flow app, a read key for /v1 reads")
+		path     = fs.String("path", "", `read mode: the path to GET; "{id}" is replaced by each of -ids in turn`)
+		idsFile  = fs.String("ids", "", "read mode: file of connection ids, one per line")
+		label    = fs.String("label", "", "name of this run in the report")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *target == "" {
+		return errors.New("-target is required")
+	}
+	if *conc < 1 || *dur <= 0 {
+		return errors.New("-c must be at least 1 and -d positive")
+	}
 	client := &http.Client{
-		Timeout:       30 * time.Second,
-		Transport:     &http.Transport{MaxIdleConnsPerHost: *conc * 2, MaxIdleConns: *conc * 2},
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			MaxIdleConns:        *conc * 2,
+			MaxIdleConnsPerHost: *conc * 2,
+			IdleConnTimeout:     30 * time.Second,
+		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	reqs := prepare(client, *mode, *kind, *target, *apiKey, *path, *max)
-	want := http.StatusOK
-	if *mode == "callback" {
-		want = map[string]int{"floor": 302, "peer": 302, "finchconnect": 303}[*kind]
-	}
+	defer client.CloseIdleConnections()
 
-	cpu0 := cpuTicks(*pid)
-	var next, errs atomic.Int64
-	lat := make([][]time.Duration, *conc)
-	deadline := time.Now().Add(*dur)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range *conc {
-		wg.Go(func() {
-			for time.Now().Before(deadline) {
-				i := int(next.Add(1) - 1)
-				if i >= len(reqs) {
-					return
-				}
-				t0 := time.Now()
-				req, _ := http.NewRequest(http.MethodGet, reqs[i], nil)
-				if *apiKey != "" && *mode == "read" {
-					req.Header.Set("Authorization", "Bearer "+*apiKey)
-				}
-				res, err := client.Do(req)
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != want {
-					errs.Add(1)
-					continue
-				}
-				lat[w] = append(lat[w], time.Since(t0))
+	// Codes must be unique across runs against one store: a code seen
+	// before is a duplicate callback, which finchconnect answers from its
+	// ledger without an exchange.
+	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
+	opts := driveOptions{Concurrency: *conc, Duration: *dur, WantStatus: http.StatusOK}
+	var reqs []request
+	var err error
+	switch *mode {
+	case "read":
+		var ids []string
+		if *idsFile != "" {
+			if ids, err = readLines(*idsFile); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	cpu1 := cpuTicks(*pid)
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	pct := func(p float64) time.Duration {
-		if len(all) == 0 {
-			return 0
+			if len(ids) == 0 {
+				return fmt.Errorf("%s holds no ids", *idsFile)
+			}
 		}
-		return all[min(len(all)-1, int(float64(len(all))*p))]
+		auth := ""
+		if *apiKey != "" {
+			auth = "Bearer " + *apiKey
+		}
+		reqs = prepareReads(*target, *path, ids, auth, orDefault(*n, 300000))
+	case "callback":
+		switch *kind {
+		case "floor", "peer":
+			// Both answer with Express's and net/http's default, 302.
+			opts.WantStatus = http.StatusFound
+			reqs = prepareCodes(*target, tag, orDefault(*n, 300000))
+		case "finchconnect":
+			opts.WantStatus = http.StatusSeeOther
+			opts.IDFromLocation = connectionFromLocation
+			t0 := time.Now()
+			if *flow == "app" {
+				reqs, err = prepareAppFlows(ctx, client, *target, *apiKey, tag, orDefault(*n, 40000))
+			} else {
+				reqs, err = prepareBrowserFlows(ctx, client, *target, tag, orDefault(*n, 40000), *browsers)
+			}
+			if err != nil {
+				return fmt.Errorf("prepare flows: %w", err)
+			}
+			fmt.Fprintf(stderr, "%s: prepared %d flows in %s\n", *label, len(reqs), time.Since(t0).Round(time.Millisecond))
+		default:
+			return fmt.Errorf("-kind %q: want floor, peer or finchconnect", *kind)
+		}
+	default:
+		return fmt.Errorf("-mode %q: want callback or read", *mode)
 	}
-	ok := len(all)
-	res := map[string]any{
-		"label": *label, "ok": ok, "errors": errs.Load(), "seconds": elapsed.Seconds(),
-		"rps":    float64(ok) / elapsed.Seconds(),
-		"p50_ms": ms(pct(0.50)), "p99_ms": ms(pct(0.99)), "max_ms": ms(pct(1)),
-		"cpu_us_per_req": 0.0, "peak_rss_mib": peakRSS(*pid),
+	// Let the preparation's connections close and the target settle, so
+	// the phase starts from the same point for every target.
+	client.CloseIdleConnections()
+	time.Sleep(200 * time.Millisecond)
+
+	var cpu0, up0 time.Duration
+	if *pid != 0 {
+		if err := resetPeakRSS(*pid); err != nil {
+			fmt.Fprintf(stderr, "%s: cannot reset the target's peak RSS (%v); it will include the preparation\n", *label, err)
+		}
+		if cpu0, err = cpuTime(*pid); err != nil {
+			return err
+		}
 	}
-	if ok > 0 && cpu1 >= cpu0 {
-		res["cpu_us_per_req"] = float64(cpu1-cpu0) * 1e4 / float64(ok) // ticks are 10 ms
+	if *upPID != 0 {
+		if up0, err = cpuTime(*upPID); err != nil {
+			return err
+		}
 	}
-	b, _ := json.Marshal(res)
-	fmt.Println(string(b))
+	res := drive(ctx, client, reqs, opts)
+	rep := report{
+		Label: *label, OK: res.OK, Errors: res.Errors, Seconds: res.Elapsed.Seconds(), Exhausted: res.Exhausted,
+		RPS: res.rate(), P50ms: ms(res.percentile(0.50)), P99ms: ms(res.percentile(0.99)), MaxMs: ms(res.percentile(1)),
+		Distinct: res.Distinct,
+	}
+	if len(res.ErrorKind) > 0 {
+		rep.ErrorKinds = res.ErrorKind
+	}
+	if *pid != 0 {
+		cpu1, err := cpuTime(*pid)
+		if err != nil {
+			return err
+		}
+		peak, err := peakRSS(*pid)
+		if err != nil {
+			return err
+		}
+		rep.CPUus = perRequest(cpu1-cpu0, res.OK+res.Errors)
+		rep.PeakRSSMiB = float64(peak) / (1 << 20)
+	}
+	if *upPID != 0 {
+		up1, err := cpuTime(*upPID)
+		if err != nil {
+			return err
+		}
+		rep.UpstreamCPU = perRequest(up1-up0, res.OK+res.Errors)
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, string(b))
+	return nil
+}
+
+func orDefault(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// prepare builds the request URLs. For finchconnect's callback it asks the
-// /v1 API for n flows first: each gives a state that finchconnect will
-// accept once, with no browser cookie (app-started flows).
-func prepare(client *http.Client, mode, kind, target, apiKey, path string, n int) []string {
-	out := make([]string, n)
-	if mode == "read" {
-		for i := range out {
-			out[i] = target + path
-		}
-		return out
+// perRequest is d per request in microseconds.
+func perRequest(d time.Duration, requests int) float64 {
+	if requests == 0 {
+		return 0
 	}
-	if kind != "finchconnect" {
-		for i := range out {
-			out[i] = fmt.Sprintf("%s/callback?code=code-%d-%d", target, os.Getpid(), i)
-		}
-		return out
-	}
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	var failed atomic.Int64
-	for range 16 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				req, _ := http.NewRequest("POST", target+"/v1/connect/sessions", strings.NewReader(`{"customer_id":"bench","customer_name":"Bench","products":["company","directory"]}`))
-				req.Header.Set("Authorization", "Bearer "+apiKey)
-				req.Header.Set("Content-Type", "application/json")
-				res, err := client.Do(req)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				var flow struct{ State string }
-				json.NewDecoder(res.Body).Decode(&flow)
-				res.Body.Close()
-				out[i] = fmt.Sprintf("%s/callback?code=code-%d-%d&state=%s", target, os.Getpid(), i, flow.State)
-			}
-		})
-	}
-	wg.Wait()
-	if failed.Load() > 0 {
-		log.Fatalf("preparing states: %d failed", failed.Load())
-	}
-	return out
+	return float64(d.Microseconds()) / float64(requests)
 }
 
-// cpuTicks is the process's user+system CPU time in clock ticks.
-func cpuTicks(pid int) int64 {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+func readLines(path string) ([]string, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return 0
+		return nil, err
 	}
-	// Fields after the command name, which is in parentheses.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return ut + st
-}
-
-// peakRSS is the process's peak resident memory (VmHWM) in MiB.
-func peakRSS(pid int) float64 {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if s := strings.TrimSpace(sc.Text()); s != "" {
+			out = append(out, s)
 		}
 	}
-	return 0
+	return out, sc.Err()
 }
