@@ -1,100 +1,197 @@
 #!/usr/bin/env bash
-# One load run of everything, on loopback: the seed's Express peer, the Go
-# floor and finchconnect (embedded SQLite, then Redis) behind the same
-# zero-latency Finch stand-in, each driven with the same concurrency for the
-# same time. Writes bench/results/latest.md. Needs Go, Node, a Redis on
-# 127.0.0.1:6379 (it uses DB 9 for the peer and a key prefix of its own for
-# finchconnect, and deletes only its own keys). Bounded: each phase runs for
-# DURATION seconds; everything it starts is stopped on exit.
+# The load runs of issue #8, in one go, on loopback, on one machine: the
+# seed's Express peer, the Go floor, and finchconnect on the embedded SQLite
+# store and on Redis, each behind the same zero-latency Finch stand-in and
+# driven with the same concurrency for the same time; first the callback,
+# then the read path. Writes results/latest.md. See README.md.
+#
+#   ./run.sh                      load runs (about 3 minutes with the defaults)
+#   PROFILE=1 ./run.sh            also CPU and allocation profiles (bench/profile)
+#   SCALE=1 LOAD=0 ./run.sh       only the 1M-connection scale run (several minutes)
+#
+# Settings: DURATION (seconds per phase, 10), CONC (concurrent clients, 32),
+# FC_FLOWS (finchconnect flows prepared per store, 40000), REDIS_HOST
+# (127.0.0.1:6379), PEER_DB (9) and FC_DB (10): the Redis databases of the
+# peer and of finchconnect. Only the bench's own keys are deleted: the peer's
+# finch:connection:* in PEER_DB, finchconnect's {fcbench-PID}* in FC_DB.
+# Everything it starts is stopped on exit; every phase has a time limit.
 set -euo pipefail
 cd "$(dirname "$0")"
 DURATION="${DURATION:-10}"
 CONC="${CONC:-32}"
-REDIS="${REDIS:-redis://127.0.0.1:6379}"
+FC_FLOWS="${FC_FLOWS:-40000}"
+REDIS_HOST="${REDIS_HOST:-127.0.0.1:6379}"
+PEER_DB="${PEER_DB:-9}"
+FC_DB="${FC_DB:-10}"
+LOAD="${LOAD:-1}"
+PROFILE="${PROFILE:-0}"
+SCALE="${SCALE:-0}"
+rhost="${REDIS_HOST%:*}"
+rport="${REDIS_HOST#*:}"
+rcli() { redis-cli -h "$rhost" -p "$rport" "$@"; }
 work=$(mktemp -d)
+prefix="fcbench-$$"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+
+# delkeys DB PATTERN: deletes the keys matching PATTERN in DB, and only those.
+delkeys() {
+	rcli -n "$1" --scan --pattern "$2" >"$work/keys" || true
+	xargs -r -n 500 redis-cli -h "$rhost" -p "$rport" -n "$1" del <"$work/keys" >/dev/null || true
+}
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ "$LOAD" = 1 ] || [ "$PROFILE" = 1 ]; then
+		delkeys "$PEER_DB" 'finch:connection:*'
+		delkeys "$FC_DB" "{$prefix}*"
+	fi
+	rm -rf "$work"
+}
 trap cleanup EXIT
 
 echo "building…"
 go build -o "$work/upstream" ./upstream
 go build -o "$work/floor" ./floor
 go build -o "$work/load" ./load
+go build -o "$work/report" ./report
+go build -o "$work/profile" ./profile
+go build -o "$work/scale" ./scale
 go build -o "$work/finchconnect" ../cmd/finchconnect
-(cd peers/express && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+if [ "$LOAD" = 1 ]; then
+	(cd peers/express && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
 
-# start NAME CMD… : runs CMD in the background, waits for its "listening on"
+# start NAME CMD…: runs CMD in the background, waits for its "listening on"
 # line, and sets URL and PID.
 start() {
-  local name=$1; shift
-  "$@" >"$work/$name.out" 2>"$work/$name.err" &
-  PID=$!; pids+=("$PID")
-  for _ in $(seq 1 100); do
-    URL=$(grep -m1 -o 'http://[0-9.:]*' "$work/$name.out" 2>/dev/null || true)
-    [ -n "$URL" ] && return 0
-    sleep 0.1
-  done
-  echo "$name did not start:"; cat "$work/$name.err"; exit 1
+	local name=$1
+	shift
+	"$@" >"$work/$name.out" 2>"$work/$name.err" &
+	PID=$!
+	pids+=("$PID")
+	for _ in $(seq 1 150); do
+		URL=$(grep -m1 -o 'listening on http://[0-9.:]*' "$work/$name.out" 2>/dev/null | cut -d' ' -f3 || true)
+		[ -n "$URL" ] && return 0
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "$name did not start:" >&2
+	cat "$work/$name.err" >&2
+	exit 1
+}
+stop() { # stop PID
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
 }
 
-start upstream "$work/upstream"; FINCH=$URL
-start floor "$work/floor" -finch "$FINCH"; FLOOR=$URL; FLOOR_PID=$PID
-redis-cli -n 9 --scan --pattern 'finch:connection:*' | xargs -r redis-cli -n 9 del >/dev/null
-(cd peers/express && exec env PORT=0 FINCH_BASE_URL="$FINCH" REDIS_URL="$REDIS/9" node server.js) >"$work/peer.out" 2>"$work/peer.err" &
-PEER_PID=$!; pids+=("$PEER_PID")
-for _ in $(seq 1 100); do PEER=$(grep -m1 -o 'http://[0-9.:]*' "$work/peer.out" 2>/dev/null || true); [ -n "$PEER" ] && break; sleep 0.1; done
-
-keys=$("$work/finchconnect" keygen)
-prefix="fcbench-$$"
-fc() { # fc NAME STORE
-  FINCH_CLIENT_ID=id FINCH_CLIENT_SECRET=secret FINCH_BASE_URL="$FINCH" FINCHCONNECT_KEYS="$keys" \
-    start "$1" "$work/finchconnect" -addr 127.0.0.1:0 -store "$2" -data-dir "$work/$1" \
-    -connect-limit 0 -callback-limit 0 -sweep-interval 0 -log-level error
-}
-results=()
-drive() { # drive LABEL ARGS…
-  local line; line=$("$work/load" -d "${DURATION}s" -c "$CONC" -label "$1" "${@:2}")
-  echo "$line"; results+=("$line")
+# drive ROLE LABEL ARGS…: one timed phase; its JSON line goes to results.
+drive() {
+	local line
+	line=$(timeout $((DURATION + 300)) "$work/load" -d "${DURATION}s" -c "$CONC" -role "$1" -label "$2" -upstream-pid "$UP_PID" "${@:3}")
+	echo "$line" | tee -a "$work/results.jsonl"
 }
 
-echo "== callbacks"
-drive "floor" -mode callback -kind floor -target "$FLOOR" -pid "$FLOOR_PID"
-drive "express peer" -mode callback -kind peer -target "$PEER" -pid "$PEER_PID"
-peer_keys=$(redis-cli -n 9 --scan --pattern 'finch:connection:*' | wc -l)
-for store in sqlite redis; do
-  if [ "$store" = sqlite ]; then url="sqlite://$work/fc-sqlite.db"; else url="$REDIS/0?prefix=$prefix"; fi
-  fc "fc-$store" "$url"; FC=$URL; FC_PID=$PID
-  key=$(FINCHCONNECT_KEYS="$keys" "$work/finchconnect" apikey create -scope read -store "$url" -data-dir "$work/fc-$store" 2>/dev/null)
-  wkey=$(FINCHCONNECT_KEYS="$keys" "$work/finchconnect" apikey create -scope write -store "$url" -data-dir "$work/fc-$store" 2>/dev/null)
-  drive "finchconnect $store" -mode callback -kind finchconnect -target "$FC" -pid "$FC_PID" -api-key "$wkey"
-  stored=$(FINCHCONNECT_KEYS="$keys" "$work/finchconnect" token list -json -store "$url" -data-dir "$work/fc-$store" | grep -c '"connection_id"' || true)
-  echo "finchconnect $store: stored connections = $stored"
-  eval "stored_$store=$stored"
-  conn=$(FINCHCONNECT_KEYS="$keys" "$work/finchconnect" token list -json -store "$url" -data-dir "$work/fc-$store" | grep -m1 '"connection_id"' | sed 's/.*: "\(.*\)".*/\1/' || true)
-  if [ "$store" = redis ]; then
-    echo "== reads"
-    drive "floor company" -mode read -kind floor -target "$FLOOR" -path /company -pid "$FLOOR_PID"
-    drive "express peer company" -mode read -kind peer -target "$PEER" -path "/company?connection_id=conn-000000000001" -pid "$PEER_PID"
-    drive "finchconnect company page (redis)" -mode read -kind finchconnect -target "$FC" -path "/connections/$conn" -pid "$FC_PID"
-    drive "finchconnect /v1 proxy company (redis)" -mode read -kind finchconnect -target "$FC" -path "/v1/connections/$conn/finch/employer/company" -api-key "$key" -pid "$FC_PID"
-    redis-cli --scan --pattern "{$prefix}*" | xargs -r redis-cli del >/dev/null
-  fi
-  kill "$FC_PID"; wait "$FC_PID" 2>/dev/null || true
-done
-redis-cli -n 9 --scan --pattern 'finch:connection:*' | xargs -r redis-cli -n 9 del >/dev/null
+start upstream "$work/upstream"
+FINCH=$URL
+UP_PID=$PID
+stored=()
 
-mkdir -p results
-{
-  echo "# Load run $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo
-  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). Concurrency $CONC, $DURATION s per run, upstream: bench/upstream (zero latency)."
-  echo
-  echo "| run | ok | errors | req/s | p50 ms | p99 ms | max ms | target CPU µs/req | target peak RSS MiB |"
-  echo "|---|---|---|---|---|---|---|---|---|"
-  for r in "${results[@]}"; do
-    echo "$r" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("| %s | %d | %d | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f |" % (r["label"], r["ok"], r["errors"], r["rps"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["cpu_us_per_req"], r["peak_rss_mib"]))'
-  done
-  echo
-  echo "Stored connections equal successful callbacks: peer $peer_keys, finchconnect SQLite $stored_sqlite, finchconnect Redis $stored_redis (compare with the ok column)."
-} > results/latest.md
-cat results/latest.md
+if [ "$LOAD" = 1 ]; then
+	start floor "$work/floor" -finch "$FINCH"
+	FLOOR=$URL
+	FLOOR_PID=$PID
+	delkeys "$PEER_DB" 'finch:connection:*'
+	start peer env -C peers/express PORT=0 FINCH_BASE_URL="$FINCH" REDIS_URL="redis://$REDIS_HOST/$PEER_DB" \
+		FINCH_CLIENT_ID=id FINCH_CLIENT_SECRET=secret node server.js
+	PEER=$URL
+	PEER_PID=$PID
+
+	echo "== the floor and the Express peer (concurrency $CONC, ${DURATION}s per phase)"
+	drive floor.callback "floor (Go, no state)" -mode callback -kind floor -target "$FLOOR" -pid "$FLOOR_PID"
+	drive peer.callback "Express peer" -mode callback -kind peer -target "$PEER" -pid "$PEER_PID"
+	rcli -n "$PEER_DB" --scan --pattern 'finch:connection:*' >"$work/peer-keys"
+	stored+=(-stored "peer.callback=$(wc -l <"$work/peer-keys")")
+	head -n 1000 "$work/peer-keys" | sed 's/^finch:connection://' >"$work/peer-ids"
+	drive floor.read "floor company" -mode read -target "$FLOOR" -path /company -pid "$FLOOR_PID"
+	drive peer.read "Express peer company" -mode read -target "$PEER" -path '/company?connection_id={id}' -ids "$work/peer-ids" -pid "$PEER_PID"
+	stop "$FLOOR_PID"
+	stop "$PEER_PID"
+
+	keys=$("$work/finchconnect" keygen)
+	for store in sqlite redis; do
+		if [ "$store" = sqlite ]; then
+			url="sqlite://$work/fc-sqlite/finchconnect.db"
+			what="SQLite, durable"
+		else
+			url="redis://$REDIS_HOST/$FC_DB?prefix=$prefix"
+			what="Redis"
+		fi
+		fcx() { FINCHCONNECT_KEYS="$keys" "$work/finchconnect" "$@" -store "$url" -data-dir "$work/fc-$store"; }
+		FINCH_CLIENT_ID=id FINCH_CLIENT_SECRET=secret FINCH_BASE_URL="$FINCH" FINCHCONNECT_KEYS="$keys" \
+			start "fc-$store" "$work/finchconnect" -addr 127.0.0.1:0 -store "$url" -data-dir "$work/fc-$store" \
+			-connect-limit 0 -callback-limit 0 -sweep-interval 0 -log-level error
+		FC=$URL
+		FC_PID=$PID
+		echo "== finchconnect on $what"
+		drive "fc-$store.callback" "finchconnect ($what)" -mode callback -kind finchconnect -n "$FC_FLOWS" -target "$FC" -pid "$FC_PID"
+		fcx token list -json >"$work/fc-$store.json"
+		grep -o '"connection_id": *"[^"]*"' "$work/fc-$store.json" | sed 's/.*"\([^"]*\)"$/\1/' >"$work/fc-$store-ids-all"
+		stored+=(-stored "fc-$store.callback=$(wc -l <"$work/fc-$store-ids-all")")
+		head -n 1000 "$work/fc-$store-ids-all" >"$work/fc-$store-ids"
+		readkey=$(fcx apikey create -scope read -name bench 2>/dev/null)
+		drive "fc-$store.page" "finchconnect company page ($what)" -mode read -target "$FC" -path '/connections/{id}' -ids "$work/fc-$store-ids" -pid "$FC_PID"
+		drive "fc-$store.proxy" "finchconnect /v1 proxy ($what)" -mode read -target "$FC" -path '/v1/connections/{id}/finch/employer/company' -ids "$work/fc-$store-ids" -api-key "$readkey" -pid "$FC_PID"
+		stop "$FC_PID"
+	done
+	delkeys "$PEER_DB" 'finch:connection:*'
+	delkeys "$FC_DB" "{$prefix}*"
+
+	mkdir -p results
+	notes="Concurrency $CONC, ${DURATION} s per phase; upstream: bench/upstream (zero latency); Redis $(rcli info server | grep -o 'redis_version:[0-9.]*' | cut -d: -f2), appendonly $(rcli config get appendonly | tail -1); SQLite: WAL, synchronous=FULL. Target CPU and peak RSS from /proc (peak reset before each phase)."
+	status=0
+	"$work/report" "${stored[@]}" -notes "$notes" <"$work/results.jsonl" >results/latest.md || status=$?
+	cat results/latest.md
+	if [ "$status" != 0 ]; then
+		echo "report: exit status $status (2: stored connections differ from successful callbacks)" >&2
+		exit "$status"
+	fi
+fi
+
+if [ "$PROFILE" = 1 ]; then
+	mkdir -p results/profiles
+	for store in redis sqlite; do
+		if [ "$store" = sqlite ]; then url="sqlite://$work/prof-sqlite/finchconnect.db"; else url="redis://$REDIS_HOST/$FC_DB?prefix=$prefix"; fi
+		start "prof-$store" "$work/profile" -store "$url" -finch "$FINCH" -data-dir "$work/prof-$store" -api-key-file "$work/prof-$store.key"
+		FC=$URL
+		FC_PID=$PID
+		PPROF=$(grep -m1 -o 'pprof on http://[0-9.:]*' "$work/prof-$store.out" | cut -d' ' -f3)
+		echo "== profiles of finchconnect (server.New) on $store"
+		drive "prof-$store.callback" "profiled callback ($store)" -mode callback -kind finchconnect -n "$FC_FLOWS" -target "$FC" -pid "$FC_PID" \
+			-pprof "$PPROF" -pprof-out "$work/$store-callback" >/dev/null
+		# The page of the first connection the callbacks stored.
+		id=$(curl -s -H "Authorization: Bearer $(cat "$work/prof-$store.key")" "$FC/v1/connections?limit=1" | grep -o '"connection_id": *"[^"]*"' | head -1 | sed 's/.*"\([^"]*\)"$/\1/')
+		echo "$id" >"$work/prof-$store-ids"
+		drive "prof-$store.page" "profiled company page ($store)" -mode read -target "$FC" -path '/connections/{id}' -ids "$work/prof-$store-ids" -pid "$FC_PID" \
+			-pprof "$PPROF" -pprof-out "$work/$store-page" >/dev/null
+		for p in callback page; do
+			{
+				go tool pprof -top -nodecount=35 "$work/$store-$p.cpu"
+				echo
+				echo "# by cumulative time"
+				go tool pprof -top -cum -nodecount=60 "$work/$store-$p.cpu" | sed -n '/flat%/,$p'
+			} >"results/profiles/$store-$p.cpu.txt" 2>/dev/null
+			go tool pprof -top -nodecount=35 -sample_index=alloc_space -base "$work/$store-$p.allocs-before" "$work/$store-$p.allocs-after" >"results/profiles/$store-$p.alloc_space.txt" 2>/dev/null
+			go tool pprof -top -nodecount=35 -sample_index=alloc_objects -base "$work/$store-$p.allocs-before" "$work/$store-$p.allocs-after" >"results/profiles/$store-$p.alloc_objects.txt" 2>/dev/null
+			cp "$work/$store-$p.cpu" "results/profiles/$store-$p.cpu.pb.gz"
+		done
+		stop "$FC_PID"
+	done
+	delkeys "$FC_DB" "{$prefix}*"
+	echo "profiles: results/profiles/ (text tops; the .pb.gz files open with go tool pprof)"
+fi
+
+if [ "$SCALE" = 1 ]; then
+	mkdir -p results
+	echo "== scale: 1,000,000 connections in SQLite"
+	timeout 3600 "$work/scale" -dir "$work/scale-db" -out results/scale.md
+fi

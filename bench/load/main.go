@@ -39,6 +39,7 @@ func main() {
 // report is the JSON line load prints.
 type report struct {
 	Label       string         `json:"label"`
+	Role        string         `json:"role,omitempty"` // for bench/report: target.phase, e.g. fc-redis.callback
 	OK          int            `json:"ok"`
 	Errors      int            `json:"errors"`
 	ErrorKinds  map[string]int `json:"error_kinds,omitempty"`
@@ -72,6 +73,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		path     = fs.String("path", "", `read mode: the path to GET; "{id}" is replaced by each of -ids in turn`)
 		idsFile  = fs.String("ids", "", "read mode: file of connection ids, one per line")
 		label    = fs.String("label", "", "name of this run in the report")
+		role     = fs.String("role", "", "what bench/report files this run under, e.g. peer.callback")
+		pprofURL = fs.String("pprof", "", "the target's net/http/pprof base URL (bench/profile's): profile the timed phase")
+		pprofOut = fs.String("pprof-out", "profile", "with -pprof: file prefix for PREFIX.cpu, PREFIX.allocs-before and PREFIX.allocs-after")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -160,9 +164,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	var prof *profiler
+	if *pprofURL != "" {
+		if prof, err = startProfile(ctx, *pprofURL, *pprofOut, *dur); err != nil {
+			return err
+		}
+	}
 	res := drive(ctx, client, reqs, opts)
+	if prof != nil {
+		if err := prof.finish(ctx); err != nil {
+			return err
+		}
+	}
 	rep := report{
-		Label: *label, OK: res.OK, Errors: res.Errors, Seconds: res.Elapsed.Seconds(), Exhausted: res.Exhausted,
+		Label: *label, Role: *role, OK: res.OK, Errors: res.Errors, Seconds: res.Elapsed.Seconds(), Exhausted: res.Exhausted,
 		RPS: res.rate(), P50ms: ms(res.percentile(0.50)), P99ms: ms(res.percentile(0.99)), MaxMs: ms(res.percentile(1)),
 		Distinct: res.Distinct,
 	}
