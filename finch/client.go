@@ -160,20 +160,33 @@ func or(s, def string) string {
 // by the per-attempt Timeout, so the transport only bounds the phases before
 // it.
 func newHTTPClient() *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          100,
-			MaxIdleConnsPerHost:   16,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	return &http.Client{Transport: NewTransport(), CheckRedirect: NoRedirects}
+}
+
+// NewTransport returns the transport the default HTTP client uses, for
+// callers that wrap it (with metrics, say) in an HTTPClient of their own.
+// It bounds dialling and TLS handshakes, and keeps up to 256 idle
+// connections to a host: every call goes to the one Finch host, and a
+// callback service under load makes many at once; with the 2 that
+// http.DefaultTransport keeps, almost every call would dial a new
+// connection (see BENCHMARKS.md, "Profiles").
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
 	}
 }
+
+// NoRedirects is an http.Client CheckRedirect that returns a redirect as
+// the response instead of following it: Finch does not redirect API calls,
+// and a redirect must not carry a request, or its token, elsewhere.
+func NoRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 func (c *Client) now() time.Time {
 	if c.Now != nil {

@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	finchURL := fs.String("finch", "", "Finch base URL (bench/upstream's)")
 	dataDir := fs.String("data-dir", "", "folder for the journal (default: a new temporary folder)")
 	keyFile := fs.String("api-key-file", "", "if set, create a read API key and write it to this file (mode 0600)")
-	idle := fs.Int("finch-idle-conns", 0, "idle connections kept per Finch host; 0 keeps http.DefaultTransport's 2, as finchconnect serve does")
+	idle := fs.Int("finch-idle-conns", 0, "idle connections kept per Finch host; 0 keeps finch.NewTransport's pool, as finchconnect serve does")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -118,15 +118,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// finchconnect serve hands the Finch client http.DefaultTransport; the
-	// flag tries a larger idle pool against it.
-	var transport http.RoundTripper = http.DefaultTransport
+	// As finchconnect serve does: finch.NewTransport's idle pool, no
+	// redirects; the flag tries another pool size against it.
+	transport := finch.NewTransport()
 	if *idle > 0 {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns, t.MaxIdleConnsPerHost = *idle, *idle
-		transport = t
+		transport.MaxIdleConns, transport.MaxIdleConnsPerHost = *idle, *idle
 	}
-	fc := &finch.Client{BaseURL: *finchURL, ClientID: "id", ClientSecret: "secret", HTTPClient: &http.Client{Transport: m.Transport(transport)}}
+	fc := &finch.Client{BaseURL: *finchURL, ClientID: "id", ClientSecret: "secret", HTTPClient: &http.Client{Transport: m.Transport(transport), CheckRedirect: finch.NoRedirects}}
 	srv, err := server.New(server.Config{
 		PublicURL: "http://" + ln.Addr().String(),
 		Journal:   journal,

@@ -102,7 +102,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	m := metrics.New()
 	backend = m.Backend(backend)
 	store := tokenstore.New(backend, kr)
-	finchHTTP := &http.Client{Transport: m.Transport(http.DefaultTransport)}
+	// The Finch client keeps its own pool of connections (not
+	// http.DefaultTransport's two idle per host) and never follows redirects.
+	finchHTTP := &http.Client{Transport: m.Transport(finch.NewTransport()), CheckRedirect: finch.NoRedirects}
 
 	// Listen before anything else starts, so a busy port is reported at once
 	// and -addr 127.0.0.1:0 yields the real address.
