@@ -499,6 +499,13 @@ func (b *Backend) GetRow(ctx context.Context, id string) (tokenstore.Row, error)
 	return r, nil
 }
 
+// updateKeepIndexed is PutRow's conditional update when the row's indexed
+// columns keep their values: it sets only the others, so that SQLite leaves
+// the indexes alone.
+const updateKeepIndexed = `UPDATE connections SET meta = ?5, sealed = ?6, version = version + 1
+	WHERE id = ?1 AND version = ?7 AND customer_id = ?2 AND provider_id = ?3 AND status = ?4
+	RETURNING version`
+
 // PutRow implements [tokenstore.Backend.PutRow]. Each case is one statement
 // whose WHERE clause or conflict clause does the compare-and-set, and
 // RETURNING says whether it wrote, so atomicity comes from SQLite, not from
@@ -530,7 +537,21 @@ func (b *Backend) PutRow(ctx context.Context, row tokenstore.Row, expect int64) 
 	}
 	var v int64
 	err := b.write(ctx, func(ctx context.Context, x execer) error {
-		err := x.QueryRowContext(ctx, q, args...).Scan(&v)
+		var err error
+		if expect > 0 {
+			// Most updates leave the indexed columns as they were: a new
+			// token, new metadata, and every row that Store.Rewrap
+			// re-seals. SQLite rewrites the entries of every index whose
+			// columns an UPDATE sets, changed or not, so first try the
+			// statement that sets none of them. It matches only when
+			// they are unchanged; otherwise (or on a version conflict)
+			// the full statement runs, in the same transaction.
+			err = x.QueryRowContext(ctx, updateKeepIndexed, args...).Scan(&v)
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+		err = x.QueryRowContext(ctx, q, args...).Scan(&v)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: put row %q: version is not %d: %w", row.ID, expect, finchconnect.ErrConflict)
 		}

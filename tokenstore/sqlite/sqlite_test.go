@@ -331,3 +331,92 @@ func TestPrefixEnd(t *testing.T) {
 		}
 	}
 }
+
+// A conditional PutRow first tries the update that leaves the indexes
+// alone; whatever changes, the row and the indexes must end up right, and a
+// stale version must still be refused.
+func TestBackend_PutRowConditionalPaths(t *testing.T) {
+	ctx := t.Context()
+	base := tokenstore.Row{ID: "p", CustomerID: "c1", ProviderID: "gusto", Status: "connected", Meta: []byte(`{}`), Sealed: []byte("s0")}
+	tests := []struct {
+		name   string
+		change func(r *tokenstore.Row)
+	}{
+		{"sealed", func(r *tokenstore.Row) { r.Sealed = []byte("s1") }},
+		{"meta", func(r *tokenstore.Row) { r.Meta = []byte(`{"a":1}`) }},
+		{"status", func(r *tokenstore.Row) { r.Status = "reauth" }},
+		{"customer", func(r *tokenstore.Row) { r.CustomerID = "c2" }},
+		{"provider", func(r *tokenstore.Row) { r.ProviderID = "adp_run" }},
+		{"nothing", func(r *tokenstore.Row) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := mustOpen(t, options{})
+			if _, err := b.PutRow(ctx, base, 0); err != nil {
+				t.Fatal(err)
+			}
+			next := base
+			tt.change(&next)
+			if _, err := b.PutRow(ctx, next, 2); !errors.Is(err, finchconnect.ErrConflict) {
+				t.Errorf("PutRow(expect 2 of a row at 1) err = %v, want ErrConflict", err)
+			}
+			if v, err := b.PutRow(ctx, next, 1); err != nil || v != 2 {
+				t.Fatalf("PutRow(expect 1) = %d, %v; want version 2", v, err)
+			}
+			got, err := b.GetRow(ctx, "p")
+			next.Version = 2
+			if err != nil || got.CustomerID != next.CustomerID || got.ProviderID != next.ProviderID || got.Status != next.Status ||
+				!bytes.Equal(got.Meta, next.Meta) || !bytes.Equal(got.Sealed, next.Sealed) || got.Version != 2 {
+				t.Errorf("GetRow = %+v, %v; want %+v", got, err, next)
+			}
+			for _, f := range []tokenstore.Filter{{CustomerID: next.CustomerID}, {ProviderID: next.ProviderID}, {Status: next.Status}} {
+				if rows, err := b.ListRows(ctx, f); err != nil || len(rows) != 1 {
+					t.Errorf("ListRows(%+v) = %d rows, %v; want the row", f, len(rows), err)
+				}
+			}
+			for _, f := range []tokenstore.Filter{{CustomerID: "c1"}, {ProviderID: "gusto"}, {Status: "connected"}} {
+				moved := (f.CustomerID != "" && next.CustomerID != "c1") || (f.ProviderID != "" && next.ProviderID != "gusto") || (f.Status != "" && next.Status != "connected")
+				if rows, err := b.ListRows(ctx, f); err != nil || (len(rows) == 0) != moved {
+					t.Errorf("ListRows(%+v) = %d rows, %v; the row moved: %v", f, len(rows), err, moved)
+				}
+			}
+		})
+	}
+}
+
+// The update that keeps the indexed columns must not touch an index: that
+// is what makes it cheaper (Store.Rewrap runs it for every row). SQLite
+// opens a write cursor on each b-tree a statement may change; a WITHOUT
+// ROWID table is one b-tree, each index another.
+func TestBackend_updateKeepIndexedLeavesIndexes(t *testing.T) {
+	b := mustOpen(t, options{})
+	writeCursors := func(query string) int {
+		rows, err := b.r.QueryContext(t.Context(), "EXPLAIN "+query, "p", "c", "g", "s", []byte{}, []byte{}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		n := 0
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(vals[1]) == "OpenWrite" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := writeCursors("UPDATE connections SET status = ?4, sealed = ?6 WHERE id = ?1 AND version = ?7"); n != 2 {
+		t.Errorf("an update of status opens %d write cursors, want 2 (the table, the status index)", n)
+	}
+	if n := writeCursors(updateKeepIndexed); n != 1 {
+		t.Errorf("updateKeepIndexed opens %d write cursors, want 1: the table alone", n)
+	}
+}
