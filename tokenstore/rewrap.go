@@ -16,10 +16,12 @@ import (
 const scanPage = 500
 
 // defaultRewrapWorkers is how many rows Rewrap re-seals at once by default.
-// On SQLite, 32 writes queued side by side share each commit's fsync (see
-// tokenstore/sqlite's group commit); on PostgreSQL and Redis they overlap
-// round trips, within the backend's connection pool.
-const defaultRewrapWorkers = 32
+// On SQLite, the writes queued side by side share each commit's fsync (see
+// tokenstore/sqlite's group commit): on 2 vCPUs, re-sealing 200,000 rows
+// ran at about 28,000 rows/s with 32 workers and 36,000/s with 64. On
+// PostgreSQL and Redis they overlap round trips, within the backend's
+// connection pool.
+const defaultRewrapWorkers = 64
 
 // maxFailed bounds RewrapResult.Failed.
 const maxFailed = 100
@@ -36,7 +38,7 @@ type RewrapOptions struct {
 	// is still its own compare-and-set on the row's version; running
 	// several at once lets the backend batch them (SQLite commits the
 	// writes that queue together with one fsync) or overlap their round
-	// trips. 0 means 32; 1 re-seals one row at a time.
+	// trips. 0 means 64; 1 re-seals one row at a time.
 	Workers int
 
 	// After resumes an interrupted rewrap: only rows whose id sorts after it

@@ -128,7 +128,7 @@ func TestStore_Rewrap_workers(t *testing.T) {
 	}{
 		{"one", 1, func(n int) bool { return n == 1 }},
 		{"eight", 8, func(n int) bool { return n > 1 && n <= 8 }},
-		{"default", 0, func(n int) bool { return n > 1 && n <= 32 }},
+		{"default", 0, func(n int) bool { return n > 1 && n <= 64 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 1234 // three pages, the last one short
