@@ -6,7 +6,10 @@
 // runs the embedded schema migrations. The database runs in WAL mode with
 // synchronous=FULL, so a write is on disk when PutRow, Claim or Swap
 // returns. Writes go through one dedicated connection and reads through a
-// small pool; see [Open] for why.
+// small pool; see [Open] for why. Every connection reads the file through a
+// shared memory map, 1 GiB by default, so that a large vault is read
+// without a system call per page; [Options] says what that costs and how to
+// change it.
 //
 // Writes are group-committed: the writes that queue while one transaction
 // commits run together in the next, so one fsync serves them all and

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,6 +78,37 @@ type options struct {
 	// busyTimeout, if set, replaces the busyTimeout constant, so that a
 	// test can see a lock wait run out quickly.
 	busyTimeout time.Duration
+
+	// mmapSize is Options.MmapSize.
+	mmapSize int64
+}
+
+// DefaultMmapSize is how much of the database file each connection reads
+// through a memory map unless [Options] says otherwise: 1 GiB, a vault of
+// about 1.2 million connections (BENCHMARKS.md). On 32-bit platforms, whose
+// address space is too small to spare it, the default is no map.
+const DefaultMmapSize = 1 << 30
+
+// Options tune [OpenWith]. The zero value gives what [Open] uses.
+type Options struct {
+	// MmapSize is how many bytes of the database file SQLite reads through
+	// a shared memory map instead of read system calls and copies into
+	// each connection's private page cache (PRAGMA mmap_size); a larger
+	// file is mapped up to this size and read the usual way beyond it.
+	// With a million connections in the vault, reads through the map kept
+	// lookups as fast as with a thousand (BENCHMARKS.md, Scale).
+	//
+	// The map costs address space, not memory: the pages it shows are the
+	// operating system's file cache, shared by every connection and given
+	// back under memory pressure like any cached file. They do count in the
+	// process's resident set size (RSS) once read, up to the size of the
+	// file, so RSS grows with the vault although the heap does not. SQLite
+	// cannot turn an I/O error on a mapped page into an error return: the
+	// process receives SIGBUS instead, as it would if another program
+	// truncated the file.
+	//
+	// 0 means DefaultMmapSize; a negative value turns the map off.
+	MmapSize int64
 }
 
 // Open opens (creating if need be) the SQLite database at path and brings
@@ -97,6 +129,11 @@ type options struct {
 // the shared pool's. Readers, thanks to WAL, never wait for the writer.
 func Open(ctx context.Context, path string) (*Backend, error) {
 	return open(ctx, path, options{})
+}
+
+// OpenWith is [Open] with Options.
+func OpenWith(ctx context.Context, path string, o Options) (*Backend, error) {
+	return open(ctx, path, options{mmapSize: o.MmapSize})
 }
 
 func open(ctx context.Context, path string, opts options) (*Backend, error) {
@@ -125,6 +162,9 @@ func open(ctx context.Context, path string, opts options) (*Backend, error) {
 	// would have to connect again. A write must be durable when PutRow
 	// returns. busy_timeout covers other processes holding the write lock;
 	// foreign_keys is off by default in SQLite and costs nothing to enable.
+	// mmap_size: see Options.MmapSize; every connection maps the same file
+	// pages, and the writer reads through the map too (it writes to the
+	// WAL, never through the map).
 	common := url.Values{}
 	busy := busyTimeout
 	if opts.busyTimeout > 0 {
@@ -134,6 +174,7 @@ func open(ctx context.Context, path string, opts options) (*Backend, error) {
 	common.Add("_pragma", "journal_mode(WAL)")
 	common.Add("_pragma", "synchronous(FULL)")
 	common.Add("_pragma", "foreign_keys(ON)")
+	common.Add("_pragma", fmt.Sprintf("mmap_size(%d)", mmapSize(opts.mmapSize)))
 
 	wq := cloneValues(common)
 	// BEGIN IMMEDIATE takes the write lock at the start of a transaction,
@@ -171,6 +212,19 @@ func open(ctx context.Context, path string, opts options) (*Backend, error) {
 		go b.commitLoop()
 	}
 	return b, nil
+}
+
+// mmapSize turns Options.MmapSize into the pragma's value.
+func mmapSize(n int64) int64 {
+	switch {
+	case n < 0:
+		return 0
+	case n > 0:
+		return n
+	case strconv.IntSize < 64:
+		return 0
+	}
+	return DefaultMmapSize
 }
 
 func cloneValues(v url.Values) url.Values {

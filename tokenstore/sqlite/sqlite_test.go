@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +105,8 @@ func TestOpen_pragmas(t *testing.T) {
 		{"reader", viaReader, "journal_mode", "wal"},
 		{"reader", viaReader, "query_only", "1"},
 		{"reader", viaReader, "busy_timeout", "5000"},
+		{"writer", viaWriter, "mmap_size", fmt.Sprint(mmapSize(0))},
+		{"reader", viaReader, "mmap_size", fmt.Sprint(mmapSize(0))},
 	}
 	for _, tt := range tests {
 		got, err := tt.query(tt.pragma)
@@ -418,5 +421,29 @@ func TestBackend_updateKeepIndexedLeavesIndexes(t *testing.T) {
 	}
 	if n := writeCursors(updateKeepIndexed); n != 1 {
 		t.Errorf("updateKeepIndexed opens %d write cursors, want 1: the table alone", n)
+	}
+}
+
+func TestOpenWith_mmapSize(t *testing.T) {
+	if got := mmapSize(0); strconv.IntSize == 64 && got != DefaultMmapSize {
+		t.Errorf("mmapSize(0) = %d on a 64-bit platform, want DefaultMmapSize", got)
+	}
+	for _, tt := range []struct {
+		set  int64
+		want string
+	}{
+		{-1, "0"},
+		{64 << 20, "67108864"},
+	} {
+		b, err := OpenWith(t.Context(), filepath.Join(t.TempDir(), "v.db"), Options{MmapSize: tt.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		err = b.r.QueryRowContext(t.Context(), "PRAGMA mmap_size").Scan(&got)
+		b.Close()
+		if err != nil || got != tt.want {
+			t.Errorf("OpenWith(MmapSize %d): PRAGMA mmap_size = %q, %v; want %s", tt.set, got, err, tt.want)
+		}
 	}
 }
