@@ -1,10 +1,11 @@
-// Command scale is the scale run of issue #8: it seeds an embedded SQLite
-// vault with a million connections through the product's own packages
-// (tokenstore, tokenstore/sqlite, keyring), showing progress; measures
-// lookup latency when the vault holds a thousand connections and again at a
-// million; then times the re-encryption of every connection under a new
-// primary key (tokenstore.Store.Rewrap), the step of a key rotation that
-// touches every row.
+// Command scale is the scale run of issue #8: it seeds embedded SQLite
+// vaults through the product's own packages (tokenstore, tokenstore/sqlite,
+// keyring), showing progress, one with a thousand connections and one with
+// a million; measures lookup latency in both the same way, in alternating
+// rounds so that whatever else runs on the machine weighs on both alike;
+// then times the re-encryption of every connection of the large vault under
+// a new primary key (tokenstore.Store.Rewrap), the step of a key rotation
+// that touches every row.
 //
 // It prints a Markdown report and, with -out, writes it to a file. The
 // database lives in -dir (a fresh temporary folder by default, removed at
@@ -55,7 +56,10 @@ type config struct {
 	small    int
 	large    int
 	lookups  int
+	rounds   int
+	warmup   int
 	writers  int
+	mmapSize int64
 	rewrap   bool
 	out      string
 	progress time.Duration
@@ -69,16 +73,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.keep, "keep", false, "keep the database afterwards")
 	fs.IntVar(&c.small, "small", 1000, "connections at the first lookup measurement")
 	fs.IntVar(&c.large, "n", 1000000, "connections at the second lookup measurement and for the rewrap")
-	fs.IntVar(&c.lookups, "lookups", 20000, "lookups per measurement")
+	fs.IntVar(&c.lookups, "lookups", 20000, "lookups per round and vault")
+	fs.IntVar(&c.rounds, "rounds", 5, "measurement rounds, alternating between the two vaults")
+	fs.IntVar(&c.warmup, "warmup", 5000, "lookups of each vault before the first round, not measured")
 	fs.IntVar(&c.writers, "writers", 64, "concurrent writers while seeding (the SQLite backend group-commits them)")
+	fs.Int64Var(&c.mmapSize, "mmap-size", 0, "sqlite.Options.MmapSize for both vaults (0: the backend's default, -1: no map)")
 	fs.BoolVar(&c.rewrap, "rewrap", true, "re-encrypt every connection under a new key at the end")
 	fs.StringVar(&c.out, "out", "", "also write the Markdown report to this file")
 	fs.DurationVar(&c.progress, "progress", 2*time.Second, "how often to print progress")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if c.small < 1 || c.large < c.small || c.lookups < 1 || c.writers < 1 {
-		return errors.New("want 1 ≤ -small ≤ -n, -lookups ≥ 1, -writers ≥ 1")
+	if c.small < 1 || c.large < c.small || c.lookups < 1 || c.rounds < 1 || c.warmup < 0 || c.writers < 1 {
+		return errors.New("want 1 ≤ -small ≤ -n, -lookups ≥ 1, -rounds ≥ 1, -warmup ≥ 0, -writers ≥ 1")
 	}
 	if c.dir == "" {
 		d, err := os.MkdirTemp("", "finchconnect-scale-")
@@ -103,12 +110,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 func scale(ctx context.Context, c config, log io.Writer) (string, error) {
-	path := filepath.Join(c.dir, "scale.db")
-	backend, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return "", err
-	}
-	defer backend.Close()
 	k1, err := keyring.Generate(1)
 	if err != nil {
 		return "", err
@@ -117,47 +118,86 @@ func scale(ctx context.Context, c config, log io.Writer) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	store := tokenstore.New(backend, kr1)
+	open := func(name string) (*tokenstore.Store, func() error, error) {
+		b, err := sqlite.OpenWith(ctx, filepath.Join(c.dir, name), sqlite.Options{MmapSize: c.mmapSize})
+		if err != nil {
+			return nil, nil, err
+		}
+		return tokenstore.New(b, kr1), b.Close, nil
+	}
+	smallStore, closeSmall, err := open("small.db")
+	if err != nil {
+		return "", err
+	}
+	defer closeSmall()
+	store, closeLarge, err := open("scale.db")
+	if err != nil {
+		return "", err
+	}
+	defer closeLarge()
+	path := filepath.Join(c.dir, "scale.db")
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Scale run %s\n\n", time.Now().UTC().Format("2006-01-02T15:04Z"))
-	fmt.Fprintf(&b, "Embedded SQLite store (WAL, synchronous=FULL, group commit), %d concurrent writers while seeding; %d lookups per measurement, one at a time, of ids drawn uniformly at random from those stored.\n\n", c.writers, c.lookups)
+	mmap := "the backend's default memory map"
+	switch {
+	case c.mmapSize < 0:
+		mmap = "no memory map"
+	case c.mmapSize > 0:
+		mmap = fmt.Sprintf("a %d MiB memory map", c.mmapSize>>20)
+	}
+	fmt.Fprintf(&b, "Embedded SQLite stores (WAL, synchronous=FULL, group commit, %s), %d concurrent writers while seeding. "+
+		"Two vaults, of %d and %d connections, each warmed with %d lookups, then measured in %d rounds that alternate between them (the order swapped every round); "+
+		"each round times %d lookups, one at a time, of ids drawn uniformly at random from those stored.\n\n",
+		mmap, c.writers, c.small, c.large, c.warmup, c.rounds, c.lookups)
 
+	if err := seed(ctx, smallStore, 0, c.small, c.writers, c.progress, log); err != nil {
+		return "", err
+	}
 	seedStart := time.Now()
-	if err := seed(ctx, store, 0, c.small, c.writers, c.progress, log); err != nil {
-		return "", err
-	}
-	small, err := measureLookups(ctx, store, c.small, c.lookups)
-	if err != nil {
-		return "", err
-	}
-	if err := seed(ctx, store, c.small, c.large, c.writers, c.progress, log); err != nil {
+	if err := seed(ctx, store, 0, c.large, c.writers, c.progress, log); err != nil {
 		return "", err
 	}
 	seeded := time.Since(seedStart)
-	large, err := measureLookups(ctx, store, c.large, c.lookups)
-	if err != nil {
-		return "", err
+	size, wal := dbSize(path)
+	fmt.Fprintf(&b, "Seeding %d connections took %s (%.0f/s); the database is %.0f MiB, %.0f MiB of it write-ahead log when the lookups ran.\n\n",
+		c.large, seeded.Round(time.Second), float64(c.large)/seeded.Seconds(), float64(size)/(1<<20), float64(wal)/(1<<20))
+
+	vaults := []*vault{
+		{store: smallStore, stored: c.small, rng: mrand.New(mrand.NewPCG(uint64(c.small), 8))},
+		{store: store, stored: c.large, rng: mrand.New(mrand.NewPCG(uint64(c.large), 8))},
 	}
-	size := dbSize(path)
-	fmt.Fprintf(&b, "Seeding %d connections took %s (%.0f/s); the database is %.0f MiB.\n\n", c.large, seeded.Round(time.Second), float64(c.large)/seeded.Seconds(), float64(size)/(1<<20))
-	fmt.Fprintf(&b, "| lookup | stored | p50 µs | p99 µs | max µs |\n|---|---|---|---|---|\n")
+	for _, v := range vaults {
+		if err := v.warm(ctx, c.warmup); err != nil {
+			return "", err
+		}
+	}
+	for r := range c.rounds {
+		fmt.Fprintf(log, "lookups: round %d/%d\n", r+1, c.rounds)
+		for i := range vaults {
+			if err := vaults[(i+r)%2].round(ctx, c.lookups); err != nil {
+				return "", err
+			}
+		}
+	}
+	small, large := vaults[0], vaults[1]
+	fmt.Fprintf(&b, "| lookup | stored | p50 µs | p99 µs, median of rounds (range) | p99 µs, all samples | max µs |\n|---|---|---|---|---|---|\n")
 	for _, m := range []struct {
 		name string
-		n    int
-		l    lookupStats
+		d    func(*vault) *samples
 	}{
-		{"`Store.Get` (read + decrypt)", c.small, small}, {"`Store.Get` (read + decrypt)", c.large, large},
+		{"`Store.Get` (read + decrypt)", func(v *vault) *samples { return &v.get }},
+		{"`Store.Lookup` (metadata, no decrypt)", func(v *vault) *samples { return &v.lookup }},
 	} {
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.0f |\n", m.name, m.n, us(m.l.get.p50), us(m.l.get.p99), us(m.l.get.max))
+		for _, v := range vaults {
+			st := m.d(v).stats()
+			fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f (%.0f–%.0f) | %.0f | %.0f |\n", m.name, v.stored, us(st.p50), us(st.roundP99), us(st.minRoundP99), us(st.maxRoundP99), us(st.p99), us(st.max))
+		}
 	}
-	for _, m := range []struct {
-		n int
-		l lookupStats
-	}{{c.small, small}, {c.large, large}} {
-		fmt.Fprintf(&b, "| `Store.Lookup` (metadata, no decrypt) | %d | %.0f | %.0f | %.0f |\n", m.n, us(m.l.lookup.p50), us(m.l.lookup.p99), us(m.l.lookup.max))
-	}
-	fmt.Fprintf(&b, "\np99 of `Store.Get` at %d over %d: %.2f× (target ≤ 2×).\n", c.large, c.small, float64(large.get.p99)/float64(small.get.p99))
+	sg, lg := small.get.stats(), large.get.stats()
+	sl, ll := small.lookup.stats(), large.lookup.stats()
+	fmt.Fprintf(&b, "\np99 at %d over %d (target ≤ 2×), median of rounds: `Store.Get` %.2f×, `Store.Lookup` %.2f×; over all samples: %.2f× and %.2f×.\n",
+		c.large, c.small, ratio(lg.roundP99, sg.roundP99), ratio(ll.roundP99, sl.roundP99), ratio(lg.p99, sg.p99), ratio(ll.p99, sl.p99))
 	if !c.rewrap {
 		return b.String(), nil
 	}
@@ -289,40 +329,71 @@ func seed(ctx context.Context, store *tokenstore.Store, from, to, writers int, e
 
 type latencies struct{ p50, p99, max time.Duration }
 
-type lookupStats struct{ get, lookup latencies }
+// vault is one store under measurement and the lookups timed so far.
+type vault struct {
+	store       *tokenstore.Store
+	stored      int
+	rng         *mrand.Rand // ids, not secrets: reproducible draws
+	get, lookup samples
+}
 
-// measureLookups times k lookups of random stored connections, one at a
-// time, with Store.Get (what the company page and the proxy do) and with
-// Store.Lookup (metadata only).
-func measureLookups(ctx context.Context, store *tokenstore.Store, stored, k int) (lookupStats, error) {
-	rng := mrand.New(mrand.NewPCG(uint64(stored), 8)) // ids, not secrets: reproducible draws
+// samples are latencies, kept by round.
+type samples struct{ rounds [][]time.Duration }
+
+type sampleStats struct {
+	latencies                          // over all samples
+	roundP99, minRoundP99, maxRoundP99 time.Duration
+}
+
+func (s *samples) stats() sampleStats {
+	var all, p99s []time.Duration
+	for _, r := range s.rounds {
+		all = append(all, r...)
+		p99s = append(p99s, summarize(slices.Clone(r)).p99)
+	}
+	slices.Sort(p99s)
+	return sampleStats{latencies: summarize(all), roundP99: p99s[len(p99s)/2], minRoundP99: p99s[0], maxRoundP99: p99s[len(p99s)-1]}
+}
+
+// warm runs k lookups, not timed, to fill the page cache and the connection
+// pool as a running server's would be.
+func (v *vault) warm(ctx context.Context, k int) error {
+	for range k {
+		if _, err := v.store.Get(ctx, connectionID(v.rng.IntN(v.stored))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// round times k lookups of random stored connections, one at a time, with
+// Store.Get (what the company page and the proxy do) and with Store.Lookup
+// (metadata only).
+func (v *vault) round(ctx context.Context, k int) error {
 	get := make([]time.Duration, 0, k)
 	look := make([]time.Duration, 0, k)
-	// A first pass warms the page cache and the connection pool, as a
-	// running server's would be.
-	for range min(k, 1000) {
-		if _, err := store.Get(ctx, connectionID(rng.IntN(stored))); err != nil {
-			return lookupStats{}, err
-		}
-	}
 	for range k {
-		id := connectionID(rng.IntN(stored))
+		id := connectionID(v.rng.IntN(v.stored))
 		t0 := time.Now()
-		c, err := store.Get(ctx, id)
+		c, err := v.store.Get(ctx, id)
 		get = append(get, time.Since(t0))
 		if err != nil || c.AccessToken == "" {
-			return lookupStats{}, fmt.Errorf("get %s: %v", id, err)
+			return fmt.Errorf("get %s: %v", id, err)
 		}
-		id = connectionID(rng.IntN(stored))
+		id = connectionID(v.rng.IntN(v.stored))
 		t0 = time.Now()
-		_, err = store.Lookup(ctx, id)
+		_, err = v.store.Lookup(ctx, id)
 		look = append(look, time.Since(t0))
 		if err != nil {
-			return lookupStats{}, fmt.Errorf("lookup %s: %w", id, err)
+			return fmt.Errorf("lookup %s: %w", id, err)
 		}
 	}
-	return lookupStats{get: summarize(get), lookup: summarize(look)}, nil
+	v.get.rounds = append(v.get.rounds, get)
+	v.lookup.rounds = append(v.lookup.rounds, look)
+	return nil
 }
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
 
 func summarize(d []time.Duration) latencies {
 	slices.Sort(d)
@@ -332,13 +403,14 @@ func summarize(d []time.Duration) latencies {
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 
-// dbSize is the size of the database file and its write-ahead log.
-func dbSize(path string) int64 {
-	var n int64
-	for _, p := range []string{path, path + "-wal"} {
-		if fi, err := os.Stat(p); err == nil {
-			n += fi.Size()
-		}
+// dbSize is the size of the database file and its write-ahead log, and
+// that of the log alone.
+func dbSize(path string) (total, wal int64) {
+	if fi, err := os.Stat(path); err == nil {
+		total = fi.Size()
 	}
-	return n
+	if fi, err := os.Stat(path + "-wal"); err == nil {
+		wal = fi.Size()
+	}
+	return total + wal, wal
 }
