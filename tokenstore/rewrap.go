@@ -282,7 +282,11 @@ func (rw *rewrapper) advance() {
 	}
 	rw.res.Cursor = rw.pending[n-1].id
 	rw.first += n
-	rw.pending = slices.Delete(rw.pending, 0, n)
+	// Reslice rather than shift the rest down: appends reallocate once
+	// the front is used up, so each row is copied a bounded number of
+	// times however long pending stays.
+	clear(rw.pending[:n])
+	rw.pending = rw.pending[n:]
 }
 
 // rewrapRow re-seals one row under the primary key, retrying on conflicts.
