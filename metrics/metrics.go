@@ -180,6 +180,13 @@ func (w *backend) Claim(ctx context.Context, key string, value []byte, ttl time.
 	return err
 }
 
+func (w *backend) ClaimAll(ctx context.Context, claims []tokenstore.Claim) (int, error) {
+	start := time.Now()
+	held, err := w.b.ClaimAll(ctx, claims)
+	w.time("claim_all", start, err)
+	return held, err
+}
+
 func (w *backend) Load(ctx context.Context, key string) ([]byte, error) {
 	start := time.Now()
 	v, err := w.b.Load(ctx, key)

@@ -2,6 +2,7 @@ package tokenstore
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -74,6 +75,14 @@ type Backend interface {
 	// claims of one key succeeds. ttl <= 0 means the entry never expires.
 	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error
 
+	// ClaimAll claims every key of claims, or none, in one round trip where
+	// the backend allows: if an unexpired entry holds any of their keys, it
+	// stores nothing and returns the index of the first such claim and an
+	// error wrapping ErrConflict. On success it returns -1 and nil. Keys
+	// must be distinct. Exactly one of any number of concurrent ClaimAll
+	// (or Claim) calls that share a key succeeds.
+	ClaimAll(ctx context.Context, claims []Claim) (held int, err error)
+
 	// Load returns the value under key, or ErrNotFound if there is none or it
 	// has expired.
 	Load(ctx context.Context, key string) ([]byte, error)
@@ -95,4 +104,27 @@ type Backend interface {
 
 	// Close releases the backend's resources.
 	Close() error
+}
+
+// Claim is one key of a [Backend.ClaimAll]: what [Backend.Claim] takes.
+type Claim struct {
+	Key   string
+	Value []byte
+	TTL   time.Duration // <= 0: never expires
+}
+
+// CheckClaims reports claims that ClaimAll must refuse: a repeated key.
+// Backends call it first.
+func CheckClaims(claims []Claim) error {
+	if len(claims) < 2 {
+		return nil
+	}
+	seen := make(map[string]struct{}, len(claims))
+	for _, c := range claims {
+		if _, ok := seen[c.Key]; ok {
+			return fmt.Errorf("tokenstore: claim all: key %q appears twice", c.Key)
+		}
+		seen[c.Key] = struct{}{}
+	}
+	return nil
 }

@@ -143,6 +143,27 @@ func (m *Memory) Claim(ctx context.Context, key string, value []byte, ttl time.D
 	return nil
 }
 
+// ClaimAll implements [Backend.ClaimAll].
+func (m *Memory) ClaimAll(ctx context.Context, claims []Claim) (int, error) {
+	if err := CheckClaims(claims); err != nil {
+		return -1, err
+	}
+	if err := m.lock(ctx); err != nil {
+		return -1, err
+	}
+	defer m.mu.Unlock()
+	now := m.now()
+	for i, c := range claims {
+		if _, ok := m.live(c.Key, now); ok {
+			return i, fmt.Errorf("tokenstore: claim %q: %w", c.Key, finchconnect.ErrConflict)
+		}
+	}
+	for _, c := range claims {
+		m.entries[c.Key] = Entry{Key: c.Key, Value: bytes.Clone(c.Value), ExpiresAt: expiry(now, c.TTL)}
+	}
+	return -1, nil
+}
+
 // Load implements [Backend.Load].
 func (m *Memory) Load(ctx context.Context, key string) ([]byte, error) {
 	if err := m.lock(ctx); err != nil {
