@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
 // outcome is what a callback ends in: the connection, and where an
@@ -157,12 +158,22 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 		return outcome{}, err
 	}
 
-	// 2. Claim the code. Exactly one claimant proceeds, on any replica;
-	// duplicates lose the claim and follow the winner.
+	// 2. Claim the code and spend the state, both or neither, in one round
+	// trip. Exactly one claimant of a code proceeds, on any replica;
+	// duplicates lose the claim and follow the winner. A state carries one
+	// flow: the first code to spend it wins, and a second code arriving
+	// with the same state is refused before any exchange.
 	entry := ledgerEntry{Status: ledgerPending, State: stateHash, Browser: fs.Browser, ReturnURL: fs.ReturnURL, Started: s.cfg.Now().Unix()}
-	if err := s.backend.Claim(ctx, key, mustJSON(entry), ledgerTTL); errors.Is(err, finchconnect.ErrConflict) {
+	held, err := s.backend.ClaimAll(ctx, []tokenstore.Claim{
+		{Key: key, Value: mustJSON(entry), TTL: ledgerTTL},
+		{Key: prefixStateUsed + stateHash, Value: []byte("used"), TTL: s.cfg.StateTTL},
+	})
+	switch {
+	case held == 0:
 		return s.follow(ctx, key, stateHash, bHash)
-	} else if err != nil {
+	case held == 1:
+		return outcome{}, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
+	case err != nil:
 		return outcome{}, fmt.Errorf("%w: claim callback: %v", errStoreDown, err)
 	}
 
@@ -171,7 +182,7 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	// not abandon a code half-exchanged.
 	ctx, cancel := detach(ctx, 2*time.Minute)
 	defer cancel()
-	id, failure, staged, err := s.exchangeOnce(ctx, key, entry, code, stateHash, fs)
+	id, failure, staged, err := s.exchangeOnce(ctx, key, entry, code, fs)
 	if failure == failSaving && staged.Status == ledgerExchanged {
 		// The staged token must stay in the ledger until the recovery
 		// loop has stored it.
@@ -197,7 +208,7 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	return outcome{ConnectionID: id, ReturnURL: fs.ReturnURL}, nil
 }
 
-// exchangeOnce spends the state, exchanges the code and stores the token. It
+// exchangeOnce exchanges a claimed code and stores the token. It
 // returns the connection id, or a failure kind for the ledger and the error.
 //
 // The token is written twice: first, sealed, into the ledger entry (the
@@ -205,17 +216,8 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 // [Server.Recover] and any duplicate callback finish the job from the
 // ledger. Only the instant between Finch's answer and the first write is
 // unprotected; no design can close it, as Finch has no idempotent exchange.
-func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry, code, stateHash string, fs flowState) (id, failure string, staged ledgerEntry, err error) {
+func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry, code string, fs flowState) (id, failure string, staged ledgerEntry, err error) {
 	staged = entry
-	// A state carries one flow: the first code to spend it wins, and a
-	// second code arriving with the same state is refused before any
-	// exchange.
-	if err := s.backend.Claim(ctx, prefixStateUsed+stateHash, []byte("used"), s.cfg.StateTTL); errors.Is(err, finchconnect.ErrConflict) {
-		return "", failState, staged, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
-	} else if err != nil {
-		return "", failStoreDown, staged, fmt.Errorf("%w: spend state: %v", errStoreDown, err)
-	}
-
 	redirectURI := ""
 	if fs.Mode == modeRedirect {
 		// Finch wants redirect_uri for redirect-flow codes and refuses it
@@ -342,12 +344,13 @@ func (s *Server) wake(key string) {
 // Failure kinds recorded in the ledger, so that duplicates report the same
 // error as the first callback without holding its text.
 const (
-	failState    = "state"
+	failState    = "state" // no longer written (the state is spent with the claim); entries of older versions may hold it
 	failCode     = "code"
 	failExchange = "exchange"
 	failStore    = "store"
 	failSaving   = "saving"
-	// failStoreDown: the store failed before anything reached Finch.
+	// failStoreDown: the store failed before anything reached Finch (no
+	// longer written either; kept for entries of older versions).
 	failStoreDown = "store_down"
 	// failInterrupted marks a callback whose process died while the code
 	// was with Finch: the code may or may not have been spent, and it is
