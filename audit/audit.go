@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -30,6 +31,44 @@ func New(b tokenstore.Backend) *Log { return &Log{b: b} }
 
 // Record appends r to the trail.
 func (l *Log) Record(ctx context.Context, r finchconnect.AuditRecord) error {
+	c, err := claim(r)
+	if err != nil {
+		return err
+	}
+	return l.b.Claim(ctx, c.Key, c.Value, c.TTL)
+}
+
+// RecordAll appends rs to the trail in one store write (one round trip,
+// one commit), the way a busy server's queue writes them.
+func (l *Log) RecordAll(ctx context.Context, rs []finchconnect.AuditRecord) error {
+	if len(rs) == 1 {
+		return l.Record(ctx, rs[0])
+	}
+	cs := make([]tokenstore.Claim, len(rs))
+	for i, r := range rs {
+		c, err := claim(r)
+		if err != nil {
+			return err
+		}
+		cs[i] = c
+	}
+	_, err := l.b.ClaimAll(ctx, cs)
+	if errors.Is(err, finchconnect.ErrConflict) {
+		// Two records drew the same key (same nanosecond, same 32 random
+		// bits): write them one by one, each with a fresh key.
+		for _, r := range rs {
+			if err := l.Record(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return err
+}
+
+// claim returns the store entry that holds r: its key orders the trail by
+// time, and a random suffix keeps records of one instant apart.
+func claim(r finchconnect.AuditRecord) (tokenstore.Claim, error) {
 	if r.At.IsZero() {
 		r.At = time.Now().UTC()
 	}
@@ -37,10 +76,10 @@ func (l *Log) Record(ctx context.Context, r finchconnect.AuditRecord) error {
 	rand.Read(n[:])
 	v, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return tokenstore.Claim{}, err
 	}
 	key := fmt.Sprintf("%s%020d-%s", prefix, r.At.UnixNano(), hex.EncodeToString(n[:]))
-	return l.b.Claim(ctx, key, v, Retention)
+	return tokenstore.Claim{Key: key, Value: v, TTL: Retention}, nil
 }
 
 // Filter selects records for List. Zero fields match everything.

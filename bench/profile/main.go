@@ -22,11 +22,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
 	"github.com/finchconnect/finchconnect/audit"
 	"github.com/finchconnect/finchconnect/finch"
@@ -102,17 +100,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	// As `finchconnect serve` does: audit records queue for one writer, so
-	// a request does not wait for the audit record's store write.
-	trail := audit.New(instrumented)
-	auditQ := make(chan finchconnect.AuditRecord, 4096)
-	var auditWG sync.WaitGroup
-	auditWG.Go(func() {
-		for r := range auditQ {
-			trail.Record(context.Background(), r)
-		}
-	})
-	defer func() { close(auditQ); auditWG.Wait() }()
+	// As `finchconnect serve` does: audit records queue for one writer,
+	// which writes them in batches, so a request does not wait for its
+	// record's store write.
+	auditQ := audit.NewQueue(audit.New(instrumented), 4096, nil)
+	defer auditQ.Close()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -126,16 +118,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fc := &finch.Client{BaseURL: *finchURL, ClientID: "id", ClientSecret: "secret", HTTPClient: &http.Client{Transport: m.Transport(transport), CheckRedirect: finch.NoRedirects}}
 	srv, err := server.New(server.Config{
-		PublicURL: "http://" + ln.Addr().String(),
-		Journal:   journal,
-		Observe:   m.Callback,
-		Audit: func(ctx context.Context, r finchconnect.AuditRecord) {
-			select {
-			case auditQ <- r:
-			default:
-				trail.Record(context.WithoutCancel(ctx), r)
-			}
-		},
+		PublicURL:     "http://" + ln.Addr().String(),
+		Journal:       journal,
+		Observe:       m.Callback,
+		Audit:         auditQ.Add,
 		ConnectLimit:  server.RateLimit{PerMinute: -1},
 		CallbackLimit: server.RateLimit{PerMinute: -1},
 	}, fc, store)

@@ -60,29 +60,27 @@ func (f *lifecycleFlags) webhookSecrets() []string { return splitList(f.webhookS
 // outbox and its deliverer, the audit trail, health sweeps, metrics.
 type lifecycle struct {
 	f *lifecycleFlags
-	// audits queue for the audit writer, so a request does not wait for
-	// the audit record's store write; stop drains the queue.
-	auditQ  chan finchconnect.AuditRecord
+	// audits queue for the audit writer, which writes them in batches, so
+	// a request does not wait for its record's store write; stop drains
+	// the queue.
+	auditQ  *audit.Queue
 	d       *appDeps
 	outbox  *events.Outbox
-	audits  *audit.Log
 	cancel  context.CancelFunc
 	ctx     context.Context
 	wg      sync.WaitGroup
 	metrics *metrics.Metrics
-
-	auditDone chan struct{}
 }
 
 func startLifecycle(ctx context.Context, f *lifecycleFlags, d *appDeps) (*lifecycle, error) {
 	if err := f.validate(); err != nil {
 		return nil, err
 	}
-	l := &lifecycle{f: f, d: d, outbox: events.NewOutbox(d.backend), audits: audit.New(d.backend), metrics: d.metrics}
+	l := &lifecycle{f: f, d: d, outbox: events.NewOutbox(d.backend), metrics: d.metrics}
 	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	l.auditQ = make(chan finchconnect.AuditRecord, 4096)
-	l.auditDone = make(chan struct{})
-	go l.writeAudits()
+	l.auditQ = audit.NewQueue(audit.New(d.backend), 4096, func(err error, rs []finchconnect.AuditRecord) {
+		d.logger.Error("record the audit trail", "records", len(rs), "action", rs[0].Action, "connection_id", rs[0].ConnectionID, "err", err)
+	})
 	l.metrics.Gauge("finchconnect_outbox_depth", "Events waiting in the outbox for the app.", func() float64 {
 		n, _ := l.outbox.Depth(context.Background())
 		return float64(n)
@@ -134,27 +132,7 @@ func (l *lifecycle) notify(ctx context.Context, e finchconnect.Event) {
 
 // audit queues a record for the audit writer. When the queue is full the
 // record is written in the caller's time: records are never dropped.
-func (l *lifecycle) audit(ctx context.Context, r finchconnect.AuditRecord) {
-	select {
-	case l.auditQ <- r:
-	default:
-		l.recordAudit(context.WithoutCancel(ctx), r)
-	}
-}
-
-func (l *lifecycle) recordAudit(ctx context.Context, r finchconnect.AuditRecord) {
-	if err := l.audits.Record(ctx, r); err != nil {
-		l.d.logger.Error("record the audit trail", "action", r.Action, "connection_id", r.ConnectionID, "err", err)
-	}
-}
-
-// writeAudits writes queued audit records until the queue is closed.
-func (l *lifecycle) writeAudits() {
-	defer close(l.auditDone)
-	for r := range l.auditQ {
-		l.recordAudit(context.Background(), r)
-	}
-}
+func (l *lifecycle) audit(ctx context.Context, r finchconnect.AuditRecord) { l.auditQ.Add(ctx, r) }
 
 func (l *lifecycle) observe(outcome string, d time.Duration) { l.metrics.Callback(outcome, d) }
 
@@ -165,8 +143,7 @@ func (l *lifecycle) mount(mux *http.ServeMux) { mux.Handle("GET /metrics", l.met
 func (l *lifecycle) stop() {
 	l.cancel()
 	l.wg.Wait() // sweeps, which audit, are over
-	close(l.auditQ)
-	<-l.auditDone
+	l.auditQ.Close()
 }
 
 type cliError string

@@ -1,0 +1,105 @@
+package audit_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/audit"
+	"github.com/finchconnect/finchconnect/tokenstore"
+)
+
+// gated counts the store writes and holds the first until released.
+type gated struct {
+	*tokenstore.Memory
+	writes  atomic.Int64
+	release chan struct{}
+}
+
+func (g *gated) wait() {
+	if g.writes.Add(1) == 1 {
+		<-g.release
+	}
+}
+
+func (g *gated) Claim(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	g.wait()
+	return g.Memory.Claim(ctx, key, v, ttl)
+}
+
+func (g *gated) ClaimAll(ctx context.Context, cs []tokenstore.Claim) (int, error) {
+	g.wait()
+	return g.Memory.ClaimAll(ctx, cs)
+}
+
+// TestQueue_Batches: records that queue while a write runs go to the store
+// together, in one write, and Close writes everything still queued.
+func TestQueue_Batches(t *testing.T) {
+	g := &gated{Memory: tokenstore.NewMemory(), release: make(chan struct{})}
+	l := audit.New(g)
+	var failed atomic.Int64
+	q := audit.NewQueue(l, 1000, func(error, []finchconnect.AuditRecord) { failed.Add(1) })
+
+	q.Add(t.Context(), finchconnect.AuditRecord{Action: finchconnect.AuditDecrypted, ConnectionID: "first"})
+	for g.writes.Load() == 0 { // the writer holds the first record
+		time.Sleep(time.Millisecond)
+	}
+	const n = 300
+	for i := range n {
+		q.Add(t.Context(), finchconnect.AuditRecord{Action: finchconnect.AuditDecrypted, ConnectionID: fmt.Sprintf("c%03d", i)})
+	}
+	close(g.release)
+	q.Close()
+
+	all, err := l.List(t.Context(), audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != n+1 {
+		t.Errorf("List() = %d records, want %d", len(all), n+1)
+	}
+	// One write for the first record, then 300 in batches of at most 256.
+	if got := g.writes.Load(); got != 3 {
+		t.Errorf("%d store writes for %d records, want 3 (1 + 256 + 44)", got, n+1)
+	}
+	if failed.Load() != 0 {
+		t.Errorf("%d writes failed", failed.Load())
+	}
+}
+
+// TestQueue_ReportsFailures: a failed write reaches onErr with its records.
+func TestQueue_ReportsFailures(t *testing.T) {
+	m := tokenstore.NewMemory()
+	m.Close()
+	got := make(chan []finchconnect.AuditRecord, 10)
+	q := audit.NewQueue(audit.New(m), 10, func(_ error, rs []finchconnect.AuditRecord) { got <- rs })
+	q.Add(t.Context(), finchconnect.AuditRecord{Action: finchconnect.AuditDeleted, ConnectionID: "c1"})
+	q.Close()
+	select {
+	case rs := <-got:
+		if len(rs) != 1 || rs[0].ConnectionID != "c1" {
+			t.Errorf("onErr got %+v, want the record of c1", rs)
+		}
+	default:
+		t.Error("onErr was not called for a write to a closed store")
+	}
+}
+
+func TestLog_RecordAll(t *testing.T) {
+	l := audit.New(tokenstore.NewMemory())
+	at := time.Now().UTC()
+	rs := make([]finchconnect.AuditRecord, 50)
+	for i := range rs {
+		rs[i] = finchconnect.AuditRecord{At: at, Action: finchconnect.AuditDecrypted, ConnectionID: fmt.Sprint(i)}
+	}
+	if err := l.RecordAll(t.Context(), rs); err != nil {
+		t.Fatal(err)
+	}
+	all, err := l.List(t.Context(), audit.Filter{})
+	if err != nil || len(all) != 50 {
+		t.Errorf("List() = %d records, %v; want 50 (records of one instant kept apart)", len(all), err)
+	}
+}
