@@ -77,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.rounds, "rounds", 5, "measurement rounds, alternating between the two vaults")
 	fs.IntVar(&c.warmup, "warmup", 5000, "lookups of each vault before the first round, not measured")
 	fs.IntVar(&c.writers, "writers", 64, "concurrent writers while seeding (the SQLite backend group-commits them)")
-	fs.Int64Var(&c.mmapSize, "mmap-size", 0, "sqlite.Options.MmapSize for both vaults (0: the backend's default, -1: no map)")
+	fs.Int64Var(&c.mmapSize, "mmap-size", 0, "sqlite.Options.MmapSize for both vaults (0: the backend's default, no map; 1073741824: a 1 GiB map)")
 	fs.BoolVar(&c.rewrap, "rewrap", true, "re-encrypt every connection under a new key at the end")
 	fs.StringVar(&c.out, "out", "", "also write the Markdown report to this file")
 	fs.DurationVar(&c.progress, "progress", 2*time.Second, "how often to print progress")
@@ -139,7 +139,7 @@ func scale(ctx context.Context, c config, log io.Writer) (string, error) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Scale run %s\n\n", time.Now().UTC().Format("2006-01-02T15:04Z"))
-	mmap := "the backend's default memory map"
+	mmap := "no memory map (the backend's default)"
 	switch {
 	case c.mmapSize < 0:
 		mmap = "no memory map"
