@@ -159,6 +159,13 @@ func (w *backend) PutRow(ctx context.Context, r tokenstore.Row, expect int64) (i
 	return v, err
 }
 
+func (w *backend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
+	start := time.Now()
+	v, swapped, err := w.b.PutRowSwap(ctx, r, expect, sw)
+	w.time("put_row_swap", start, err)
+	return v, swapped, err
+}
+
 func (w *backend) DeleteRow(ctx context.Context, id string) error {
 	start := time.Now()
 	err := w.b.DeleteRow(ctx, id)

@@ -92,6 +92,19 @@ type Backend interface {
 	// the key is absent or expired and ErrConflict if the value differs.
 	Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error
 
+	// PutRowSwap is PutRow and Swap in one atomic write, in one round trip
+	// where the backend allows: it writes row as PutRow(row, expect) does
+	// and, in the same transaction, replaces sw.Key's value with sw.Value
+	// (and its ttl with sw.TTL) if it equals sw.Old, as Swap does. The row
+	// decides: if expect does not match, it returns ErrConflict and writes
+	// nothing. The swap's condition is its own: when sw.Key is absent,
+	// expired or holds another value, the row is still written and swapped
+	// is false. No reader ever sees one write without the other.
+	//
+	// It is how a callback stores a new connection and settles its ledger
+	// entry together (package server).
+	PutRowSwap(ctx context.Context, row Row, expect int64, sw Swap) (version int64, swapped bool, err error)
+
 	// Forget removes key. Removing an absent key is not an error.
 	Forget(ctx context.Context, key string) error
 
@@ -111,6 +124,14 @@ type Claim struct {
 	Key   string
 	Value []byte
 	TTL   time.Duration // <= 0: never expires
+}
+
+// Swap is the conditional replacement of a [Backend.PutRowSwap]: what
+// [Backend.Swap] takes.
+type Swap struct {
+	Key        string
+	Old, Value []byte
+	TTL        time.Duration // <= 0: never expires
 }
 
 // CheckClaims reports claims that ClaimAll must refuse: a repeated key.

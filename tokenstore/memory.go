@@ -90,6 +90,28 @@ func (m *Memory) PutRow(ctx context.Context, row Row, expect int64) (int64, erro
 	return row.Version, nil
 }
 
+// PutRowSwap implements [Backend.PutRowSwap].
+func (m *Memory) PutRowSwap(ctx context.Context, row Row, expect int64, sw Swap) (int64, bool, error) {
+	if err := m.lock(ctx); err != nil {
+		return 0, false, err
+	}
+	defer m.mu.Unlock()
+	cur := m.rows[row.ID]
+	if expect != AnyVersion && cur.Version != expect {
+		return 0, false, fmt.Errorf("tokenstore: put row %q: version %d, want %d: %w", row.ID, cur.Version, expect, finchconnect.ErrConflict)
+	}
+	row = cloneRow(row)
+	row.Version = cur.Version + 1
+	m.rows[row.ID] = row
+	now := m.now()
+	e, ok := m.live(sw.Key, now)
+	if !ok || !bytes.Equal(e.Value, sw.Old) {
+		return row.Version, false, nil
+	}
+	m.entries[sw.Key] = Entry{Key: sw.Key, Value: bytes.Clone(sw.Value), ExpiresAt: expiry(now, sw.TTL)}
+	return row.Version, true, nil
+}
+
 // DeleteRow implements [Backend.DeleteRow].
 func (m *Memory) DeleteRow(ctx context.Context, id string) error {
 	if err := m.lock(ctx); err != nil {

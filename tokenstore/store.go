@@ -88,12 +88,36 @@ func rowAAD(id string) []byte { return []byte(rowAADPrefix + id) }
 //
 // c must have a ConnectionID and an AccessToken.
 func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
+	_, err := s.put(ctx, c, nil)
+	return err
+}
+
+// PutSwap is [Store.Put] and [Backend.Swap] in one atomic write
+// ([Backend.PutRowSwap]): it stores c and, in the same write, replaces
+// sw.Key's value if it equals sw.Old. The connection is stored whether or
+// not the swap's condition holds; swapped says whether it did. A callback
+// stores its new connection and settles its ledger entry this way, so that
+// no reader, and no crash, sees one without the other.
+func (s *Store) PutSwap(ctx context.Context, c finchconnect.Connection, sw Swap) (swapped bool, err error) {
+	return s.put(ctx, c, &sw)
+}
+
+// put is Put, with a swap in the same write when sw is not nil.
+func (s *Store) put(ctx context.Context, c finchconnect.Connection, sw *Swap) (bool, error) {
 	if err := validate(c); err != nil {
-		return err
+		return false, err
 	}
 	sealed, err := s.Keyring().Seal([]byte(c.AccessToken.Reveal()), rowAAD(c.ConnectionID))
 	if err != nil {
-		return fmt.Errorf("tokenstore: put %s: seal: %v", c.ConnectionID, err)
+		return false, fmt.Errorf("tokenstore: put %s: seal: %v", c.ConnectionID, err)
+	}
+	write := func(row Row, expect int64) (bool, error) {
+		if sw == nil {
+			_, err := s.b.PutRow(ctx, row, expect)
+			return false, err
+		}
+		_, swapped, err := s.b.PutRowSwap(ctx, row, expect, *sw)
+		return swapped, err
 	}
 	// Most Puts store a new connection (a callback's exchange): try the
 	// insert first, which saves the read, and read the current row only
@@ -105,12 +129,12 @@ func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
 	first.UpdatedAt = s.now()
 	row, err := encodeRow(first, sealed)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if _, err := s.b.PutRow(ctx, row, 0); err == nil {
-		return nil
+	if swapped, err := write(row, 0); err == nil {
+		return swapped, nil
 	} else if !errors.Is(err, finchconnect.ErrConflict) {
-		return fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
+		return false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
 	}
 	for range maxAttempts {
 		var expect int64
@@ -119,7 +143,7 @@ func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
 		case err == nil:
 			prev, derr := decodeMeta(cur)
 			if derr != nil {
-				return derr
+				return false, derr
 			}
 			c.CreatedAt = prev.CreatedAt
 			expect = cur.Version
@@ -128,23 +152,23 @@ func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
 				c.CreatedAt = s.now()
 			}
 		default:
-			return fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
+			return false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
 		}
 		c.UpdatedAt = s.now()
 		row, err := encodeRow(c, sealed)
 		if err != nil {
-			return err
+			return false, err
 		}
-		_, err = s.b.PutRow(ctx, row, expect)
+		swapped, err := write(row, expect)
 		if !errors.Is(err, finchconnect.ErrConflict) {
 			if err != nil {
-				return fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
+				return false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
 			}
-			return nil
+			return swapped, nil
 		}
 		// Another writer got in between; read again so its CreatedAt stays.
 	}
-	return fmt.Errorf("tokenstore: put %s: gave up after %d attempts: %w", c.ConnectionID, maxAttempts, finchconnect.ErrConflict)
+	return false, fmt.Errorf("tokenstore: put %s: gave up after %d attempts: %w", c.ConnectionID, maxAttempts, finchconnect.ErrConflict)
 }
 
 func validate(c finchconnect.Connection) error {

@@ -147,32 +147,70 @@ func (b *Backend) GetRow(ctx context.Context, id string) (tokenstore.Row, error)
 // PutRow implements tokenstore.Backend. Each branch is one statement whose
 // row count says whether the expected version held.
 func (b *Backend) PutRow(ctx context.Context, r tokenstore.Row, expect int64) (int64, error) {
-	meta, sealed := nonNil(r.Meta), nonNil(r.Sealed)
+	query, args := putRowSQL(r, expect)
 	var version int64
-	var err error
-	switch {
-	case expect == tokenstore.AnyVersion:
-		err = b.pool.QueryRow(ctx, `INSERT INTO finchconnect_connections AS c (id, customer_id, provider_id, status, meta, sealed, version)
-			VALUES ($1, $2, $3, $4, $5, $6, 1)
-			ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id, provider_id = EXCLUDED.provider_id,
-				status = EXCLUDED.status, meta = EXCLUDED.meta, sealed = EXCLUDED.sealed, version = c.version + 1
-			RETURNING version`, r.ID, r.CustomerID, r.ProviderID, r.Status, meta, sealed).Scan(&version)
-	case expect == 0:
-		err = b.pool.QueryRow(ctx, `INSERT INTO finchconnect_connections (id, customer_id, provider_id, status, meta, sealed, version)
-			VALUES ($1, $2, $3, $4, $5, $6, 1)
-			ON CONFLICT (id) DO NOTHING RETURNING version`, r.ID, r.CustomerID, r.ProviderID, r.Status, meta, sealed).Scan(&version)
-	default:
-		err = b.pool.QueryRow(ctx, `UPDATE finchconnect_connections SET customer_id = $2, provider_id = $3, status = $4,
-				meta = $5, sealed = $6, version = version + 1
-			WHERE id = $1 AND version = $7 RETURNING version`, r.ID, r.CustomerID, r.ProviderID, r.Status, meta, sealed, expect).Scan(&version)
-	}
+	err := b.pool.QueryRow(ctx, query, args...).Scan(&version)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("postgres: put connection %s: version is not %d: %w", r.ID, expect, finchconnect.ErrConflict)
+		return 0, putConflict(r.ID, expect)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("postgres: put connection %s: %v", r.ID, err)
 	}
 	return version, nil
+}
+
+// putRowSQL is PutRow's statement for expect, with its arguments: an
+// upsert, an insert that does nothing on a conflict, or an update
+// conditioned on the version. It returns the new version, or no row when
+// the expected version did not hold.
+func putRowSQL(r tokenstore.Row, expect int64) (string, []any) {
+	args := []any{r.ID, r.CustomerID, r.ProviderID, r.Status, nonNil(r.Meta), nonNil(r.Sealed)}
+	switch expect {
+	case tokenstore.AnyVersion:
+		return `INSERT INTO finchconnect_connections AS c (id, customer_id, provider_id, status, meta, sealed, version)
+			VALUES ($1, $2, $3, $4, $5, $6, 1)
+			ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id, provider_id = EXCLUDED.provider_id,
+				status = EXCLUDED.status, meta = EXCLUDED.meta, sealed = EXCLUDED.sealed, version = c.version + 1
+			RETURNING version`, args
+	case 0:
+		return `INSERT INTO finchconnect_connections (id, customer_id, provider_id, status, meta, sealed, version)
+			VALUES ($1, $2, $3, $4, $5, $6, 1)
+			ON CONFLICT (id) DO NOTHING RETURNING version`, args
+	}
+	return `UPDATE finchconnect_connections SET customer_id = $2, provider_id = $3, status = $4,
+				meta = $5, sealed = $6, version = version + 1
+			WHERE id = $1 AND version = $7 RETURNING version`, append(args, expect)
+}
+
+func putConflict(id string, expect int64) error {
+	return fmt.Errorf("postgres: put connection %s: version is not %d: %w", id, expect, finchconnect.ErrConflict)
+}
+
+// PutRowSwap implements tokenstore.Backend in one statement: PutRow's
+// statement and Swap's update as two data-modifying parts of one query,
+// the update running only if the row was written. One statement is one
+// implicit transaction: both commit or neither does.
+func (b *Backend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
+	put, args := putRowSQL(r, expect)
+	n := len(args)
+	query := fmt.Sprintf(`WITH put AS (%s),
+		swapped AS (UPDATE finchconnect_entries
+			SET value = $%d, expires_at = now() + $%d::bigint * interval '1 microsecond'
+			WHERE key = $%d AND value = $%d AND (expires_at IS NULL OR expires_at > now())
+				AND EXISTS (SELECT 1 FROM put)
+			RETURNING 1)
+		SELECT version, EXISTS (SELECT 1 FROM swapped) FROM put`, put, n+1, n+2, n+3, n+4)
+	args = append(args, nonNil(sw.Value), ttlMicros(sw.TTL), sw.Key, nonNil(sw.Old))
+	var version int64
+	var swapped bool
+	err := b.pool.QueryRow(ctx, query, args...).Scan(&version, &swapped)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, putConflict(r.ID, expect)
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("postgres: put connection %s and swap %s: %v", r.ID, sw.Key, err)
+	}
+	return version, swapped, nil
 }
 
 // DeleteRow implements tokenstore.Backend.

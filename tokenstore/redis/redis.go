@@ -123,29 +123,36 @@ func rowFrom(id string, m map[string]string) (tokenstore.Row, error) {
 	}, nil
 }
 
-// putRow writes a row and moves its index memberships, if the version
-// matches. KEYS[1] row, KEYS[2] the all-rows index. ARGV: id, customer,
-// provider, status, meta, sealed, expected version (-1 any), index prefix.
-// It returns the new version, or -1 on a version mismatch.
-var putRow = goredis.NewScript(`
-local cur = redis.call('HMGET', KEYS[1], 'version', 'customer_id', 'provider_id', 'status')
-local v = tonumber(cur[1]) or 0
-local expect = tonumber(ARGV[7])
-if expect >= 0 and v ~= expect then return -1 end
-local p = ARGV[8]
-if v > 0 then
-  redis.call('ZREM', p .. 'customer:' .. cur[2], ARGV[1])
-  redis.call('ZREM', p .. 'provider:' .. cur[3], ARGV[1])
-  redis.call('ZREM', p .. 'status:' .. cur[4], ARGV[1])
+// putRowLua defines put_row(), shared by putRow and putRowSwap: it writes
+// a row and moves its index memberships, if the version matches. KEYS[1]
+// row, KEYS[2] the all-rows index. ARGV[1..8]: id, customer, provider,
+// status, meta, sealed, expected version (-1 any), index prefix. It returns
+// the new version, or -1 on a version mismatch, having written nothing.
+const putRowLua = `
+local function put_row()
+  local cur = redis.call('HMGET', KEYS[1], 'version', 'customer_id', 'provider_id', 'status')
+  local v = tonumber(cur[1]) or 0
+  local expect = tonumber(ARGV[7])
+  if expect >= 0 and v ~= expect then return -1 end
+  local p = ARGV[8]
+  if v > 0 then
+    redis.call('ZREM', p .. 'customer:' .. cur[2], ARGV[1])
+    redis.call('ZREM', p .. 'provider:' .. cur[3], ARGV[1])
+    redis.call('ZREM', p .. 'status:' .. cur[4], ARGV[1])
+  end
+  redis.call('HSET', KEYS[1], 'customer_id', ARGV[2], 'provider_id', ARGV[3], 'status', ARGV[4],
+    'meta', ARGV[5], 'sealed', ARGV[6], 'version', v + 1)
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
+  redis.call('ZADD', p .. 'customer:' .. ARGV[2], 0, ARGV[1])
+  redis.call('ZADD', p .. 'provider:' .. ARGV[3], 0, ARGV[1])
+  redis.call('ZADD', p .. 'status:' .. ARGV[4], 0, ARGV[1])
+  return v + 1
 end
-redis.call('HSET', KEYS[1], 'customer_id', ARGV[2], 'provider_id', ARGV[3], 'status', ARGV[4],
-  'meta', ARGV[5], 'sealed', ARGV[6], 'version', v + 1)
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-redis.call('ZADD', p .. 'customer:' .. ARGV[2], 0, ARGV[1])
-redis.call('ZADD', p .. 'provider:' .. ARGV[3], 0, ARGV[1])
-redis.call('ZADD', p .. 'status:' .. ARGV[4], 0, ARGV[1])
-return v + 1
-`)
+`
+
+// putRow writes a row (see putRowLua). It returns the new version, or -1
+// on a version mismatch.
+var putRow = goredis.NewScript(putRowLua + "return put_row()\n")
 
 // PutRow implements tokenstore.Backend.
 func (b *Backend) PutRow(ctx context.Context, r tokenstore.Row, expect int64) (int64, error) {
@@ -295,19 +302,26 @@ func (b *Backend) Load(ctx context.Context, key string) ([]byte, error) {
 	return v, nil
 }
 
-// swap compares and sets an entry. ARGV: old, new, ttl ms. Returns 1 on
-// success, 0 if absent, -1 if the value differs.
-var swap = goredis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if not cur then return 0 end
-if cur ~= ARGV[1] then return -1 end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-else
-  redis.call('SET', KEYS[1], ARGV[2])
+// swapLua defines swap_entry(key, old, new, ttl ms (0 never expires)),
+// shared by swap and putRowSwap: it compares and sets an entry. It returns
+// 1 on success, 0 if absent, -1 if the value differs.
+const swapLua = `
+local function swap_entry(key, old, new, ttl)
+  local cur = redis.call('GET', key)
+  if not cur then return 0 end
+  if cur ~= old then return -1 end
+  if tonumber(ttl) > 0 then
+    redis.call('SET', key, new, 'PX', ttl)
+  else
+    redis.call('SET', key, new)
+  end
+  return 1
 end
-return 1
-`)
+`
+
+// swap compares and sets an entry (see swapLua). ARGV: old, new, ttl ms.
+// Returns 1 on success, 0 if absent, -1 if the value differs.
+var swap = goredis.NewScript(swapLua + "return swap_entry(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n")
 
 // Swap implements tokenstore.Backend.
 func (b *Backend) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error {

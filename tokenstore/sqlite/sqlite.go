@@ -567,6 +567,21 @@ const updateKeepIndexed = `UPDATE connections SET meta = ?5, sealed = ?6, versio
 // RETURNING says whether it wrote, so atomicity comes from SQLite, not from
 // how transactions happen to interleave.
 func (b *Backend) PutRow(ctx context.Context, row tokenstore.Row, expect int64) (int64, error) {
+	var v int64
+	err := b.write(ctx, func(ctx context.Context, x execer) (err error) {
+		v, err = putRow(ctx, x, row, expect)
+		return err
+	})
+	if err != nil && !outcome(err) {
+		return 0, fmt.Errorf("sqlite: put row %q: %v", row.ID, err)
+	}
+	return v, err
+}
+
+// putRow is the write of PutRow (and of PutRowSwap), run in the caller's
+// transaction: it returns the row's new version, or ErrConflict, having
+// written nothing, when the row's version is not expect.
+func putRow(ctx context.Context, x execer, row tokenstore.Row, expect int64) (int64, error) {
 	args := []any{row.ID, row.CustomerID, row.ProviderID, row.Status, nonNil(row.Meta), nonNil(row.Sealed)}
 	var q string
 	switch {
@@ -592,29 +607,22 @@ func (b *Backend) PutRow(ctx context.Context, row tokenstore.Row, expect int64) 
 		args = append(args, expect)
 	}
 	var v int64
-	err := b.write(ctx, func(ctx context.Context, x execer) error {
-		var err error
-		if expect > 0 {
-			// Most updates leave the indexed columns as they were: a new
-			// token, new metadata, and every row that Store.Rewrap
-			// re-seals. SQLite rewrites the entries of every index whose
-			// columns an UPDATE sets, changed or not, so first try the
-			// statement that sets none of them. It matches only when
-			// they are unchanged; otherwise (or on a version conflict)
-			// the full statement runs, in the same transaction.
-			err = x.QueryRowContext(ctx, updateKeepIndexed, args...).Scan(&v)
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
+	if expect > 0 {
+		// Most updates leave the indexed columns as they were: a new
+		// token, new metadata, and every row that Store.Rewrap re-seals.
+		// SQLite rewrites the entries of every index whose columns an
+		// UPDATE sets, changed or not, so first try the statement that
+		// sets none of them. It matches only when they are unchanged;
+		// otherwise (or on a version conflict) the full statement runs,
+		// in the same transaction.
+		err := x.QueryRowContext(ctx, updateKeepIndexed, args...).Scan(&v)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return v, err
 		}
-		err = x.QueryRowContext(ctx, q, args...).Scan(&v)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlite: put row %q: version is not %d: %w", row.ID, expect, finchconnect.ErrConflict)
-		}
-		return err
-	})
-	if err != nil && !outcome(err) {
-		return 0, fmt.Errorf("sqlite: put row %q: %v", row.ID, err)
+	}
+	err := x.QueryRowContext(ctx, q, args...).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("sqlite: put row %q: version is not %d: %w", row.ID, expect, finchconnect.ErrConflict)
 	}
 	return v, err
 }
@@ -745,18 +753,9 @@ func (b *Backend) Load(ctx context.Context, key string) ([]byte, error) {
 func (b *Backend) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error {
 	err := b.write(ctx, func(ctx context.Context, x execer) error {
 		now := b.now()
-		res, err := x.ExecContext(ctx, `UPDATE entries SET value = ?, expires_at = ?
-			WHERE key = ? AND value = ? AND (expires_at IS NULL OR expires_at > ?)`,
-			nonNil(value), b.expiresAt(now, ttl), key, nonNil(old), now)
-		if err != nil {
+		swapped, err := b.swapEntry(ctx, x, key, old, value, ttl, now)
+		if err != nil || swapped {
 			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 1 {
-			return nil
 		}
 		var live int
 		err = x.QueryRowContext(ctx, `SELECT count(*) FROM entries
@@ -774,6 +773,23 @@ func (b *Backend) Swap(ctx context.Context, key string, old, value []byte, ttl t
 		return fmt.Errorf("sqlite: swap %q: %v", key, err)
 	}
 	return err
+}
+
+// swapEntry is the compare-and-set of Swap (and of PutRowSwap), run in the
+// caller's transaction: it replaces key's value and expiry if key is
+// unexpired at now and holds old, and reports whether it did.
+func (b *Backend) swapEntry(ctx context.Context, x execer, key string, old, value []byte, ttl time.Duration, now int64) (bool, error) {
+	res, err := x.ExecContext(ctx, `UPDATE entries SET value = ?, expires_at = ?
+		WHERE key = ? AND value = ? AND (expires_at IS NULL OR expires_at > ?)`,
+		nonNil(value), b.expiresAt(now, ttl), key, nonNil(old), now)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
 }
 
 // Forget implements [tokenstore.Backend.Forget].

@@ -30,6 +30,7 @@ func RunStore(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
 	}{
 		{"PutGet", testStorePutGet},
 		{"Reauthenticate", testStoreReauth},
+		{"PutSwap", testStorePutSwap},
 		{"Lookup", testStoreLookup},
 		{"NotFound", testStoreNotFound},
 		{"Tampered", testStoreTampered},
@@ -204,6 +205,58 @@ func testStoreReauth(t *testing.T, b tokenstore.Backend) {
 	}
 	if !got.CreatedAt.Equal(created) || !got.UpdatedAt.Equal(clk.Now()) {
 		t.Errorf("CreatedAt, UpdatedAt = %v, %v; want %v (kept), %v", got.CreatedAt, got.UpdatedAt, created, clk.Now())
+	}
+}
+
+// testStorePutSwap: PutSwap stores like Put, first write or
+// re-authentication, and swaps in the same write when the value matches.
+func testStorePutSwap(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	clk := newClock()
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), clk)
+	if err := b.Claim(ctx, "ledger:ps1", []byte("pending"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	want := sampleConn("ps1")
+	swapped, err := s.PutSwap(ctx, want, tokenstore.Swap{Key: "ledger:ps1", Old: []byte("pending"), Value: []byte("done"), TTL: time.Hour})
+	if err != nil || !swapped {
+		t.Fatalf("PutSwap(new connection, matching swap) = %v, %v; want true, nil", swapped, err)
+	}
+	want.CreatedAt, want.UpdatedAt = clk.Now(), clk.Now()
+	if diff := cmp.Diff(want, mustGet(t, s, "ps1"), connCmp); diff != "" {
+		t.Errorf("Get(ps1) after PutSwap mismatch (-want +got):\n%s", diff)
+	}
+	if got := mustLoad(t, b, "ledger:ps1"); string(got) != "done" {
+		t.Errorf("Load(ledger:ps1) = %q, want done", got)
+	}
+
+	// A re-authentication through PutSwap keeps CreatedAt; a stale swap
+	// leaves the key alone but the connection is stored.
+	clk.Advance(time.Hour)
+	again := sampleConn("ps1")
+	again.AccessToken = "tok-ps1-after-reauth"
+	swapped, err = s.PutSwap(ctx, again, tokenstore.Swap{Key: "ledger:ps1", Old: []byte("pending"), Value: []byte("x"), TTL: time.Hour})
+	if err != nil || swapped {
+		t.Fatalf("PutSwap(existing connection, stale swap) = %v, %v; want false, nil", swapped, err)
+	}
+	got := mustGet(t, s, "ps1")
+	if got.AccessToken.Reveal() != "tok-ps1-after-reauth" || !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(clk.Now()) {
+		t.Errorf("after a re-authenticating PutSwap: new token %v, CreatedAt %v, UpdatedAt %v; want true, %v, %v",
+			got.AccessToken.Reveal() == "tok-ps1-after-reauth", got.CreatedAt, got.UpdatedAt, want.CreatedAt, clk.Now())
+	}
+	if got := mustLoad(t, b, "ledger:ps1"); string(got) != "done" {
+		t.Errorf("Load(ledger:ps1) after a stale swap = %q, want done", got)
+	}
+	// The re-authentication's swap applies when it matches.
+	swapped, err = s.PutSwap(ctx, again, tokenstore.Swap{Key: "ledger:ps1", Old: []byte("done"), Value: []byte("done2"), TTL: time.Hour})
+	if err != nil || !swapped {
+		t.Errorf("PutSwap(existing connection, matching swap) = %v, %v; want true, nil", swapped, err)
+	}
+	if _, err := s.PutSwap(ctx, finchconnect.Connection{ConnectionID: "x"}, tokenstore.Swap{Key: "ledger:ps1", Old: []byte("done2"), Value: []byte("y")}); err == nil {
+		t.Error("PutSwap(no token) err = nil, want an error")
+	}
+	if got := mustLoad(t, b, "ledger:ps1"); string(got) != "done2" {
+		t.Errorf("Load(ledger:ps1) after a refused PutSwap = %q, want done2", got)
 	}
 }
 
