@@ -164,8 +164,9 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	// flow: the first code to spend it wins, and a second code arriving
 	// with the same state is refused before any exchange.
 	entry := ledgerEntry{Status: ledgerPending, State: stateHash, Browser: fs.Browser, ReturnURL: fs.ReturnURL, Started: s.cfg.Now().Unix()}
+	claimed := mustJSON(entry)
 	held, err := s.backend.ClaimAll(ctx, []tokenstore.Claim{
-		{Key: key, Value: mustJSON(entry), TTL: ledgerTTL},
+		{Key: key, Value: claimed, TTL: ledgerTTL},
 		{Key: prefixStateUsed + stateHash, Value: []byte("used"), TTL: s.cfg.StateTTL},
 	})
 	switch {
@@ -182,42 +183,74 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	// not abandon a code half-exchanged.
 	ctx, cancel := detach(ctx, 2*time.Minute)
 	defer cancel()
-	id, failure, staged, err := s.exchangeOnce(ctx, key, entry, code, fs)
-	if failure == failSaving && staged.Status == ledgerExchanged {
+	res, err := s.exchangeOnce(ctx, key, ledgerWrite{entry, claimed}, code, fs)
+	if res.failure == failSaving && res.staged.entry.Status == ledgerExchanged {
 		// The staged token must stay in the ledger until the recovery
 		// loop has stored it.
 		s.wake(key)
 		return outcome{}, err
 	}
-	settled := staged
-	settled.Sealed = nil // the token lives in the vault now, or nowhere
-	if err != nil {
-		settled.Status, settled.Failure = ledgerFailed, failure
-	} else {
-		settled.Status, settled.ConnectionID = ledgerDone, id
-	}
-	if serr := s.backend.Swap(ctx, key, mustJSON(staged), mustJSON(settled), ledgerTTL); serr != nil {
-		// The outcome stands; duplicates will time out waiting instead of
-		// sharing it. Worth an operator's attention, not the user's.
-		s.log.Error("settle callback ledger", "err", serr, "request_id", requestID(ctx))
+	if err != nil || !res.settled {
+		if serr := s.settle(ctx, key, res.staged, res.connectionID, res.failure); serr != nil {
+			// The outcome stands; duplicates will time out waiting instead of
+			// sharing it. Worth an operator's attention, not the user's.
+			s.log.Error("settle callback ledger", "err", serr, "request_id", requestID(ctx))
+		}
 	}
 	s.wake(key)
 	if err != nil {
 		return outcome{}, err
 	}
-	return outcome{ConnectionID: id, ReturnURL: fs.ReturnURL}, nil
+	return outcome{ConnectionID: res.connectionID, ReturnURL: fs.ReturnURL}, nil
 }
 
-// exchangeOnce exchanges a claimed code and stores the token. It
-// returns the connection id, or a failure kind for the ledger and the error.
+// ledgerWrite is a ledger entry and the bytes stored for it: a later swap
+// names the stored bytes as its old value, and marshalling once spares the
+// callback's hot path the work.
+type ledgerWrite struct {
+	entry ledgerEntry
+	raw   []byte
+}
+
+// settledEntry is the final ledger entry after staged: done with the
+// connection id, or failed with a failure kind. The token is in the vault
+// now, or nowhere, so the entry no longer holds it.
+func settledEntry(staged ledgerEntry, connectionID, failure string) ledgerEntry {
+	settled := staged
+	settled.Sealed = nil
+	if failure != "" {
+		settled.Status, settled.Failure = ledgerFailed, failure
+	} else {
+		settled.Status, settled.ConnectionID = ledgerDone, connectionID
+	}
+	return settled
+}
+
+// settle swaps the ledger entry under key from staged to its final state.
+func (s *Server) settle(ctx context.Context, key string, staged ledgerWrite, connectionID, failure string) error {
+	return s.backend.Swap(ctx, key, staged.raw, mustJSON(settledEntry(staged.entry, connectionID, failure)), ledgerTTL)
+}
+
+// exchanged is what exchangeOnce did.
+type exchanged struct {
+	connectionID string
+	failure      string      // a failure kind for the ledger, when it failed
+	staged       ledgerWrite // the ledger entry as it stands (the write-ahead, if it was written)
+	settled      bool        // the vault write settled the ledger entry too
+}
+
+// exchangeOnce exchanges a claimed code and stores the token. It returns
+// the connection id, or a failure kind for the ledger and the error.
 //
 // The token is written twice: first, sealed, into the ledger entry (the
-// write-ahead), then into the vault. A crash between the two loses nothing:
-// [Server.Recover] and any duplicate callback finish the job from the
-// ledger. Only the instant between Finch's answer and the first write is
-// unprotected; no design can close it, as Finch has no idempotent exchange.
-func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry, code string, fs flowState) (id, failure string, staged ledgerEntry, err error) {
-	staged = entry
+// write-ahead), then into the vault, in the same atomic write that settles
+// the ledger entry ([tokenstore.Store.PutSwap]). A crash between the two
+// loses nothing: [Server.Recover] and any duplicate callback finish the job
+// from the ledger. Only the instant between Finch's answer and the first
+// write is unprotected; no design can close it, as Finch has no idempotent
+// exchange.
+func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWrite, code string, fs flowState) (exchanged, error) {
+	res := exchanged{staged: claimed}
 	redirectURI := ""
 	if fs.Mode == modeRedirect {
 		// Finch wants redirect_uri for redirect-flow codes and refuses it
@@ -228,9 +261,11 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry
 	conn, err := s.finch.ExchangeCode(ctx, code, redirectURI)
 	if err != nil {
 		if errors.Is(err, finchconnect.ErrInvalidCode) {
-			return "", failCode, staged, err
+			res.failure = failCode
+			return res, err
 		}
-		return "", failExchange, staged, fmt.Errorf("%w: %w", errExchange, err)
+		res.failure = failExchange
+		return res, fmt.Errorf("%w: %w", errExchange, err)
 	}
 	now := s.cfg.Now()
 	if conn.CustomerID == "" {
@@ -242,14 +277,12 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry
 	conn.Status = finchconnect.StatusConnected
 
 	// The write-ahead: the sealed connection goes into the ledger entry.
-	ahead := entry
+	ahead := claimed.entry
 	ahead.Status, ahead.ConnectionID, ahead.Exchanged = ledgerExchanged, conn.ConnectionID, now.Unix()
 	if ahead.Sealed, err = s.store.SealStaged(conn); err != nil {
 		s.log.Error("seal a staged token", "connection_id", conn.ConnectionID, "err", err)
-	} else if err = s.backend.Swap(ctx, key, mustJSON(entry), mustJSON(ahead), ledgerTTL); err != nil {
-		s.log.Warn("stage an exchanged token", "connection_id", conn.ConnectionID, "err", err)
-	} else {
-		staged = ahead
+	} else if raw := mustJSON(ahead); s.stage(ctx, key, claimed.raw, raw, conn.ConnectionID) {
+		res.staged = ledgerWrite{ahead, raw}
 	}
 	s.cfg.Failpoint("after-exchange")
 
@@ -258,12 +291,15 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry
 	// health sweep introspects new connections first. That keeps the
 	// callback to one round trip to Finch.
 	s.cfg.Failpoint("before-commit")
-	if err := s.save(ctx, conn, staged.Status == ledgerExchanged, key); err != nil {
+	settle := tokenstore.Swap{Key: key, Old: res.staged.raw, Value: mustJSON(settledEntry(res.staged.entry, conn.ConnectionID, "")), TTL: ledgerTTL}
+	if res.settled, err = s.save(ctx, conn, res.staged.entry.Status == ledgerExchanged, key, settle); err != nil {
+		res.failure = failStore
 		if errors.Is(err, errSaving) {
-			return "", failSaving, staged, err
+			res.failure = failSaving
 		}
-		return "", failStore, staged, err
+		return res, err
 	}
+	res.connectionID = conn.ConnectionID
 	s.cfg.Failpoint("after-commit")
 	s.audit(ctx, finchconnect.AuditExchanged, conn.ConnectionID, "browser", fs.Kind)
 	event := finchconnect.EventConnectionCreated
@@ -271,7 +307,18 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, entry ledgerEntry
 		event = finchconnect.EventConnectionReauthenticated
 	}
 	s.notify(ctx, event, conn)
-	return conn.ConnectionID, "", staged, nil
+	return res, nil
+}
+
+// stage writes the write-ahead entry raw over the claimed one, and reports
+// whether it did. A failure is logged and the callback goes on: the vault
+// write may still succeed.
+func (s *Server) stage(ctx context.Context, key string, claimed, raw []byte, connectionID string) bool {
+	if err := s.backend.Swap(ctx, key, claimed, raw, ledgerTTL); err != nil {
+		s.log.Warn("stage an exchanged token", "connection_id", connectionID, "err", err)
+		return false
+	}
+	return true
 }
 
 // follow waits for the ledger entry under key to settle and returns its
@@ -395,8 +442,10 @@ func mustJSON(v any) []byte {
 //
 // When the token is staged in the ledger already, the store has it: the
 // recovery loop finishes the write when the store answers again.
-func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged bool, key string) error {
-	var err error
+//
+// The vault write also settles the ledger entry, in the same atomic write,
+// when the entry still holds settle.Old; settled says whether it did.
+func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged bool, key string, settle tokenstore.Swap) (settled bool, err error) {
 	for attempt := range 4 {
 		if attempt > 0 {
 			select {
@@ -404,23 +453,23 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged 
 			case <-ctx.Done():
 			}
 		}
-		if err = s.store.Put(ctx, conn); err == nil {
-			return nil
+		if settled, err = s.store.PutSwap(ctx, conn, settle); err == nil {
+			return settled, nil
 		}
 	}
 	s.log.Error("store a new connection", "connection_id", conn.ConnectionID, "err", err)
 	if staged {
-		return fmt.Errorf("%w: %v", errSaving, err)
+		return false, fmt.Errorf("%w: %v", errSaving, err)
 	}
 	if s.cfg.Journal != nil {
 		jerr := s.cfg.Journal.Hold(conn, key)
 		if jerr == nil {
-			return fmt.Errorf("%w: %v", errSaving, err)
+			return false, fmt.Errorf("%w: %v", errSaving, err)
 		}
 		s.log.Error("journal a new connection", "connection_id", conn.ConnectionID, "err", jerr)
 	}
 	if derr := s.finch.Disconnect(ctx, conn.AccessToken); derr != nil {
 		s.log.Error("disconnect an unsaved connection", "connection_id", conn.ConnectionID, "err", derr)
 	}
-	return fmt.Errorf("%w: %v", errStore, err)
+	return false, fmt.Errorf("%w: %v", errStore, err)
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
+	"github.com/google/go-cmp/cmp"
 )
 
 var connPathRe = regexp.MustCompile(`^/connections/([^/?]+)$`)
@@ -521,5 +523,88 @@ func TestCallback_RefreshAfterStateExpiry(t *testing.T) {
 	}
 	if got := h.exchanges(); got != 1 {
 		t.Errorf("sandbox saw %d exchanges, want 1", got)
+	}
+}
+
+// countingBackend counts the calls made to a backend, by method.
+type countingBackend struct {
+	tokenstore.Backend
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (b *countingBackend) count(op string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls[op]++
+}
+
+func (b *countingBackend) take() map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c := b.calls
+	b.calls = map[string]int{}
+	return c
+}
+
+func (b *countingBackend) GetRow(ctx context.Context, id string) (tokenstore.Row, error) {
+	b.count("GetRow")
+	return b.Backend.GetRow(ctx, id)
+}
+
+func (b *countingBackend) PutRow(ctx context.Context, r tokenstore.Row, expect int64) (int64, error) {
+	b.count("PutRow")
+	return b.Backend.PutRow(ctx, r, expect)
+}
+
+func (b *countingBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
+	b.count("PutRowSwap")
+	return b.Backend.PutRowSwap(ctx, r, expect, sw)
+}
+
+func (b *countingBackend) Claim(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	b.count("Claim")
+	return b.Backend.Claim(ctx, key, v, ttl)
+}
+
+func (b *countingBackend) ClaimAll(ctx context.Context, cs []tokenstore.Claim) (int, error) {
+	b.count("ClaimAll")
+	return b.Backend.ClaimAll(ctx, cs)
+}
+
+func (b *countingBackend) Load(ctx context.Context, key string) ([]byte, error) {
+	b.count("Load")
+	return b.Backend.Load(ctx, key)
+}
+
+func (b *countingBackend) Swap(ctx context.Context, key string, old, v []byte, ttl time.Duration) error {
+	b.count("Swap")
+	return b.Backend.Swap(ctx, key, old, v, ttl)
+}
+
+// TestServer_CallbackRoundTrips pins what a callback costs the store, the
+// hot path's main expense (BENCHMARKS.md): read the state; claim the code
+// and spend the state in one ClaimAll; stage the token in the ledger; store
+// the connection and settle the ledger in one PutRowSwap. A duplicate of a
+// finished callback reads the state and the ledger only.
+func TestServer_CallbackRoundTrips(t *testing.T) {
+	b := &countingBackend{Backend: tokenstore.NewMemory(), calls: map[string]int{}}
+	h := newHarness(t, harnessOptions{backend: b})
+	cb := h.connect(h.client, "acme-rt", "authorized_simple")
+	b.take()
+	id := h.finish(h.client, cb)
+	want := map[string]int{"Load": 1, "ClaimAll": 1, "Swap": 1, "PutRowSwap": 1}
+	got := b.take()
+	delete(got, "Claim") // audit records, written in batches off the request path
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("backend calls of one callback (-want +got):\n%s", diff)
+	}
+	if again := h.finish(h.client, cb); again != id {
+		t.Errorf("the repeated callback led to %q, want %q", again, id)
+	}
+	got = b.take()
+	delete(got, "Claim")
+	if diff := cmp.Diff(map[string]int{"Load": 2, "ClaimAll": 1}, got); diff != "" {
+		t.Errorf("backend calls of a repeated callback (-want +got):\n%s", diff)
 	}
 }
