@@ -1,6 +1,7 @@
 package server
 
 import (
+	"html/template"
 	"strings"
 
 	"github.com/finchconnect/finchconnect/finch"
@@ -99,14 +100,14 @@ func joinNonEmpty(sep string, parts ...string) string {
 	return strings.Join(kept, sep)
 }
 
-type personView struct {
-	Name       string
-	Department string
-	Active     string
-}
-
+// directoryView is a page of the directory as the page shows it. Its rows
+// are HTML built here rather than by the template: html/template calls an
+// escaper through reflection for every value it prints, which made a
+// 25-person page's rows cost about as much as the rest of the page
+// (BenchmarkRenderConnectionPage25, BENCHMARKS.md). Every value in Rows is
+// escaped by escapeText, exactly as the template escaped it.
 type directoryView struct {
-	People     []personView
+	Rows       template.HTML
 	From, To   int
 	Total      int
 	HasPrev    bool
@@ -119,16 +120,28 @@ func newDirectoryView(p *finch.DirectoryPage, offset int) *directoryView {
 	if len(p.Individuals) == 0 {
 		v.From = offset
 	}
+	var rows strings.Builder
 	for _, in := range p.Individuals {
-		pv := personView{Name: joinNonEmpty(" ", in.FirstName, in.MiddleName, in.LastName), Active: "—"}
-		if in.Department != nil {
-			pv.Department = in.Department.Name
+		department, active := "—", "—"
+		if in.Department != nil && in.Department.Name != "" {
+			department = in.Department.Name
 		}
-		if in.IsActive != nil {
-			pv.Active = map[bool]string{true: "yes", false: "no"}[*in.IsActive]
+		switch {
+		case in.IsActive == nil:
+		case *in.IsActive:
+			active = "yes"
+		default:
+			active = "no"
 		}
-		v.People = append(v.People, pv)
+		rows.WriteString("<tr><td>")
+		rows.WriteString(escapeText(joinNonEmpty(" ", in.FirstName, in.MiddleName, in.LastName)))
+		rows.WriteString("</td><td>")
+		rows.WriteString(escapeText(department))
+		rows.WriteString("</td><td>")
+		rows.WriteString(escapeText(active))
+		rows.WriteString("</td></tr>\n")
 	}
+	v.Rows = template.HTML(rows.String()) // every value escaped above
 	if offset > 0 {
 		v.HasPrev, v.Prev = true, max(offset-len(p.Individuals), 0)
 		if len(p.Individuals) == 0 {
@@ -141,3 +154,19 @@ func newDirectoryView(p *finch.DirectoryPage, offset int) *directoryView {
 	}
 	return v
 }
+
+// textEscaper replaces what html/template replaces in text between tags,
+// with the same entities, so that HTML built in Go reads exactly as the
+// template would have written it.
+var textEscaper = strings.NewReplacer(
+	"\x00", "\uFFFD",
+	`"`, "&#34;",
+	"&", "&amp;",
+	"'", "&#39;",
+	"+", "&#43;",
+	"<", "&lt;",
+	">", "&gt;",
+)
+
+// escapeText escapes s for text between HTML tags (not for an attribute).
+func escapeText(s string) string { return textEscaper.Replace(s) }

@@ -1,6 +1,12 @@
 package server
 
-import "testing"
+import (
+	"html/template"
+	"strings"
+	"testing"
+
+	"github.com/finchconnect/finchconnect/finch"
+)
 
 func TestMask(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -14,5 +20,51 @@ func TestMask(t *testing.T) {
 		if got := mask(tt.in); got != tt.want {
 			t.Errorf("mask(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestDirectoryRows_escapedAsTheTemplateWould renders hostile directory
+// entries both through the directory view's Go-built rows and through the
+// html/template markup they replaced, and wants the same bytes: the rows
+// escape exactly as the template did.
+func TestDirectoryRows_escapedAsTheTemplateWould(t *testing.T) {
+	ref := template.Must(template.New("rows").Funcs(template.FuncMap{"or": func(s, def string) string {
+		if s == "" {
+			return def
+		}
+		return s
+	}}).Parse(`{{range .}}<tr><td>{{.Name}}</td><td>{{or .Department "—"}}</td><td>{{.Active}}</td></tr>
+{{end}}`))
+	yes, no := true, false
+	hostile := []string{
+		`<script>alert(1)</script>`, `"quoted" & 'single'`, "a+b", "nul\x00byte", "</td></tr><tr><td>",
+		"{{.}}", "&amp;", "ünïcødé — ok", "",
+	}
+	var in []finch.Individual
+	type person struct{ Name, Department, Active string }
+	var want []person
+	for i, h := range hostile {
+		ind := finch.Individual{FirstName: h, LastName: "L" + h}
+		p := person{Name: joinNonEmpty(" ", h, "L"+h), Active: "—"}
+		switch i % 3 {
+		case 0:
+			ind.IsActive, p.Active = &yes, "yes"
+			ind.Department, p.Department = &finch.Department{Name: h}, h
+		case 1:
+			ind.IsActive, p.Active = &no, "no"
+		}
+		in = append(in, ind)
+		want = append(want, p)
+	}
+	var b strings.Builder
+	if err := ref.Execute(&b, want); err != nil {
+		t.Fatal(err)
+	}
+	got := newDirectoryView(&finch.DirectoryPage{Individuals: in}, 0).Rows
+	if string(got) != b.String() {
+		t.Errorf("directory rows differ from the template's:\ngot:\n%s\nwant:\n%s", got, b.String())
+	}
+	if strings.Contains(string(got), "<script>") {
+		t.Errorf("directory rows hold an unescaped tag:\n%s", got)
 	}
 }

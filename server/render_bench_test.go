@@ -1,0 +1,82 @@
+package server
+
+import (
+	"net/http/httptest"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/finch"
+)
+
+// benchConnectionPage is the company page as the load runs render it: a
+// company with a department, a location and an account, and one person.
+func benchConnectionPage() connectionPage {
+	active := true
+	return connectionPage{
+		Conn: finchconnect.Connection{
+			ConnectionID: "conn-000000000001", CustomerID: "c", CustomerName: "C", ProviderID: "gusto",
+			Products: []string{"company", "directory"}, Status: finchconnect.StatusConnected,
+			CreatedAt: time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC),
+		},
+		Company: newCompanyView(&finch.Company{
+			LegalName: "Acme <Labs>", Entity: &finch.CompanyEntity{Type: "llc"}, EIN: "12-3456789", PrimaryEmail: "hr@acme.example",
+			Departments: []finch.Department{{Name: "Eng"}},
+			Locations:   []finch.Location{{Line1: "1 Main St", City: "Springfield", State: "IL", PostalCode: "62701", Country: "US"}},
+			Accounts:    []finch.Account{{AccountName: "Payroll", AccountNumber: "000123456789", AccountType: "checking", InstitutionName: "Bank"}},
+		}),
+		Directory: newDirectoryView(&finch.DirectoryPage{Individuals: []finch.Individual{{FirstName: "Ada", LastName: "L", IsActive: &active, Department: &finch.Department{Name: "Eng"}}}}, 0),
+	}
+}
+
+// BenchmarkRenderConnectionPage measures the company page's template alone.
+func BenchmarkRenderConnectionPage(b *testing.B) {
+	s := &Server{}
+	var err error
+	if s.pages, err = newPages(); err != nil {
+		b.Fatal(err)
+	}
+	if s.publicURL, err = url.Parse("http://app.test"); err != nil {
+		b.Fatal(err)
+	}
+	page := benchConnectionPage()
+	r := httptest.NewRequest("GET", "/connections/conn-000000000001", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		s.render(w, r, 200, "connection", page.Conn.CustomerName, page)
+		if w.Code != 200 {
+			b.Fatalf("render = %d", w.Code)
+		}
+	}
+}
+
+// BenchmarkRenderConnectionPage25 is the same page with a full directory
+// page of 25 people, as a real employer's first page shows.
+func BenchmarkRenderConnectionPage25(b *testing.B) {
+	s := &Server{}
+	var err error
+	if s.pages, err = newPages(); err != nil {
+		b.Fatal(err)
+	}
+	if s.publicURL, err = url.Parse("http://app.test"); err != nil {
+		b.Fatal(err)
+	}
+	page := benchConnectionPage()
+	active := true
+	var people []finch.Individual
+	for range 25 {
+		people = append(people, finch.Individual{FirstName: "Ada", LastName: "Lovelace", IsActive: &active, Department: &finch.Department{Name: "Engineering"}})
+	}
+	page.Directory = newDirectoryView(&finch.DirectoryPage{Individuals: people, Paging: finch.Paging{Count: 120}}, 0)
+	r := httptest.NewRequest("GET", "/connections/conn-000000000001", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		s.render(w, r, 200, "connection", page.Conn.CustomerName, page)
+		if w.Code != 200 {
+			b.Fatalf("render = %d", w.Code)
+		}
+	}
+}
