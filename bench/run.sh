@@ -118,14 +118,24 @@ if [ "$LOAD" = 1 ]; then
 	stop "$PEER_PID"
 
 	keys=$("$work/finchconnect" keygen)
-	for store in sqlite redis; do
-		if [ "$store" = sqlite ]; then
+	for store in sqlite redis redis-ap; do
+		case "$store" in
+		sqlite)
 			url="sqlite://$work/fc-sqlite/finchconnect.db"
 			what="SQLite, durable"
-		else
+			;;
+		redis)
 			url="redis://$REDIS_HOST/$FC_DB?prefix=$prefix"
 			what="Redis"
-		fi
+			;;
+		redis-ap)
+			# The same Redis, with go-redis's autopipeliner (off by
+			# default: experimental upstream; see tokenstore/redis.Open).
+			delkeys "$FC_DB" "{$prefix}*"
+			url="redis://$REDIS_HOST/$FC_DB?prefix=$prefix&autopipeline=true"
+			what="Redis, autopipelined"
+			;;
+		esac
 		fcx() { FINCHCONNECT_KEYS="$keys" "$work/finchconnect" "$@" -store "$url" -data-dir "$work/fc-$store"; }
 		FINCH_CLIENT_ID=id FINCH_CLIENT_SECRET=secret FINCH_BASE_URL="$FINCH" FINCHCONNECT_KEYS="$keys" \
 			start "fc-$store" "$work/finchconnect" -addr 127.0.0.1:0 -store "$url" -data-dir "$work/fc-$store" \

@@ -3,8 +3,8 @@
 // machine, a table per path, the check that stored connections equal
 // successful callbacks, and the ratios against the targets of issue #8.
 //
-// Each line's "role" names the target and the phase: floor, peer, fc-sqlite
-// and fc-redis; callback, read, page and proxy (e.g. "fc-redis.page").
+// Each line's "role" names the target and the phase: floor, peer, fc-sqlite,
+// fc-redis and fc-redis-ap (autopipelined); callback, read, page and proxy (e.g. "fc-redis.page").
 // Stored counts come as -stored ROLE=N flags. It exits with status 2 when a
 // stored count differs from its run's successful callbacks, after writing
 // the report.
@@ -184,10 +184,15 @@ func render(phases []phase, stored map[string]int, mach, notes string, now time.
 	ratio("callbacks on Redis ≥ 0.8 × the floor's", "fc-redis.callback", "floor.callback", rps, 0.8, false)
 	ratio("callbacks on Redis ≥ 4 × the peer's", "fc-redis.callback", "peer.callback", rps, 4, false)
 	ratio("callback p99 on Redis ≤ 1/3 of the peer's", "fc-redis.callback", "peer.callback", p99, 1.0/3, true)
+	ratio("callbacks on Redis, autopipelined ≥ 0.8 × the floor's", "fc-redis-ap.callback", "floor.callback", rps, 0.8, false)
+	ratio("callbacks on Redis, autopipelined ≥ 4 × the peer's", "fc-redis-ap.callback", "peer.callback", rps, 4, false)
+	ratio("callback p99 on Redis, autopipelined ≤ 1/3 of the peer's", "fc-redis-ap.callback", "peer.callback", p99, 1.0/3, true)
 	ratio("callbacks on SQLite (durable) ≥ 3 × the peer's", "fc-sqlite.callback", "peer.callback", rps, 3, false)
 	ratio("company page (Redis) ≥ 4 × the peer's company route", "fc-redis.page", "peer.read", rps, 4, false)
 	ratio("company page (SQLite) ≥ 4 × the peer's company route", "fc-sqlite.page", "peer.read", rps, 4, false)
+	ratio("company page (Redis, autopipelined) ≥ 4 × the peer's company route", "fc-redis-ap.page", "peer.read", rps, 4, false)
 	ratio("/v1 proxy company (Redis) ≥ 4 × the peer's company route", "fc-redis.proxy", "peer.read", rps, 4, false)
+	ratio("/v1 proxy company (Redis, autopipelined) ≥ 4 × the peer's company route", "fc-redis-ap.proxy", "peer.read", rps, 4, false)
 	ratio("/v1 proxy company (SQLite) ≥ 4 × the peer's company route", "fc-sqlite.proxy", "peer.read", rps, 4, false)
 	fcPeak, peerPeak := 0.0, 0.0
 	for _, p := range phases {

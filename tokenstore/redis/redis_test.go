@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -71,6 +72,45 @@ func TestBackend_Store(t *testing.T) {
 		b, _ := newTestBackend(t)
 		return b
 	})
+}
+
+// newAutopipelinedBackend is newTestBackend opened through Open with
+// autopipeline=true, as an operator would configure it.
+func newAutopipelinedBackend(t *testing.T) tokenstore.Backend {
+	t.Helper()
+	c := testClient(t)
+	var r [6]byte
+	rand.Read(r[:])
+	prefix := "fctest-ap-" + hex.EncodeToString(r[:])
+	t.Cleanup(func() { deletePrefix(c, prefix) })
+	u, err := url.Parse(os.Getenv("FINCHCONNECT_TEST_REDIS_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("prefix", prefix)
+	q.Set("autopipeline", "true")
+	u.RawQuery = q.Encode()
+	b, err := redis.Open(t.Context(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// TestBackend_ConformanceAutopipeline holds the autopipelined client to the
+// whole contract, races included.
+func TestBackend_ConformanceAutopipeline(t *testing.T) {
+	tokenstoretest.Run(t, newAutopipelinedBackend)
+	tokenstoretest.RunStore(t, newAutopipelinedBackend)
+}
+
+func TestOpen_BadAutopipeline(t *testing.T) {
+	_, err := redis.Open(context.Background(), "redis://127.0.0.1:1/0?autopipeline=maybe")
+	if err == nil || !strings.Contains(err.Error(), "autopipeline") {
+		t.Errorf("Open(autopipeline=maybe) err = %v, want one naming autopipeline", err)
+	}
 }
 
 // TestBackend_KeysShareOneSlot checks the hash tag: every key of a
