@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/finchconnect/finchconnect"
@@ -92,6 +93,11 @@ func hash(secret string) string {
 // the key's record. It fails with ErrMissing, ErrInvalid or ErrRevoked; a
 // store failure is returned as it is.
 func Verify(ctx context.Context, b tokenstore.Backend, authorization string) (Record, error) {
+	return verify(authorization, func(id string) (Record, error) { return load(ctx, b, id) })
+}
+
+// verify is Verify with the record read by lookup.
+func verify(authorization string, lookup func(id string) (Record, error)) (Record, error) {
 	// The scheme is case-insensitive (RFC 9110 §11.1).
 	scheme, token, _ := strings.Cut(strings.TrimSpace(authorization), " ")
 	token = strings.TrimSpace(token)
@@ -109,7 +115,7 @@ func Verify(ctx context.Context, b tokenstore.Backend, authorization string) (Re
 	if _, err := hex.DecodeString(id); err != nil {
 		return Record{}, ErrInvalid
 	}
-	rec, err := load(ctx, b, id)
+	rec, err := lookup(id)
 	if errors.Is(err, finchconnect.ErrNotFound) {
 		return Record{}, ErrInvalid
 	}
@@ -123,6 +129,67 @@ func Verify(ctx context.Context, b tokenstore.Backend, authorization string) (Re
 		return Record{}, ErrRevoked
 	}
 	return rec, nil
+}
+
+// Cache is Verify with a short memory: it keeps each key's record, once
+// read from the store, for a time to live, so that the API's hot path reads
+// the store once per key per TTL instead of once per request (one store
+// round trip of the two that a /v1 proxy read made). The secret is still
+// hashed and compared in constant time on every request; only the record
+// (scope, hash of the secret, revocation) is remembered, never a key.
+//
+// So a revocation takes effect on every replica within the TTL, not at
+// once. Unknown ids are not remembered, so nobody can fill the cache with
+// made-up keys; it holds at most one record per real key.
+type Cache struct {
+	b   tokenstore.Backend
+	ttl time.Duration
+	now func() time.Time
+
+	mu   sync.Mutex
+	recs map[string]cachedRecord
+}
+
+type cachedRecord struct {
+	rec     Record
+	expires time.Time
+}
+
+// maxCached bounds the cache should the store hold very many keys: past it,
+// the cache starts over.
+const maxCached = 10_000
+
+// NewCache returns a Cache of the records in b that keeps each for ttl
+// (which must be positive), on the clock now (nil: time.Now).
+func NewCache(b tokenstore.Backend, ttl time.Duration, now func() time.Time) *Cache {
+	if now == nil {
+		now = time.Now
+	}
+	return &Cache{b: b, ttl: ttl, now: now, recs: map[string]cachedRecord{}}
+}
+
+// Verify is [Verify], through the cache.
+func (c *Cache) Verify(ctx context.Context, authorization string) (Record, error) {
+	return verify(authorization, func(id string) (Record, error) {
+		now := c.now()
+		c.mu.Lock()
+		e, ok := c.recs[id]
+		c.mu.Unlock()
+		if ok && now.Before(e.expires) {
+			return e.rec, nil
+		}
+		rec, err := load(ctx, c.b, id)
+		if err != nil {
+			return Record{}, err
+		}
+		c.mu.Lock()
+		if len(c.recs) >= maxCached {
+			clear(c.recs)
+		}
+		c.recs[id] = cachedRecord{rec, now.Add(c.ttl)}
+		c.mu.Unlock()
+		return rec, nil
+	})
 }
 
 func load(ctx context.Context, b tokenstore.Backend, id string) (Record, error) {

@@ -1,10 +1,13 @@
 package apikey_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/finchconnect/finchconnect/apikey"
 	"github.com/finchconnect/finchconnect/tokenstore"
@@ -72,5 +75,78 @@ func TestVerify(t *testing.T) {
 	}
 	if _, _, err := apikey.Create(ctx, b, "x", "admin"); err == nil {
 		t.Error("Create with an unknown scope succeeded")
+	}
+}
+
+// countingLoads counts the store reads of API key records.
+type countingLoads struct {
+	tokenstore.Backend
+	loads atomic.Int64
+}
+
+func (c *countingLoads) Load(ctx context.Context, key string) ([]byte, error) {
+	c.loads.Add(1)
+	return c.Backend.Load(ctx, key)
+}
+
+func TestCache(t *testing.T) {
+	ctx := t.Context()
+	b := &countingLoads{Backend: tokenstore.NewMemory()}
+	key, rec, err := apikey.Create(ctx, b, "proxy", apikey.ScopeRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 29, 6, 0, 0, 0, time.UTC)
+	c := apikey.NewCache(b, time.Second, func() time.Time { return now })
+	auth := "Bearer " + key.Reveal()
+
+	// The record is read once per TTL, however many requests come.
+	for range 5 {
+		if got, err := c.Verify(ctx, auth); err != nil || got.ID != rec.ID {
+			t.Fatalf("Cache.Verify(key) = %+v, %v; want record %s", got, err, rec.ID)
+		}
+	}
+	if n := b.loads.Load(); n != 1 {
+		t.Errorf("5 verifications read the store %d times, want 1", n)
+	}
+
+	// The secret is checked on every request, cached record or not.
+	wrong := auth[:len(auth)-4] + "AAAA"
+	if _, err := c.Verify(ctx, wrong); !errors.Is(err, apikey.ErrInvalid) {
+		t.Errorf("Cache.Verify(cached id, wrong secret) err = %v, want ErrInvalid", err)
+	}
+
+	// Unknown ids are not remembered: each one reads the store.
+	before := b.loads.Load()
+	for range 3 {
+		if _, err := c.Verify(ctx, "Bearer fck_000000000000_x"); !errors.Is(err, apikey.ErrInvalid) {
+			t.Errorf("Cache.Verify(unknown) err = %v, want ErrInvalid", err)
+		}
+	}
+	if n := b.loads.Load() - before; n != 3 {
+		t.Errorf("3 unknown ids read the store %d times, want 3", n)
+	}
+
+	// A revocation shows within the TTL: still valid just before it ends,
+	// refused once it has.
+	if err := apikey.Revoke(ctx, b, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(999 * time.Millisecond)
+	if _, err := c.Verify(ctx, auth); err != nil {
+		t.Errorf("Cache.Verify within the TTL of the cached record err = %v, want nil", err)
+	}
+	now = now.Add(time.Millisecond)
+	if _, err := c.Verify(ctx, auth); !errors.Is(err, apikey.ErrRevoked) {
+		t.Errorf("Cache.Verify once the TTL has passed err = %v, want ErrRevoked", err)
+	}
+
+	// Malformed headers never reach the store.
+	before = b.loads.Load()
+	if _, err := c.Verify(ctx, "Basic abc"); !errors.Is(err, apikey.ErrMissing) {
+		t.Errorf("Cache.Verify(Basic) err = %v, want ErrMissing", err)
+	}
+	if b.loads.Load() != before {
+		t.Error("a malformed header read the store")
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/apikey"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
@@ -87,6 +89,12 @@ type Config struct {
 	// any exchange.
 	RecoverAfter time.Duration
 
+	// APIKeyCacheTTL is how long the /v1 API remembers an API key's record
+	// once read from the store ([apikey.Cache]): the secret is checked on
+	// every request, but a revocation takes effect within this time.
+	// Default 1 second; negative reads the store on every request.
+	APIKeyCacheTTL time.Duration
+
 	// Logger receives one line per request and the errors someone must act
 	// on. Nil discards.
 	Logger *slog.Logger
@@ -96,6 +104,11 @@ type Config struct {
 	Now  func() time.Time
 	Rand io.Reader
 }
+
+// DefaultAPIKeyCacheTTL is Config.APIKeyCacheTTL's default: long enough
+// that a busy API reads each key's record from the store about once a
+// second, short enough that a revoked key stops working in a second.
+const DefaultAPIKeyCacheTTL = time.Second
 
 // Journal is a durable local holding area for exchanged tokens, used while
 // the store is unreachable. tokenstore.Journal implements it.
@@ -117,6 +130,7 @@ type Server struct {
 	backend   tokenstore.Backend
 	handler   http.Handler
 	pages     *pages
+	keys      func(ctx context.Context, authorization string) (apikey.Record, error)
 
 	// waiters lets duplicate callbacks on this replica wake as soon as the
 	// first one settles, instead of polling the store. Other replicas poll.
@@ -187,6 +201,15 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error)
 		backend:   store.Backend(),
 		pages:     p,
 		waiters:   map[string]chan struct{}{},
+	}
+	switch {
+	case cfg.APIKeyCacheTTL < 0:
+		s.keys = func(ctx context.Context, auth string) (apikey.Record, error) {
+			return apikey.Verify(ctx, s.backend, auth)
+		}
+	default:
+		ttl := cmp.Or(cfg.APIKeyCacheTTL, DefaultAPIKeyCacheTTL)
+		s.keys = apikey.NewCache(s.backend, ttl, cfg.Now).Verify
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)

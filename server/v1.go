@@ -35,7 +35,7 @@ const (
 // requireKey authenticates the request's API key and checks its scope.
 func (s *Server) requireKey(scope string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec, err := apikey.Verify(r.Context(), s.backend, r.Header.Get("Authorization"))
+		rec, err := s.keys(r.Context(), r.Header.Get("Authorization"))
 		switch {
 		case errors.Is(err, apikey.ErrMissing):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="finchconnect"`)

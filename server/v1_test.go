@@ -8,9 +8,12 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/finchconnect/finchconnect/apikey"
+	"github.com/finchconnect/finchconnect/server"
 )
 
 // apiClient calls the /v1 API with one key and holds every answer to the
@@ -120,7 +123,14 @@ func (c *apiClient) checkDocumented(method, path string, r response) {
 }
 
 func TestAPI_Auth(t *testing.T) {
-	h := newHarness(t, harnessOptions{})
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	h := newHarness(t, harnessOptions{now: clock})
 	read := h.api(apikey.ScopeRead)
 	none := h.api("")
 	wrong := h.api("")
@@ -139,6 +149,27 @@ func TestAPI_Auth(t *testing.T) {
 	}
 	id := strings.Split(read.key, "_")[1]
 	if err := apikey.Revoke(t.Context(), h.backend, id); err != nil {
+		t.Fatal(err)
+	}
+	// The server remembers a key's record for DefaultAPIKeyCacheTTL: the
+	// revocation shows once that has passed.
+	mu.Lock()
+	now = now.Add(server.DefaultAPIKeyCacheTTL)
+	mu.Unlock()
+	if r := read.call("GET", "/v1/connections", ""); r.status != http.StatusUnauthorized {
+		t.Errorf("revoked key, %v later = %d, want 401", server.DefaultAPIKeyCacheTTL, r.status)
+	}
+}
+
+// TestAPI_AuthNoCache: with a negative APIKeyCacheTTL a revocation shows
+// on the next request.
+func TestAPI_AuthNoCache(t *testing.T) {
+	h := newHarnessWith(t, harnessOptions{}, func(c *server.Config) { c.APIKeyCacheTTL = -1 })
+	read := h.api(apikey.ScopeRead)
+	if r := read.call("GET", "/v1/connections", ""); r.status != http.StatusOK {
+		t.Fatalf("read key on GET = %d, want 200: %s", r.status, r.body)
+	}
+	if err := apikey.Revoke(t.Context(), h.backend, strings.Split(read.key, "_")[1]); err != nil {
 		t.Fatal(err)
 	}
 	if r := read.call("GET", "/v1/connections", ""); r.status != http.StatusUnauthorized {
