@@ -32,37 +32,12 @@ func benchConnectionPage() connectionPage {
 
 // BenchmarkRenderConnectionPage measures the company page's template alone.
 func BenchmarkRenderConnectionPage(b *testing.B) {
-	s := &Server{}
-	var err error
-	if s.pages, err = newPages(); err != nil {
-		b.Fatal(err)
-	}
-	if s.publicURL, err = url.Parse("http://app.test"); err != nil {
-		b.Fatal(err)
-	}
-	page := benchConnectionPage()
-	r := httptest.NewRequest("GET", "/connections/conn-000000000001", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		s.render(w, r, 200, "connection", page.Conn.CustomerName, page)
-		if w.Code != 200 {
-			b.Fatalf("render = %d", w.Code)
-		}
-	}
+	benchmarkRender(b, benchConnectionPage())
 }
 
 // BenchmarkRenderConnectionPage25 is the same page with a full directory
 // page of 25 people, as a real employer's first page shows.
 func BenchmarkRenderConnectionPage25(b *testing.B) {
-	s := &Server{}
-	var err error
-	if s.pages, err = newPages(); err != nil {
-		b.Fatal(err)
-	}
-	if s.publicURL, err = url.Parse("http://app.test"); err != nil {
-		b.Fatal(err)
-	}
 	page := benchConnectionPage()
 	active := true
 	var people []finch.Individual
@@ -70,7 +45,19 @@ func BenchmarkRenderConnectionPage25(b *testing.B) {
 		people = append(people, finch.Individual{FirstName: "Ada", LastName: "Lovelace", IsActive: &active, Department: &finch.Department{Name: "Engineering"}})
 	}
 	page.Directory = newDirectoryView(&finch.DirectoryPage{Individuals: people, Paging: finch.Paging{Count: 120}}, 0)
-	r := httptest.NewRequest("GET", "/connections/conn-000000000001", nil)
+	benchmarkRender(b, page)
+}
+
+func benchmarkRender(b *testing.B, page connectionPage) {
+	s := &Server{}
+	var err error
+	if s.pages, err = newPages(); err != nil {
+		b.Fatal(err)
+	}
+	if s.publicURL, err = url.Parse("http://app.test"); err != nil {
+		b.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/connections/"+page.Conn.ConnectionID, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		w := httptest.NewRecorder()

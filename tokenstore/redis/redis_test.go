@@ -45,11 +45,18 @@ func testClient(t testing.TB) *goredis.Client {
 func newTestBackend(t testing.TB) (*redis.Backend, string) {
 	t.Helper()
 	c := testClient(t)
+	prefix := testPrefix(t, c, "fctest-")
+	return redis.New(c, redis.Options{Prefix: prefix}), prefix
+}
+
+// testPrefix returns a new key prefix starting with label, whose keys are
+// deleted when the test ends.
+func testPrefix(t testing.TB, c *goredis.Client, label string) string {
 	var b [6]byte
 	rand.Read(b[:])
-	prefix := "fctest-" + hex.EncodeToString(b[:])
+	prefix := label + hex.EncodeToString(b[:])
 	t.Cleanup(func() { deletePrefix(c, prefix) })
-	return redis.New(c, redis.Options{Prefix: prefix}), prefix
+	return prefix
 }
 
 func deletePrefix(c *goredis.Client, prefix string) {
@@ -78,11 +85,7 @@ func TestBackend_Store(t *testing.T) {
 // autopipeline=true, as an operator would configure it.
 func newAutopipelinedBackend(t *testing.T) tokenstore.Backend {
 	t.Helper()
-	c := testClient(t)
-	var r [6]byte
-	rand.Read(r[:])
-	prefix := "fctest-ap-" + hex.EncodeToString(r[:])
-	t.Cleanup(func() { deletePrefix(c, prefix) })
+	prefix := testPrefix(t, testClient(t), "fctest-ap-")
 	u, err := url.Parse(os.Getenv("FINCHCONNECT_TEST_REDIS_URL"))
 	if err != nil {
 		t.Fatal(err)
