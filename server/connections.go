@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -177,11 +178,23 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, session *finc
 }
 
 type connectionPage struct {
-	Conn        finchconnect.Connection
+	Conn finchconnect.Connection
+	// Name, Products and Connected are Conn's, formatted for the page.
+	Name, Products, Connected string
 	NeedsReauth bool
 	Company     *companyView
 	Directory   *directoryView
 	DataError   string
+}
+
+func newConnectionPage(conn finchconnect.Connection) connectionPage {
+	return connectionPage{
+		Conn:        conn,
+		Name:        cmp.Or(conn.CustomerName, conn.CustomerID),
+		Products:    strings.Join(conn.Products, ", "),
+		Connected:   when(conn.CreatedAt),
+		NeedsReauth: conn.Status == finchconnect.StatusReauth,
+	}
 }
 
 // handleConnection shows one employer: the connection's record, the company
@@ -201,7 +214,7 @@ func (s *Server) handleConnection() http.Handler {
 		// The template never sees the token.
 		token := conn.AccessToken
 		conn.AccessToken = ""
-		page := connectionPage{Conn: conn, NeedsReauth: conn.Status == finchconnect.StatusReauth}
+		page := newConnectionPage(conn)
 
 		s.audit(ctx, finchconnect.AuditDecrypted, id, "browser", "company page")
 		company, err := s.finch.Company(ctx, token)

@@ -26,12 +26,7 @@ type pages struct {
 
 func newPages() (*pages, error) {
 	funcs := template.FuncMap{
-		"when": func(t time.Time) string {
-			if t.IsZero() {
-				return "—"
-			}
-			return t.UTC().Format("2006-01-02 15:04 UTC")
-		},
+		"when": when,
 		"join": strings.Join,
 		"or": func(s, def string) string {
 			if s == "" {
@@ -61,6 +56,14 @@ func newPages() (*pages, error) {
 		p.byName[name] = t
 	}
 	return p, nil
+}
+
+// when formats an instant for a page, "—" for none.
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // pageData is what every page gets; Page holds the page's own data.

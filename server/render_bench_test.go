@@ -14,20 +14,19 @@ import (
 // company with a department, a location and an account, and one person.
 func benchConnectionPage() connectionPage {
 	active := true
-	return connectionPage{
-		Conn: finchconnect.Connection{
-			ConnectionID: "conn-000000000001", CustomerID: "c", CustomerName: "C", ProviderID: "gusto",
-			Products: []string{"company", "directory"}, Status: finchconnect.StatusConnected,
-			CreatedAt: time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC),
-		},
-		Company: newCompanyView(&finch.Company{
-			LegalName: "Acme <Labs>", Entity: &finch.CompanyEntity{Type: "llc"}, EIN: "12-3456789", PrimaryEmail: "hr@acme.example",
-			Departments: []finch.Department{{Name: "Eng"}},
-			Locations:   []finch.Location{{Line1: "1 Main St", City: "Springfield", State: "IL", PostalCode: "62701", Country: "US"}},
-			Accounts:    []finch.Account{{AccountName: "Payroll", AccountNumber: "000123456789", AccountType: "checking", InstitutionName: "Bank"}},
-		}),
-		Directory: newDirectoryView(&finch.DirectoryPage{Individuals: []finch.Individual{{FirstName: "Ada", LastName: "L", IsActive: &active, Department: &finch.Department{Name: "Eng"}}}}, 0),
-	}
+	page := newConnectionPage(finchconnect.Connection{
+		ConnectionID: "conn-000000000001", CustomerID: "c", CustomerName: "C", ProviderID: "gusto",
+		Products: []string{"company", "directory"}, Status: finchconnect.StatusConnected,
+		CreatedAt: time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC),
+	})
+	page.Company = newCompanyView(&finch.Company{
+		LegalName: "Acme <Labs>", Entity: &finch.CompanyEntity{Type: "llc"}, EIN: "12-3456789", PrimaryEmail: "hr@acme.example",
+		Departments: []finch.Department{{Name: "Eng"}},
+		Locations:   []finch.Location{{Line1: "1 Main St", City: "Springfield", State: "IL", PostalCode: "62701", Country: "US"}},
+		Accounts:    []finch.Account{{AccountName: "Payroll", AccountNumber: "000123456789", AccountType: "checking", InstitutionName: "Bank"}},
+	})
+	page.Directory = newDirectoryView(&finch.DirectoryPage{Individuals: []finch.Individual{{FirstName: "Ada", LastName: "L", IsActive: &active, Department: &finch.Department{Name: "Eng"}}}}, 0)
+	return page
 }
 
 // BenchmarkRenderConnectionPage measures the company page's template alone.

@@ -8,39 +8,45 @@ import (
 )
 
 // companyView is the company as the page shows it: flattened to strings,
-// with the EIN and bank account numbers masked to their last four digits.
-// Finch's raw values never reach the template, so a field added to the
-// page cannot unmask them by accident.
+// with the EIN and bank account numbers masked to their last four digits,
+// and "—" for what Finch left out. Finch's raw values never reach the
+// template, so a field added to the page cannot unmask them by accident.
+// Everything is a plain string here rather than formatted by template
+// functions: html/template calls each function through reflection, and the
+// page's template was the largest part of its CPU (BENCHMARKS.md).
 type companyView struct {
 	LegalName   string
 	Entity      string
 	EIN         string
 	Email       string
 	Phone       string
-	Departments []string
+	Departments string
 	Locations   []string
 	Accounts    []string
 }
 
 func newCompanyView(c *finch.Company) *companyView {
 	v := &companyView{
-		LegalName: c.LegalName,
-		EIN:       mask(c.EIN),
-		Email:     c.PrimaryEmail,
-		Phone:     c.PrimaryPhoneNumber,
+		LegalName: orDash(c.LegalName),
+		EIN:       orDash(mask(c.EIN)),
+		Email:     orDash(c.PrimaryEmail),
+		Phone:     orDash(c.PrimaryPhoneNumber),
+		Entity:    "—",
 	}
 	if e := c.Entity; e != nil {
-		v.Entity = strings.TrimSpace(strings.ReplaceAll(e.Type+" "+e.Subtype, "_", " "))
+		v.Entity = orDash(strings.TrimSpace(strings.ReplaceAll(e.Type+" "+e.Subtype, "_", " ")))
 	}
+	var departments []string
 	for _, d := range c.Departments {
 		name := d.Name
 		if d.Parent != nil && d.Parent.Name != "" {
 			name = d.Parent.Name + " › " + name
 		}
 		if name != "" {
-			v.Departments = append(v.Departments, name)
+			departments = append(departments, name)
 		}
 	}
+	v.Departments = orDash(strings.Join(departments, ", "))
 	for _, l := range c.Locations {
 		if s := joinNonEmpty(", ", l.Name, l.Line1, l.Line2, l.City, joinNonEmpty(" ", l.State, l.PostalCode), l.Country); s != "" {
 			v.Locations = append(v.Locations, s)
@@ -51,6 +57,14 @@ func newCompanyView(c *finch.Company) *companyView {
 		v.Accounts = append(v.Accounts, joinNonEmpty(" · ", a.AccountName, kind, "account "+mask(a.AccountNumber)))
 	}
 	return v
+}
+
+// orDash is s, or "—" for nothing.
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
 }
 
 // mask keeps the last four digits of an identifier and hides the rest,
