@@ -1,6 +1,7 @@
 package finchconnect
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 )
@@ -23,6 +24,12 @@ func (s Secret) Reveal() string { return string(s) }
 
 // IsZero reports whether the secret is empty.
 func (s Secret) IsZero() bool { return s == "" }
+
+// Equal reports whether s and o hold the same value, in time that does not
+// depend on where they differ: compare secrets with it, never with ==.
+func (s Secret) Equal(o Secret) bool {
+	return subtle.ConstantTimeCompare([]byte(s), []byte(o)) == 1
+}
 
 // String returns a redacted placeholder, never the value.
 func (s Secret) String() string {

@@ -73,3 +73,18 @@ func TestSecret_Redacts(t *testing.T) {
 		t.Errorf("empty Secret String() = %q, want empty", got)
 	}
 }
+
+func TestSecret_Equal(t *testing.T) {
+	a, b := finchconnect.Secret("tok-abc"), finchconnect.Secret("tok-abc")
+	if !a.Equal(b) {
+		t.Error("Equal(same value) = false")
+	}
+	for _, o := range []finchconnect.Secret{"tok-abd", "tok-ab", "tok-abcd", ""} {
+		if a.Equal(o) {
+			t.Errorf("Equal(%d-byte different value) = true", len(o))
+		}
+	}
+	if !finchconnect.Secret("").Equal("") {
+		t.Error("Equal of two empty secrets = false")
+	}
+}

@@ -181,6 +181,7 @@ type connectionPage struct {
 	Conn finchconnect.Connection
 	// Name, Products and Connected are Conn's, formatted for the page.
 	Name, Products, Connected string
+
 	NeedsReauth bool
 	Company     *companyView
 	Directory   *directoryView

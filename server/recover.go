@@ -86,7 +86,7 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 			return "", fmt.Errorf("open a staged token: %w", err)
 		}
 		stored, err := s.store.Get(ctx, conn.ConnectionID)
-		if errors.Is(err, finchconnect.ErrNotFound) || (err == nil && stored.AccessToken != conn.AccessToken) {
+		if errors.Is(err, finchconnect.ErrNotFound) || (err == nil && !stored.AccessToken.Equal(conn.AccessToken)) {
 			err = s.store.Put(ctx, conn)
 		}
 		if err != nil {

@@ -2,7 +2,6 @@ package tokenstore
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -256,7 +255,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(c *finchconnect.C
 			return err
 		}
 		sealed := row.Sealed
-		if subtle.ConstantTimeCompare([]byte(before.Reveal()), []byte(c.AccessToken.Reveal())) != 1 {
+		if !before.Equal(c.AccessToken) {
 			if sealed, err = s.Keyring().Seal([]byte(c.AccessToken.Reveal()), rowAAD(id)); err != nil {
 				return fmt.Errorf("tokenstore: update %s: seal: %v", id, err)
 			}
