@@ -18,11 +18,8 @@ var errHeld = errors.New("held")
 // the same key waits on the row lock and then sees this one's outcome, so
 // exactly one wins.
 func (b *Backend) ClaimAll(ctx context.Context, claims []tokenstore.Claim) (int, error) {
-	if err := tokenstore.CheckClaims(claims); err != nil {
-		return -1, err
-	}
-	if len(claims) == 0 {
-		return -1, nil
+	if err := tokenstore.CheckClaims(claims); err != nil || len(claims) == 0 {
+		return -1, err // a repeated key, or nothing to claim
 	}
 	held := -1
 	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {

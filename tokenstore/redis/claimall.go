@@ -33,11 +33,8 @@ return 0
 // ClaimAll implements tokenstore.Backend, in one script: one round trip,
 // atomic, and legal on Redis Cluster since every key shares the hash tag.
 func (b *Backend) ClaimAll(ctx context.Context, claims []tokenstore.Claim) (int, error) {
-	if err := tokenstore.CheckClaims(claims); err != nil {
-		return -1, err
-	}
-	if len(claims) == 0 {
-		return -1, nil
+	if err := tokenstore.CheckClaims(claims); err != nil || len(claims) == 0 {
+		return -1, err // a repeated key, or nothing to claim
 	}
 	keys := make([]string, 1, len(claims)+1)
 	keys[0] = b.entryIndex()

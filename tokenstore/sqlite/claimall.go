@@ -15,11 +15,8 @@ import (
 // keys are held and then inserting them all, inside one transaction, is
 // atomic; a refused ClaimAll writes nothing, so it leaves its batch clean.
 func (b *Backend) ClaimAll(ctx context.Context, claims []tokenstore.Claim) (int, error) {
-	if err := tokenstore.CheckClaims(claims); err != nil {
-		return -1, err
-	}
-	if len(claims) == 0 {
-		return -1, nil
+	if err := tokenstore.CheckClaims(claims); err != nil || len(claims) == 0 {
+		return -1, err // a repeated key, or nothing to claim
 	}
 	held := -1
 	err := b.write(ctx, func(ctx context.Context, x execer) error {
