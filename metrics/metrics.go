@@ -194,6 +194,13 @@ func (w *backend) ClaimAll(ctx context.Context, claims []tokenstore.Claim) (int,
 	return held, err
 }
 
+func (w *backend) ClaimAllIf(ctx context.Context, guard string, claims []tokenstore.Claim) ([]byte, int, error) {
+	start := time.Now()
+	v, held, err := w.b.ClaimAllIf(ctx, guard, claims)
+	w.time("claim_all_if", start, err)
+	return v, held, err
+}
+
 func (w *backend) Load(ctx context.Context, key string) ([]byte, error) {
 	start := time.Now()
 	v, err := w.b.Load(ctx, key)

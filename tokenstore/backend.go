@@ -83,6 +83,18 @@ type Backend interface {
 	// (or Claim) calls that share a key succeeds.
 	ClaimAll(ctx context.Context, claims []Claim) (held int, err error)
 
+	// ClaimAllIf is ClaimAll guarded by another key, in one round trip
+	// where the backend allows: if no unexpired entry holds guard, it
+	// claims nothing and returns ErrNotFound; otherwise it claims as
+	// ClaimAll does, all or none, and returns guard's value whether or not
+	// the claims succeeded (held and err as ClaimAll's). guard must not be
+	// one of the claims' keys.
+	//
+	// It is how a callback reads its flow's state and claims its code in
+	// one step (package server): the state's key says which browser may
+	// complete the flow, so a request from another browser claims nothing.
+	ClaimAllIf(ctx context.Context, guard string, claims []Claim) (value []byte, held int, err error)
+
 	// Load returns the value under key, or ErrNotFound if there is none or it
 	// has expired.
 	Load(ctx context.Context, key string) ([]byte, error)
@@ -132,6 +144,17 @@ type Swap struct {
 	Key        string
 	Old, Value []byte
 	TTL        time.Duration // <= 0: never expires
+}
+
+// CheckGuardedClaims is CheckClaims for ClaimAllIf: it also refuses a
+// guard that is one of the claims' keys.
+func CheckGuardedClaims(guard string, claims []Claim) error {
+	for _, c := range claims {
+		if c.Key == guard {
+			return fmt.Errorf("tokenstore: claim all if: the guard %q is also claimed", guard)
+		}
+	}
+	return CheckClaims(claims)
 }
 
 // CheckClaims reports claims that ClaimAll must refuse: a repeated key.

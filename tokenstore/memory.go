@@ -174,7 +174,29 @@ func (m *Memory) ClaimAll(ctx context.Context, claims []Claim) (int, error) {
 		return -1, err
 	}
 	defer m.mu.Unlock()
+	return m.claimLocked(m.now(), claims)
+}
+
+// ClaimAllIf implements [Backend.ClaimAllIf].
+func (m *Memory) ClaimAllIf(ctx context.Context, guard string, claims []Claim) ([]byte, int, error) {
+	if err := CheckGuardedClaims(guard, claims); err != nil {
+		return nil, -1, err
+	}
+	if err := m.lock(ctx); err != nil {
+		return nil, -1, err
+	}
+	defer m.mu.Unlock()
 	now := m.now()
+	g, ok := m.live(guard, now)
+	if !ok {
+		return nil, -1, fmt.Errorf("tokenstore: claim if %q: %w", guard, finchconnect.ErrNotFound)
+	}
+	held, err := m.claimLocked(now, claims)
+	return bytes.Clone(g.Value), held, err
+}
+
+// claimLocked is ClaimAll's work, under m.mu.
+func (m *Memory) claimLocked(now time.Time, claims []Claim) (int, error) {
 	for i, c := range claims {
 		if _, ok := m.live(c.Key, now); ok {
 			return i, fmt.Errorf("tokenstore: claim %q: %w", c.Key, finchconnect.ErrConflict)

@@ -19,34 +19,69 @@ func (b *Backend) ClaimAll(ctx context.Context, claims []tokenstore.Claim) (int,
 		return -1, err // a repeated key, or nothing to claim
 	}
 	held := -1
-	err := b.write(ctx, func(ctx context.Context, x execer) error {
-		now := b.now()
-		for i, c := range claims {
-			var one int
-			err := x.QueryRowContext(ctx, `SELECT 1 FROM entries
-				WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)`, c.Key, now).Scan(&one)
-			if err == nil {
-				held = i
-				return fmt.Errorf("sqlite: claim %q: %w", c.Key, finchconnect.ErrConflict)
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return err
-			}
-		}
-		for _, c := range claims {
-			if _, err := x.ExecContext(ctx, `INSERT INTO entries (key, value, expires_at) VALUES (?1, ?2, ?3)
-				ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
-				c.Key, nonNil(c.Value), b.expiresAt(now, c.TTL)); err != nil {
-				return err
-			}
-		}
-		return nil
+	err := b.write(ctx, func(ctx context.Context, x execer) (err error) {
+		held, err = b.claimAll(ctx, x, claims, b.now())
+		return err
 	})
 	if err != nil && !outcome(err) {
 		return -1, fmt.Errorf("sqlite: claim all: %v", err)
 	}
-	if err != nil {
-		return held, err
+	return held, err
+}
+
+// ClaimAllIf implements [tokenstore.Backend.ClaimAllIf] as one write of the
+// group commit: the guard is read by the writer, in the transaction that
+// claims, so nothing can come between the two.
+func (b *Backend) ClaimAllIf(ctx context.Context, guard string, claims []tokenstore.Claim) ([]byte, int, error) {
+	if err := tokenstore.CheckGuardedClaims(guard, claims); err != nil {
+		return nil, -1, err
+	}
+	var value []byte
+	held := -1
+	err := b.write(ctx, func(ctx context.Context, x execer) error {
+		now := b.now()
+		err := x.QueryRowContext(ctx, `SELECT value FROM entries
+			WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)`, guard, now).Scan(&value)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: claim if %q: %w", guard, finchconnect.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		value = nonNil(value)
+		held, err = b.claimAll(ctx, x, claims, now)
+		return err
+	})
+	switch {
+	case errors.Is(err, finchconnect.ErrNotFound):
+		return nil, -1, err
+	case err != nil && !outcome(err):
+		return nil, -1, fmt.Errorf("sqlite: claim all if: %v", err)
+	}
+	return value, held, err
+}
+
+// claimAll is ClaimAll's write, in the caller's transaction: it returns the
+// index of the first key held and a conflict, having written nothing, or
+// claims every key.
+func (b *Backend) claimAll(ctx context.Context, x execer, claims []tokenstore.Claim, now int64) (int, error) {
+	for i, c := range claims {
+		var one int
+		err := x.QueryRowContext(ctx, `SELECT 1 FROM entries
+			WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)`, c.Key, now).Scan(&one)
+		if err == nil {
+			return i, fmt.Errorf("sqlite: claim %q: %w", c.Key, finchconnect.ErrConflict)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return -1, err
+		}
+	}
+	for _, c := range claims {
+		if _, err := x.ExecContext(ctx, `INSERT INTO entries (key, value, expires_at) VALUES (?1, ?2, ?3)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+			c.Key, nonNil(c.Value), b.expiresAt(now, c.TTL)); err != nil {
+			return -1, err
+		}
 	}
 	return -1, nil
 }
