@@ -145,37 +145,28 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	stateHash, bHash := hashHex(state), browserHash(browser)
 	key := prefixLedger + hashHex(code)
 
-	// 1. The state must be one this browser started and not yet spent.
-	fs, err := s.loadState(ctx, stateHash, browser)
-	if err != nil {
+	// Read the flow's state, claim the code and spend the state, in one
+	// round trip. The state must be one this browser started (or one no
+	// browser did) and not yet spent. Exactly one claimant of a code
+	// proceeds, on any replica; duplicates lose the claim and follow the
+	// winner. A state carries one flow: the first code to spend it wins,
+	// and a second code arriving with the same state is refused before any
+	// exchange.
+	fs, claimed, held, err := s.claimFlow(ctx, key, stateHash, bHash)
+	switch {
+	case errors.Is(err, errStateGone):
 		// A refresh long after the flow finds its state expired, but the
 		// ledger still knows how the code ended: show that instead.
-		if errors.Is(err, errStateGone) {
-			if _, lerr := s.backend.Load(ctx, key); lerr == nil {
-				return s.follow(ctx, key, stateHash, bHash)
-			}
+		if _, lerr := s.backend.Load(ctx, key); lerr == nil {
+			return s.follow(ctx, key, stateHash, bHash)
 		}
 		return outcome{}, err
-	}
-
-	// 2. Claim the code and spend the state, both or neither, in one round
-	// trip. Exactly one claimant of a code proceeds, on any replica;
-	// duplicates lose the claim and follow the winner. A state carries one
-	// flow: the first code to spend it wins, and a second code arriving
-	// with the same state is refused before any exchange.
-	entry := ledgerEntry{Status: ledgerPending, State: stateHash, Browser: fs.Browser, ReturnURL: fs.ReturnURL, Started: s.cfg.Now().Unix()}
-	claimed := mustJSON(entry)
-	held, err := s.backend.ClaimAll(ctx, []tokenstore.Claim{
-		{Key: key, Value: claimed, TTL: ledgerTTL},
-		{Key: prefixStateUsed + stateHash, Value: []byte("used"), TTL: s.cfg.StateTTL},
-	})
-	switch {
 	case held == 0:
 		return s.follow(ctx, key, stateHash, bHash)
 	case held == 1:
 		return outcome{}, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
 	case err != nil:
-		return outcome{}, fmt.Errorf("%w: claim callback: %v", errStoreDown, err)
+		return outcome{}, err
 	}
 
 	// From here the outcome is recorded in the ledger whatever happens, and
@@ -183,7 +174,7 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	// not abandon a code half-exchanged.
 	ctx, cancel := detach(ctx, 2*time.Minute)
 	defer cancel()
-	res, err := s.exchangeOnce(ctx, key, ledgerWrite{entry, claimed}, code, fs)
+	res, err := s.exchangeOnce(ctx, key, claimed, code, fs)
 	if res.failure == failSaving && res.staged.entry.Status == ledgerExchanged {
 		// The staged token must stay in the ledger until the recovery
 		// loop has stored it.
@@ -206,10 +197,61 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 
 // ledgerWrite is a ledger entry and the bytes stored for it: a later swap
 // names the stored bytes as its old value, and marshalling once spares the
-// callback's hot path the work.
+// callback's hot path the work. The entry may know more than the bytes
+// hold: claimFlow learns the flow's return URL in the same step as it
+// claims the entry, and the next write (the write-ahead, or the settle)
+// stores it.
 type ledgerWrite struct {
 	entry ledgerEntry
 	raw   []byte
+}
+
+// claimFlow reads the flow state of stateHash for the browser bHash and,
+// in the same step, claims the code's ledger entry under key and spends the
+// state ([tokenstore.Backend.ClaimAllIf], the state's key as the guard). The
+// state's key names the browser the flow is bound to (stateKey), so a
+// request from another browser finds no state and claims nothing. held is
+// ClaimAll's: 0 when the code is claimed already (a duplicate), 1 when the
+// state was spent by another code. A state missing under every key is
+// errStateGone.
+func (s *Server) claimFlow(ctx context.Context, key, stateHash, bHash string) (flowState, ledgerWrite, int, error) {
+	var fs flowState
+	entry := ledgerEntry{Status: ledgerPending, State: stateHash, Started: s.cfg.Now().Unix()}
+	claims := func(e ledgerEntry) ([]tokenstore.Claim, []byte) {
+		raw := mustJSON(e)
+		return []tokenstore.Claim{
+			{Key: key, Value: raw, TTL: ledgerTTL},
+			{Key: prefixStateUsed + stateHash, Value: []byte("used"), TTL: s.cfg.StateTTL},
+		}, raw
+	}
+	for _, b := range bindings(bHash) {
+		entry.Browser = b
+		cs, raw := claims(entry)
+		v, held, err := s.backend.ClaimAllIf(ctx, stateKey(stateHash, b), cs)
+		if errors.Is(err, finchconnect.ErrNotFound) {
+			continue
+		}
+		if v == nil {
+			return fs, ledgerWrite{}, -1, fmt.Errorf("%w: claim callback: %v", errStoreDown, err)
+		}
+		if jerr := json.Unmarshal(v, &fs); jerr != nil {
+			return fs, ledgerWrite{}, -1, fmt.Errorf("server: decode state: %v", jerr)
+		}
+		entry.ReturnURL = fs.ReturnURL
+		return fs, ledgerWrite{entry, raw}, held, err
+	}
+	// A state stored before stateKey existed: read, check, then claim.
+	fs, err := s.readState(ctx, legacyStateKey(stateHash), bHash)
+	if err != nil {
+		return fs, ledgerWrite{}, -1, err
+	}
+	entry.Browser, entry.ReturnURL = fs.Browser, fs.ReturnURL
+	cs, raw := claims(entry)
+	held, err := s.backend.ClaimAll(ctx, cs)
+	if err != nil && held < 0 {
+		err = fmt.Errorf("%w: claim callback: %v", errStoreDown, err)
+	}
+	return fs, ledgerWrite{entry, raw}, held, err
 }
 
 // settledEntry is the final ledger entry after staged: done with the

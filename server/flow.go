@@ -28,7 +28,7 @@ const (
 // Key prefixes in the backend's key space. Every key ends in a SHA-256 hash,
 // never in a state, a code or a browser id themselves.
 const (
-	prefixState     = "state/"      // state hash → flowState
+	prefixState     = "state/"      // state hash + "/" + browser hash → flowState (see stateKeys)
 	prefixStateUsed = "state-used/" // state hash → code hash, claimed once
 	prefixLedger    = "callback/"   // code hash → ledgerEntry
 )
@@ -137,17 +137,51 @@ func (s *Server) newState(ctx context.Context, browser string, fs flowState) (st
 	if err != nil {
 		return "", err
 	}
-	if err := s.backend.Claim(ctx, prefixState+hashHex(state), b, s.cfg.StateTTL); err != nil {
+	if err := s.backend.Claim(ctx, stateKey(hashHex(state), fs.Browser), b, s.cfg.StateTTL); err != nil {
 		return "", fmt.Errorf("%w: save state: %v", errStoreDown, err)
 	}
 	return state, nil
 }
 
+// stateKey is where a flow's state is stored: under the state's hash and
+// the hash of the browser the flow is bound to ("" for a flow the app's
+// back-end started through the API). A callback finds the state only from
+// the browser that started the flow, so a request from another browser
+// cannot so much as claim the code (claimFlow).
+func stateKey(stateHash, bHash string) string { return prefixState + stateHash + "/" + bHash }
+
+// legacyStateKey is where versions before stateKey stored a state, bound
+// or not; states live minutes, so this matters only across an upgrade.
+func legacyStateKey(stateHash string) string { return prefixState + stateHash }
+
+// bindings are the browser bindings a request from the browser whose hash
+// is bHash may complete: its own, and none.
+func bindings(bHash string) []string {
+	if bHash == "" {
+		return []string{""}
+	}
+	return []string{bHash, ""}
+}
+
 // loadState returns the flow a state belongs to, after checking that this
-// browser started it. Any failure is ErrStateMismatch with a reason.
+// browser started it (or that no browser did). Any failure is
+// ErrStateMismatch with a reason.
 func (s *Server) loadState(ctx context.Context, stateHash, browser string) (flowState, error) {
+	bHash := browserHash(browser)
+	for _, b := range bindings(bHash) {
+		fs, err := s.readState(ctx, stateKey(stateHash, b), bHash)
+		if !errors.Is(err, errStateGone) {
+			return fs, err
+		}
+	}
+	return s.readState(ctx, legacyStateKey(stateHash), bHash)
+}
+
+// readState reads the flow state under key and checks its browser binding
+// against bHash.
+func (s *Server) readState(ctx context.Context, key, bHash string) (flowState, error) {
 	var fs flowState
-	b, err := s.backend.Load(ctx, prefixState+stateHash)
+	b, err := s.backend.Load(ctx, key)
 	if errors.Is(err, finchconnect.ErrNotFound) {
 		return fs, fmt.Errorf("%w: %w", finchconnect.ErrStateMismatch, errStateGone)
 	}
@@ -157,7 +191,7 @@ func (s *Server) loadState(ctx context.Context, stateHash, browser string) (flow
 	if err := json.Unmarshal(b, &fs); err != nil {
 		return fs, fmt.Errorf("server: decode state: %v", err)
 	}
-	if fs.Browser != "" && !sameHash(fs.Browser, browserHash(browser)) {
+	if fs.Browser != "" && !sameHash(fs.Browser, bHash) {
 		return fs, fmt.Errorf("%w: started in another browser", finchconnect.ErrStateMismatch)
 	}
 	return fs, nil

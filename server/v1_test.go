@@ -348,3 +348,33 @@ func TestAPI_Proxy(t *testing.T) {
 		t.Errorf("stored status = %q, want reauth", c.Status)
 	}
 }
+
+// TestAPI_FlowFromABrowserWithACookie: an app-started flow (bound to no
+// browser) completes from a browser that holds finchconnect's browser
+// cookie from a flow of its own, and a refresh of its callback returns to
+// the same return_url.
+func TestAPI_FlowFromABrowserWithACookie(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	api := h.api(apikey.ScopeWrite)
+	h.connect(h.client, "cookie-holder", "authorized_simple") // gives h.client its browser cookie
+	r := api.call("POST", "/v1/connect/sessions", `{"customer_id":"api-c","customer_name":"API customer","products":["company"],"return_url":"`+h.ts.URL+`/app/done"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST /v1/connect/sessions = %d: %s", r.status, r.body)
+	}
+	var flow struct {
+		ConnectURL string `json:"connect_url"`
+	}
+	json.Unmarshal([]byte(r.body), &flow)
+	cb := h.signIn(h.client, flow.ConnectURL, "authorized_simple")
+	first := h.do(h.client, "GET", cb, nil)
+	u, err := url.Parse(first.location)
+	if first.status != http.StatusSeeOther || err != nil || u.Path != "/app/done" || u.Query().Get("connection_id") == "" {
+		t.Fatalf("callback = %d → %q, want the return_url with connection_id", first.status, first.location)
+	}
+	if again := h.do(h.client, "GET", cb, nil); again.status != http.StatusSeeOther || again.location != first.location {
+		t.Errorf("refreshed callback = %d → %q, want → %q", again.status, again.location, first.location)
+	}
+	if got := h.exchanges(); got != 1 {
+		t.Errorf("sandbox saw %d exchanges, want 1", got)
+	}
+}
