@@ -19,19 +19,25 @@ func (b *Backend) ClaimAll(ctx context.Context, claims []tokenstore.Claim) (int,
 		return -1, err // a repeated key, or nothing to claim
 	}
 	held := -1
-	err := b.write(ctx, func(ctx context.Context, x execer) (err error) {
-		held, err = b.claimAll(ctx, x, claims, b.now())
+	err := b.write(ctx, func(ctx context.Context, x execer) error {
+		var err error
+		held, err = b.claimAll(ctx, x, b.now(), claims)
 		return err
 	})
 	if err != nil && !outcome(err) {
 		return -1, fmt.Errorf("sqlite: claim all: %v", err)
 	}
-	return held, err
+	if err != nil {
+		return held, err
+	}
+	return -1, nil
 }
 
 // ClaimAllIf implements [tokenstore.Backend.ClaimAllIf] as one write of the
-// group commit: the guard is read by the writer, in the transaction that
-// claims, so nothing can come between the two.
+// group commit: reading guard, reading which keys are held and inserting
+// them all happen in one transaction of the only writer, so they are
+// atomic. A missing guard or a held key writes nothing, and, like
+// ClaimAll's conflict, is an outcome that leaves its batch clean.
 func (b *Backend) ClaimAllIf(ctx context.Context, guard string, claims []tokenstore.Claim) ([]byte, int, error) {
 	if err := tokenstore.CheckGuardedClaims(guard, claims); err != nil {
 		return nil, -1, err
@@ -40,31 +46,32 @@ func (b *Backend) ClaimAllIf(ctx context.Context, guard string, claims []tokenst
 	held := -1
 	err := b.write(ctx, func(ctx context.Context, x execer) error {
 		now := b.now()
-		err := x.QueryRowContext(ctx, `SELECT value FROM entries
-			WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)`, guard, now).Scan(&value)
+		var v []byte
+		err := x.QueryRowContext(ctx, loadQuery, guard, now).Scan(&v)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("sqlite: claim if %q: %w", guard, finchconnect.ErrNotFound)
 		}
 		if err != nil {
 			return err
 		}
-		value = nonNil(value)
-		held, err = b.claimAll(ctx, x, claims, now)
+		value = nonNil(v)
+		held, err = b.claimAll(ctx, x, now, claims)
 		return err
 	})
-	switch {
-	case errors.Is(err, finchconnect.ErrNotFound):
-		return nil, -1, err
-	case err != nil && !outcome(err):
+	if err != nil && !outcome(err) {
 		return nil, -1, fmt.Errorf("sqlite: claim all if: %v", err)
+	}
+	if errors.Is(err, finchconnect.ErrNotFound) {
+		return nil, -1, err
 	}
 	return value, held, err
 }
 
-// claimAll is ClaimAll's write, in the caller's transaction: it returns the
-// index of the first key held and a conflict, having written nothing, or
-// claims every key.
-func (b *Backend) claimAll(ctx context.Context, x execer, claims []tokenstore.Claim, now int64) (int, error) {
+// claimAll is the body of ClaimAll and ClaimAllIf, run inside their write:
+// if an unexpired entry holds any key of claims, it returns that claim's
+// index and an error wrapping ErrConflict, writing nothing; otherwise it
+// stores every claim and returns -1 and nil (or a driver error, unwrapped).
+func (b *Backend) claimAll(ctx context.Context, x execer, now int64, claims []tokenstore.Claim) (int, error) {
 	for i, c := range claims {
 		var one int
 		err := x.QueryRowContext(ctx, `SELECT 1 FROM entries
