@@ -52,13 +52,7 @@ func (b *Backend) ClaimAll(ctx context.Context, claims []tokenstore.Claim) (int,
 	if err := tokenstore.CheckClaims(claims); err != nil || len(claims) == 0 {
 		return -1, err // a repeated key, or nothing to claim
 	}
-	keys := make([]string, 1, len(claims)+1)
-	keys[0] = b.entryIndex()
-	args := make([]any, 0, 3*len(claims))
-	for _, c := range claims {
-		keys = append(keys, b.entryKey(c.Key))
-		args = append(args, c.Value, ttlArg(c.TTL), c.Key)
-	}
+	keys, args := b.claimArgs(claims)
 	n, err := claimAll.Run(ctx, b.rdb, keys, args...).Int64()
 	if err != nil {
 		return -1, fmt.Errorf("redis: claim all: %v", err)
@@ -77,13 +71,7 @@ func (b *Backend) ClaimAllIf(ctx context.Context, guard string, claims []tokenst
 	if err := tokenstore.CheckGuardedClaims(guard, claims); err != nil {
 		return nil, -1, err // a repeated key, or the guard among the claims
 	}
-	keys := make([]string, 1, len(claims)+2)
-	keys[0] = b.entryIndex()
-	args := make([]any, 0, 3*len(claims))
-	for _, c := range claims {
-		keys = append(keys, b.entryKey(c.Key))
-		args = append(args, c.Value, ttlArg(c.TTL), c.Key)
-	}
+	keys, args := b.claimArgs(claims)
 	keys = append(keys, b.entryKey(guard))
 	res, err := claimAllIf.Run(ctx, b.rdb, keys, args...).Slice()
 	var (
@@ -117,4 +105,18 @@ func (b *Backend) ClaimAllIf(ctx context.Context, guard string, claims []tokenst
 		return v, int(n - 1), fmt.Errorf("redis: claim %s: %w", claims[n-1].Key, finchconnect.ErrConflict)
 	}
 	return v, -1, nil
+}
+
+// claimArgs are claim_all's KEYS (the entry index, then each claim's entry
+// key) and ARGV (each claim's value, ttl and bare key), with room for one
+// more key.
+func (b *Backend) claimArgs(claims []tokenstore.Claim) ([]string, []any) {
+	keys := make([]string, 1, len(claims)+2)
+	keys[0] = b.entryIndex()
+	args := make([]any, 0, 3*len(claims))
+	for _, c := range claims {
+		keys = append(keys, b.entryKey(c.Key))
+		args = append(args, c.Value, ttlArg(c.TTL), c.Key)
+	}
+	return keys, args
 }
