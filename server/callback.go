@@ -181,12 +181,19 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 		s.wake(key)
 		return outcome{}, err
 	}
-	if err != nil || !res.settled {
+	switch {
+	case err != nil:
 		if serr := s.settle(ctx, key, res.staged, res.connectionID, res.failure); serr != nil {
 			// The outcome stands; duplicates will time out waiting instead of
 			// sharing it. Worth an operator's attention, not the user's.
 			s.log.Error("settle callback ledger", "err", serr, "request_id", requestID(ctx))
 		}
+	case !res.settled:
+		// The vault write found the entry changed, so it stored the
+		// connection without settling. A retried write whose first try
+		// settled it (its answer lost on the way) is fine; anything else
+		// means another process took the callback over as abandoned.
+		s.checkSettled(ctx, key, res.connectionID)
 	}
 	s.wake(key)
 	if err != nil {
@@ -271,6 +278,20 @@ func settledEntry(staged ledgerEntry, connectionID, failure string) ledgerEntry 
 // settle swaps the ledger entry under key from staged to its final state.
 func (s *Server) settle(ctx context.Context, key string, staged ledgerWrite, connectionID, failure string) error {
 	return s.backend.Swap(ctx, key, staged.raw, mustJSON(settledEntry(staged.entry, connectionID, failure)), ledgerTTL)
+}
+
+// checkSettled logs unless the ledger entry under key is done with
+// connectionID.
+func (s *Server) checkSettled(ctx context.Context, key, connectionID string) {
+	var e ledgerEntry
+	b, err := s.backend.Load(ctx, key)
+	if err == nil {
+		err = json.Unmarshal(b, &e)
+	}
+	if err == nil && e.Status == ledgerDone && e.ConnectionID == connectionID {
+		return
+	}
+	s.log.Error("callback ledger changed under its callback", "connection_id", connectionID, "status", e.Status, "err", err, "request_id", requestID(ctx))
 }
 
 // exchanged is what exchangeOnce did.

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -641,5 +644,42 @@ func TestCallback_StateFromBeforeUpgrade(t *testing.T) {
 	id := h.finish(h.client, cb)
 	if _, err := h.store.Get(ctx, id); err != nil || h.exchanges() != 1 {
 		t.Errorf("after the old-style state's callback: Get(%s) err = %v, %d exchanges; want the connection, 1", id, err, h.exchanges())
+	}
+}
+
+// lostReplyBackend commits the first PutRowSwap and then reports an error,
+// as when the store's answer is lost on the way back.
+type lostReplyBackend struct {
+	tokenstore.Backend
+	lost atomic.Bool
+}
+
+func (b *lostReplyBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
+	v, swapped, err := b.Backend.PutRowSwap(ctx, r, expect, sw)
+	if err == nil && b.lost.CompareAndSwap(false, true) {
+		return 0, false, errors.New("test: the answer was lost")
+	}
+	return v, swapped, err
+}
+
+// TestCallback_VaultWriteAnswerLost: the vault write commits but its answer
+// is lost; the retry finds the connection stored and the ledger settled,
+// and the callback ends as usual, with nothing for an operator to chase.
+func TestCallback_VaultWriteAnswerLost(t *testing.T) {
+	var logs bytes.Buffer
+	b := &lostReplyBackend{Backend: tokenstore.NewMemory()}
+	h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	cb := h.connect(h.client, "acme-lost", "authorized_simple")
+	id := h.finish(h.client, cb)
+	if !b.lost.Load() {
+		t.Fatal("the vault write's answer was never lost; the test did not run its case")
+	}
+	if again := h.finish(h.client, cb); again != id {
+		t.Errorf("the refreshed callback led to %q, want %q (a settled ledger)", again, id)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a recovered write logged an error:\n%s", logs.String())
 	}
 }
