@@ -275,9 +275,16 @@ func settledEntry(staged ledgerEntry, connectionID, failure string) ledgerEntry 
 	return settled
 }
 
-// settle swaps the ledger entry under key from staged to its final state.
+// settleSwap is the swap that settles the ledger entry under key, from
+// staged to its final state.
+func settleSwap(key string, staged ledgerWrite, connectionID, failure string) tokenstore.Swap {
+	return tokenstore.Swap{Key: key, Old: staged.raw, Value: mustJSON(settledEntry(staged.entry, connectionID, failure)), TTL: ledgerTTL}
+}
+
+// settle settles the ledger entry under key on its own (see settleSwap).
 func (s *Server) settle(ctx context.Context, key string, staged ledgerWrite, connectionID, failure string) error {
-	return s.backend.Swap(ctx, key, staged.raw, mustJSON(settledEntry(staged.entry, connectionID, failure)), ledgerTTL)
+	sw := settleSwap(key, staged, connectionID, failure)
+	return s.backend.Swap(ctx, sw.Key, sw.Old, sw.Value, sw.TTL)
 }
 
 // checkSettled logs unless the ledger entry under key is done with
@@ -354,8 +361,8 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWri
 	// health sweep introspects new connections first. That keeps the
 	// callback to one round trip to Finch.
 	s.cfg.Failpoint("before-commit")
-	settle := tokenstore.Swap{Key: key, Old: res.staged.raw, Value: mustJSON(settledEntry(res.staged.entry, conn.ConnectionID, "")), TTL: ledgerTTL}
-	if res.settled, err = s.save(ctx, conn, res.staged.entry.Status == ledgerExchanged, key, settle); err != nil {
+	settle := settleSwap(key, res.staged, conn.ConnectionID, "")
+	if res.settled, err = s.save(ctx, conn, res.staged.entry.Status == ledgerExchanged, settle); err != nil {
 		res.failure = failStore
 		if errors.Is(err, errSaving) {
 			res.failure = failSaving
@@ -506,9 +513,10 @@ func mustJSON(v any) []byte {
 // When the token is staged in the ledger already, the store has it: the
 // recovery loop finishes the write when the store answers again.
 //
-// The vault write also settles the ledger entry, in the same atomic write,
-// when the entry still holds settle.Old; settled says whether it did.
-func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged bool, key string, settle tokenstore.Swap) (settled bool, err error) {
+// The vault write also settles the ledger entry settle.Key, in the same
+// atomic write, when the entry still holds settle.Old; settled says whether
+// it did.
+func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged bool, settle tokenstore.Swap) (settled bool, err error) {
 	for attempt := range 4 {
 		if attempt > 0 {
 			select {
@@ -525,7 +533,7 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged 
 		return false, fmt.Errorf("%w: %v", errSaving, err)
 	}
 	if s.cfg.Journal != nil {
-		jerr := s.cfg.Journal.Hold(conn, key)
+		jerr := s.cfg.Journal.Hold(conn, settle.Key)
 		if jerr == nil {
 			return false, fmt.Errorf("%w: %v", errSaving, err)
 		}

@@ -28,7 +28,7 @@ const (
 // Key prefixes in the backend's key space. Every key ends in a SHA-256 hash,
 // never in a state, a code or a browser id themselves.
 const (
-	prefixState     = "state/"      // state hash + "/" + browser hash → flowState (see stateKeys)
+	prefixState     = "state/"      // state hash + "/" + browser hash → flowState (see stateKey)
 	prefixStateUsed = "state-used/" // state hash → code hash, claimed once
 	prefixLedger    = "callback/"   // code hash → ledgerEntry
 )

@@ -80,6 +80,25 @@ func (m *Memory) PutRow(ctx context.Context, row Row, expect int64) (int64, erro
 		return 0, err
 	}
 	defer m.mu.Unlock()
+	return m.putRowLocked(row, expect)
+}
+
+// PutRowSwap implements [Backend.PutRowSwap]: PutRow's and Swap's work
+// under one hold of the lock.
+func (m *Memory) PutRowSwap(ctx context.Context, row Row, expect int64, sw Swap) (int64, bool, error) {
+	if err := m.lock(ctx); err != nil {
+		return 0, false, err
+	}
+	defer m.mu.Unlock()
+	v, err := m.putRowLocked(row, expect)
+	if err != nil {
+		return 0, false, err
+	}
+	return v, m.swapLocked(sw.Key, sw.Old, sw.Value, sw.TTL) == nil, nil
+}
+
+// putRowLocked is PutRow's work, under m.mu.
+func (m *Memory) putRowLocked(row Row, expect int64) (int64, error) {
 	cur := m.rows[row.ID] // Version 0 when absent
 	if expect != AnyVersion && cur.Version != expect {
 		return 0, fmt.Errorf("tokenstore: put row %q: version %d, want %d: %w", row.ID, cur.Version, expect, finchconnect.ErrConflict)
@@ -88,28 +107,6 @@ func (m *Memory) PutRow(ctx context.Context, row Row, expect int64) (int64, erro
 	row.Version = cur.Version + 1
 	m.rows[row.ID] = row
 	return row.Version, nil
-}
-
-// PutRowSwap implements [Backend.PutRowSwap].
-func (m *Memory) PutRowSwap(ctx context.Context, row Row, expect int64, sw Swap) (int64, bool, error) {
-	if err := m.lock(ctx); err != nil {
-		return 0, false, err
-	}
-	defer m.mu.Unlock()
-	cur := m.rows[row.ID]
-	if expect != AnyVersion && cur.Version != expect {
-		return 0, false, fmt.Errorf("tokenstore: put row %q: version %d, want %d: %w", row.ID, cur.Version, expect, finchconnect.ErrConflict)
-	}
-	row = cloneRow(row)
-	row.Version = cur.Version + 1
-	m.rows[row.ID] = row
-	now := m.now()
-	e, ok := m.live(sw.Key, now)
-	if !ok || !bytes.Equal(e.Value, sw.Old) {
-		return row.Version, false, nil
-	}
-	m.entries[sw.Key] = Entry{Key: sw.Key, Value: bytes.Clone(sw.Value), ExpiresAt: expiry(now, sw.TTL)}
-	return row.Version, true, nil
 }
 
 // DeleteRow implements [Backend.DeleteRow].
@@ -227,6 +224,11 @@ func (m *Memory) Swap(ctx context.Context, key string, old, value []byte, ttl ti
 		return err
 	}
 	defer m.mu.Unlock()
+	return m.swapLocked(key, old, value, ttl)
+}
+
+// swapLocked is Swap's work, under m.mu.
+func (m *Memory) swapLocked(key string, old, value []byte, ttl time.Duration) error {
 	now := m.now()
 	e, ok := m.live(key, now)
 	if !ok {
