@@ -87,7 +87,7 @@ func rowAAD(id string) []byte { return []byte(rowAADPrefix + id) }
 //
 // c must have a ConnectionID and an AccessToken.
 func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
-	_, err := s.put(ctx, c, nil)
+	_, err := s.put(ctx, c, nil, false)
 	return err
 }
 
@@ -98,11 +98,22 @@ func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
 // stores its new connection and settles its ledger entry this way, so that
 // no reader, and no crash, sees one without the other.
 func (s *Store) PutSwap(ctx context.Context, c finchconnect.Connection, sw Swap) (swapped bool, err error) {
-	return s.put(ctx, c, &sw)
+	return s.put(ctx, c, &sw, false)
 }
 
-// put is Put, with a swap in the same write when sw is not nil.
-func (s *Store) put(ctx context.Context, c finchconnect.Connection, sw *Swap) (bool, error) {
+// CreateSwap is [Store.PutSwap] for a connection that is not stored yet: a
+// single write, with no read before it. When a connection with c's id is
+// stored already it writes nothing, neither the connection nor the swap,
+// and returns an error wrapping [finchconnect.ErrConflict]; the caller
+// falls back to PutSwap. A callback's new connection takes one round trip
+// to the store this way.
+func (s *Store) CreateSwap(ctx context.Context, c finchconnect.Connection, sw Swap) (swapped bool, err error) {
+	return s.put(ctx, c, &sw, true)
+}
+
+// put is Put, with a swap in the same write when sw is not nil. With
+// createOnly it makes the first write only, the one that inserts.
+func (s *Store) put(ctx context.Context, c finchconnect.Connection, sw *Swap, createOnly bool) (bool, error) {
 	if err := validate(c); err != nil {
 		return false, err
 	}
@@ -132,7 +143,7 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, sw *Swap) (b
 	}
 	if swapped, err := write(row, 0); err == nil {
 		return swapped, nil
-	} else if !errors.Is(err, finchconnect.ErrConflict) {
+	} else if createOnly || !errors.Is(err, finchconnect.ErrConflict) {
 		return false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
 	}
 	for range maxAttempts {

@@ -307,3 +307,56 @@ func TestMemory_cancelledContext(t *testing.T) {
 		t.Errorf("Claim(cancelled ctx) err = %v, want context.Canceled", err)
 	}
 }
+
+// TestStore_CreateSwap checks that CreateSwap stores a new connection and
+// settles its swap in one write, and that for a connection stored already it
+// writes nothing at all (neither the row nor the swap), so that its caller
+// can fall back to PutSwap.
+func TestStore_CreateSwap(t *testing.T) {
+	ctx := t.Context()
+	kr, _ := mustKeyring(t, 1)
+	m := tokenstore.NewMemory()
+	s := tokenstore.New(m, kr)
+	if err := m.Claim(ctx, "ledger/a", []byte("pending"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+
+	swapped, err := s.CreateSwap(ctx, conn("conn-1", "tok-1"), tokenstore.Swap{Key: "ledger/a", Old: []byte("pending"), Value: []byte("done"), TTL: time.Hour})
+	if err != nil || !swapped {
+		t.Fatalf("CreateSwap of a new connection = %v, %v; want swapped, nil", swapped, err)
+	}
+	if got, err := s.Get(ctx, "conn-1"); err != nil || got.AccessToken.Reveal() != "tok-1" {
+		t.Fatalf("Get after CreateSwap = %v (token matches: %v); want the stored token", err, err == nil && got.AccessToken.Reveal() == "tok-1")
+	}
+	if v, _ := m.Load(ctx, "ledger/a"); string(v) != "done" {
+		t.Errorf("swap key after CreateSwap = %q, want done", v)
+	}
+
+	// The same id again: a conflict, and nothing written.
+	if err := m.Claim(ctx, "ledger/b", []byte("pending"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	swapped, err = s.CreateSwap(ctx, conn("conn-1", "tok-2"), tokenstore.Swap{Key: "ledger/b", Old: []byte("pending"), Value: []byte("done"), TTL: time.Hour})
+	if !errors.Is(err, finchconnect.ErrConflict) || swapped {
+		t.Fatalf("CreateSwap of a stored connection = %v, %v; want ErrConflict, not swapped", swapped, err)
+	}
+	if strings.Contains(err.Error(), "tok-2") {
+		t.Errorf("the conflict's error shows the token: %v", err)
+	}
+	if got, _ := s.Get(ctx, "conn-1"); got.AccessToken.Reveal() != "tok-1" {
+		t.Error("a refused CreateSwap replaced the stored token")
+	}
+	if v, _ := m.Load(ctx, "ledger/b"); string(v) != "pending" {
+		t.Errorf("swap key after a refused CreateSwap = %q, want it untouched (pending)", v)
+	}
+
+	// PutSwap, the fallback, replaces it and keeps CreatedAt.
+	first, _ := s.Get(ctx, "conn-1")
+	swapped, err = s.PutSwap(ctx, conn("conn-1", "tok-2"), tokenstore.Swap{Key: "ledger/b", Old: []byte("pending"), Value: []byte("done"), TTL: time.Hour})
+	if err != nil || !swapped {
+		t.Fatalf("PutSwap over a stored connection = %v, %v; want swapped, nil", swapped, err)
+	}
+	if got, _ := s.Get(ctx, "conn-1"); got.AccessToken.Reveal() != "tok-2" || !got.CreatedAt.Equal(first.CreatedAt) {
+		t.Errorf("after PutSwap: new token stored %v, CreatedAt %v (want %v)", got.AccessToken.Reveal() == "tok-2", got.CreatedAt, first.CreatedAt)
+	}
+}
