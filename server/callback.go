@@ -312,11 +312,15 @@ type exchanged struct {
 // exchangeOnce exchanges a claimed code and stores the token. It returns
 // the connection id, or a failure kind for the ledger and the error.
 //
-// The token is written twice: first, sealed, into the ledger entry (the
-// write-ahead), then into the vault, in the same atomic write that settles
-// the ledger entry ([tokenstore.Store.PutSwap]). A crash between the two
-// loses nothing: [Server.Recover] and any duplicate callback finish the job
-// from the ledger. Only the instant between Finch's answer and the first
+// A new connection, as most callbacks bring, goes into the vault in one
+// write that also settles the ledger entry ([tokenstore.Store.CreateSwap]).
+// When that write does not succeed at once (the connection is stored
+// already, as on a re-authentication, or the store failed) the token is
+// written twice: first, sealed, into the ledger entry (the write-ahead),
+// then into the vault with retries ([Server.save]), in the write that
+// settles the ledger entry. A crash between the two loses nothing:
+// [Server.Recover] and any duplicate callback finish the job from the
+// ledger. Either way, only the instant between Finch's answer and the first
 // write is unprotected; no design can close it, as Finch has no idempotent
 // exchange.
 func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWrite, code string, fs flowState) (exchanged, error) {
@@ -337,7 +341,6 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWri
 		res.failure = failExchange
 		return res, fmt.Errorf("%w: %w", errExchange, err)
 	}
-	now := s.cfg.Now()
 	if conn.CustomerID == "" {
 		conn.CustomerID = fs.CustomerID
 	}
@@ -346,28 +349,20 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWri
 	}
 	conn.Status = finchconnect.StatusConnected
 
-	// The write-ahead: the sealed connection goes into the ledger entry.
-	ahead := claimed.entry
-	ahead.Status, ahead.ConnectionID, ahead.Exchanged = ledgerExchanged, conn.ConnectionID, now.Unix()
-	if ahead.Sealed, err = s.store.SealStaged(conn); err != nil {
-		s.log.Error("seal a staged token", "connection_id", conn.ConnectionID, "err", err)
-	} else if raw := mustJSON(ahead); s.stage(ctx, key, claimed.raw, raw, conn.ConnectionID) {
-		res.staged = ledgerWrite{ahead, raw}
-	}
-	s.cfg.Failpoint("after-exchange")
-
 	// /introspect is not called here: the token response says everything
 	// the vault needs, a successful exchange means "connected", and the
 	// health sweep introspects new connections first. That keeps the
 	// callback to one round trip to Finch.
-	s.cfg.Failpoint("before-commit")
-	settle := settleSwap(key, res.staged, conn.ConnectionID, "")
-	if res.settled, err = s.save(ctx, conn, res.staged.entry.Status == ledgerExchanged, settle); err != nil {
-		res.failure = failStore
-		if errors.Is(err, errSaving) {
-			res.failure = failSaving
+	if fs.Kind != kindReauth {
+		res.settled, err = s.store.CreateSwap(ctx, conn, settleSwap(key, claimed, conn.ConnectionID, ""))
+	}
+	if fs.Kind == kindReauth || err != nil {
+		if err != nil && !errors.Is(err, finchconnect.ErrConflict) {
+			s.log.Warn("store a new connection; retrying after a write-ahead", "connection_id", conn.ConnectionID, "err", err)
 		}
-		return res, err
+		if res.settled, err = s.stageAndSave(ctx, key, claimed, conn, &res); err != nil {
+			return res, err
+		}
 	}
 	res.connectionID = conn.ConnectionID
 	s.cfg.Failpoint("after-commit")
@@ -378,6 +373,30 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWri
 	}
 	s.notify(ctx, event, conn)
 	return res, nil
+}
+
+// stageAndSave is the slow way to the vault: the sealed connection goes
+// into the ledger entry first (the write-ahead), then [Server.save] writes
+// it to the vault with retries, settling the entry in the same write. It
+// records the entry as it stands in res.staged and the failure kind in
+// res.failure.
+func (s *Server) stageAndSave(ctx context.Context, key string, claimed ledgerWrite, conn finchconnect.Connection, res *exchanged) (settled bool, err error) {
+	ahead := claimed.entry
+	ahead.Status, ahead.ConnectionID, ahead.Exchanged = ledgerExchanged, conn.ConnectionID, s.cfg.Now().Unix()
+	if ahead.Sealed, err = s.store.SealStaged(conn); err != nil {
+		s.log.Error("seal a staged token", "connection_id", conn.ConnectionID, "err", err)
+	} else if raw := mustJSON(ahead); s.stage(ctx, key, claimed.raw, raw, conn.ConnectionID) {
+		res.staged = ledgerWrite{ahead, raw}
+	}
+	s.cfg.Failpoint("after-stage")
+	settle := settleSwap(key, res.staged, conn.ConnectionID, "")
+	if settled, err = s.save(ctx, conn, res.staged.entry.Status == ledgerExchanged, settle); err != nil {
+		res.failure = failStore
+		if errors.Is(err, errSaving) {
+			res.failure = failSaving
+		}
+	}
+	return settled, err
 }
 
 // stage writes the write-ahead entry raw over the claimed one, and reports

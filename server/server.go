@@ -79,8 +79,9 @@ type Config struct {
 	WebhookSecrets []string
 
 	// Failpoint is called at named points of a callback ("before-exchange",
-	// "after-exchange", "before-commit", "after-commit", "before-response"),
-	// so crash tests can kill the process there. Nil in production.
+	// "after-stage", reached only on the write-ahead path, "after-commit",
+	// "before-response"), so crash tests can kill the process there. Nil in
+	// production.
 	Failpoint func(name string)
 
 	// RecoverAfter is how long a callback may stay in flight before it is

@@ -592,19 +592,20 @@ func (b *countingBackend) Swap(ctx context.Context, key string, old, v []byte, t
 
 // TestServer_CallbackRoundTrips pins what a callback costs the store, the
 // hot path's main expense (BENCHMARKS.md): read the state, claim the code
-// and spend the state in one ClaimAllIf; stage the token in the ledger;
-// store the connection and settle the ledger in one PutRowSwap. A
-// duplicate of a finished callback loses the claim and reads the ledger.
+// and spend the state in one ClaimAllIf; store the new connection and
+// settle the ledger in one PutRowSwap. A duplicate of a finished callback
+// loses the claim and reads the ledger. A re-authentication, whose
+// connection is stored already, stages the token in the ledger first (the
+// write-ahead), then replaces the stored connection.
 func TestServer_CallbackRoundTrips(t *testing.T) {
 	b := &countingBackend{Backend: tokenstore.NewMemory(), calls: map[string]int{}}
 	h := newHarness(t, harnessOptions{backend: b})
 	cb := h.connect(h.client, "acme-rt", "authorized_simple")
 	b.take()
 	id := h.finish(h.client, cb)
-	want := map[string]int{"ClaimAllIf": 1, "Swap": 1, "PutRowSwap": 1}
 	got := b.take()
 	delete(got, "Claim") // audit records, written in batches off the request path
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(map[string]int{"ClaimAllIf": 1, "PutRowSwap": 1}, got); diff != "" {
 		t.Errorf("backend calls of one callback (-want +got):\n%s", diff)
 	}
 	if again := h.finish(h.client, cb); again != id {
@@ -614,6 +615,22 @@ func TestServer_CallbackRoundTrips(t *testing.T) {
 	delete(got, "Claim")
 	if diff := cmp.Diff(map[string]int{"ClaimAllIf": 1, "Load": 1}, got); diff != "" {
 		t.Errorf("backend calls of a repeated callback (-want +got):\n%s", diff)
+	}
+
+	start := h.do(h.client, "POST", "/connections/"+id+"/reauthenticate", url.Values{})
+	if start.status != http.StatusSeeOther {
+		t.Fatalf("POST reauthenticate = %d; body:\n%s", start.status, start.body)
+	}
+	reauth := h.signIn(h.client, start.location, "authorized_simple")
+	b.take()
+	if got := h.finish(h.client, reauth); got != id {
+		t.Fatalf("re-authentication led to %q, want %q", got, id)
+	}
+	got = b.take()
+	delete(got, "Claim")
+	// PutSwap tries the insert first, finds the row, reads it and replaces it.
+	if diff := cmp.Diff(map[string]int{"ClaimAllIf": 1, "Swap": 1, "PutRowSwap": 2, "GetRow": 1}, got); diff != "" {
+		t.Errorf("backend calls of a re-authentication's callback (-want +got):\n%s", diff)
 	}
 }
 
@@ -681,5 +698,58 @@ func TestCallback_VaultWriteAnswerLost(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("a recovered write logged an error:\n%s", logs.String())
+	}
+}
+
+// refusedOnceBackend refuses the first PutRowSwap without writing anything,
+// and records the values of the Swaps it passes on.
+type refusedOnceBackend struct {
+	tokenstore.Backend
+	refused atomic.Bool
+	mu      sync.Mutex
+	swapped [][]byte
+}
+
+func (b *refusedOnceBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
+	if b.refused.CompareAndSwap(false, true) {
+		return 0, false, errors.New("test: the store is busy")
+	}
+	return b.Backend.PutRowSwap(ctx, r, expect, sw)
+}
+
+func (b *refusedOnceBackend) Swap(ctx context.Context, key string, old, v []byte, ttl time.Duration) error {
+	b.mu.Lock()
+	b.swapped = append(b.swapped, bytes.Clone(v))
+	b.mu.Unlock()
+	return b.Backend.Swap(ctx, key, old, v, ttl)
+}
+
+// TestCallback_FirstVaultWriteFails: a new connection's single vault write
+// fails; the callback stages the sealed token in the ledger (the
+// write-ahead) before trying again, and ends with the connection stored,
+// the ledger settled and the staged copy sealed.
+func TestCallback_FirstVaultWriteFails(t *testing.T) {
+	b := &refusedOnceBackend{Backend: tokenstore.NewMemory()}
+	h := newHarness(t, harnessOptions{backend: b})
+	cb := h.connect(h.client, "acme-busy", "authorized_simple")
+	id := h.finish(h.client, cb)
+	if !b.refused.Load() {
+		t.Fatal("no vault write was refused; the test did not run its case")
+	}
+	conn, err := h.store.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("the connection is not stored after the retried write: %v", err)
+	}
+	b.mu.Lock()
+	staged := b.swapped
+	b.mu.Unlock()
+	if len(staged) != 1 || !bytes.Contains(staged[0], []byte(`"exchanged"`)) {
+		t.Fatalf("ledger swaps = %q, want one write-ahead entry", staged)
+	}
+	if bytes.Contains(staged[0], []byte(conn.AccessToken.Reveal())) {
+		t.Error("the write-ahead holds the token in plaintext")
+	}
+	if again := h.finish(h.client, cb); again != id {
+		t.Errorf("the refreshed callback led to %q, want %q (a settled ledger)", again, id)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,20 +132,34 @@ func TestCrash_KillAtEachPoint(t *testing.T) {
 		// stored: the retry after the restart must show the connection
 		// (true), or a page asking to connect again (false).
 		stored bool
+		// reauth: the killed callback re-authenticates a stored
+		// connection. A new connection goes into the vault in one write;
+		// only a write that finds the connection stored (or fails) takes
+		// the write-ahead path, where "after-stage" is.
+		reauth bool
 	}{
-		{"before-exchange", false},
-		{"after-exchange", true},
-		{"before-commit", true},
-		{"after-commit", true},
-		{"before-response", true},
+		{"before-exchange", false, false},
+		{"after-stage", true, true},
+		{"after-commit", true, false},
+		{"before-response", true, false},
 	}
 	for _, pt := range points {
-		t.Run(pt.name, func(t *testing.T) {
+		name := pt.name
+		if pt.reauth {
+			name += "/reauth"
+		}
+		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			args := []string{"-addr", "127.0.0.1:0", "-data-dir", dir}
 			app := startProc(t, bin, append(env, "FINCHCONNECT_FAILPOINT="+pt.name), args...)
 			b := newBrowser(t)
 			cb := connectThroughSandbox(t, b, app.url, "crash-"+pt.name)
+			oldToken := ""
+			if pt.reauth {
+				var id string
+				id, cb = reauthenticateThroughSandbox(t, b, app.url, cb)
+				oldToken = revealToken(t, dir, key.String(), id)
+			}
 			before := getStats(t, sb.url)
 			if _, err := b.c.Get(cb); err == nil {
 				t.Fatalf("the callback got an answer; want the process killed at %s", pt.name)
@@ -166,6 +181,9 @@ func TestCrash_KillAtEachPoint(t *testing.T) {
 				if _, _, page := b.do("GET", app2.url+loc, nil); !strings.Contains(page, `id="legal-name"`) {
 					t.Errorf("the recovered connection's page shows no company:\n%s", page)
 				}
+				if oldToken != "" && revealToken(t, dir, key.String(), strings.TrimPrefix(loc, "/connections/")) == oldToken {
+					t.Error("the vault still holds the token from before the re-authentication; want the recovered new one")
+				}
 			} else if status < 400 || !strings.Contains(body, `id="error"`) || !strings.Contains(body, "connect") {
 				t.Errorf("retry after restart = %d, want a clear error page asking to connect again; body:\n%s", status, body)
 			}
@@ -185,6 +203,44 @@ func TestCrash_KillAtEachPoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reauthenticateThroughSandbox finishes the callback cb of a new
+// connection, starts its re-authentication from the app and signs in again
+// at the sandbox. It returns the connection's id and the re-authentication's
+// callback URL, not yet visited.
+func reauthenticateThroughSandbox(t *testing.T, b *browser, base, cb string) (id, reauthCallback string) {
+	t.Helper()
+	status, loc, body := b.do("GET", cb, nil)
+	id, ok := strings.CutPrefix(loc, "/connections/")
+	if status != http.StatusSeeOther || !ok {
+		t.Fatalf("callback of the new connection = %d → %q; body:\n%s", status, loc, body)
+	}
+	status, loc, body = b.do("POST", base+"/connections/"+id+"/reauthenticate", url.Values{})
+	if status != http.StatusSeeOther {
+		t.Fatalf("POST reauthenticate = %d; body:\n%s", status, body)
+	}
+	_, _, creds := b.do("GET", loc, nil)
+	action, vals := hiddenFields(t, creds, `id="password"`)
+	vals.Set("username", "authorized_simple")
+	vals.Set("password", "letmein")
+	status, loc, body = b.do("POST", action, vals)
+	if status != http.StatusFound && status != http.StatusSeeOther {
+		t.Fatalf("sign in again = %d; body:\n%s", status, body)
+	}
+	return id, loc
+}
+
+// revealToken is the operator's `token get -reveal` of connection id.
+func revealToken(t *testing.T, dir, keys, id string) string {
+	t.Helper()
+	envMap := map[string]string{"FINCHCONNECT_KEYS": strings.TrimSpace(keys)}
+	var tok bytes.Buffer
+	if err := run(context.Background(), []string{"finchconnect", "token", "get", "-reveal", "-data-dir", dir, id},
+		func(k string) string { return envMap[k] }, nil, &tok, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(tok.String())
 }
 
 // assertNoPlaintextTokens reveals every stored token with the operator

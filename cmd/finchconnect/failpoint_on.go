@@ -9,7 +9,7 @@ import (
 
 // failpoint returns a hook that kills this process with SIGKILL at the
 // callback point named by FINCHCONNECT_FAILPOINT ("before-exchange",
-// "after-exchange", "before-commit", "after-commit", "before-response"). It
+// "after-stage", "after-commit", "before-response"). It
 // exists only in binaries built with -tags failpoints, for the crash tests;
 // release builds have no such switch at all.
 func failpoint(getenv func(string) string) func(string) {
