@@ -61,27 +61,27 @@ func (r Record) Allows(scope string) bool {
 // shown again.
 func Create(ctx context.Context, b tokenstore.Backend, name, scope string) (finchconnect.Secret, Record, error) {
 	if scope != ScopeRead && scope != ScopeWrite {
-		return "", Record{}, fmt.Errorf("apikey: scope must be %q or %q", ScopeRead, ScopeWrite)
+		return finchconnect.Secret{}, Record{}, fmt.Errorf("apikey: scope must be %q or %q", ScopeRead, ScopeWrite)
 	}
 	var idb [6]byte
 	var sec [32]byte
 	if _, err := rand.Read(idb[:]); err != nil {
-		return "", Record{}, err
+		return finchconnect.Secret{}, Record{}, err
 	}
 	if _, err := rand.Read(sec[:]); err != nil {
-		return "", Record{}, err
+		return finchconnect.Secret{}, Record{}, err
 	}
 	id := hex.EncodeToString(idb[:])
 	secret := base64.RawURLEncoding.EncodeToString(sec[:])
 	rec := Record{ID: id, Name: name, Scope: scope, Hash: hash(secret), CreatedAt: time.Now().UTC()}
 	v, err := json.Marshal(rec)
 	if err != nil {
-		return "", Record{}, err
+		return finchconnect.Secret{}, Record{}, err
 	}
 	if err := b.Claim(ctx, prefix+id, v, 0); err != nil {
-		return "", Record{}, fmt.Errorf("apikey: save key %s: %w", id, err)
+		return finchconnect.Secret{}, Record{}, fmt.Errorf("apikey: save key %s: %w", id, err)
 	}
-	return finchconnect.Secret("fck_" + id + "_" + secret), rec, nil
+	return finchconnect.NewSecret("fck_" + id + "_" + secret), rec, nil
 }
 
 func hash(secret string) string {

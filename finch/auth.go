@@ -90,7 +90,7 @@ func (c *Client) ExchangeCode(ctx context.Context, code, redirectURI string) (fi
 		ClientType:     out.ClientType,
 		AccountID:      out.AccountID,
 		CompanyID:      out.CompanyID,
-		AccessToken:    finchconnect.Secret(out.AccessToken),
+		AccessToken:    finchconnect.NewSecret(out.AccessToken),
 	}, nil
 }
 

@@ -46,13 +46,13 @@ func newEnv(t *testing.T) *env {
 	rec := &recorder{}
 	mux.Handle("/finch/", rec.wrap(http.StripPrefix("/finch", sb)))
 	return &env{t: t, sb: sb, ts: ts, rec: rec, client: &finch.Client{
-		BaseURL: ts.URL + "/finch", ClientID: sandbox.DefaultClientID, ClientSecret: sandbox.DefaultClientSecret,
+		BaseURL: ts.URL + "/finch", ClientID: sandbox.DefaultClientID, ClientSecret: finchconnect.NewSecret(sandbox.DefaultClientSecret),
 	}}
 }
 
 // newClient is a fresh client for the sandbox, to adjust before first use.
 func (e *env) newClient() *finch.Client {
-	return &finch.Client{BaseURL: e.ts.URL + "/finch", ClientID: sandbox.DefaultClientID, ClientSecret: sandbox.DefaultClientSecret}
+	return &finch.Client{BaseURL: e.ts.URL + "/finch", ClientID: sandbox.DefaultClientID, ClientSecret: finchconnect.NewSecret(sandbox.DefaultClientSecret)}
 }
 
 var (
@@ -142,7 +142,7 @@ func TestClient_ExchangeCode(t *testing.T) {
 		t.Errorf("second ExchangeCode err = %v, want ErrInvalidCode", err)
 	}
 	bad := e.newClient()
-	bad.ClientSecret = "wrong"
+	bad.ClientSecret = finchconnect.NewSecret("wrong")
 	if _, err := bad.ExchangeCode(t.Context(), e.code("authorized_simple"), redirectURI); !errors.Is(err, finchconnect.ErrInvalidClient) {
 		t.Errorf("wrong secret err = %v, want ErrInvalidClient", err)
 	}
@@ -340,7 +340,7 @@ func TestAPIError_Mapping(t *testing.T) {
 			}))
 			defer ts.Close()
 			c := &finch.Client{BaseURL: ts.URL, MaxRetries: -1}
-			_, err := c.Introspect(t.Context(), "tok_SECRET_VALUE_123")
+			_, err := c.Introspect(t.Context(), finchconnect.NewSecret("tok_SECRET_VALUE_123"))
 			var apiErr *finch.APIError
 			if !errors.As(err, &apiErr) {
 				t.Fatalf("err = %v, want an *APIError", err)

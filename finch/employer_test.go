@@ -123,7 +123,7 @@ func TestClient_DirectoryEdges(t *testing.T) {
 			ts, calls := directoryServer(t, tt.page)
 			c := &finch.Client{BaseURL: ts.URL, MaxRetries: -1}
 			items, errs := 0, []error{}
-			for _, err := range c.Directory(t.Context(), "tok", finch.DirectoryOptions{Limit: 5}) {
+			for _, err := range c.Directory(t.Context(), finchconnect.NewSecret("tok"), finch.DirectoryOptions{Limit: 5}) {
 				if err != nil {
 					errs = append(errs, err)
 					continue
@@ -197,7 +197,7 @@ func TestClient_BatchItems(t *testing.T) {
 	c := &finch.Client{BaseURL: ts.URL}
 	ctx := t.Context()
 
-	inds, err := c.Individuals(ctx, "tok", []string{"a", "b", "c"}, finch.IndividualOptions{})
+	inds, err := c.Individuals(ctx, finchconnect.NewSecret("tok"), []string{"a", "b", "c"}, finch.IndividualOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestClient_BatchItems(t *testing.T) {
 		t.Errorf("item errors = %v, %v, want nil and individual_not_found (request id req-7)", inds[0].Err, inds[1].Err)
 	}
 
-	ps, err := c.PayStatements(ctx, "tok", []finch.PayStatementRequest{{PaymentID: "p1"}, {PaymentID: "p2"}, {PaymentID: "p3"}})
+	ps, err := c.PayStatements(ctx, finchconnect.NewSecret("tok"), []finch.PayStatementRequest{{PaymentID: "p1"}, {PaymentID: "p2"}, {PaymentID: "p3"}})
 	if err != nil || len(ps) != 3 {
 		t.Fatalf("PayStatements = %+v, %v", ps, err)
 	}
@@ -239,11 +239,20 @@ func TestClient_DecodeErrors(t *testing.T) {
 		name, body string
 		call       func(c *finch.Client) error
 	}{
-		{"company as array", `[1,2]`, func(c *finch.Client) error { _, err := c.Company(t.Context(), "tok"); return err }},
-		{"wrong type", `{"legal_name":42}`, func(c *finch.Client) error { _, err := c.Company(t.Context(), "tok"); return err }},
-		{"empty body", ``, func(c *finch.Client) error { _, err := c.Introspect(t.Context(), "tok"); return err }},
+		{"company as array", `[1,2]`, func(c *finch.Client) error {
+			_, err := c.Company(t.Context(), finchconnect.NewSecret("tok"))
+			return err
+		}},
+		{"wrong type", `{"legal_name":42}`, func(c *finch.Client) error {
+			_, err := c.Company(t.Context(), finchconnect.NewSecret("tok"))
+			return err
+		}},
+		{"empty body", ``, func(c *finch.Client) error {
+			_, err := c.Introspect(t.Context(), finchconnect.NewSecret("tok"))
+			return err
+		}},
 		{"payments as object", `{"id":"x"}`, func(c *finch.Client) error {
-			_, err := c.Payments(t.Context(), "tok", "2024-01-01", "2024-02-01")
+			_, err := c.Payments(t.Context(), finchconnect.NewSecret("tok"), "2024-01-01", "2024-02-01")
 			return err
 		}},
 		{"token without access_token", `{"connection_id":"c"}`, func(c *finch.Client) error {
@@ -263,7 +272,7 @@ func TestClient_DecodeErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(tt.body)) }))
 			defer ts.Close()
-			c := &finch.Client{BaseURL: ts.URL, ClientID: "id", ClientSecret: "s"}
+			c := &finch.Client{BaseURL: ts.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("s")}
 			err := tt.call(c)
 			if err == nil || !strings.HasPrefix(err.Error(), "finch: ") {
 				t.Errorf("err = %v, want a finch: error", err)

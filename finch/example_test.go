@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/finchconnect/finchconnect"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -31,7 +32,7 @@ func ExampleClient_ExchangeCode() {
 	client := &finch.Client{
 		BaseURL:      ts.URL + "/finch", // default: https://api.tryfinch.com
 		ClientID:     sandbox.DefaultClientID,
-		ClientSecret: sandbox.DefaultClientSecret,
+		ClientSecret: finchconnect.NewSecret(sandbox.DefaultClientSecret),
 	}
 	ctx := context.Background()
 	const redirectURI = "http://localhost:3000/callback"

@@ -3,6 +3,7 @@ package finch_test
 import (
 	"encoding/json"
 	"errors"
+	"github.com/finchconnect/finchconnect"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -40,7 +41,7 @@ func FuzzResponses(f *testing.F) {
 			w.Write([]byte(body))
 		}))
 		defer ts.Close()
-		c := &finch.Client{BaseURL: ts.URL, ClientID: "id", ClientSecret: "client_secret_FUZZ_0001", MaxRetries: -1, MaxBodyBytes: 1 << 16}
+		c := &finch.Client{BaseURL: ts.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("client_secret_FUZZ_0001"), MaxRetries: -1, MaxBodyBytes: 1 << 16}
 		const tok = "tok_FUZZ_MARKER_0123456789"
 		ctx := t.Context()
 		check := func(method string, err error) {
@@ -60,29 +61,29 @@ func FuzzResponses(f *testing.F) {
 		}
 		_, err := c.ExchangeCode(ctx, "code_FUZZ_0001", "")
 		check("ExchangeCode", err)
-		_, err = c.Introspect(ctx, tok)
+		_, err = c.Introspect(ctx, finchconnect.NewSecret(tok))
 		check("Introspect", err)
-		_, err = c.Company(ctx, tok)
+		_, err = c.Company(ctx, finchconnect.NewSecret(tok))
 		check("Company", err)
-		_, err = c.DirectoryPage(ctx, tok, finch.DirectoryOptions{})
+		_, err = c.DirectoryPage(ctx, finchconnect.NewSecret(tok), finch.DirectoryOptions{})
 		check("DirectoryPage", err)
 		n := 0
-		for _, err := range c.Directory(ctx, tok, finch.DirectoryOptions{Limit: 1}) {
+		for _, err := range c.Directory(ctx, finchconnect.NewSecret(tok), finch.DirectoryOptions{Limit: 1}) {
 			check("Directory", err)
 			if n++; n > 50 {
 				break // the server answers the same page forever; that is fine
 			}
 		}
-		inds, err := c.Individuals(ctx, tok, []string{"a"}, finch.IndividualOptions{})
+		inds, err := c.Individuals(ctx, finchconnect.NewSecret(tok), []string{"a"}, finch.IndividualOptions{})
 		check("Individuals", err)
 		for _, r := range inds {
 			check("Individuals item", r.Err)
 		}
-		_, err = c.Employments(ctx, tok, []string{"a"})
+		_, err = c.Employments(ctx, finchconnect.NewSecret(tok), []string{"a"})
 		check("Employments", err)
-		_, err = c.Payments(ctx, tok, "2024-01-01", "2024-12-31")
+		_, err = c.Payments(ctx, finchconnect.NewSecret(tok), "2024-01-01", "2024-12-31")
 		check("Payments", err)
-		ps, err := c.PayStatements(ctx, tok, []finch.PayStatementRequest{{PaymentID: "p"}})
+		ps, err := c.PayStatements(ctx, finchconnect.NewSecret(tok), []finch.PayStatementRequest{{PaymentID: "p"}})
 		check("PayStatements", err)
 		for _, r := range ps {
 			check("PayStatements item", r.Err)
@@ -91,8 +92,8 @@ func FuzzResponses(f *testing.F) {
 		check("Providers", err)
 		_, err = c.NewConnectSession(ctx, finch.SessionRequest{CustomerID: "c", CustomerName: "n", Products: []string{"company"}})
 		check("NewConnectSession", err)
-		check("Disconnect", c.Disconnect(ctx, tok))
-		res, err := c.Do(ctx, tok, "GET", "/employer/company", nil, nil)
+		check("Disconnect", c.Disconnect(ctx, finchconnect.NewSecret(tok)))
+		res, err := c.Do(ctx, finchconnect.NewSecret(tok), "GET", "/employer/company", nil, nil)
 		check("Do", err)
 		if err == nil {
 			check("Do response", res.Err())

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/finchconnect/finchconnect"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -110,7 +111,7 @@ func TestClient_NoSecretInErrors(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string]any{"code": 400, "name": echo, "finch_code": echo, "message": echo, "raw": echo})
 	}))
 	defer ts.Close()
-	c := &finch.Client{BaseURL: ts.URL, ClientID: "id", ClientSecret: clientSecret, MaxRetries: -1}
+	c := &finch.Client{BaseURL: ts.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret(clientSecret), MaxRetries: -1}
 	ctx := t.Context()
 	secrets := []string{tok, code, clientSecret}
 
@@ -123,25 +124,25 @@ func TestClient_NoSecretInErrors(t *testing.T) {
 	assertNoSecret(t, "NewConnectSession error", err, secrets...)
 	_, err = c.ReauthenticateSession(ctx, finch.ReauthRequest{ConnectionID: "x"})
 	assertNoSecret(t, "ReauthenticateSession error", err, secrets...)
-	_, err = c.Introspect(ctx, tok)
+	_, err = c.Introspect(ctx, finchconnect.NewSecret(tok))
 	assertNoSecret(t, "Introspect error", err, secrets...)
-	_, err = c.Company(ctx, tok)
+	_, err = c.Company(ctx, finchconnect.NewSecret(tok))
 	assertNoSecret(t, "Company error", err, secrets...)
-	assertNoSecret(t, "Disconnect error", c.Disconnect(ctx, tok), secrets...)
-	assertNoSecret(t, "DisconnectEntity error", c.DisconnectEntity(ctx, tok, []string{"e"}), secrets...)
+	assertNoSecret(t, "Disconnect error", c.Disconnect(ctx, finchconnect.NewSecret(tok)), secrets...)
+	assertNoSecret(t, "DisconnectEntity error", c.DisconnectEntity(ctx, finchconnect.NewSecret(tok), []string{"e"}), secrets...)
 
-	inds, err := c.Individuals(ctx, tok, []string{"i"}, finch.IndividualOptions{})
+	inds, err := c.Individuals(ctx, finchconnect.NewSecret(tok), []string{"i"}, finch.IndividualOptions{})
 	if err != nil || len(inds) != 1 || inds[0].Err == nil {
 		t.Fatalf("Individuals = %+v, %v, want one failed item", inds, err)
 	}
 	assertNoSecret(t, "IndividualResult.Err", inds[0].Err, secrets...)
-	ps, err := c.PayStatements(ctx, tok, []finch.PayStatementRequest{{PaymentID: "p"}})
+	ps, err := c.PayStatements(ctx, finchconnect.NewSecret(tok), []finch.PayStatementRequest{{PaymentID: "p"}})
 	if err != nil || len(ps) != 1 || ps[0].Err == nil {
 		t.Fatalf("PayStatements = %+v, %v, want one failed item", ps, err)
 	}
 	assertNoSecret(t, "PayStatementResult.Err", ps[0].Err, secrets...)
 
-	res, err := c.Do(ctx, tok, "GET", "/employer/company", nil, nil)
+	res, err := c.Do(ctx, finchconnect.NewSecret(tok), "GET", "/employer/company", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestClient_LocalValidation(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer ts.Close()
 	ctx := t.Context()
-	c := &finch.Client{BaseURL: ts.URL, ClientID: "id", ClientSecret: "s"}
+	c := &finch.Client{BaseURL: ts.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("s")}
 	noCreds := &finch.Client{BaseURL: ts.URL}
 	tests := []struct {
 		name string
@@ -180,26 +181,35 @@ func TestClient_LocalValidation(t *testing.T) {
 			return err
 		}},
 		{"reauth without connection", func() error { _, err := c.ReauthenticateSession(ctx, finch.ReauthRequest{}); return err }},
-		{"empty token", func() error { _, err := c.Company(ctx, ""); return err }},
-		{"no entity ids", func() error { return c.DisconnectEntity(ctx, "tok", nil) }},
+		{"empty token", func() error { _, err := c.Company(ctx, finchconnect.Secret{}); return err }},
+		{"no entity ids", func() error { return c.DisconnectEntity(ctx, finchconnect.NewSecret("tok"), nil) }},
 		{"negative limit", func() error {
-			_, err := c.DirectoryPage(ctx, "tok", finch.DirectoryOptions{Limit: -1})
+			_, err := c.DirectoryPage(ctx, finchconnect.NewSecret("tok"), finch.DirectoryOptions{Limit: -1})
 			return err
 		}},
-		{"bad date", func() error { _, err := c.Payments(ctx, "tok", "2024-13-01", "2024-12-31"); return err }},
+		{"bad date", func() error {
+			_, err := c.Payments(ctx, finchconnect.NewSecret("tok"), "2024-13-01", "2024-12-31")
+			return err
+		}},
 		{"eleven payments", func() error {
-			_, err := c.PayStatements(ctx, "tok", make([]finch.PayStatementRequest, 11))
+			_, err := c.PayStatements(ctx, finchconnect.NewSecret("tok"), make([]finch.PayStatementRequest, 11))
 			return err
 		}},
-		{"bad method", func() error { _, err := c.Do(ctx, "tok", "CONNECT", "/x", nil, nil); return err }},
-		{"absolute URL", func() error { _, err := c.Do(ctx, "tok", "GET", "https://evil.example/x", nil, nil); return err }},
+		{"bad method", func() error {
+			_, err := c.Do(ctx, finchconnect.NewSecret("tok"), "CONNECT", "/x", nil, nil)
+			return err
+		}},
+		{"absolute URL", func() error {
+			_, err := c.Do(ctx, finchconnect.NewSecret("tok"), "GET", "https://evil.example/x", nil, nil)
+			return err
+		}},
 	}
 	for _, tt := range tests {
 		if err := tt.call(); err == nil || !strings.HasPrefix(err.Error(), "finch: ") {
 			t.Errorf("%s: err = %v, want a finch: error", tt.name, err)
 		}
 	}
-	inds, err := c.Individuals(ctx, "tok", nil, finch.IndividualOptions{})
+	inds, err := c.Individuals(ctx, finchconnect.NewSecret("tok"), nil, finch.IndividualOptions{})
 	if inds != nil || err != nil {
 		t.Errorf("Individuals(no ids) = %v, %v, want nil, nil", inds, err)
 	}

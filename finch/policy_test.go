@@ -147,13 +147,13 @@ func TestClient_DialErrors(t *testing.T) {
 			_, err := c.NewConnectSession(ctx, finch.SessionRequest{CustomerID: "c", CustomerName: "n", Products: []string{"company"}})
 			return err
 		}, 2},
-		{"disconnect", func(c *finch.Client) error { return c.Disconnect(ctx, "tok") }, 2},
-		{"read", func(c *finch.Client) error { _, err := c.Company(ctx, "tok"); return err }, 2},
+		{"disconnect", func(c *finch.Client) error { return c.Disconnect(ctx, finchconnect.NewSecret("tok")) }, 2},
+		{"read", func(c *finch.Client) error { _, err := c.Company(ctx, finchconnect.NewSecret("tok")); return err }, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &waits{}
-			c := &finch.Client{BaseURL: "http://" + addr, ClientID: "id", ClientSecret: "secret", Sleep: w.sleep}
+			c := &finch.Client{BaseURL: "http://" + addr, ClientID: "id", ClientSecret: finchconnect.NewSecret("secret"), Sleep: w.sleep}
 			err := tt.call(c)
 			var opErr *net.OpError
 			if !errors.As(err, &opErr) || opErr.Op != "dial" {
@@ -253,7 +253,7 @@ func TestClient_ShouldRetryHeader(t *testing.T) {
 	}))
 	defer ts.Close()
 	w := &waits{}
-	c := &finch.Client{BaseURL: ts.URL, ClientID: "id", ClientSecret: "s", Sleep: w.sleep}
+	c := &finch.Client{BaseURL: ts.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("s"), Sleep: w.sleep}
 	tests := []struct {
 		name          string
 		method, retry string
@@ -265,7 +265,7 @@ func TestClient_ShouldRetryHeader(t *testing.T) {
 	}
 	for _, tt := range tests {
 		hits.Store(0)
-		res, err := c.Do(t.Context(), "tok", tt.method, "/x", map[string][]string{"retry": {tt.retry}}, nil)
+		res, err := c.Do(t.Context(), finchconnect.NewSecret("tok"), tt.method, "/x", map[string][]string{"retry": {tt.retry}}, nil)
 		if err != nil || res.Err() == nil {
 			t.Errorf("%s: Do = %v, %v, want an error response", tt.name, res, err)
 		}
@@ -274,7 +274,7 @@ func TestClient_ShouldRetryHeader(t *testing.T) {
 		}
 	}
 	hits.Store(0)
-	if _, err := c.Do(t.Context(), "", "POST", "/auth/token", map[string][]string{"retry": {"true"}}, []byte("{}")); err != nil {
+	if _, err := c.Do(t.Context(), finchconnect.Secret{}, "POST", "/auth/token", map[string][]string{"retry": {"true"}}, []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
 	if got := hits.Load(); got != 1 {
@@ -344,7 +344,7 @@ func TestClient_RetryAfterDate(t *testing.T) {
 
 	w := &waits{}
 	c := &finch.Client{BaseURL: ts.URL, Now: func() time.Time { return now }, Sleep: w.sleep}
-	if _, err := c.Do(t.Context(), "tok", "GET", "/date", nil, nil); err != nil {
+	if _, err := c.Do(t.Context(), finchconnect.NewSecret("tok"), "GET", "/date", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.get(); len(got) != 1 || got[0] != 2*time.Second {
@@ -354,7 +354,7 @@ func TestClient_RetryAfterDate(t *testing.T) {
 	hits.Store(0)
 	real := &finch.Client{BaseURL: ts.URL}
 	start := time.Now()
-	co, err := real.Company(t.Context(), "tok")
+	co, err := real.Company(t.Context(), finchconnect.NewSecret("tok"))
 	if err != nil || co.ID != "co" {
 		t.Fatalf("Company = %v, %v", co, err)
 	}

@@ -107,7 +107,7 @@ type IndividualDetail struct {
 	// SSN is set only with the ssn product and [IndividualOptions.IncludeSSN].
 	// It is a Secret so that it never reaches a log line or a JSON
 	// response by accident; Reveal it where it is truly needed.
-	SSN          finchconnect.Secret `json:"ssn,omitempty"`
+	SSN          finchconnect.Secret `json:"ssn,omitzero"`
 	EncryptedSSN string              `json:"encrypted_ssn,omitempty"`
 }
 

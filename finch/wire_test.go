@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/finchconnect/finchconnect"
 	"io"
 	"maps"
 	"net/http"
@@ -266,7 +267,7 @@ func TestClient_ExchangeCodeResult(t *testing.T) {
 		entities = append(entities, en.ID)
 	}
 	got := conn
-	got.AccessToken = ""
+	got.AccessToken = finchconnect.Secret{}
 	want := got
 	want.ConnectionID, want.CustomerID, want.CustomerName = in.ConnectionID, "c1", "Acme"
 	want.ProviderID, want.ConnectionType, want.ClientType = "gusto", in.ConnectionType, in.ClientType

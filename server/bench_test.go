@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/finchconnect/finchconnect"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -94,7 +95,7 @@ func BenchmarkCallback(b *testing.B) {
 			kr, _ := keyring.New(key)
 			store := tokenstore.New(backend, kr)
 			srv, err := server.New(server.Config{PublicURL: "http://app.test", CallbackLimit: server.RateLimit{PerMinute: -1}, ConnectLimit: server.RateLimit{PerMinute: -1}},
-				&finch.Client{BaseURL: fin.URL, ClientID: "id", ClientSecret: "secret"}, store)
+				&finch.Client{BaseURL: fin.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("secret")}, store)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -147,7 +148,7 @@ func BenchmarkCompanyPage(b *testing.B) {
 			key, _ := keyring.Generate(1)
 			kr, _ := keyring.New(key)
 			store := tokenstore.New(backend, kr)
-			fc := &finch.Client{BaseURL: fin.URL, ClientID: "id", ClientSecret: "secret"}
+			fc := &finch.Client{BaseURL: fin.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("secret")}
 			srv, _ := server.New(server.Config{PublicURL: "http://app.test"}, fc, store)
 			conn, err := fc.ExchangeCode(context.Background(), "x", "")
 			if err != nil {

@@ -214,7 +214,7 @@ func (s *Server) handleConnection() http.Handler {
 		offset = max(offset, 0)
 		// The template never sees the token.
 		token := conn.AccessToken
-		conn.AccessToken = ""
+		conn.AccessToken = finchconnect.Secret{}
 		page := newConnectionPage(conn)
 
 		s.audit(ctx, finchconnect.AuditDecrypted, id, "browser", "company page")

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"github.com/finchconnect/finchconnect"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -29,7 +30,7 @@ func fuzzServer(f *testing.F) (*server.Server, *atomic.Int64) {
 	kr, _ := keyring.New(key)
 	store := tokenstore.New(tokenstore.NewMemory(), kr)
 	srv, err := server.New(server.Config{PublicURL: "http://app.test", CallbackLimit: server.RateLimit{PerMinute: -1}},
-		&finch.Client{BaseURL: finchAPI.URL, ClientID: "id", ClientSecret: "secret"}, store)
+		&finch.Client{BaseURL: finchAPI.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("secret")}, store)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"github.com/finchconnect/finchconnect"
 	"html"
 	"io"
 	"net/http"
@@ -80,7 +81,7 @@ func newHarnessWith(t *testing.T, opts harnessOptions, adjust func(*server.Confi
 		t.Fatal(err)
 	}
 	h.store = tokenstore.New(h.backend, kr)
-	fc := &finch.Client{BaseURL: h.ts.URL + "/finch", ClientID: "sandbox-client-id", ClientSecret: "sandbox-client-secret"}
+	fc := &finch.Client{BaseURL: h.ts.URL + "/finch", ClientID: "sandbox-client-id", ClientSecret: finchconnect.NewSecret("sandbox-client-secret")}
 	cfg := server.Config{PublicURL: h.ts.URL, Now: opts.now, StateTTL: opts.stateTTL}
 	if adjust != nil {
 		adjust(&cfg)

@@ -160,6 +160,6 @@ func (s *Server) markReauth(r *http.Request, id string) {
 		s.log.Warn("record reauth status", "connection_id", id, "err", err)
 		return
 	}
-	conn.AccessToken = ""
+	conn.AccessToken = finchconnect.Secret{}
 	s.notify(r.Context(), finchconnect.EventConnectionReauthRequired, conn)
 }

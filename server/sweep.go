@@ -111,7 +111,7 @@ func (s *Server) check(ctx context.Context, id string) (bool, error) {
 	if updated.Status == conn.Status {
 		return false, nil
 	}
-	updated.AccessToken = ""
+	updated.AccessToken = finchconnect.Secret{}
 	switch updated.Status {
 	case finchconnect.StatusReauth:
 		s.notify(ctx, finchconnect.EventConnectionReauthRequired, updated)

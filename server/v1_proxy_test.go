@@ -212,7 +212,7 @@ func newProxyFixture(t *testing.T, fc func(*finch.Client)) *proxyFixture {
 		t.Fatal(err)
 	}
 	f.store = tokenstore.New(f.backend, kr)
-	client := &finch.Client{BaseURL: upSrv.URL, ClientID: sandbox.DefaultClientID, ClientSecret: sandbox.DefaultClientSecret, MaxRetries: 1}
+	client := &finch.Client{BaseURL: upSrv.URL, ClientID: sandbox.DefaultClientID, ClientSecret: finchconnect.NewSecret(sandbox.DefaultClientSecret), MaxRetries: 1}
 	if fc != nil {
 		fc(client)
 	}
@@ -257,7 +257,7 @@ func newProxyFixture(t *testing.T, fc func(*finch.Client)) *proxyFixture {
 	if err != nil || res.StatusCode != http.StatusOK || minted.AccessToken == "" {
 		t.Fatalf("POST /sandbox/connections = %d, %v", res.StatusCode, err)
 	}
-	f.id, f.token = minted.ConnectionID, finchconnect.Secret(minted.AccessToken)
+	f.id, f.token = minted.ConnectionID, finchconnect.NewSecret(minted.AccessToken)
 	err = f.store.Put(t.Context(), finchconnect.Connection{
 		ConnectionID: f.id, CustomerID: "proxy-customer", CustomerName: "Proxy Inc.", ProviderID: minted.ProviderID,
 		Products: []string{"company", "directory", "individual", "employment"}, Status: finchconnect.StatusConnected,
@@ -615,7 +615,7 @@ func TestAPI_Outages(t *testing.T) {
 
 	// Finch refuses: a re-authentication session for a connection Finch
 	// does not know is Finch's 4xx, which the app sees as a 502.
-	ghost := finchconnect.Connection{ConnectionID: "00000000-0000-4000-8000-000000000000", ProviderID: "gusto", Status: "connected", AccessToken: "not-a-token"}
+	ghost := finchconnect.Connection{ConnectionID: "00000000-0000-4000-8000-000000000000", ProviderID: "gusto", Status: "connected", AccessToken: finchconnect.NewSecret("not-a-token")}
 	if err := f.store.Put(t.Context(), ghost); err != nil {
 		t.Fatal(err)
 	}

@@ -98,7 +98,7 @@ func (s *Server) applyWebhook(r *http.Request, eventType, connectionID string, d
 			s.log.Warn("record a webhook's status", "connection_id", connectionID, "err", err)
 			return
 		}
-		updated.AccessToken = ""
+		updated.AccessToken = finchconnect.Secret{}
 		switch d.Status {
 		case finchconnect.StatusReauth:
 			s.notify(ctx, finchconnect.EventConnectionReauthRequired, updated)

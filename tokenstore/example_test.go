@@ -18,7 +18,7 @@ func Example() {
 
 	_ = store.Put(ctx, finchconnect.Connection{
 		ConnectionID: "conn-1", ProviderID: "gusto", Status: finchconnect.StatusConnected,
-		AccessToken: "token-from-finch",
+		AccessToken: finchconnect.NewSecret("token-from-finch"),
 	})
 	// A status change: the sealed token is not touched.
 	_ = store.Update(ctx, "conn-1", func(c *finchconnect.Connection) error {
@@ -40,7 +40,7 @@ func ExampleStore_Rewrap() {
 	backend := tokenstore.NewMemory()
 	k1, _ := keyring.Generate(1)
 	old, _ := keyring.New(k1)
-	_ = tokenstore.New(backend, old).Put(ctx, finchconnect.Connection{ConnectionID: "conn-1", AccessToken: "t"})
+	_ = tokenstore.New(backend, old).Put(ctx, finchconnect.Connection{ConnectionID: "conn-1", AccessToken: finchconnect.NewSecret("t")})
 
 	// Rotate: the new key first, the old one kept for reading.
 	k2, _ := keyring.Generate(2)

@@ -39,8 +39,8 @@ func TestJournal_HoldsThroughOutageAndRestart(t *testing.T) {
 	}
 	const marker = "tok_JOURNAL_MARKER_5f2a"
 	conns := []finchconnect.Connection{
-		{ConnectionID: "c1", ProviderID: "gusto", Status: "connected", AccessToken: marker},
-		{ConnectionID: "c2", ProviderID: "gusto", Status: "connected", AccessToken: "tok_two"},
+		{ConnectionID: "c1", ProviderID: "gusto", Status: "connected", AccessToken: finchconnect.NewSecret(marker)},
+		{ConnectionID: "c2", ProviderID: "gusto", Status: "connected", AccessToken: finchconnect.NewSecret("tok_two")},
 	}
 	for _, c := range conns {
 		if err := j.Hold(c, "tag-"+c.ConnectionID); err != nil {
@@ -81,8 +81,8 @@ func TestJournal_HoldsThroughOutageAndRestart(t *testing.T) {
 	}
 	for _, c := range conns {
 		got, err := store.Get(t.Context(), c.ConnectionID)
-		if err != nil || got.AccessToken != c.AccessToken {
-			t.Errorf("Get(%s) after replay: token match %v, err %v", c.ConnectionID, got.AccessToken == c.AccessToken, err)
+		if err != nil || !got.AccessToken.Equal(c.AccessToken) {
+			t.Errorf("Get(%s) after replay: token match %v, err %v", c.ConnectionID, got.AccessToken.Equal(c.AccessToken), err)
 		}
 	}
 	if got := j.Pending(); got != 0 {
@@ -99,7 +99,7 @@ func TestJournal_IgnoresTornRecord(t *testing.T) {
 	store := tokenstore.New(tokenstore.NewMemory(), kr)
 	path := filepath.Join(t.TempDir(), "journal")
 	j, _ := store.OpenJournal(path)
-	if err := j.Hold(finchconnect.Connection{ConnectionID: "c1", ProviderID: "p", Status: "connected", AccessToken: "t"}, "k1"); err != nil {
+	if err := j.Hold(finchconnect.Connection{ConnectionID: "c1", ProviderID: "p", Status: "connected", AccessToken: finchconnect.NewSecret("t")}, "k1"); err != nil {
 		t.Fatal(err)
 	}
 	j.Close()
@@ -116,13 +116,13 @@ func TestJournal_IgnoresTornRecord(t *testing.T) {
 		t.Errorf("Pending() = %d, want 1 (the torn record was never held)", got)
 	}
 	// A record held after the torn one is read back intact.
-	if err := j.Hold(finchconnect.Connection{ConnectionID: "c2", ProviderID: "p", Status: "connected", AccessToken: "t2"}, "k2"); err != nil {
+	if err := j.Hold(finchconnect.Connection{ConnectionID: "c2", ProviderID: "p", Status: "connected", AccessToken: finchconnect.NewSecret("t2")}, "k2"); err != nil {
 		t.Fatal(err)
 	}
 	if done, err := j.Replay(t.Context()); err != nil || len(done) != 2 {
 		t.Errorf("Replay() = %+v, %v; want 2 records", done, err)
 	}
-	if c, err := store.Get(t.Context(), "c2"); err != nil || c.AccessToken != "t2" {
+	if c, err := store.Get(t.Context(), "c2"); err != nil || c.AccessToken.Reveal() != "t2" {
 		t.Errorf("Get(c2) after replay: %v", err)
 	}
 }

@@ -106,7 +106,7 @@ func TestMigrate_SQLitePostgresRedisRoundTrip(t *testing.T) {
 			ConnectionID: fmt.Sprintf("conn-%05d", i), CustomerID: fmt.Sprintf("cust-%d", i%97), CustomerName: fmt.Sprintf("Customer %d", i),
 			ProviderID: []string{"gusto", "adp_workforce_now", "rippling"}[i%3], Products: []string{"company", "directory"},
 			EntityIDs: []string{fmt.Sprintf("ent-%d", i)}, ConnectionType: "provider", ClientType: "sandbox",
-			Status: []string{"connected", "reauth"}[i%2], AccessToken: finchconnect.Secret(randomName("tok_")),
+			Status: []string{"connected", "reauth"}[i%2], AccessToken: finchconnect.NewSecret(randomName("tok_")),
 		}
 		if err := store.Put(ctx, c); err != nil {
 			t.Fatal(err)
@@ -154,7 +154,7 @@ func TestMigrate_SQLitePostgresRedisRoundTrip(t *testing.T) {
 			if c.AccessToken.Reveal() != w.AccessToken.Reveal() {
 				t.Errorf("%s: token changed in the round trip", c.ConnectionID)
 			}
-			c.AccessToken, w.AccessToken = "", ""
+			c.AccessToken, w.AccessToken = finchconnect.Secret{}, finchconnect.Secret{}
 			if diff := cmp.Diff(w, c); diff != "" {
 				t.Errorf("%s metadata changed (-want +got):\n%s", c.ConnectionID, diff)
 			}

@@ -303,7 +303,7 @@ func TestStore_Rewrap_conflicts(t *testing.T) {
 		return live.Update(ctx, r.ID, func(c *finchconnect.Connection) error {
 			c.Status = finchconnect.StatusReauth
 			if i%3 == 1 {
-				c.AccessToken = finchconnect.Secret("new-" + r.ID)
+				c.AccessToken = finchconnect.NewSecret("new-" + r.ID)
 			}
 			return nil
 		})

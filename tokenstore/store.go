@@ -215,7 +215,7 @@ func (s *Store) open(row Row) (finchconnect.Connection, error) {
 		// authentication failed); it never carries the bytes.
 		return finchconnect.Connection{}, fmt.Errorf("tokenstore: connection %s: %v: %w", row.ID, err, finchconnect.ErrDecrypt)
 	}
-	c.AccessToken = finchconnect.Secret(token)
+	c.AccessToken = finchconnect.NewSecret(string(token))
 	return c, nil
 }
 
@@ -354,7 +354,7 @@ func (s *Store) OpenStaged(sealed []byte) (finchconnect.Connection, error) {
 		return finchconnect.Connection{}, errors.New("tokenstore: staged connection: malformed record")
 	}
 	c := st.Connection
-	c.AccessToken = finchconnect.Secret(st.AccessToken)
+	c.AccessToken = finchconnect.NewSecret(st.AccessToken)
 	return c, nil
 }
 
@@ -369,7 +369,7 @@ type staged struct {
 // encodeRow builds the backend row: index fields and the clear metadata
 // from c, the sealed token as given. The metadata is c without its token.
 func encodeRow(c finchconnect.Connection, sealed []byte) (Row, error) {
-	c.AccessToken = ""
+	c.AccessToken = finchconnect.Secret{}
 	meta, err := json.Marshal(c)
 	if err != nil {
 		return Row{}, fmt.Errorf("tokenstore: encode %s: %v", c.ConnectionID, err)
@@ -393,6 +393,6 @@ func decodeMeta(r Row) (finchconnect.Connection, error) {
 		return finchconnect.Connection{}, fmt.Errorf("tokenstore: connection %s: malformed metadata: %v", r.ID, err)
 	}
 	c.ConnectionID = r.ID
-	c.AccessToken = ""
+	c.AccessToken = finchconnect.Secret{}
 	return c, nil
 }

@@ -42,7 +42,7 @@ func conn(id, token string) finchconnect.Connection {
 	return finchconnect.Connection{
 		ConnectionID: id, CustomerID: "cust-1", CustomerName: "Acme", ProviderID: "gusto",
 		Products: []string{"directory"}, Status: finchconnect.StatusConnected,
-		AccessToken: finchconnect.Secret(token),
+		AccessToken: finchconnect.NewSecret(token),
 	}
 }
 
@@ -89,7 +89,7 @@ func TestStore_MarkerNeverInSQLiteBytes(t *testing.T) {
 	note(&got)
 	note([]finchconnect.Connection{got})
 	noteErr(s.Update(ctx, "conn-marker", func(c *finchconnect.Connection) error { c.Status = finchconnect.StatusReauth; return nil }))
-	noteErr(s.Update(ctx, "conn-marker", func(c *finchconnect.Connection) error { c.AccessToken = marker2; return nil }))
+	noteErr(s.Update(ctx, "conn-marker", func(c *finchconnect.Connection) error { c.AccessToken = finchconnect.NewSecret(marker2); return nil }))
 	noteErr(s.Update(ctx, "conn-marker", func(c *finchconnect.Connection) error { return errors.New("refused") }))
 	look, err := s.Lookup(ctx, "conn-marker")
 	noteErr(err)
@@ -143,7 +143,7 @@ func TestStore_MarkerNeverInSQLiteBytes(t *testing.T) {
 	noteErr(err)
 	_, err = s.Get(ctx, "absent")
 	noteErr(err)
-	noteErr(s.Put(ctx, finchconnect.Connection{AccessToken: marker}))
+	noteErr(s.Put(ctx, finchconnect.Connection{AccessToken: finchconnect.NewSecret(marker)}))
 
 	for _, out := range outputs {
 		for _, m := range []string{marker, marker2} {

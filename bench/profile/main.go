@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/finchconnect/finchconnect"
 	"io"
 	"net"
 	"net/http"
@@ -116,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *idle > 0 {
 		transport.MaxIdleConns, transport.MaxIdleConnsPerHost = *idle, *idle
 	}
-	fc := &finch.Client{BaseURL: *finchURL, ClientID: "id", ClientSecret: "secret", HTTPClient: &http.Client{Transport: m.Transport(transport), CheckRedirect: finch.NoRedirects}}
+	fc := &finch.Client{BaseURL: *finchURL, ClientID: "id", ClientSecret: finchconnect.NewSecret("secret"), HTTPClient: &http.Client{Transport: m.Transport(transport), CheckRedirect: finch.NoRedirects}}
 	srv, err := server.New(server.Config{
 		PublicURL:     "http://" + ln.Addr().String(),
 		Journal:       journal,

@@ -280,7 +280,7 @@ func seed(ctx context.Context, store *tokenstore.Store, from, to, writers int, e
 					ConnectionType: "provider",
 					ClientType:     "production",
 					Status:         finchconnect.StatusConnected,
-					AccessToken:    finchconnect.Secret(base64.RawURLEncoding.EncodeToString(tok)),
+					AccessToken:    finchconnect.NewSecret(base64.RawURLEncoding.EncodeToString(tok)),
 				})
 				if err != nil {
 					mu.Lock()
@@ -377,7 +377,7 @@ func (v *vault) round(ctx context.Context, k int) error {
 		t0 := time.Now()
 		c, err := v.store.Get(ctx, id)
 		get = append(get, time.Since(t0))
-		if err != nil || c.AccessToken == "" {
+		if err != nil || c.AccessToken.IsZero() {
 			return fmt.Errorf("get %s: %v", id, err)
 		}
 		id = connectionID(v.rng.IntN(v.stored))

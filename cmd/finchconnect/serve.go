@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/finchconnect/finchconnect"
 	"io"
 	"log/slog"
 	"net"
@@ -143,7 +144,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer sb.Close()
 		mux.Handle("/finch/", http.StripPrefix("/finch", sb))
-		fc = &finch.Client{BaseURL: "http://" + ln.Addr().String() + "/finch", ClientID: demoClientID, ClientSecret: demoClientSecret, HTTPClient: finchHTTP}
+		fc = &finch.Client{BaseURL: "http://" + ln.Addr().String() + "/finch", ClientID: demoClientID, ClientSecret: finchconnect.NewSecret(demoClientSecret), HTTPClient: finchHTTP}
 	}
 	// Tokens exchanged while the store is down wait, sealed, in a local
 	// journal, and are replayed as soon as it answers again.

@@ -153,7 +153,7 @@ func redactURLError(err error) error {
 	return err
 }
 
-func secret(s string) finchconnect.Secret { return finchconnect.Secret(s) }
+func secret(s string) finchconnect.Secret { return finchconnect.NewSecret(s) }
 
 // openVault opens the store and the keyring together, for operator commands.
 func (f *storeFlags) openVault(ctx context.Context, stderr io.Writer) (*tokenstore.Store, func(), error) {

@@ -163,7 +163,7 @@ func listTokens(ctx context.Context, store *tokenstore.Store, f tokenstore.Filte
 }
 
 func printConnection(c finchconnect.Connection, asJSON bool, w io.Writer) error {
-	c.AccessToken = "sealed" // shown as [redacted]: the record has a token, but it is not printed
+	c.AccessToken = finchconnect.NewSecret("sealed") // shown as [redacted]: the record has a token, but it is not printed
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

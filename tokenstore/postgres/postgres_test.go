@@ -98,10 +98,10 @@ func TestBackend_MarkerNeverInRows(t *testing.T) {
 	kr, _ := keyring.New(key)
 	store := tokenstore.New(b, kr)
 	const marker = "tok_PG_MARKER_8c41e0d2"
-	if err := store.Put(ctx, finchconnect.Connection{ConnectionID: "c1", CustomerID: "cu", ProviderID: "gusto", Status: "connected", AccessToken: marker}); err != nil {
+	if err := store.Put(ctx, finchconnect.Connection{ConnectionID: "c1", CustomerID: "cu", ProviderID: "gusto", Status: "connected", AccessToken: finchconnect.NewSecret(marker)}); err != nil {
 		t.Fatal(err)
 	}
-	staged, err := store.SealStaged(finchconnect.Connection{ConnectionID: "c1", ProviderID: "gusto", Status: "connected", AccessToken: marker})
+	staged, err := store.SealStaged(finchconnect.Connection{ConnectionID: "c1", ProviderID: "gusto", Status: "connected", AccessToken: finchconnect.NewSecret(marker)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,7 +202,7 @@ func TestBackend_MarkerNeverInValues(t *testing.T) {
 	kr, _ := keyring.New(key)
 	store := tokenstore.New(b, kr)
 	const marker = "tok_REDIS_MARKER_3b9d7a61"
-	conn := finchconnect.Connection{ConnectionID: "c1", CustomerID: "cu", ProviderID: "gusto", Status: "connected", AccessToken: marker}
+	conn := finchconnect.Connection{ConnectionID: "c1", CustomerID: "cu", ProviderID: "gusto", Status: "connected", AccessToken: finchconnect.NewSecret(marker)}
 	if err := store.Put(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
