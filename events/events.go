@@ -91,7 +91,7 @@ type Deliverer struct {
 	URL    string
 	// Secret signs each delivery (standard base64, like Finch's webhook
 	// secrets); the app verifies with package webhook or Finch's SDKs.
-	Secret     string
+	Secret     finchconnect.Secret
 	Client     *http.Client  // default: 10 s timeout
 	MinBackoff time.Duration // default 1 s
 	MaxBackoff time.Duration // default 10 min
@@ -228,7 +228,7 @@ func (d *Deliverer) send(ctx context.Context, e finchconnect.Event) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "finchconnect-events")
-	if err := webhook.SetHeaders(req.Header, webhook.Finchconnect, d.Secret, e.ID, time.Now(), body); err != nil {
+	if err := webhook.SetHeaders(req.Header, webhook.Finchconnect, d.Secret.Reveal(), e.ID, time.Now(), body); err != nil {
 		return err
 	}
 	res, err := d.Client.Do(req)

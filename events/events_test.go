@@ -53,7 +53,7 @@ func TestDeliverer_AppDownThenUp(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	d := &events.Deliverer{Outbox: out, URL: app.URL, Secret: secret, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	d := &events.Deliverer{Outbox: out, URL: app.URL, Secret: finchconnect.NewSecret(secret), MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
 
 	for range 5 {
 		if _, err := d.DeliverDue(t.Context()); err != nil {
@@ -108,7 +108,7 @@ func TestDeliverer_LeaseStopsDoubleSend(t *testing.T) {
 	out.Publish(t.Context(), finchconnect.Event{ID: "evt_x", ConnectionID: "c"})
 	var wg sync.WaitGroup
 	for range 4 {
-		d := &events.Deliverer{Outbox: out, URL: app.URL, Secret: secret}
+		d := &events.Deliverer{Outbox: out, URL: app.URL, Secret: finchconnect.NewSecret(secret)}
 		wg.Go(func() { d.DeliverDue(t.Context()) })
 	}
 	wg.Wait()

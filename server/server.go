@@ -76,7 +76,7 @@ type Config struct {
 
 	// WebhookSecrets verify Finch's webhooks at POST /webhooks/finch
 	// (several during a rotation). Empty: the route answers 404.
-	WebhookSecrets []string
+	WebhookSecrets []finchconnect.Secret
 
 	// Failpoint is called at named points of a callback ("before-exchange",
 	// "after-stage", reached only on the write-ahead path, "after-commit",

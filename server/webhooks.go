@@ -46,7 +46,11 @@ func (s *Server) handleFinchWebhook() http.Handler {
 			s.writeJSONError(w, r, http.StatusRequestEntityTooLarge, "body_too_large", "The webhook body is too large.")
 			return
 		}
-		if err := webhook.Verify(r.Header, webhook.Finch, s.cfg.WebhookSecrets, body, s.cfg.Now()); err != nil {
+		secrets := make([]string, len(s.cfg.WebhookSecrets))
+		for i, k := range s.cfg.WebhookSecrets {
+			secrets[i] = k.Reveal()
+		}
+		if err := webhook.Verify(r.Header, webhook.Finch, secrets, body, s.cfg.Now()); err != nil {
 			s.log.Warn("refused a Finch webhook", "err", err, "request_id", requestID(r.Context()))
 			s.writeJSONError(w, r, http.StatusUnauthorized, "invalid_signature", "The webhook signature does not verify.")
 			return

@@ -61,7 +61,7 @@ func (h *harness) postWebhook(secret, id string, at time.Time, body string, tamp
 func TestWebhooks_Finch(t *testing.T) {
 	var log eventLog
 	h := newHarnessWith(t, harnessOptions{}, func(c *server.Config) {
-		c.WebhookSecrets = []string{hookSecret, hookOldSecret}
+		c.WebhookSecrets = []finchconnect.Secret{finchconnect.NewSecret(hookSecret), finchconnect.NewSecret(hookOldSecret)}
 		c.Notify = log.notify
 	})
 	id := h.finish(h.client, h.connect(h.client, "hook-1", "authorized_simple"))

@@ -47,14 +47,20 @@ func (f *lifecycleFlags) validate() error {
 		}
 	}
 	for _, s := range f.webhookSecrets() {
-		if _, err := webhook.Sign(s, "x", 0, nil); err != nil {
+		if _, err := webhook.Sign(s.Reveal(), "x", 0, nil); err != nil {
 			return errorf("-webhook-secret (FINCH_WEBHOOK_SECRET) must be the base64 secret Finch's dashboard shows")
 		}
 	}
 	return nil
 }
 
-func (f *lifecycleFlags) webhookSecrets() []string { return splitList(f.webhookSecret) }
+func (f *lifecycleFlags) webhookSecrets() []finchconnect.Secret {
+	var secrets []finchconnect.Secret
+	for _, s := range splitList(f.webhookSecret) {
+		secrets = append(secrets, finchconnect.NewSecret(s))
+	}
+	return secrets
+}
 
 // lifecycle runs the connection-lifecycle machinery beside the server: the
 // outbox and its deliverer, the audit trail, health sweeps, metrics.
@@ -86,7 +92,7 @@ func startLifecycle(ctx context.Context, f *lifecycleFlags, d *appDeps) (*lifecy
 		return float64(n)
 	})
 	if f.eventsURL != "" {
-		dl := &events.Deliverer{Outbox: l.outbox, URL: f.eventsURL, Secret: f.eventsSecret, Logger: d.logger.With("component", "events"),
+		dl := &events.Deliverer{Outbox: l.outbox, URL: f.eventsURL, Secret: finchconnect.NewSecret(f.eventsSecret), Logger: d.logger.With("component", "events"),
 			Delivered: func(finchconnect.Event) { l.metrics.EventDelivered() }}
 		l.wg.Go(func() { dl.Run(l.ctx) })
 	}

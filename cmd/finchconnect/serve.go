@@ -127,7 +127,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		// The demo's sandbox sends its webhooks to this server, signed
 		// with a secret made for this run, so the whole lifecycle runs.
 		demoSecret := base64.StdEncoding.EncodeToString([]byte(randomString(32)))
-		webhookSecrets = append(webhookSecrets, demoSecret)
+		webhookSecrets = append(webhookSecrets, finchconnect.NewSecret(demoSecret))
 		// The demo runs the sandbox in-process under /finch on the same
 		// listener, so one URL serves both the app and the Connect pages.
 		sb, err = sandbox.New(sandbox.Options{
