@@ -87,9 +87,14 @@ stop() { # stop PID
 # drive ROLE LABEL ARGS…: one timed phase; its JSON line goes to results.
 drive() {
 	local line
-	line=$(timeout $((DURATION + 300)) "$work/load" -d "${DURATION}s" -c "$CONC" -role "$1" -label "$2" -upstream-pid "$UP_PID" "${@:3}")
+	line=$(timeout $((DURATION + 300)) "$work/load" -d "${DURATION}s" -c "$CONC" -role "$1" -label "$2" -upstream-pid "$UP_PID" -store-pid "${REDIS_PID:-0}" "${@:3}")
 	echo "$line" | tee -a "$work/results.jsonl"
 }
+
+# Redis's own CPU time is counted per phase too (it shares the two cores),
+# when it runs on this machine.
+REDIS_PID=$(rcli info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')
+[ -n "$REDIS_PID" ] && [ -r "/proc/$REDIS_PID/stat" ] || REDIS_PID=0
 
 start upstream "$work/upstream"
 FINCH=$URL
@@ -157,7 +162,7 @@ if [ "$LOAD" = 1 ]; then
 	delkeys "$FC_DB" "{$prefix}*"
 
 	mkdir -p results
-	notes="Concurrency $CONC, ${DURATION} s per phase; upstream: bench/upstream (zero latency); Redis $(rcli info server | grep -o 'redis_version:[0-9.]*' | cut -d: -f2), appendonly $(rcli config get appendonly | tail -1); SQLite: WAL, synchronous=FULL. Target CPU and peak RSS from /proc (peak reset before each phase)."
+	notes="Concurrency $CONC, ${DURATION} s per phase; upstream: bench/upstream (zero latency); Redis $(rcli info server | grep -o 'redis_version:[0-9.]*' | cut -d: -f2), appendonly $(rcli config get appendonly | tail -1); SQLite: WAL, synchronous=FULL. CPU times and peak RSS from /proc over the timed phase (peak reset before each phase); Redis CPU is redis-server's, shared by every target that uses Redis (for the floor and the SQLite store it only idles); cores busy is req/s × the four CPU columns, out of the 2 the machine has."
 	status=0
 	"$work/report" "${stored[@]}" -notes "$notes" <"$work/results.jsonl" >results/latest.md || status=$?
 	cat results/latest.md

@@ -53,6 +53,8 @@ type report struct {
 	CPUus       float64        `json:"cpu_us_per_req"`
 	PeakRSSMiB  float64        `json:"peak_rss_mib"`
 	UpstreamCPU float64        `json:"upstream_cpu_us_per_req,omitempty"`
+	StoreCPU    float64        `json:"store_cpu_us_per_req,omitempty"` // the store's server (redis-server), when it is a process of its own
+	LoadCPU     float64        `json:"load_cpu_us_per_req"`            // this load generator's own
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		target   = fs.String("target", "", "the target's base URL, e.g. http://127.0.0.1:3000")
 		pid      = fs.Int("pid", 0, "the target's process id, for its CPU time and peak memory")
 		upPID    = fs.Int("upstream-pid", 0, "the upstream's process id, for its CPU time per request")
+		storePID = fs.Int("store-pid", 0, "the store server's process id (redis-server), for its CPU time per request")
 		conc     = fs.Int("c", 32, "concurrent clients")
 		dur      = fs.Duration("d", 10*time.Second, "how long to drive the target")
 		n        = fs.Int("n", 0, "requests to prepare; the phase ends early if they run out (0: 300000, or 40000 finchconnect flows)")
@@ -150,17 +153,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	client.CloseIdleConnections()
 	time.Sleep(200 * time.Millisecond)
 
-	var cpu0, up0 time.Duration
 	if *pid != 0 {
 		if err := resetPeakRSS(*pid); err != nil {
 			fmt.Fprintf(stderr, "%s: cannot reset the target's peak RSS (%v); it will include the preparation\n", *label, err)
 		}
-		if cpu0, err = cpuTime(*pid); err != nil {
-			return err
-		}
 	}
-	if *upPID != 0 {
-		if up0, err = cpuTime(*upPID); err != nil {
+	// The CPU time of every process on the machine's cores that the
+	// phase involves, over the timed phase only.
+	var clocks [4]cpuClock
+	for i, p := range []int{*pid, *upPID, *storePID, os.Getpid()} {
+		if clocks[i], err = startCPU(p); err != nil {
 			return err
 		}
 	}
@@ -184,24 +186,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(res.ErrorKind) > 0 {
 		rep.ErrorKinds = res.ErrorKind
 	}
-	if *pid != 0 {
-		cpu1, err := cpuTime(*pid)
-		if err != nil {
+	for i, field := range []*float64{&rep.CPUus, &rep.UpstreamCPU, &rep.StoreCPU, &rep.LoadCPU} {
+		if *field, err = clocks[i].perRequest(res.OK + res.Errors); err != nil {
 			return err
 		}
+	}
+	if *pid != 0 {
 		peak, err := peakRSS(*pid)
 		if err != nil {
 			return err
 		}
-		rep.CPUus = perRequest(cpu1-cpu0, res.OK+res.Errors)
 		rep.PeakRSSMiB = float64(peak) / (1 << 20)
-	}
-	if *upPID != 0 {
-		up1, err := cpuTime(*upPID)
-		if err != nil {
-			return err
-		}
-		rep.UpstreamCPU = perRequest(up1-up0, res.OK+res.Errors)
 	}
 	b, err := json.Marshal(rep)
 	if err != nil {
@@ -221,6 +216,30 @@ func orDefault(n, def int) int {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // perRequest is d per request in microseconds.
+// cpuClock measures a process's CPU time from startCPU on; the zero
+// cpuClock, for no process, measures nothing.
+type cpuClock struct {
+	pid   int
+	start time.Duration
+}
+
+func startCPU(pid int) (cpuClock, error) {
+	if pid == 0 {
+		return cpuClock{}, nil
+	}
+	t, err := cpuTime(pid)
+	return cpuClock{pid, t}, err
+}
+
+// perRequest is the CPU time since startCPU, in µs per request.
+func (c cpuClock) perRequest(requests int) (float64, error) {
+	if c.pid == 0 {
+		return 0, nil
+	}
+	t, err := cpuTime(c.pid)
+	return perRequest(t-c.start, requests), err
+}
+
 func perRequest(d time.Duration, requests int) float64 {
 	if requests == 0 {
 		return 0

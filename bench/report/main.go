@@ -56,6 +56,15 @@ type phase struct {
 	CPU        float64        `json:"cpu_us_per_req"`
 	PeakRSS    float64        `json:"peak_rss_mib"`
 	UpCPU      float64        `json:"upstream_cpu_us_per_req"`
+	StoreCPU   float64        `json:"store_cpu_us_per_req"`
+	LoadCPU    float64        `json:"load_cpu_us_per_req"`
+}
+
+// coresBusy is how many cores the processes of a phase kept busy: the
+// target, the upstream, Redis and the load generator, all on the same
+// machine.
+func (p phase) coresBusy() float64 {
+	return p.RPS * (p.CPU + p.UpCPU + p.StoreCPU + p.LoadCPU) / 1e6
 }
 
 // storedFlags collects -stored ROLE=N.
@@ -129,11 +138,11 @@ func render(phases []phase, stored map[string]int, mach, notes string, now time.
 			return
 		}
 		fmt.Fprintf(&b, "## %s\n\n", title)
-		b.WriteString("| run | ok | errors | req/s | p50 ms | p99 ms | max ms | target CPU µs/req | target peak RSS MiB | upstream CPU µs/req |")
+		b.WriteString("| run | ok | errors | req/s | p50 ms | p99 ms | max ms | target CPU µs/req | target peak RSS MiB | upstream CPU µs/req | Redis CPU µs/req | load generator CPU µs/req | cores busy |")
 		if phaseName == "callback" {
 			b.WriteString(" stored |")
 		}
-		b.WriteString("\n|---|---|---|---|---|---|---|---|---|---|")
+		b.WriteString("\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		if phaseName == "callback" {
 			b.WriteString("---|")
 		}
@@ -143,7 +152,7 @@ func render(phases []phase, stored map[string]int, mach, notes string, now time.
 			if p.Exhausted {
 				label += " (ran out of prepared requests)"
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f | %.0f |", label, p.OK, errorCell(p), p.RPS, p.P50, p.P99, p.Max, p.CPU, p.PeakRSS, p.UpCPU)
+			fmt.Fprintf(&b, "| %s | %d | %s | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f |", label, p.OK, errorCell(p), p.RPS, p.P50, p.P99, p.Max, p.CPU, p.PeakRSS, p.UpCPU, p.StoreCPU, p.LoadCPU, p.coresBusy())
 			if phaseName == "callback" {
 				cell := "— (no store)"
 				if n, ok := stored[p.Role]; ok {

@@ -11,7 +11,7 @@ func TestRender(t *testing.T) {
 	phases := []phase{
 		{Label: "floor", Role: "floor.callback", OK: 100000, RPS: 10000, P99: 6},
 		{Label: "peer", Role: "peer.callback", OK: 20000, RPS: 2000, P99: 30, PeakRSS: 160},
-		{Label: "fc redis", Role: "fc-redis.callback", OK: 85000, Distinct: 85000, RPS: 8500, P99: 9, PeakRSS: 30},
+		{Label: "fc redis", Role: "fc-redis.callback", OK: 85000, Distinct: 85000, RPS: 8500, P99: 9, PeakRSS: 30, CPU: 100, UpCPU: 20, StoreCPU: 30, LoadCPU: 50},
 		{Label: "fc sqlite", Role: "fc-sqlite.callback", OK: 50000, Distinct: 50000, RPS: 5000, P99: 20, PeakRSS: 38},
 		{Label: "peer company", Role: "peer.read", OK: 30000, RPS: 3000, P99: 20, PeakRSS: 170},
 		{Label: "fc page", Role: "fc-redis.page", OK: 90000, RPS: 9000, P99: 8, PeakRSS: 41},
@@ -31,6 +31,7 @@ func TestRender(t *testing.T) {
 		"| /v1 proxy company (Redis) ≥ 4 × the peer's company route | not measured | — |",
 		"| finchconnect's peak memory ≤ 1/4 of the peer's (highest of any phase) | 41 / 170 MiB = 0.24 | yes |",
 		"| fc redis | 85000 | 0 | 8500 |",
+		"| 100 | 30 | 20 | 30 | 50 | 1.70 |", // CPU columns, then 8500/s × 200 µs = 1.70 cores
 		"85000 = ok |",
 		"— (no store) |",
 		"Stored connections equal successful callbacks",
