@@ -10,7 +10,8 @@
 #   SCALE=1 LOAD=0 ./run.sh       only the 1M-connection scale run (several minutes)
 #
 # Settings: DURATION (seconds per phase, 10), CONC (concurrent clients, 32),
-# FC_FLOWS (finchconnect flows prepared per store, 40000), REDIS_HOST
+# FC_FLOWS (finchconnect flows prepared per store, 50000: enough
+# for the 2 s warm-up and the timed phase at up to ~4,000 callbacks/s), REDIS_HOST
 # (127.0.0.1:6379), PEER_DB (9) and FC_DB (10): the Redis databases of the
 # peer and of finchconnect. Only the bench's own keys are deleted: the peer's
 # finch:connection:* in PEER_DB, finchconnect's {fcbench-PID}* in FC_DB.
@@ -19,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 DURATION="${DURATION:-10}"
 CONC="${CONC:-32}"
-FC_FLOWS="${FC_FLOWS:-40000}"
+FC_FLOWS="${FC_FLOWS:-50000}"
 REDIS_HOST="${REDIS_HOST:-127.0.0.1:6379}"
 PEER_DB="${PEER_DB:-9}"
 FC_DB="${FC_DB:-10}"
@@ -162,7 +163,7 @@ if [ "$LOAD" = 1 ]; then
 	delkeys "$FC_DB" "{$prefix}*"
 
 	mkdir -p results
-	notes="Concurrency $CONC, ${DURATION} s per phase; upstream: bench/upstream (zero latency); Redis $(rcli info server | grep -o 'redis_version:[0-9.]*' | cut -d: -f2), appendonly $(rcli config get appendonly | tail -1); SQLite: WAL, synchronous=FULL. CPU times and peak RSS from /proc over the timed phase (peak reset before each phase); Redis CPU is redis-server's, shared by every target that uses Redis (for the floor and the SQLite store it only idles); cores busy is req/s × the four CPU columns, out of the 2 the machine has."
+	notes="Concurrency $CONC, ${DURATION} s per phase; upstream: bench/upstream (zero latency); Redis $(rcli info server | grep -o 'redis_version:[0-9.]*' | cut -d: -f2), appendonly $(rcli config get appendonly | tail -1); SQLite: WAL, synchronous=FULL. CPU times and peak RSS from /proc over the timed phase (peak reset before each phase); Redis CPU is redis-server's, shared by every target that uses Redis (for the floor and the SQLite store it only idles); cores busy is req/s × the four CPU columns, out of the 2 the machine has. Every phase follows a 2 s warm-up of the same requests, not timed."
 	status=0
 	"$work/report" "${stored[@]}" -notes "$notes" <"$work/results.jsonl" >results/latest.md || status=$?
 	cat results/latest.md

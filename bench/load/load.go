@@ -42,6 +42,8 @@ type result struct {
 	Exhausted bool            // the prepared requests ran out before Duration
 	Latencies []time.Duration // of successful requests, sorted
 	Distinct  int             // distinct connection ids, when IDFromLocation is set
+	IDs       map[string]bool // the connection ids, when IDFromLocation is set
+	Sent      int             // how many of reqs were sent
 }
 
 // percentile returns the p-quantile (0 ≤ p ≤ 1) of the sorted latencies,
@@ -129,7 +131,7 @@ func drive(ctx context.Context, client *http.Client, reqs []request, opts driveO
 		})
 	}
 	wg.Wait()
-	r := result{Elapsed: time.Since(start), ErrorKind: map[string]int{}}
+	r := result{Elapsed: time.Since(start), ErrorKind: map[string]int{}, Sent: min(int(next.Load()), len(reqs))}
 	ids := map[string]bool{}
 	for _, w := range workers {
 		r.Latencies = append(r.Latencies, w.lat...)
@@ -147,6 +149,9 @@ func drive(ctx context.Context, client *http.Client, reqs []request, opts driveO
 	slices.Sort(r.Latencies)
 	r.OK = len(r.Latencies)
 	r.Distinct = len(ids)
+	if opts.IDFromLocation != nil {
+		r.IDs = ids
+	}
 	return r
 }
 

@@ -49,7 +49,9 @@ type report struct {
 	P50ms       float64        `json:"p50_ms"`
 	P99ms       float64        `json:"p99_ms"`
 	MaxMs       float64        `json:"max_ms"`
-	Distinct    int            `json:"distinct_connections,omitempty"`
+	Distinct    int            `json:"distinct_connections,omitempty"` // over the warm-up and the timed phase
+	WarmupOK    int            `json:"warmup_ok"`
+	WarmupErrs  int            `json:"warmup_errors"`
 	CPUus       float64        `json:"cpu_us_per_req"`
 	PeakRSSMiB  float64        `json:"peak_rss_mib"`
 	UpstreamCPU float64        `json:"upstream_cpu_us_per_req,omitempty"`
@@ -70,6 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		storePID = fs.Int("store-pid", 0, "the store server's process id (redis-server), for its CPU time per request")
 		conc     = fs.Int("c", 32, "concurrent clients")
 		dur      = fs.Duration("d", 10*time.Second, "how long to drive the target")
+		warmup   = fs.Duration("warmup", 2*time.Second, "how long to drive the target, untimed, before the timed phase (a JIT, caches and pools warm up)")
 		n        = fs.Int("n", 0, "requests to prepare; the phase ends early if they run out (0: 300000, or 40000 finchconnect flows)")
 		browsers = fs.Int("browsers", 64, "simulated browsers sharing the finchconnect flows")
 		apiKey   = fs.String("api-key", "", "finchconnect API key: a write key for -flow app, a read key for /v1 reads")
@@ -148,6 +151,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("-mode %q: want callback or read", *mode)
 	}
+	// The warm-up sends the same kind of requests, from the same prepared
+	// ones, so that every target reaches its steady state (Node's JIT
+	// most of all) before the timing starts.
+	var warm result
+	if *warmup > 0 {
+		wopts := opts
+		wopts.Duration = *warmup
+		warm = drive(ctx, client, reqs, wopts)
+		reqs = reqs[warm.Sent:]
+	}
 	// Let the preparation's connections close and the target settle, so
 	// the phase starts from the same point for every target.
 	client.CloseIdleConnections()
@@ -181,7 +194,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep := report{
 		Label: *label, Role: *role, OK: res.OK, Errors: res.Errors, Seconds: res.Elapsed.Seconds(), Exhausted: res.Exhausted,
 		RPS: res.rate(), P50ms: ms(res.percentile(0.50)), P99ms: ms(res.percentile(0.99)), MaxMs: ms(res.percentile(1)),
-		Distinct: res.Distinct,
+		Distinct: res.Distinct, WarmupOK: warm.OK, WarmupErrs: warm.Errors,
+	}
+	if opts.IDFromLocation != nil {
+		// Distinct over both phases: a connection id seen in both would
+		// be one connection for two callbacks.
+		for id := range warm.IDs {
+			res.IDs[id] = true
+		}
+		rep.Distinct = len(res.IDs)
 	}
 	if len(res.ErrorKind) > 0 {
 		rep.ErrorKinds = res.ErrorKind

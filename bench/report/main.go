@@ -57,6 +57,7 @@ type phase struct {
 	PeakRSS    float64        `json:"peak_rss_mib"`
 	UpCPU      float64        `json:"upstream_cpu_us_per_req"`
 	StoreCPU   float64        `json:"store_cpu_us_per_req"`
+	WarmupOK   int            `json:"warmup_ok"`
 	LoadCPU    float64        `json:"load_cpu_us_per_req"`
 }
 
@@ -156,10 +157,15 @@ func render(phases []phase, stored map[string]int, mach, notes string, now time.
 			if phaseName == "callback" {
 				cell := "— (no store)"
 				if n, ok := stored[p.Role]; ok {
+					// The warm-up's callbacks are stored too.
+					all := p.OK + p.WarmupOK
 					cell = fmt.Sprintf("%d = ok", n)
-					if n != p.OK || (p.Distinct > 0 && p.Distinct != p.OK) {
-						cell = fmt.Sprintf("**%d ≠ %d ok**", n, p.OK)
-						mismatch = append(mismatch, fmt.Sprintf("%s: %d stored, %d ok, %d distinct", p.Role, n, p.OK, p.Distinct))
+					if p.WarmupOK > 0 {
+						cell = fmt.Sprintf("%d = ok + %d warm-up", n, p.WarmupOK)
+					}
+					if n != all || (p.Distinct > 0 && p.Distinct != all) {
+						cell = fmt.Sprintf("**%d ≠ %d ok + %d warm-up**", n, p.OK, p.WarmupOK)
+						mismatch = append(mismatch, fmt.Sprintf("%s: %d stored, %d ok (%d in the warm-up), %d distinct", p.Role, n, all, p.WarmupOK, p.Distinct))
 					}
 				}
 				fmt.Fprintf(&b, " %s |", cell)

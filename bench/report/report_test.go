@@ -12,11 +12,11 @@ func TestRender(t *testing.T) {
 		{Label: "floor", Role: "floor.callback", OK: 100000, RPS: 10000, P99: 6},
 		{Label: "peer", Role: "peer.callback", OK: 20000, RPS: 2000, P99: 30, PeakRSS: 160},
 		{Label: "fc redis", Role: "fc-redis.callback", OK: 85000, Distinct: 85000, RPS: 8500, P99: 9, PeakRSS: 30, CPU: 100, UpCPU: 20, StoreCPU: 30, LoadCPU: 50},
-		{Label: "fc sqlite", Role: "fc-sqlite.callback", OK: 50000, Distinct: 50000, RPS: 5000, P99: 20, PeakRSS: 38},
+		{Label: "fc sqlite", Role: "fc-sqlite.callback", OK: 50000, WarmupOK: 9000, Distinct: 59000, RPS: 5000, P99: 20, PeakRSS: 38},
 		{Label: "peer company", Role: "peer.read", OK: 30000, RPS: 3000, P99: 20, PeakRSS: 170},
 		{Label: "fc page", Role: "fc-redis.page", OK: 90000, RPS: 9000, P99: 8, PeakRSS: 41},
 	}
-	stored := map[string]int{"peer.callback": 20000, "fc-redis.callback": 85000, "fc-sqlite.callback": 50000}
+	stored := map[string]int{"peer.callback": 20000, "fc-redis.callback": 85000, "fc-sqlite.callback": 59000}
 	got, err := render(phases, stored, "2 cores", "c=32", time.Date(2026, 11, 28, 21, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatalf("render: %v", err)
@@ -33,6 +33,7 @@ func TestRender(t *testing.T) {
 		"| fc redis | 85000 | 0 | 8500 |",
 		"| 100 | 30 | 20 | 30 | 50 | 1.70 |", // CPU columns, then 8500/s × 200 µs = 1.70 cores
 		"85000 = ok |",
+		"59000 = ok + 9000 warm-up |",
 		"— (no store) |",
 		"Stored connections equal successful callbacks",
 	} {
@@ -51,6 +52,7 @@ func TestRenderMismatch(t *testing.T) {
 		{name: "more stored than ok", phase: phase{Role: "fc-redis.callback", OK: 10, Distinct: 10}, stored: 11},
 		{name: "fewer stored than ok", phase: phase{Role: "peer.callback", OK: 10}, stored: 9},
 		{name: "the same connection twice", phase: phase{Role: "fc-sqlite.callback", OK: 10, Distinct: 9}, stored: 10},
+		{name: "the warm-up's callbacks not stored", phase: phase{Role: "fc-redis.callback", OK: 10, WarmupOK: 3, Distinct: 13}, stored: 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
