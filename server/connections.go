@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -218,16 +219,37 @@ func (s *Server) handleConnection() http.Handler {
 		page := newConnectionPage(conn)
 
 		s.audit(ctx, finchconnect.AuditDecrypted, id, "browser", "company page")
+		// The two reads go to Finch at once, so the page waits for the
+		// slower of them rather than for both in turn. A failed company
+		// read cancels the directory's.
+		var (
+			dir    *finch.DirectoryPage
+			dirErr error
+			done   = make(chan struct{})
+		)
+		dctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		if conn.HasProduct("directory") {
+			go func() {
+				defer close(done)
+				dir, dirErr = s.finch.DirectoryPage(dctx, token, finch.DirectoryOptions{Limit: pageSize, Offset: offset})
+			}()
+		} else {
+			close(done)
+		}
 		company, err := s.finch.Company(ctx, token)
-		if err == nil && conn.HasProduct("directory") {
-			var dir *finch.DirectoryPage
-			dir, err = s.finch.DirectoryPage(ctx, token, finch.DirectoryOptions{Limit: pageSize, Offset: offset})
-			if err == nil {
-				page.Directory = newDirectoryView(dir, offset)
-			}
+		if err != nil {
+			cancel()
+		}
+		<-done
+		if err == nil {
+			err = dirErr
 		}
 		if company != nil {
 			page.Company = newCompanyView(company)
+		}
+		if dir != nil && dirErr == nil {
+			page.Directory = newDirectoryView(dir, offset)
 		}
 		if err != nil {
 			page.DataError = s.dataError(r, id, err, &page)

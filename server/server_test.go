@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/finch"
+	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/google/go-cmp/cmp"
@@ -751,5 +754,97 @@ func TestCallback_FirstVaultWriteFails(t *testing.T) {
 	}
 	if again := h.finish(h.client, cb); again != id {
 		t.Errorf("the refreshed callback led to %q, want %q (a settled ledger)", again, id)
+	}
+}
+
+// TestConnectionPage_ReadsFinchAtOnce: the page's two reads from Finch
+// overlap. The stand-in holds the company answer until the directory
+// request has arrived, so a page that read them one after the other would
+// get the company's 503 (after 10 s) and show an error instead of both.
+// When the company read fails, the page shows the failure and the
+// directory's read does not hold it up.
+func TestConnectionPage_ReadsFinchAtOnce(t *testing.T) {
+	var (
+		dirArrived = make(chan struct{})
+		once       sync.Once
+		failCo     atomic.Bool
+	)
+	fin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/employer/company":
+			if failCo.Load() {
+				w.WriteHeader(http.StatusUnauthorized)
+				w.Write([]byte(`{"code":401,"name":"authentication_error","finch_code":"reauthenticate_user","message":"Please reauthenticate user"}`))
+				return
+			}
+			select {
+			case <-dirArrived:
+			case <-time.After(10 * time.Second):
+				w.WriteHeader(http.StatusServiceUnavailable)
+				w.Write([]byte(`{"code":503,"name":"server_error","message":"the directory was never asked for while the company was"}`))
+				return
+			}
+			w.Write([]byte(`{"id":"c","legal_name":"Overlap Inc","ein":"12-3456789","entity":{"type":"llc","subtype":null},"departments":[],"locations":[],"accounts":[]}`))
+		case "/employer/directory":
+			once.Do(func() { close(dirArrived) })
+			if failCo.Load() {
+				<-r.Context().Done() // held until the page gives up on it
+				return
+			}
+			w.Write([]byte(`{"paging":{"count":1,"offset":0},"individuals":[{"id":"i1","first_name":"Ada","last_name":"Lovelace","middle_name":null,"is_active":true,"department":{"name":"Eng"},"manager":null}]}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(fin.Close)
+
+	key, err := keyring.Generate(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := tokenstore.New(tokenstore.NewMemory(), kr)
+	conn := finchconnect.Connection{ConnectionID: "conn-overlap", CustomerID: "c1", CustomerName: "Overlap", ProviderID: "gusto",
+		Products: []string{"company", "directory"}, Status: finchconnect.StatusConnected, AccessToken: finchconnect.NewSecret("tok-overlap")}
+	if err := store.Put(t.Context(), conn); err != nil {
+		t.Fatal(err)
+	}
+	fc := &finch.Client{BaseURL: fin.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("secret"), MaxRetries: -1}
+	srv, err := server.New(server.Config{PublicURL: "http://app.test"}, fc, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := httptest.NewServer(srv)
+	t.Cleanup(app.Close)
+
+	get := func() string {
+		t.Helper()
+		res, err := http.Get(app.URL + "/connections/conn-overlap")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	page := get()
+	if !strings.Contains(page, "Overlap Inc") || !strings.Contains(page, "Lovelace") || strings.Contains(page, `id="data-error"`) {
+		t.Fatalf("page lacks the company or the directory, or shows an error; the reads did not overlap:\n%s", page)
+	}
+
+	failCo.Store(true)
+	done := make(chan string, 1)
+	go func() { done <- get() }()
+	select {
+	case page = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a failed company read left the page waiting on the directory's")
+	}
+	if !strings.Contains(page, `id="data-error"`) || !strings.Contains(page, "re-authenticate") || strings.Contains(page, "Lovelace") {
+		t.Errorf("page after a refused company read, want the re-authentication error and no directory:\n%s", page)
 	}
 }
