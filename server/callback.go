@@ -290,15 +290,26 @@ func (s *Server) settle(ctx context.Context, key string, staged ledgerWrite, con
 // checkSettled logs unless the ledger entry under key is done with
 // connectionID.
 func (s *Server) checkSettled(ctx context.Context, key, connectionID string) {
+	if e, err := s.ledgerEntry(ctx, key); err != nil || e.Status != ledgerDone || e.ConnectionID != connectionID {
+		s.log.Error("callback ledger changed under its callback", "connection_id", connectionID, "status", e.Status, "err", err, "request_id", requestID(ctx))
+	}
+}
+
+// settledWith reports whether the ledger entry under key is done with
+// connectionID, as it is when a vault write that settles it landed.
+func (s *Server) settledWith(ctx context.Context, key, connectionID string) bool {
+	e, err := s.ledgerEntry(ctx, key)
+	return err == nil && e.Status == ledgerDone && e.ConnectionID == connectionID
+}
+
+// ledgerEntry reads the ledger entry under key.
+func (s *Server) ledgerEntry(ctx context.Context, key string) (ledgerEntry, error) {
 	var e ledgerEntry
 	b, err := s.backend.Load(ctx, key)
 	if err == nil {
 		err = json.Unmarshal(b, &e)
 	}
-	if err == nil && e.Status == ledgerDone && e.ConnectionID == connectionID {
-		return
-	}
-	s.log.Error("callback ledger changed under its callback", "connection_id", connectionID, "status", e.Status, "err", err, "request_id", requestID(ctx))
+	return e, err
 }
 
 // exchanged is what exchangeOnce did.
@@ -387,6 +398,12 @@ func (s *Server) stageAndSave(ctx context.Context, key string, claimed ledgerWri
 		s.log.Error("seal a staged token", "connection_id", conn.ConnectionID, "err", err)
 	} else if raw := mustJSON(ahead); s.stage(ctx, key, claimed.raw, raw, conn.ConnectionID) {
 		res.staged = ledgerWrite{ahead, raw}
+	} else if s.settledWith(ctx, key, conn.ConnectionID) {
+		// The first write landed and only its answer was lost: the
+		// connection is stored and the entry settled. Going on would
+		// risk treating a stored token as unsaved if the store failed
+		// now (the journal, or a disconnect at Finch).
+		return true, nil
 	}
 	s.cfg.Failpoint("after-stage")
 	settle := settleSwap(key, res.staged, conn.ConnectionID, "")

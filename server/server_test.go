@@ -848,3 +848,43 @@ func TestConnectionPage_ReadsFinchAtOnce(t *testing.T) {
 		t.Errorf("page after a refused company read, want the re-authentication error and no directory:\n%s", page)
 	}
 }
+
+// lostThenDownBackend commits the first PutRowSwap but loses its answer,
+// then fails every later PutRowSwap, as a store that stops answering right
+// after a write would.
+type lostThenDownBackend struct {
+	tokenstore.Backend
+	calls atomic.Int64
+}
+
+func (b *lostThenDownBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
+	if b.calls.Add(1) > 1 {
+		return 0, false, errors.New("test: the store is down")
+	}
+	if _, _, err := b.Backend.PutRowSwap(ctx, r, expect, sw); err != nil {
+		return 0, false, err
+	}
+	return 0, false, errors.New("test: the answer was lost")
+}
+
+// TestCallback_FirstWriteLandedThenStoreDown: the new connection's vault
+// write lands but its answer is lost, and the store fails the writes after
+// it. The callback must see from the ledger that the connection is stored
+// and settled, and finish: not treat the token as unsaved, which without a
+// journal means disconnecting it at Finch.
+func TestCallback_FirstWriteLandedThenStoreDown(t *testing.T) {
+	b := &lostThenDownBackend{Backend: tokenstore.NewMemory()}
+	h := newHarness(t, harnessOptions{backend: b})
+	id := h.finish(h.client, h.connect(h.client, "acme-lost-down", "authorized_simple"))
+	if b.calls.Load() != 1 {
+		t.Errorf("vault writes = %d, want the one that landed and no retry", b.calls.Load())
+	}
+	conn, err := h.store.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("the connection is not stored: %v", err)
+	}
+	fc := &finch.Client{BaseURL: h.ts.URL + "/finch"}
+	if _, err := fc.Company(t.Context(), conn.AccessToken); err != nil {
+		t.Errorf("the stored token no longer works at Finch (disconnected as unsaved?): %v", err)
+	}
+}
