@@ -223,15 +223,17 @@ func (s *Server) handleConnection() http.Handler {
 		// slower of them rather than for both in turn. A failed company
 		// read cancels the directory's.
 		var (
-			dir    *finch.DirectoryPage
-			dirErr error
-			done   = make(chan struct{})
+			dir      *finch.DirectoryPage
+			dirErr   error
+			dirPanic any
+			done     = make(chan struct{})
 		)
 		dctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		if conn.HasProduct("directory") {
 			go func() {
 				defer close(done)
+				defer func() { dirPanic = recover() }()
 				dir, dirErr = s.finch.DirectoryPage(dctx, token, finch.DirectoryOptions{Limit: pageSize, Offset: offset})
 			}()
 		} else {
@@ -242,6 +244,9 @@ func (s *Server) handleConnection() http.Handler {
 			cancel()
 		}
 		<-done
+		if dirPanic != nil {
+			panic(dirPanic) // in the handler's goroutine, where recoverPanics answers it
+		}
 		if err == nil {
 			err = dirErr
 		}
