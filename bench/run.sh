@@ -95,7 +95,9 @@ drive() {
 # Redis's own CPU time is counted per phase too (it shares the two cores),
 # when it runs on this machine.
 REDIS_PID=$(rcli info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')
-[ -n "$REDIS_PID" ] && [ -r "/proc/$REDIS_PID/stat" ] || REDIS_PID=0
+# Only a redis-server of this machine: in a container or on another host the
+# pid names some other local process, or none.
+[ -n "$REDIS_PID" ] && [ "$(cat "/proc/$REDIS_PID/comm" 2>/dev/null)" = redis-server ] || REDIS_PID=0
 
 start upstream "$work/upstream"
 FINCH=$URL

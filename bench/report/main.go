@@ -58,14 +58,20 @@ type phase struct {
 	UpCPU      float64        `json:"upstream_cpu_us_per_req"`
 	StoreCPU   float64        `json:"store_cpu_us_per_req"`
 	WarmupOK   int            `json:"warmup_ok"`
+	WarmupErrs int            `json:"warmup_errors"`
 	LoadCPU    float64        `json:"load_cpu_us_per_req"`
 }
 
 // coresBusy is how many cores the processes of a phase kept busy: the
 // target, the upstream, Redis and the load generator, all on the same
 // machine.
+// The CPU columns are per request sent, failed ones included.
 func (p phase) coresBusy() float64 {
-	return p.RPS * (p.CPU + p.UpCPU + p.StoreCPU + p.LoadCPU) / 1e6
+	if p.Seconds <= 0 {
+		return 0
+	}
+	sent := float64(p.OK+p.Errors) / p.Seconds
+	return sent * (p.CPU + p.UpCPU + p.StoreCPU + p.LoadCPU) / 1e6
 }
 
 // storedFlags collects -stored ROLE=N.
@@ -162,6 +168,9 @@ func render(phases []phase, stored map[string]int, mach, notes string, now time.
 					cell = fmt.Sprintf("%d = ok", n)
 					if p.WarmupOK > 0 {
 						cell = fmt.Sprintf("%d = ok + %d warm-up", n, p.WarmupOK)
+					}
+					if p.WarmupErrs > 0 {
+						cell += fmt.Sprintf(" (%d warm-up errors)", p.WarmupErrs)
 					}
 					if n != all || (p.Distinct > 0 && p.Distinct != all) {
 						cell = fmt.Sprintf("**%d ≠ %d ok + %d warm-up**", n, p.OK, p.WarmupOK)

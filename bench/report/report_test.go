@@ -11,7 +11,7 @@ func TestRender(t *testing.T) {
 	phases := []phase{
 		{Label: "floor", Role: "floor.callback", OK: 100000, RPS: 10000, P99: 6},
 		{Label: "peer", Role: "peer.callback", OK: 20000, RPS: 2000, P99: 30, PeakRSS: 160},
-		{Label: "fc redis", Role: "fc-redis.callback", OK: 85000, Distinct: 85000, RPS: 8500, P99: 9, PeakRSS: 30, CPU: 100, UpCPU: 20, StoreCPU: 30, LoadCPU: 50},
+		{Label: "fc redis", Role: "fc-redis.callback", OK: 85000, Distinct: 85000, Seconds: 10, RPS: 8500, P99: 9, PeakRSS: 30, CPU: 100, UpCPU: 20, StoreCPU: 30, LoadCPU: 50},
 		{Label: "fc sqlite", Role: "fc-sqlite.callback", OK: 50000, WarmupOK: 9000, Distinct: 59000, RPS: 5000, P99: 20, PeakRSS: 38},
 		{Label: "peer company", Role: "peer.read", OK: 30000, RPS: 3000, P99: 20, PeakRSS: 170},
 		{Label: "fc page", Role: "fc-redis.page", OK: 90000, RPS: 9000, P99: 8, PeakRSS: 41},
@@ -81,5 +81,18 @@ func TestRun(t *testing.T) {
 	}
 	if err := run(nil, strings.NewReader("not json\n"), new(strings.Builder)); err == nil {
 		t.Error("got no error for a line that is not JSON")
+	}
+}
+
+func TestCoresBusyCountsFailedRequests(t *testing.T) {
+	// 900 ok and 100 errors in 1 s at 1,000 µs per request sent: one core.
+	p := phase{OK: 900, Errors: 100, Seconds: 1, RPS: 900, CPU: 600, UpCPU: 100, StoreCPU: 100, LoadCPU: 200}
+	if got := p.coresBusy(); got < 0.999 || got > 1.001 {
+		t.Errorf("coresBusy() = %.3f, want 1.000", got)
+	}
+	got, err := render([]phase{{Role: "fc-redis.callback", OK: 10, WarmupOK: 3, WarmupErrs: 2, Distinct: 13, Seconds: 1}},
+		map[string]int{"fc-redis.callback": 13}, "m", "", time.Now())
+	if err != nil || !strings.Contains(got, "13 = ok + 3 warm-up (2 warm-up errors) |") {
+		t.Errorf("render = %v; want the warm-up's errors in the stored cell:\n%s", err, got)
 	}
 }
