@@ -40,6 +40,10 @@ type Connection struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 	LastSyncAt     time.Time `json:"last_sync_at,omitzero"` // Finch's last_successful_sync, when known
 	CheckedAt      time.Time `json:"checked_at,omitzero"`   // when finchconnect last introspected it
+	// TokenAt is when the vault last stored a new access token for the
+	// connection: its first, or a re-authentication's. The token store
+	// sets it; it is zero on records written before it existed.
+	TokenAt time.Time `json:"token_at,omitzero"`
 
 	// AccessToken is the connection's Finch access token. It never expires
 	// unless the connection is disconnected.

@@ -83,7 +83,8 @@ func rowAAD(id string) []byte { return []byte(rowAADPrefix + id) }
 // re-authentication is a Put of the same connection with a new token. The
 // token is sealed; everything else is kept in the clear. Put sets UpdatedAt,
 // and CreatedAt on the first write (to c.CreatedAt if it is set, else now);
-// an existing connection keeps its CreatedAt.
+// an existing connection keeps its CreatedAt. TokenAt becomes now unless
+// the connection is stored with the same token already.
 //
 // c must have a ConnectionID and an AccessToken.
 func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
@@ -137,6 +138,7 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, sw *Swap, cr
 		first.CreatedAt = s.now()
 	}
 	first.UpdatedAt = s.now()
+	first.TokenAt = first.UpdatedAt
 	row, err := encodeRow(first, sealed)
 	if err != nil {
 		return false, err
@@ -151,16 +153,25 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, sw *Swap, cr
 		cur, err := s.b.GetRow(ctx, c.ConnectionID)
 		switch {
 		case err == nil:
-			prev, derr := decodeMeta(cur)
-			if derr != nil {
-				return false, derr
+			prev, oerr := s.open(cur)
+			if oerr != nil {
+				// A token that does not open (under a retired key, say):
+				// the metadata still says when the connection began.
+				if prev, oerr = decodeMeta(cur); oerr != nil {
+					return false, oerr
+				}
 			}
 			c.CreatedAt = prev.CreatedAt
+			c.TokenAt = s.now()
+			if !prev.TokenAt.IsZero() && !prev.AccessToken.IsZero() && prev.AccessToken.Equal(c.AccessToken) {
+				c.TokenAt = prev.TokenAt // the same token, written again
+			}
 			expect = cur.Version
 		case errors.Is(err, finchconnect.ErrNotFound):
 			if c.CreatedAt.IsZero() {
 				c.CreatedAt = s.now()
 			}
+			c.TokenAt = s.now()
 		default:
 			return false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
 		}
@@ -270,6 +281,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(c *finchconnect.C
 			if sealed, err = s.Keyring().Seal([]byte(c.AccessToken.Reveal()), rowAAD(id)); err != nil {
 				return fmt.Errorf("tokenstore: update %s: seal: %v", id, err)
 			}
+			c.TokenAt = s.now()
 		}
 		c.UpdatedAt = s.now()
 		next, err := encodeRow(c, sealed)

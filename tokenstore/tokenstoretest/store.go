@@ -148,7 +148,7 @@ func testStorePutGet(t *testing.T, b tokenstore.Backend) {
 	s := newStore(t, b, newKeyring(t, newKey(t, 1)), clk)
 	want := sampleConn("c1")
 	mustPut(t, s, want)
-	want.CreatedAt, want.UpdatedAt = clk.Now(), clk.Now()
+	want.CreatedAt, want.UpdatedAt, want.TokenAt = clk.Now(), clk.Now(), clk.Now()
 	got := mustGet(t, s, "c1")
 	if diff := cmp.Diff(want, got, connCmp); diff != "" {
 		t.Errorf("Get(c1) mismatch (-want +got):\n%s", diff)
@@ -203,8 +203,35 @@ func testStoreReauth(t *testing.T, b tokenstore.Backend) {
 	if got.AccessToken.Reveal() != "tok-after-reauth" {
 		t.Errorf("Get after re-authentication returned the old token")
 	}
-	if !got.CreatedAt.Equal(created) || !got.UpdatedAt.Equal(clk.Now()) {
-		t.Errorf("CreatedAt, UpdatedAt = %v, %v; want %v (kept), %v", got.CreatedAt, got.UpdatedAt, created, clk.Now())
+	if !got.CreatedAt.Equal(created) || !got.UpdatedAt.Equal(clk.Now()) || !got.TokenAt.Equal(clk.Now()) {
+		t.Errorf("CreatedAt, UpdatedAt, TokenAt = %v, %v, %v; want %v (kept), %v, %v (a new token)", got.CreatedAt, got.UpdatedAt, got.TokenAt, created, clk.Now(), clk.Now())
+	}
+	reauthed := clk.Now()
+
+	// TokenAt says when the token changed, not when the record did: the
+	// same token written again, or an Update of other fields, keep it; an
+	// Update that changes the token moves it.
+	clk.Advance(time.Minute)
+	mustPut(t, s, again)
+	if got := mustGet(t, s, "r1"); !got.TokenAt.Equal(reauthed) || !got.UpdatedAt.Equal(clk.Now()) {
+		t.Errorf("after a Put of the same token: TokenAt %v, UpdatedAt %v; want %v (kept), %v", got.TokenAt, got.UpdatedAt, reauthed, clk.Now())
+	}
+	clk.Advance(time.Minute)
+	if err := s.Update(t.Context(), "r1", func(c *finchconnect.Connection) error { c.Status = finchconnect.StatusReauth; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, "r1"); !got.TokenAt.Equal(reauthed) {
+		t.Errorf("after an Update of the status: TokenAt %v, want %v (kept)", got.TokenAt, reauthed)
+	}
+	clk.Advance(time.Minute)
+	if err := s.Update(t.Context(), "r1", func(c *finchconnect.Connection) error {
+		c.AccessToken = finchconnect.NewSecret("tok-updated")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, s, "r1"); !got.TokenAt.Equal(clk.Now()) {
+		t.Errorf("after an Update of the token: TokenAt %v, want %v", got.TokenAt, clk.Now())
 	}
 }
 
@@ -222,7 +249,7 @@ func testStorePutSwap(t *testing.T, b tokenstore.Backend) {
 	if err != nil || !swapped {
 		t.Fatalf("PutSwap(new connection, matching swap) = %v, %v; want true, nil", swapped, err)
 	}
-	want.CreatedAt, want.UpdatedAt = clk.Now(), clk.Now()
+	want.CreatedAt, want.UpdatedAt, want.TokenAt = clk.Now(), clk.Now(), clk.Now()
 	if diff := cmp.Diff(want, mustGet(t, s, "ps1"), connCmp); diff != "" {
 		t.Errorf("Get(ps1) after PutSwap mismatch (-want +got):\n%s", diff)
 	}
@@ -274,7 +301,7 @@ func testStoreLookup(t *testing.T, b tokenstore.Backend) {
 	}
 	want := c
 	want.AccessToken = finchconnect.Secret{}
-	want.CreatedAt, want.UpdatedAt = clk.Now(), clk.Now()
+	want.CreatedAt, want.UpdatedAt, want.TokenAt = clk.Now(), clk.Now(), clk.Now()
 	if diff := cmp.Diff(want, got, connCmp); diff != "" {
 		t.Errorf("Lookup(l1) mismatch (-want +got):\n%s", diff)
 	}
