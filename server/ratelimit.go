@@ -50,7 +50,10 @@ func (l *limiter) allow(client string) (bool, time.Duration) {
 		b = &bucket{tokens: float64(l.rate.Burst), last: now}
 		l.table[client] = b
 	}
-	b.tokens = math.Min(float64(l.rate.Burst), b.tokens+now.Sub(b.last).Seconds()*perSec)
+	// A clock that goes back (Config.Now is not always time.Now, whose
+	// monotonic reading never does) refills nothing, rather than drain
+	// the bucket.
+	b.tokens = math.Min(float64(l.rate.Burst), b.tokens+max(now.Sub(b.last), 0).Seconds()*perSec)
 	b.last = now
 	if b.tokens >= 1 {
 		b.tokens--
