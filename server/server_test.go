@@ -888,3 +888,72 @@ func TestCallback_FirstWriteLandedThenStoreDown(t *testing.T) {
 		t.Errorf("the stored token no longer works at Finch (disconnected as unsaved?): %v", err)
 	}
 }
+
+// vaultDownBackend fails vault writes (PutRowSwap) while down is set.
+type vaultDownBackend struct {
+	tokenstore.Backend
+	down atomic.Bool
+}
+
+func (b *vaultDownBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
+	if b.down.Load() {
+		return 0, false, errors.New("test: the vault is down")
+	}
+	return b.Backend.PutRowSwap(ctx, r, expect, sw)
+}
+
+// TestRecover_KeepsANewerToken: a re-authentication is exchanged and
+// staged but never reaches the vault; the employer re-authenticates again,
+// and that one finishes. Recovering the first must not bring its older
+// token back over the newer one.
+func TestRecover_KeepsANewerToken(t *testing.T) {
+	b := &vaultDownBackend{Backend: tokenstore.NewMemory()}
+	var skew atomic.Int64 // the server's clock, ahead or behind the store's
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	h := newHarnessWith(t, harnessOptions{backend: b, now: now}, func(c *server.Config) { c.RecoverAfter = time.Minute })
+	id := h.finish(h.client, h.connect(h.client, "acme-recover", "authorized_simple"))
+
+	reauth := func() string {
+		t.Helper()
+		start := h.do(h.client, "POST", "/connections/"+id+"/reauthenticate", url.Values{})
+		if start.status != http.StatusSeeOther {
+			t.Fatalf("POST reauthenticate = %d; body:\n%s", start.status, start.body)
+		}
+		return h.signIn(h.client, start.location, "authorized_simple")
+	}
+
+	// The first re-authentication, ten minutes ago, stages its token and
+	// cannot store it.
+	skew.Store(int64(-10 * time.Minute))
+	first := reauth()
+	b.down.Store(true)
+	if res := h.do(h.client, "GET", first, nil); res.status == http.StatusSeeOther {
+		t.Fatalf("the first re-authentication's callback stored its token with the vault down")
+	}
+	b.down.Store(false)
+
+	// The second, now, finishes.
+	skew.Store(0)
+	if got := h.finish(h.client, reauth()); got != id {
+		t.Fatalf("the second re-authentication led to %q, want %q", got, id)
+	}
+	newer, err := h.store.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := h.srv.Recover(t.Context())
+	if err != nil || res.Stored != 1 {
+		t.Fatalf("Recover() = %+v, %v; want the staged callback settled as stored", res, err)
+	}
+	got, err := h.store.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.AccessToken.Equal(newer.AccessToken) {
+		t.Error("recovery replaced the newer re-authentication's token with the older staged one")
+	}
+	if again := h.finish(h.client, first); again != id {
+		t.Errorf("the first re-authentication's callback, refreshed, led to %q, want %q", again, id)
+	}
+}
