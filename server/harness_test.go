@@ -72,15 +72,7 @@ func newHarnessWith(t *testing.T, opts harnessOptions, adjust func(*server.Confi
 		t.Cleanup(func() { b.Close() })
 		h.backend = b
 	}
-	key, err := keyring.Generate(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := keyring.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.store = tokenstore.New(h.backend, kr)
+	h.store = newTestStore(t, h.backend)
 	fc := &finch.Client{BaseURL: h.ts.URL + "/finch", ClientID: "sandbox-client-id", ClientSecret: finchconnect.NewSecret("sandbox-client-secret")}
 	cfg := server.Config{PublicURL: h.ts.URL, Now: opts.now, StateTTL: opts.stateTTL}
 	if adjust != nil {
@@ -94,6 +86,20 @@ func newHarnessWith(t *testing.T, opts harnessOptions, adjust func(*server.Confi
 	mux.Handle("/", h.srv)
 	h.client = newBrowser(t)
 	return h
+}
+
+// newTestStore returns a Store on b under a fresh key.
+func newTestStore(t *testing.T, b tokenstore.Backend) *tokenstore.Store {
+	t.Helper()
+	key, err := keyring.Generate(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tokenstore.New(b, kr)
 }
 
 // newBrowser returns a client with a cookie jar that does not follow

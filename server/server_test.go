@@ -20,7 +20,6 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/finch"
-	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/google/go-cmp/cmp"
@@ -799,15 +798,7 @@ func TestConnectionPage_ReadsFinchAtOnce(t *testing.T) {
 	}))
 	t.Cleanup(fin.Close)
 
-	key, err := keyring.Generate(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := keyring.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := tokenstore.New(tokenstore.NewMemory(), kr)
+	store := newTestStore(t, tokenstore.NewMemory())
 	conn := finchconnect.Connection{ConnectionID: "conn-overlap", CustomerID: "c1", CustomerName: "Overlap", ProviderID: "gusto",
 		Products: []string{"company", "directory"}, Status: finchconnect.StatusConnected, AccessToken: finchconnect.NewSecret("tok-overlap")}
 	if err := store.Put(t.Context(), conn); err != nil {

@@ -20,7 +20,6 @@ import (
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
 	"github.com/finchconnect/finchconnect/finch"
-	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/sandbox"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
@@ -203,15 +202,7 @@ func newProxyFixture(t *testing.T, fc func(*finch.Client)) *proxyFixture {
 	f.upURL = upSrv.URL
 
 	f.backend = &flakyBackend{Backend: tokenstore.NewMemory()}
-	key, err := keyring.Generate(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := keyring.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.store = tokenstore.New(f.backend, kr)
+	f.store = newTestStore(t, f.backend)
 	client := &finch.Client{BaseURL: upSrv.URL, ClientID: sandbox.DefaultClientID, ClientSecret: finchconnect.NewSecret(sandbox.DefaultClientSecret), MaxRetries: 1}
 	if fc != nil {
 		fc(client)

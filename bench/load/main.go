@@ -236,7 +236,6 @@ func orDefault(n, def int) int {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// perRequest is d per request in microseconds.
 // cpuClock measures a process's CPU time from startCPU on; the zero
 // cpuClock, for no process, measures nothing.
 type cpuClock struct {
@@ -261,6 +260,7 @@ func (c cpuClock) perRequest(requests int) (float64, error) {
 	return perRequest(t-c.start, requests), err
 }
 
+// perRequest is d per request in microseconds.
 func perRequest(d time.Duration, requests int) float64 {
 	if requests == 0 {
 		return 0
