@@ -25,6 +25,7 @@ var (
 	errPending       = errors.New("server: the first callback for this code is still in progress")
 	errExchange      = errors.New("server: the code exchange with Finch failed")
 	errStore         = errors.New("server: the token could not be saved")
+	errStoreKept     = errors.New("server: the new token could not be saved; the stored connection is unchanged")
 	errStoreDown     = errors.New("server: the store is unavailable")
 	errStateGone     = errors.New("unknown or expired")
 	errInterrupted   = errors.New("server: the callback was interrupted while the code was with Finch")
@@ -96,7 +97,7 @@ func callbackOutcome(out outcome, err error) string {
 		return "invalid_state"
 	case errors.Is(err, finchconnect.ErrInvalidCode):
 		return "invalid_code"
-	case errors.Is(err, errStore):
+	case errors.Is(err, errStore), errors.Is(err, errStoreKept):
 		return "store_failed"
 	case errors.Is(err, errExchange):
 		return "exchange_failed"
@@ -371,7 +372,11 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWri
 		if err != nil && !errors.Is(err, finchconnect.ErrConflict) {
 			s.log.Warn("store a new connection; retrying after a write-ahead", "connection_id", conn.ConnectionID, "err", err)
 		}
-		if res.settled, err = s.stageAndSave(ctx, key, claimed, conn, &res); err != nil {
+		// A re-authentication, or a new flow that Finch answered with a
+		// connection the vault holds already (CreateSwap's conflict):
+		// either way, the vault has a working token for this connection.
+		stored := fs.Kind == kindReauth || errors.Is(err, finchconnect.ErrConflict)
+		if res.settled, err = s.stageAndSave(ctx, key, claimed, conn, stored, &res); err != nil {
 			return res, err
 		}
 	}
@@ -390,8 +395,9 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWri
 // into the ledger entry first (the write-ahead), then [Server.save] writes
 // it to the vault with retries, settling the entry in the same write. It
 // records the entry as it stands in res.staged and the failure kind in
-// res.failure.
-func (s *Server) stageAndSave(ctx context.Context, key string, claimed ledgerWrite, conn finchconnect.Connection, res *exchanged) (settled bool, err error) {
+// res.failure. stored says whether the vault holds this connection already
+// (see [Server.save]).
+func (s *Server) stageAndSave(ctx context.Context, key string, claimed ledgerWrite, conn finchconnect.Connection, stored bool, res *exchanged) (settled bool, err error) {
 	ahead := claimed.entry
 	ahead.Status, ahead.ConnectionID, ahead.Exchanged = ledgerExchanged, conn.ConnectionID, s.cfg.Now().Unix()
 	if ahead.Sealed, err = s.store.SealStaged(conn); err != nil {
@@ -407,10 +413,14 @@ func (s *Server) stageAndSave(ctx context.Context, key string, claimed ledgerWri
 	}
 	s.cfg.Failpoint("after-stage")
 	settle := settleSwap(key, res.staged, conn.ConnectionID, "")
-	if settled, err = s.save(ctx, conn, res.staged.entry.Status == ledgerExchanged, settle); err != nil {
-		res.failure = failStore
-		if errors.Is(err, errSaving) {
+	if settled, err = s.save(ctx, conn, res.staged.entry.Status == ledgerExchanged, stored, settle); err != nil {
+		switch {
+		case errors.Is(err, errSaving):
 			res.failure = failSaving
+		case errors.Is(err, errStoreKept):
+			res.failure = failStoreKept
+		default:
+			res.failure = failStore
 		}
 	}
 	return settled, err
@@ -502,6 +512,9 @@ const (
 	failExchange = "exchange"
 	failStore    = "store"
 	failSaving   = "saving"
+	// failStoreKept: a re-authentication's token could not be saved, and
+	// the connection keeps its stored token.
+	failStoreKept = "store_kept"
 	// failStoreDown: the store failed before anything reached Finch (no
 	// longer written either; kept for entries of older versions).
 	failStoreDown = "store_down"
@@ -519,6 +532,8 @@ func failureError(kind string) error {
 		return finchconnect.ErrInvalidCode
 	case failStore:
 		return errStore
+	case failStoreKept:
+		return errStoreKept
 	case failSaving:
 		return errSaving
 	case failStoreDown:
@@ -542,9 +557,14 @@ func mustJSON(v any) []byte {
 // cannot be fetched from Finch again. If the store stays down, the token
 // goes to the local journal (when one is configured), to be replayed into
 // the store when it returns, and the user is told the connection is being
-// saved. Without a journal the connection is disconnected at Finch, so that
-// no live token is left that nobody holds, and the employer is asked to
-// connect again.
+// saved. Without a journal a new connection is disconnected at Finch, so
+// that no live token is left that nobody holds, and the employer is asked to
+// connect again. A connection the vault holds already (stored: a
+// re-authentication, or Finch answering a new flow with a known connection)
+// is never disconnected, since Finch's /disconnect revokes every token of
+// the connection, the stored one too (finch-api.md §4): the new token is
+// dropped and the stored one keeps working, or keeps waiting for a
+// re-authentication.
 //
 // When the token is staged in the ledger already, the store has it: the
 // recovery loop finishes the write when the store answers again.
@@ -552,7 +572,7 @@ func mustJSON(v any) []byte {
 // The vault write also settles the ledger entry settle.Key, in the same
 // atomic write, when the entry still holds settle.Old; settled says whether
 // it did.
-func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged bool, settle tokenstore.Swap) (settled bool, err error) {
+func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged, stored bool, settle tokenstore.Swap) (settled bool, err error) {
 	for attempt := range 4 {
 		if attempt > 0 {
 			select {
@@ -574,6 +594,9 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged 
 			return false, fmt.Errorf("%w: %v", errSaving, err)
 		}
 		s.log.Error("journal a new connection", "connection_id", conn.ConnectionID, "err", jerr)
+	}
+	if stored {
+		return false, fmt.Errorf("%w: %v", errStoreKept, err)
 	}
 	if derr := s.finch.Disconnect(ctx, conn.AccessToken); derr != nil {
 		s.log.Error("disconnect an unsaved connection", "connection_id", conn.ConnectionID, "err", derr)

@@ -58,6 +58,9 @@ func classify(err error) (status int, code, title, detail string) {
 	case errors.Is(err, errStoreDown):
 		return http.StatusServiceUnavailable, "store_unavailable", "Our storage is briefly unavailable.",
 			"Nothing was sent to Finch. Please try again in a few moments."
+	case errors.Is(err, errStoreKept):
+		return http.StatusServiceUnavailable, "store_unavailable", "The connection could not be updated.",
+			"Our storage is unavailable, so the new sign-in was not saved; the employer's connection is as it was. Please try again in a few minutes."
 	case errors.Is(err, errStore):
 		return http.StatusServiceUnavailable, "store_unavailable", "The connection could not be saved.",
 			"Our storage is unavailable, so the connection was cancelled at Finch. Please connect again in a few minutes."

@@ -948,3 +948,64 @@ func TestRecover_KeepsANewerToken(t *testing.T) {
 		t.Errorf("the first re-authentication's callback, refreshed, led to %q, want %q", again, id)
 	}
 }
+
+// writesDownBackend fails every vault write and ledger swap while down is
+// set: a store that went away between the callback's claim and its writes.
+type writesDownBackend struct {
+	tokenstore.Backend
+	down atomic.Bool
+}
+
+func (b *writesDownBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
+	if b.down.Load() {
+		return 0, false, errors.New("test: the store is down")
+	}
+	return b.Backend.PutRowSwap(ctx, r, expect, sw)
+}
+
+func (b *writesDownBackend) Swap(ctx context.Context, key string, old, v []byte, ttl time.Duration) error {
+	if b.down.Load() {
+		return errors.New("test: the store is down")
+	}
+	return b.Backend.Swap(ctx, key, old, v, ttl)
+}
+
+// TestCallback_ReauthStoreDownKeepsConnection: a re-authentication's new
+// token can be saved nowhere (no journal). A new connection would be
+// disconnected at Finch; this one must not be, since Finch's /disconnect
+// revokes every token of the connection, the one the vault holds too.
+func TestCallback_ReauthStoreDownKeepsConnection(t *testing.T) {
+	b := &writesDownBackend{Backend: tokenstore.NewMemory()}
+	h := newHarness(t, harnessOptions{backend: b})
+	id := h.finish(h.client, h.connect(h.client, "acme-reauth-down", "authorized_simple"))
+	before, err := h.store.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	start := h.do(h.client, "POST", "/connections/"+id+"/reauthenticate", url.Values{})
+	if start.status != http.StatusSeeOther {
+		t.Fatalf("POST reauthenticate = %d; body:\n%s", start.status, start.body)
+	}
+	cb := h.signIn(h.client, start.location, "authorized_simple")
+	b.down.Store(true)
+	res := h.do(h.client, "GET", cb, nil)
+	b.down.Store(false)
+	if res.status != http.StatusServiceUnavailable || !strings.Contains(res.body, "as it was") {
+		t.Errorf("callback with the store down = %d, want 503 saying the connection is unchanged; body:\n%s", res.status, res.body)
+	}
+	if n := h.sb.Stats().Requests["POST /disconnect"]; n != 0 {
+		t.Errorf("POST /disconnect calls = %d, want 0", n)
+	}
+	got, err := h.store.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.AccessToken.Equal(before.AccessToken) || got.Status != finchconnect.StatusConnected {
+		t.Errorf("the stored connection changed: status %q, same token %v", got.Status, got.AccessToken.Equal(before.AccessToken))
+	}
+	fc := &finch.Client{BaseURL: h.ts.URL + "/finch"}
+	if _, err := fc.Company(t.Context(), got.AccessToken); err != nil {
+		t.Errorf("the stored token no longer works at Finch: %v", err)
+	}
+}
