@@ -122,13 +122,17 @@ func securityHeaders(h http.Handler) http.Handler {
 }
 
 // limitBody bounds request bodies before routing. The proxy's bodies (Finch
-// batch reads) get a larger bound, maxProxyBody, which the proxy enforces
-// itself; a smaller limit here would silently cap it.
+// batch reads) and Finch's webhooks get larger bounds, maxProxyBody and
+// maxWebhookBody, which their handlers enforce themselves; a smaller limit
+// here would silently cap them.
 func limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := int64(maxBody)
-		if isProxyPath(r.URL.Path) {
+		switch {
+		case isProxyPath(r.URL.Path):
 			limit = maxProxyBody
+		case r.URL.Path == finchWebhookPath:
+			limit = maxWebhookBody
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		h.ServeHTTP(w, r)

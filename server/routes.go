@@ -17,7 +17,7 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /connections/{id}/reauthenticate", s.handleReauthenticate())
 	mux.Handle("POST /connections/{id}/disconnect", s.handleDisconnect())
 	mux.Handle("GET /static/", s.handleStatic())
-	mux.Handle("POST /webhooks/finch", s.handleFinchWebhook())
+	mux.Handle("POST "+finchWebhookPath, s.handleFinchWebhook())
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", s.handleReadyz())
 	// The /v1 routes are also kept on a mux of their own, so that the API's

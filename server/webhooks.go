@@ -13,6 +13,9 @@ import (
 	"github.com/finchconnect/finchconnect/webhook"
 )
 
+// finchWebhookPath is where Finch delivers webhooks.
+const finchWebhookPath = "/webhooks/finch"
+
 // maxWebhookBody bounds a Finch webhook's body; real ones are a few hundred
 // bytes.
 const maxWebhookBody = 256 << 10
@@ -26,7 +29,8 @@ const webhookDedupTTL = 72 * time.Hour
 // Finch-Event-Id, claimed in the shared store so replicas agree), records
 // account status changes and tells the app through events. It answers
 // quickly: 200 for anything verified, even for a connection it does not
-// hold, so Finch does not retry in vain.
+// hold, so Finch does not retry in vain; 503 when the store failed, so
+// Finch delivers the event again.
 func (s *Server) handleFinchWebhook() http.Handler {
 	type payload struct {
 		EventType    string          `json:"event_type"`
@@ -55,8 +59,18 @@ func (s *Server) handleFinchWebhook() http.Handler {
 			s.writeJSONError(w, r, http.StatusUnauthorized, "invalid_signature", "The webhook signature does not verify.")
 			return
 		}
+		var p payload
+		if err := json.Unmarshal(body, &p); err != nil {
+			s.writeJSONError(w, r, http.StatusBadRequest, "invalid_request", "The webhook body is not JSON.")
+			return
+		}
+		// The event id is claimed before the event is applied, so that
+		// replicas receiving the same delivery apply it once; if applying
+		// fails on the store, the claim is given back and Finch is asked
+		// to deliver again (any 5xx), instead of the event being lost.
 		eventID := r.Header.Get(webhook.Finch.ID)
-		err = s.backend.Claim(r.Context(), "webhook-event/"+hashHex(eventID), []byte("1"), webhookDedupTTL)
+		claim := "webhook-event/" + hashHex(eventID)
+		err = s.backend.Claim(r.Context(), claim, []byte("1"), webhookDedupTTL)
 		if errors.Is(err, finchconnect.ErrConflict) {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate"})
 			return
@@ -65,23 +79,28 @@ func (s *Server) handleFinchWebhook() http.Handler {
 			s.fail(w, r, true, fmt.Errorf("%w: record webhook: %v", errStoreDown, err))
 			return
 		}
-		var p payload
-		if err := json.Unmarshal(body, &p); err != nil {
-			s.writeJSONError(w, r, http.StatusBadRequest, "invalid_request", "The webhook body is not JSON.")
+		if err := s.applyWebhook(r, p.EventType, p.ConnectionID, p.Data); err != nil {
+			if ferr := s.backend.Forget(r.Context(), claim); ferr != nil {
+				s.log.Error("give back a webhook's claim; Finch's retry will be taken as a duplicate", "err", ferr, "request_id", requestID(r.Context()))
+			}
+			s.fail(w, r, true, storeFailure(err))
 			return
 		}
-		s.applyWebhook(r, p.EventType, p.ConnectionID, p.Data)
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 }
 
-// applyWebhook records what a verified Finch event says.
-func (s *Server) applyWebhook(r *http.Request, eventType, connectionID string, data json.RawMessage) {
+// applyWebhook records what a verified Finch event says. It returns an
+// error only when the store failed, so the event should be delivered again.
+func (s *Server) applyWebhook(r *http.Request, eventType, connectionID string, data json.RawMessage) error {
 	ctx := r.Context()
 	conn, err := s.store.Lookup(ctx, connectionID)
-	if err != nil {
+	if errors.Is(err, finchconnect.ErrNotFound) {
 		s.log.Info("a Finch webhook for a connection this instance does not hold", "event_type", eventType, "connection_id", connectionID)
-		return
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("server: read the connection of a %s webhook: %w", eventType, err)
 	}
 	switch {
 	case eventType == "account.updated":
@@ -89,7 +108,7 @@ func (s *Server) applyWebhook(r *http.Request, eventType, connectionID string, d
 			Status string `json:"status"`
 		}
 		if json.Unmarshal(data, &d) != nil || d.Status == "" || d.Status == conn.Status {
-			return
+			return nil
 		}
 		var updated finchconnect.Connection
 		err := s.store.Update(ctx, connectionID, func(c *finchconnect.Connection) error {
@@ -98,9 +117,11 @@ func (s *Server) applyWebhook(r *http.Request, eventType, connectionID string, d
 			updated = *c
 			return nil
 		})
+		if errors.Is(err, finchconnect.ErrNotFound) {
+			return nil // disconnected meanwhile
+		}
 		if err != nil {
-			s.log.Warn("record a webhook's status", "connection_id", connectionID, "err", err)
-			return
+			return fmt.Errorf("server: record a webhook's status for %s: %w", connectionID, err)
 		}
 		updated.AccessToken = finchconnect.Secret{}
 		switch d.Status {
@@ -116,4 +137,5 @@ func (s *Server) applyWebhook(r *http.Request, eventType, connectionID string, d
 		strings.HasPrefix(eventType, "payment.") || strings.HasPrefix(eventType, "pay_statement."):
 		s.notifyData(ctx, conn, eventType)
 	}
+	return nil
 }

@@ -2,14 +2,17 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/server"
+	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/finchconnect/finchconnect/webhook"
 )
 
@@ -121,5 +124,59 @@ func TestWebhooks_Finch(t *testing.T) {
 	}
 	if strings.Count(types, finchconnect.EventConnectionReauthRequired) != 1 {
 		t.Errorf("events raised = %s, want reauth_required once", types)
+	}
+}
+
+// rowReadFailsBackend fails the next n row reads.
+type rowReadFailsBackend struct {
+	tokenstore.Backend
+	n atomic.Int64
+}
+
+func (b *rowReadFailsBackend) GetRow(ctx context.Context, id string) (tokenstore.Row, error) {
+	if b.n.Add(-1) >= 0 {
+		return tokenstore.Row{}, errors.New("test: the store blinked")
+	}
+	return b.Backend.GetRow(ctx, id)
+}
+
+// TestWebhooks_DeliveredAgainAfterAFailure: an event that could not be
+// applied (the store failed; the body was not JSON) is not spent, so
+// Finch's next delivery of it is applied. A body larger than the site-wide
+// limit but within the webhook's own is taken.
+func TestWebhooks_DeliveredAgainAfterAFailure(t *testing.T) {
+	b := &rowReadFailsBackend{Backend: tokenstore.NewMemory()}
+	h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+		c.WebhookSecrets = []finchconnect.Secret{finchconnect.NewSecret(hookSecret)}
+	})
+	id := h.finish(h.client, h.connect(h.client, "hook-blip", "authorized_simple"))
+	now := time.Now()
+	reauth := `{"event_type":"account.updated","connection_id":"` + id + `","data":{"status":"reauth"}}`
+
+	if got := h.postWebhook(hookSecret, "msg_bad", now, `{"event_type":`, false).status; got != http.StatusBadRequest {
+		t.Errorf("webhook with a broken body = %d, want 400", got)
+	}
+	if got := h.postWebhook(hookSecret, "msg_bad", now, reauth, false).status; got != http.StatusOK {
+		t.Errorf("the same event id, whole = %d, want 200", got)
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusReauth {
+		t.Fatalf("status after the event was delivered whole = %q, want reauth (spent by the broken delivery?)", c.Status)
+	}
+
+	connected := `{"event_type":"account.updated","connection_id":"` + id + `","data":{"status":"connected"}}`
+	b.n.Store(1)
+	if got := h.postWebhook(hookSecret, "msg_blip", now, connected, false).status; got != http.StatusServiceUnavailable {
+		t.Errorf("webhook during a store failure = %d, want 503 (so Finch retries)", got)
+	}
+	if got := h.postWebhook(hookSecret, "msg_blip", now, connected, false).status; got != http.StatusOK {
+		t.Errorf("Finch's retry = %d, want 200", got)
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusConnected {
+		t.Errorf("status after the retry = %q, want connected (the event was lost)", c.Status)
+	}
+
+	padded := `{"event_type":"company.updated","connection_id":"` + id + `","data":{"note":"` + strings.Repeat("x", 100<<10) + `"}}`
+	if got := h.postWebhook(hookSecret, "msg_large", now, padded, false).status; got != http.StatusOK {
+		t.Errorf("a 100 KiB webhook = %d, want 200 (the webhook limit is 256 KiB)", got)
 	}
 }
