@@ -443,8 +443,12 @@ func (s *Server) stage(ctx context.Context, key string, claimed, raw []byte, con
 func (s *Server) follow(ctx context.Context, key, stateHash, bHash string) (outcome, error) {
 	deadline := time.Now().Add(s.cfg.WaitTimeout)
 	poll := 10 * time.Millisecond
+	release := func() {}
+	defer func() { release() }()
 	for {
-		ch := s.waiter(key)
+		release()
+		var ch <-chan struct{}
+		ch, release = s.waiter(key)
 		b, err := s.backend.Load(ctx, key)
 		if err != nil {
 			return outcome{}, fmt.Errorf("%w: read callback ledger: %v", errStoreDown, err)
@@ -482,24 +486,41 @@ func (s *Server) follow(ctx context.Context, key, stateHash, bHash string) (outc
 	}
 }
 
-// waiter returns a channel closed when this replica settles key.
-func (s *Server) waiter(key string) <-chan struct{} {
+// waiter is a channel closed when this replica settles a key, and how many
+// followers hold it.
+type waiter struct {
+	ch chan struct{}
+	n  int
+}
+
+// waiter returns a channel closed when this replica settles key, and a
+// release func to call when the caller stops waiting on it. The last
+// release removes the channel, so keys settled on other replicas, or
+// followed after they settled, leave nothing behind.
+func (s *Server) waiter(key string) (<-chan struct{}, func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch, ok := s.waiters[key]
+	w, ok := s.waiters[key]
 	if !ok {
-		ch = make(chan struct{})
-		s.waiters[key] = ch
+		w = &waiter{ch: make(chan struct{})}
+		s.waiters[key] = w
 	}
-	return ch
+	w.n++
+	return w.ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if w.n--; w.n == 0 && s.waiters[key] == w {
+			delete(s.waiters, key)
+		}
+	}
 }
 
 // wake releases this replica's waiters on key.
 func (s *Server) wake(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ch, ok := s.waiters[key]; ok {
-		close(ch)
+	if w, ok := s.waiters[key]; ok {
+		close(w.ch)
 		delete(s.waiters, key)
 	}
 }

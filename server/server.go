@@ -136,7 +136,7 @@ type Server struct {
 	// waiters lets duplicate callbacks on this replica wake as soon as the
 	// first one settles, instead of polling the store. Other replicas poll.
 	mu      sync.Mutex
-	waiters map[string]chan struct{}
+	waiters map[string]*waiter
 }
 
 // New returns the Connect back-end. fc talks to Finch (or to the sandbox);
@@ -201,7 +201,7 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error)
 		store:     store,
 		backend:   store.Backend(),
 		pages:     p,
-		waiters:   map[string]chan struct{}{},
+		waiters:   map[string]*waiter{},
 	}
 	switch {
 	case cfg.APIKeyCacheTTL < 0:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -1007,5 +1008,22 @@ func TestCallback_ReauthStoreDownKeepsConnection(t *testing.T) {
 	fc := &finch.Client{BaseURL: h.ts.URL + "/finch"}
 	if _, err := fc.Company(t.Context(), got.AccessToken); err != nil {
 		t.Errorf("the stored token no longer works at Finch: %v", err)
+	}
+}
+
+// TestCallback_FollowersLeaveNothingBehind: callbacks refreshed after they
+// settled follow the ledger; their waits must not stay registered, or a
+// long-running replica would keep one entry per refreshed callback.
+func TestCallback_FollowersLeaveNothingBehind(t *testing.T) {
+	h := newHarness(t, harnessOptions{backend: tokenstore.NewMemory()})
+	for i := range 3 {
+		cb := h.connect(h.client, fmt.Sprintf("acme-refresh-%d", i), "authorized_simple")
+		id := h.finish(h.client, cb)
+		if again := h.finish(h.client, cb); again != id {
+			t.Fatalf("refreshed callback led to %q, want %q", again, id)
+		}
+	}
+	if n := h.srv.PendingWaiters(); n != 0 {
+		t.Errorf("waiters after every callback settled = %d, want 0", n)
 	}
 }
