@@ -138,20 +138,20 @@ func (s *Server) handleConnect() http.Handler {
 		if mode == modeRedirect {
 			req.RedirectURI = s.redirectURI()
 		}
-		session, err := s.finch.NewConnectSession(r.Context(), req)
-		if err != nil {
-			s.fail(w, r, embedded, err)
-			return
-		}
-		s.startFlow(w, r, session, flowState{
+		s.startFlow(w, r, flowState{
 			Kind: kindConnect, Mode: mode,
 			CustomerID: form.CustomerID, CustomerName: form.CustomerName, Products: form.Products,
+		}, func(ctx context.Context) (*finch.Session, error) {
+			return s.finch.NewConnectSession(ctx, req)
 		})
 	})
 }
 
-// startFlow records a flow's state and hands the browser to Connect.
-func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, session *finch.Session, fs flowState) {
+// startFlow records a flow's state, asks Finch for its session (open) and
+// hands the browser to Connect. The state is recorded first, as StartFlow
+// does: with the store down nothing is sent to Finch (no session left
+// dangling), and a state whose session then fails simply expires unused.
+func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, fs flowState, open func(context.Context) (*finch.Session, error)) {
 	embedded := fs.Mode == modeEmbedded
 	browser, err := s.browserID(w, r)
 	if err != nil {
@@ -159,6 +159,11 @@ func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, session *finc
 		return
 	}
 	state, err := s.newState(r.Context(), browser, fs)
+	if err != nil {
+		s.fail(w, r, embedded, err)
+		return
+	}
+	session, err := open(r.Context())
 	if err != nil {
 		s.fail(w, r, embedded, err)
 		return
@@ -208,7 +213,7 @@ func (s *Server) handleConnection() http.Handler {
 		id := r.PathValue("id")
 		conn, err := s.store.Get(ctx, id)
 		if err != nil {
-			s.fail(w, r, false, err)
+			s.fail(w, r, false, storeFailure(err))
 			return
 		}
 		offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
@@ -292,20 +297,17 @@ func (s *Server) handleReauthenticate() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, err := s.store.Lookup(r.Context(), r.PathValue("id"))
 		if err != nil {
-			s.fail(w, r, false, err)
+			s.fail(w, r, false, storeFailure(err))
 			return
 		}
-		session, err := s.finch.ReauthenticateSession(r.Context(), finch.ReauthRequest{
-			ConnectionID: conn.ConnectionID,
-			RedirectURI:  s.redirectURI(),
-		})
-		if err != nil {
-			s.fail(w, r, false, err)
-			return
-		}
-		s.startFlow(w, r, session, flowState{
+		s.startFlow(w, r, flowState{
 			Kind: kindReauth, Mode: modeRedirect, ConnectionID: conn.ConnectionID,
 			CustomerID: conn.CustomerID, CustomerName: conn.CustomerName, Products: conn.Products,
+		}, func(ctx context.Context) (*finch.Session, error) {
+			return s.finch.ReauthenticateSession(ctx, finch.ReauthRequest{
+				ConnectionID: conn.ConnectionID,
+				RedirectURI:  s.redirectURI(),
+			})
 		})
 	})
 }

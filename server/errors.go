@@ -57,7 +57,7 @@ func classify(err error) (status int, code, title, detail string) {
 			"Our server restarted while finishing it. Please connect the employer again from the home page."
 	case errors.Is(err, errStoreDown):
 		return http.StatusServiceUnavailable, "store_unavailable", "Our storage is briefly unavailable.",
-			"Nothing was sent to Finch. Please try again in a few moments."
+			"Nothing was lost. Please try again in a few moments."
 	case errors.Is(err, errStoreKept):
 		return http.StatusServiceUnavailable, "store_unavailable", "The connection could not be updated.",
 			"Our storage is unavailable, so the new sign-in was not saved; the employer's connection is as it was. Please try again in a few minutes."

@@ -1027,3 +1027,52 @@ func TestCallback_FollowersLeaveNothingBehind(t *testing.T) {
 		t.Errorf("waiters after every callback settled = %d, want 0", n)
 	}
 }
+
+// claimFailsBackend fails every Claim while down is set.
+type claimFailsBackend struct {
+	rowReadFailsBackend
+	down atomic.Bool
+}
+
+func (b *claimFailsBackend) Claim(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	if b.down.Load() {
+		return errors.New("test: the store is down")
+	}
+	return b.Backend.Claim(ctx, key, v, ttl)
+}
+
+// TestStoreDown_Pages: with the store failing, the browser's pages answer
+// 503 (try again), not 500, and starting a connection sends nothing to
+// Finch: its state is recorded before Finch is asked for a session.
+func TestStoreDown_Pages(t *testing.T) {
+	b := &claimFailsBackend{rowReadFailsBackend: rowReadFailsBackend{Backend: tokenstore.NewMemory()}}
+	h := newHarness(t, harnessOptions{backend: b})
+	id := h.finish(h.client, h.connect(h.client, "acme-down", "authorized_simple"))
+	sessions := func() int {
+		st := h.sb.Stats()
+		return st.Requests["POST /connect/sessions"] + st.Requests["POST /connect/sessions/reauthenticate"]
+	}
+	before := sessions()
+
+	b.down.Store(true)
+	form := url.Values{"customer_id": {"acme-2"}, "customer_name": {"Acme 2"}, "products": {"company"}}
+	if res := h.do(h.client, "POST", "/connect", form); res.status != http.StatusServiceUnavailable {
+		t.Errorf("POST /connect with the store down = %d, want 503", res.status)
+	}
+	if res := h.do(h.client, "POST", "/connections/"+id+"/reauthenticate", url.Values{}); res.status != http.StatusServiceUnavailable {
+		t.Errorf("POST reauthenticate with the store down = %d, want 503", res.status)
+	}
+	if n := sessions() - before; n != 0 {
+		t.Errorf("Connect sessions created at Finch with the store down = %d, want 0", n)
+	}
+	b.down.Store(false)
+
+	b.n.Store(1)
+	if res := h.do(h.client, "GET", "/connections/"+id, nil); res.status != http.StatusServiceUnavailable {
+		t.Errorf("GET /connections/{id} with the store failing = %d, want 503", res.status)
+	}
+	b.n.Store(1)
+	if res := h.do(h.client, "POST", "/connections/"+id+"/reauthenticate", url.Values{}); res.status != http.StatusServiceUnavailable {
+		t.Errorf("POST reauthenticate with the store failing = %d, want 503", res.status)
+	}
+}

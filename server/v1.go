@@ -264,7 +264,9 @@ func (s *Server) disconnect(ctx context.Context, id, who string) error {
 		return err
 	}
 	if err := s.store.Delete(ctx, id); err != nil && !errors.Is(err, finchconnect.ErrNotFound) {
-		return err
+		// Finch has revoked the token; trying again finds it refused
+		// (counted as disconnected above) and deletes it then.
+		return storeFailure(err)
 	}
 	s.audit(ctx, finchconnect.AuditDisconnected, id, who, "")
 	conn.Status = finchconnect.StatusDisconnected
