@@ -259,7 +259,7 @@ func (s *Server) handleConnection() http.Handler {
 			page.Company = newCompanyView(company)
 		}
 		if dir != nil && dirErr == nil {
-			page.Directory = newDirectoryView(dir, offset)
+			page.Directory = newDirectoryView(dir, offset, pageSize)
 		}
 		if err != nil {
 			page.DataError = s.dataError(r, id, err, &page)

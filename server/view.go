@@ -129,7 +129,9 @@ type directoryView struct {
 	HasNext    bool
 }
 
-func newDirectoryView(p *finch.DirectoryPage, offset int) *directoryView {
+// newDirectoryView shows p, the directory read from offset in pages of
+// pageSize.
+func newDirectoryView(p *finch.DirectoryPage, offset, pageSize int) *directoryView {
 	v := &directoryView{From: offset + 1, To: offset + len(p.Individuals), Total: p.Paging.Count}
 	if len(p.Individuals) == 0 {
 		v.From = offset
@@ -157,10 +159,9 @@ func newDirectoryView(p *finch.DirectoryPage, offset int) *directoryView {
 	}
 	v.Rows = template.HTML(rows.String()) // every value escaped above
 	if offset > 0 {
-		v.HasPrev, v.Prev = true, max(offset-len(p.Individuals), 0)
-		if len(p.Individuals) == 0 {
-			v.Prev = 0
-		}
+		// A page back, whatever this one held: the last page may be short,
+		// and an offset past the end shows no rows at all.
+		v.HasPrev, v.Prev = true, max(offset-pageSize, 0)
 	}
 	next := offset + len(p.Individuals)
 	if len(p.Individuals) > 0 && (p.Paging.Count == 0 || next < p.Paging.Count) {

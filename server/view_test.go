@@ -60,11 +60,43 @@ func TestDirectoryRows_escapedAsTheTemplateWould(t *testing.T) {
 	if err := ref.Execute(&b, want); err != nil {
 		t.Fatal(err)
 	}
-	got := newDirectoryView(&finch.DirectoryPage{Individuals: in}, 0).Rows
+	got := newDirectoryView(&finch.DirectoryPage{Individuals: in}, 0, 25).Rows
 	if string(got) != b.String() {
 		t.Errorf("directory rows differ from the template's:\ngot:\n%s\nwant:\n%s", got, b.String())
 	}
 	if strings.Contains(string(got), "<script>") {
 		t.Errorf("directory rows hold an unescaped tag:\n%s", got)
+	}
+}
+
+func TestDirectoryView_Paging(t *testing.T) {
+	people := func(n int) []finch.Individual { return make([]finch.Individual, n) }
+	tests := []struct {
+		name             string
+		rows, count, off int
+		wantPrev         int // -1: no Previous link
+		wantNext         int // -1: no Next link
+	}{
+		{"first page", 25, 60, 0, -1, 25},
+		{"middle page", 25, 60, 25, 0, 50},
+		{"short last page", 10, 60, 50, 25, -1},
+		{"short last page, odd offset", 5, 25, 20, 0, -1},
+		{"past the end", 0, 25, 100, 75, -1},
+		{"count unknown", 25, 0, 25, 0, 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := newDirectoryView(&finch.DirectoryPage{Individuals: people(tt.rows), Paging: finch.Paging{Count: tt.count}}, tt.off, 25)
+			prev, next := -1, -1
+			if v.HasPrev {
+				prev = v.Prev
+			}
+			if v.HasNext {
+				next = v.Next
+			}
+			if prev != tt.wantPrev || next != tt.wantNext {
+				t.Errorf("Previous, Next = %d, %d; want %d, %d (-1: none)", prev, next, tt.wantPrev, tt.wantNext)
+			}
+		})
 	}
 }
