@@ -38,6 +38,10 @@ const (
 // the ledger's size, which the recovery loop scans.
 const ledgerTTL = time.Hour
 
+// browserCookieTTL is the browser cookie's life from the last flow started
+// with it: far longer than any state (Config.StateTTL).
+const browserCookieTTL = 24 * time.Hour
+
 // browserCookie binds a flow to the browser that started it. The cookie is
 // HttpOnly and SameSite=Lax: Lax so that it rides along on the top-level
 // navigation back from Connect to /callback, and on nothing cross-site else.
@@ -101,21 +105,23 @@ func (s *Server) randomToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// browserID returns the browser cookie's value, creating and setting it if
-// the request has none.
+// browserID returns the browser cookie's value, creating it if the request
+// has none. The cookie is set again either way, so its day-long life starts
+// afresh with every flow: one started in an old cookie's last minutes would
+// otherwise come back to a browser that no longer sends it, and fail as
+// "started in another browser".
 func (s *Server) browserID(w http.ResponseWriter, r *http.Request) (string, error) {
+	v := ""
 	if c, err := r.Cookie(s.browserCookieName()); err == nil && len(c.Value) >= 32 {
-		return c.Value, nil
-	}
-	v, err := s.randomToken()
-	if err != nil {
+		v = c.Value
+	} else if v, err = s.randomToken(); err != nil {
 		return "", err
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     s.browserCookieName(),
 		Value:    v,
 		Path:     "/",
-		MaxAge:   int((24 * time.Hour).Seconds()),
+		MaxAge:   int(browserCookieTTL.Seconds()),
 		HttpOnly: true,
 		Secure:   s.secureCookies(),
 		SameSite: http.SameSiteLaxMode,

@@ -497,6 +497,13 @@ func TestSecurityHeaders(t *testing.T) {
 	if loc := start.location; strings.Contains(cookie, "state=") || !strings.Contains(loc, "state=") {
 		t.Errorf("state must travel in the Connect URL (%q), never in a cookie (%q)", loc, cookie)
 	}
+	// The next flow renews the same cookie's life, so that a flow started
+	// late in the cookie's day does not come back to a browser without it.
+	again := h.do(h.client, "POST", "/connect", url.Values{"customer_id": {"c"}, "customer_name": {"C"}, "products": {"company"}})
+	renewed := again.header.Get("Set-Cookie")
+	if value := func(c string) string { return strings.SplitN(c, ";", 2)[0] }; !strings.Contains(renewed, "Max-Age=86400") || value(renewed) != value(cookie) {
+		t.Errorf("second flow's Set-Cookie = %q, want the same value as %q with a fresh Max-Age", renewed, cookie)
+	}
 }
 
 func TestConnect_RateLimited(t *testing.T) {
