@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -29,7 +30,7 @@ const maxBody = 64 << 10
 func (s *Server) middleware(h http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.renderError(w, r, http.StatusForbidden, "Cross-site request refused",
+		s.refuse(w, r, http.StatusForbidden, "cross_site", "Cross-site request refused.",
 			"This form can only be submitted from this site's own pages.")
 	}))
 	h = cop.Handler(h)
@@ -38,6 +39,24 @@ func (s *Server) middleware(h http.Handler) http.Handler {
 	h = s.recoverPanics(h)
 	h = s.logRequests(h)
 	return h
+}
+
+// refuse answers a request that the middleware turns away: in JSON for the
+// /v1 API, Finch's webhooks and the embedded flow (a POST to /callback, or a
+// request that accepts only JSON), as a page for the browser.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, code, title, detail string) {
+	if answersJSON(r) {
+		s.writeJSONError(w, r, status, code, title+" "+detail)
+		return
+	}
+	s.renderError(w, r, status, title, detail)
+}
+
+func answersJSON(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, "/v1/") || p == finchWebhookPath ||
+		(r.Method == http.MethodPost && p == "/callback") ||
+		strings.Contains(r.Header.Get("Accept"), "application/json")
 }
 
 // statusWriter records the status a handler wrote, for the request log.
@@ -98,7 +117,7 @@ func (s *Server) recoverPanics(h http.Handler) http.Handler {
 					panic(v)
 				}
 				s.log.Error("panic in handler", "path", r.URL.Path, "request_id", requestID(r.Context()))
-				s.renderError(w, r, http.StatusInternalServerError, "Internal error", "Something went wrong on our side.")
+				s.refuse(w, r, http.StatusInternalServerError, "internal_error", "Internal error.", "Something went wrong on our side.")
 			}
 		}()
 		h.ServeHTTP(w, r)

@@ -88,7 +88,7 @@ func (s *Server) limit(rate RateLimit, h http.Handler) http.Handler {
 		ok, wait := l.allow(clientIP(r))
 		if !ok {
 			w.Header().Set("Retry-After", formatSeconds(wait))
-			s.renderError(w, r, http.StatusTooManyRequests, "Too many requests.", "Please wait a moment and try again.")
+			s.refuse(w, r, http.StatusTooManyRequests, "rate_limited", "Too many requests.", "Please wait a moment and try again.")
 			return
 		}
 		h.ServeHTTP(w, r)

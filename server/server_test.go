@@ -457,6 +457,24 @@ func TestConnect_RefusesCrossSiteForm(t *testing.T) {
 	if res.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-site POST /connect = %d, want 403", res.StatusCode)
 	}
+
+	// The API and the embedded flow are refused in JSON, as docs/api.md
+	// promises of every error.
+	for _, path := range []string{"/v1/connect/sessions", "/callback"} {
+		req, _ := http.NewRequest("POST", h.ts.URL+path, strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		res, err := h.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Error string }
+		derr := json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusForbidden || derr != nil || body.Error != "cross_site" {
+			t.Errorf("cross-site POST %s = %d, error %q (decode: %v); want 403 in JSON, error cross_site", path, res.StatusCode, body.Error, derr)
+		}
+	}
 }
 
 func TestHealth(t *testing.T) {
@@ -517,6 +535,23 @@ func TestConnect_RateLimited(t *testing.T) {
 	res := h.do(h.client, "POST", "/connect", form)
 	if res.status != http.StatusTooManyRequests || res.header.Get("Retry-After") == "" {
 		t.Errorf("POST /connect past the burst = %d (Retry-After %q), want 429 with Retry-After", res.status, res.header.Get("Retry-After"))
+	}
+	if ct := res.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("the browser's 429 is %q, want a page", ct)
+	}
+	// The embedded flow's client gets the same refusal in JSON.
+	req, _ := http.NewRequest("POST", h.ts.URL+"/connect", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	jres, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ Error string }
+	derr := json.NewDecoder(jres.Body).Decode(&body)
+	jres.Body.Close()
+	if jres.StatusCode != http.StatusTooManyRequests || derr != nil || body.Error != "rate_limited" {
+		t.Errorf("embedded POST /connect past the burst = %d, error %q (decode: %v); want 429 in JSON, error rate_limited", jres.StatusCode, body.Error, derr)
 	}
 }
 
