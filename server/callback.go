@@ -360,6 +360,15 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWri
 		conn.CustomerName = fs.CustomerName
 	}
 	conn.Status = finchconnect.StatusConnected
+	if fs.Kind == kindReauth && conn.ConnectionID != fs.ConnectionID {
+		// Finch answered a re-authentication with another connection
+		// (the employer signed in to another account): that is a new
+		// connection, and the one being re-authenticated keeps its token
+		// and status.
+		s.log.Warn("a re-authentication ended in another connection; storing it as new",
+			"connection_id", fs.ConnectionID, "new_connection_id", conn.ConnectionID)
+		fs.Kind = kindConnect
+	}
 
 	// /introspect is not called here: the token response says everything
 	// the vault needs, a successful exchange means "connected", and the

@@ -1118,3 +1118,61 @@ func TestStoreDown_Pages(t *testing.T) {
 		t.Errorf("POST reauthenticate with the store failing = %d, want 503", res.status)
 	}
 }
+
+// TestCallback_ReauthEndsInAnotherConnection: Finch answers a
+// re-authentication's code with a connection other than the one being
+// re-authenticated. That one is stored as a new connection and announced
+// as created; the original keeps its token.
+func TestCallback_ReauthEndsInAnotherConnection(t *testing.T) {
+	var n atomic.Int64
+	fin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/connect/sessions", "/connect/sessions/reauthenticate":
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{"session_id":"s","connect_url":"https://connect.test/authorize?session=s"}`)
+		case "/auth/token":
+			i := n.Add(1)
+			fmt.Fprintf(w, `{"access_token":"tok-%d","token_type":"bearer","connection_id":"conn-%d","client_type":"sandbox","connection_type":"provider","entity_ids":[],"products":["company"],"provider_id":"gusto"}`, i, i)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer fin.Close()
+	var log eventLog
+	store := newTestStore(t, tokenstore.NewMemory())
+	srv, err := server.New(server.Config{PublicURL: "http://app.test", Notify: log.notify},
+		&finch.Client{BaseURL: fin.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("secret")}, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	first, err := srv.StartFlow(ctx, server.FlowRequest{CustomerID: "c", CustomerName: "C", Products: []string{"company"}, Embedded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := srv.CompleteFlow(ctx, "code-1", first.State); err != nil || id != "conn-1" {
+		t.Fatalf("CompleteFlow = %q, %v; want conn-1", id, err)
+	}
+	reauth, err := srv.StartFlow(ctx, server.FlowRequest{ConnectionID: "conn-1", Embedded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := srv.CompleteFlow(ctx, "code-2", reauth.State)
+	if err != nil || id != "conn-2" {
+		t.Fatalf("re-authentication's CompleteFlow = %q, %v; want conn-2, the connection Finch answered with", id, err)
+	}
+	if got := strings.Join(log.types(), ","); got != finchconnect.EventConnectionCreated+","+finchconnect.EventConnectionCreated {
+		t.Errorf("events = %s, want connection.created twice (no reauthenticated for conn-1)", got)
+	}
+	c1, err := store.Get(ctx, "conn-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c1.AccessToken.Reveal() != "tok-1" || c1.Status != finchconnect.StatusConnected {
+		t.Errorf("conn-1 has status %q and its token changed: %v", c1.Status, c1.AccessToken.Reveal() != "tok-1")
+	}
+	if _, err := srv.Connection(ctx, "conn-2"); err != nil {
+		t.Errorf("conn-2 is not stored: %v", err)
+	}
+}
