@@ -7,7 +7,8 @@
 // Every write that touches a row and its indexes runs in one Lua script, so
 // an index never disagrees with its row. Entries (states, the callback
 // ledger, …) are strings with Redis's own expiry, plus a sorted set of their
-// keys for Scan; a member whose entry has expired is dropped lazily.
+// keys for Scan; a member whose entry has expired is dropped lazily, by a
+// script that checks the entry is still absent.
 //
 // Every key of a namespace carries the same hash tag, {prefix}, so all of
 // them live in one slot: the Lua scripts are legal on Redis Cluster, at the
@@ -410,7 +411,7 @@ func (b *Backend) Scan(ctx context.Context, prefix, after string, limit int) ([]
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, fmt.Errorf("redis: scan %s: %v", prefix, err)
 		}
-		var gone []any
+		var gone []string
 		done := false
 		for i, k := range keys {
 			if gets[i] == nil {
@@ -437,7 +438,9 @@ func (b *Backend) Scan(ctx context.Context, prefix, after string, limit int) ([]
 		}
 		if len(gone) > 0 {
 			// Best effort: a member left behind is skipped again next time.
-			_ = b.rdb.ZRem(ctx, b.entryIndex(), gone...).Err()
+			// Not a plain ZREM: a Claim may have stored the key again since
+			// the GET above, and its ZADD found the member still there.
+			_ = b.dropExpired(ctx, gone)
 		}
 		if done || len(keys) < batch {
 			break
@@ -445,6 +448,33 @@ func (b *Backend) Scan(ctx context.Context, prefix, after string, limit int) ([]
 		min = "(" + keys[len(keys)-1]
 	}
 	return out, nil
+}
+
+// unindexAbsent removes from the entry index every key of keys whose entry
+// does not exist, checking and removing in one script: a key claimed again
+// since Scan found its entry expired keeps its member, so Scan still finds
+// it. KEYS: the entry index, then the entry keys; ARGV: the bare keys.
+var unindexAbsent = goredis.NewScript(`
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    redis.call('ZREM', KEYS[1], ARGV[i - 1])
+  end
+end
+return 0
+`)
+
+// dropExpired removes the index members of the entries under keys that do
+// not exist (see the script). Every key shares the {prefix} hash tag, so
+// the script is legal on Redis Cluster.
+func (b *Backend) dropExpired(ctx context.Context, keys []string) error {
+	ks := make([]string, 0, len(keys)+1)
+	ks = append(ks, b.entryIndex())
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		ks = append(ks, b.entryKey(k))
+		args[i] = k
+	}
+	return unindexAbsent.Run(ctx, b.rdb, ks, args...).Err()
 }
 
 // Ping implements tokenstore.Backend.

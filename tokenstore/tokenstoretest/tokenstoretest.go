@@ -93,6 +93,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
 		{"ExpiryClaimLoad", testExpiryClaimLoad},
 		{"ExpirySwap", testExpirySwap},
 		{"ExpiryScan", testExpiryScan},
+		{"ExpiryScanRacesReclaim", testExpiryScanRacesReclaim},
 		{"ConcurrentClaim", testConcurrentClaim},
 		{"ConcurrentClaimAll", testConcurrentClaimAll},
 		{"ConcurrentClaimAllIf", testConcurrentClaimAllIf},
@@ -910,6 +911,83 @@ func testExpiryScan(t *testing.T, b tokenstore.Backend) {
 	es, err = b.Scan(ctx, "es:", "", 1)
 	if diff := cmp.Diff([]string{"es:1"}, keys(es)); err != nil || diff != "" {
 		t.Errorf("Scan(limit 1) after expiry err = %v, keys mismatch (-want +got):\n%s", err, diff)
+	}
+}
+
+// testExpiryScanRacesReclaim races Scans against claims of keys whose
+// entries have just expired. A Scan may tidy up after the expired entries
+// it passes (Redis drops their keys from its index), but never after an
+// entry claimed again meanwhile: once every key is claimed anew, Scan must
+// return every one of them.
+//
+// The race is won or lost in the moment between a Scan's read of an
+// expired entry and its tidying up, so each round gives it many chances:
+// two Scans loop while the keys are claimed again one by one. A backend
+// with the flaw failed within the first rounds in every run.
+func testExpiryScanRacesReclaim(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	const rounds, n = 10, 32
+	for round := range rounds {
+		prefix := fmt.Sprintf("rr%02d:", round)
+		key := func(i int) string { return fmt.Sprintf("%s%02d", prefix, i) }
+		for i := range n {
+			if err := b.Claim(ctx, key(i), []byte("old"), time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // every entry has expired
+
+		stop := make(chan struct{})
+		scanErrs := make([]error, 2)
+		var wg sync.WaitGroup
+		for s := range scanErrs {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := b.Scan(ctx, prefix, "", 0); err != nil {
+						scanErrs[s] = err
+						return
+					}
+				}
+			})
+		}
+		var claimErr error
+		for i := range n {
+			v := []byte("new")
+			if i%2 == 0 {
+				claimErr = b.Claim(ctx, key(i), v, time.Hour)
+			} else {
+				_, claimErr = b.ClaimAll(ctx, []tokenstore.Claim{{Key: key(i), Value: v, TTL: time.Hour}})
+			}
+			if claimErr != nil {
+				claimErr = fmt.Errorf("claim %s again after it expired: %w", key(i), claimErr)
+				break
+			}
+		}
+		close(stop)
+		wg.Wait()
+		if err := errors.Join(append(scanErrs, claimErr)...); err != nil {
+			t.Fatal(err)
+		}
+
+		es, err := b.Scan(ctx, prefix, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]string, n)
+		for i := range n {
+			want[i] = key(i)
+			if got := mustLoad(t, b, key(i)); string(got) != "new" {
+				t.Errorf("Load(%s) = %q, want new", key(i), got)
+			}
+		}
+		if diff := cmp.Diff(want, keys(es)); diff != "" {
+			t.Fatalf("round %d: Scan(%q) after the keys were claimed again, racing Scans: keys mismatch (-want +got):\n%s", round, prefix, diff)
+		}
 	}
 }
 
