@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/tokenstore"
@@ -63,10 +65,32 @@ func (b *Backend) ClaimAllIf(ctx context.Context, guard string, claims []tokenst
 	return nonNil(value), held, err
 }
 
-// claimTx claims every key of claims in tx, stopping with errHeld at the
-// first key held and returning its index.
+// claimTx claims every key of claims in tx, or reports with errHeld the
+// index in claims of the first key held.
+//
+// It writes the keys in sorted order, not the caller's: each INSERT locks
+// its key's row until the transaction ends, so two calls that claim
+// overlapping keys in opposite orders would otherwise each wait for a lock
+// the other holds, and PostgreSQL would abort one with a deadlock (40P01)
+// where the contract promises ErrConflict. In one order, the later call
+// waits for the earlier to commit or roll back and then sees its outcome.
+//
+// Once a key is found held, only keys that come before it in the caller's
+// order can change the answer; they are still tried (in sorted order, so
+// no deadlock) and the rest are skipped. A held key's row stays locked
+// until the rollback, even though ON CONFLICT's WHERE left it unchanged.
 func claimTx(ctx context.Context, tx pgx.Tx, claims []tokenstore.Claim) (int, error) {
-	for i, c := range claims {
+	order := make([]int, len(claims))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(claims[a].Key, claims[b].Key) })
+	held := -1
+	for _, i := range order {
+		if held >= 0 && i > held {
+			continue
+		}
+		c := claims[i]
 		var got string
 		err := tx.QueryRow(ctx, `INSERT INTO finchconnect_entries AS e (key, value, expires_at)
 			VALUES ($1, $2, now() + $3::bigint * interval '1 microsecond')
@@ -74,11 +98,15 @@ func claimTx(ctx context.Context, tx pgx.Tx, claims []tokenstore.Claim) (int, er
 				WHERE e.expires_at IS NOT NULL AND e.expires_at <= now()
 			RETURNING key`, c.Key, nonNil(c.Value), ttlMicros(c.TTL)).Scan(&got)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return i, errHeld
+			held = i
+			continue
 		}
 		if err != nil {
 			return -1, err
 		}
+	}
+	if held >= 0 {
+		return held, errHeld
 	}
 	return -1, nil
 }

@@ -3,6 +3,7 @@ package tokenstoretest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -137,6 +138,47 @@ func testConcurrentClaimAll(t *testing.T, b tokenstore.Backend) {
 			t.Errorf("Load(%s) = %q, %v; want the winner's %q", key(i), got, err, want)
 		case !owned && err == nil:
 			t.Errorf("Load(%s) = %q: a losing ClaimAll left it behind", key(i), got)
+		}
+	}
+}
+
+// testConcurrentClaimAllOppositeOrder races pairs of ClaimAlls of the same
+// keys listed in opposite orders: exactly one of each pair wins, and the
+// other gets ErrConflict (a backend that takes locks in the caller's order
+// deadlocks instead), reporting the first held key in its own order.
+func testConcurrentClaimAllOppositeOrder(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	const rounds, n = 20, 4
+	for round := range rounds {
+		forward := make([]tokenstore.Claim, n)
+		for i := range forward {
+			forward[i] = tokenstore.Claim{Key: fmt.Sprintf("opp:%02d:%d", round, i), Value: []byte("forward"), TTL: time.Hour}
+		}
+		backward := slices.Clone(forward)
+		slices.Reverse(backward)
+		for i := range backward {
+			backward[i].Value = []byte("backward")
+		}
+		held := make([]int, 2)
+		errs := race(2, func(i int) error {
+			var err error
+			held[i], err = b.ClaimAll(ctx, [][]tokenstore.Claim{forward, backward}[i])
+			return err
+		})
+		w := oneWinner(t, fmt.Sprintf("round %d: two ClaimAlls of %d keys in opposite orders", round, n), errs)
+		if w < 0 {
+			return
+		}
+		if errors.Is(errs[1-w], finchconnect.ErrConflict) && (held[w] != -1 || held[1-w] != 0) {
+			t.Errorf("round %d: held = %v, want -1 for the winner and 0 (its own first key) for the loser", round, held)
+		}
+		for _, c := range forward {
+			if got := mustLoad(t, b, c.Key); string(got) != []string{"forward", "backward"}[w] {
+				t.Errorf("round %d: Load(%s) = %q, want the winner's", round, c.Key, got)
+			}
+		}
+		if t.Failed() {
+			return
 		}
 	}
 }

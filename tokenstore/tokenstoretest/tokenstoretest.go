@@ -96,6 +96,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
 		{"ExpiryScanRacesReclaim", testExpiryScanRacesReclaim},
 		{"ConcurrentClaim", testConcurrentClaim},
 		{"ConcurrentClaimAll", testConcurrentClaimAll},
+		{"ConcurrentClaimAllOppositeOrder", testConcurrentClaimAllOppositeOrder},
 		{"ConcurrentClaimAllIf", testConcurrentClaimAllIf},
 		{"ConcurrentSwap", testConcurrentSwap},
 		{"ConcurrentPutRowSwap", testConcurrentPutRowSwap},
