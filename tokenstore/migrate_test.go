@@ -1,7 +1,9 @@
 package tokenstore_test
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,5 +64,112 @@ func TestMigrate_MemoryToMemory(t *testing.T) {
 	}
 	if got, _ := to.GetRow(ctx, "c00001"); got.Status != "reauth" {
 		t.Errorf("destination status = %q, want reauth", got.Status)
+	}
+}
+
+// TestMigrate_SecondPassEntries runs the documented two passes (migrate
+// while the old server runs, stop it, migrate again) with entries changed,
+// added and removed at the source in between: the second pass makes every
+// entry the source holds equal at the destination, as it does for rows.
+func TestMigrate_SecondPassEntries(t *testing.T) {
+	ctx := t.Context()
+	from, to := tokenstore.NewMemory(), tokenstore.NewMemory()
+	for _, e := range []struct {
+		key, value string
+		ttl        time.Duration
+	}{
+		{"apikey/k", "active", 0},
+		{"ledger/x", "pending", time.Hour},
+		{"outbox/e", "event", 0},
+		{"state/s", "s", time.Hour},
+	} {
+		if err := from.Claim(ctx, e.key, []byte(e.value), e.ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := tokenstore.Migrate(ctx, from, to, tokenstore.MigrateOptions{})
+	if err != nil || res.EntriesCopied != 4 || res.EntriesOverwritten != 0 || res.EntriesVerified != 4 {
+		t.Errorf("first Migrate = %+v, %v; want 4 entries copied and verified", res, err)
+	}
+
+	// Meanwhile the old server revokes the key, settles the ledger entry
+	// (with a shorter ttl), delivers the event and starts a flow.
+	swaps := []struct {
+		key, old, value string
+		ttl             time.Duration
+	}{
+		{"apikey/k", "active", "revoked", 0},
+		{"ledger/x", "pending", "settled", 30 * time.Minute},
+	}
+	for _, s := range swaps {
+		if err := from.Swap(ctx, s.key, []byte(s.old), []byte(s.value), s.ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := from.Forget(ctx, "outbox/e"); err != nil {
+		t.Fatal(err)
+	}
+	if err := from.Claim(ctx, "state/t", []byte("t"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err = tokenstore.Migrate(ctx, from, to, tokenstore.MigrateOptions{})
+	if err != nil {
+		t.Fatalf("second Migrate err = %v", err)
+	}
+	if res.Entries != 4 || res.EntriesCopied != 1 || res.EntriesOverwritten != 2 || res.EntriesVerified != 4 {
+		t.Errorf("second Migrate = %+v; want 4 entries: 1 copied, 2 overwritten, 4 verified", res)
+	}
+	want := map[string]string{
+		"apikey/k": "revoked",
+		"ledger/x": "settled",
+		"outbox/e": "event", // absent from the source: left alone (see Migrate)
+		"state/s":  "s",
+		"state/t":  "t",
+	}
+	for k, w := range want {
+		if got, err := to.Load(ctx, k); err != nil || string(got) != w {
+			t.Errorf("destination Load(%s) = %q, %v; want %q", k, got, err, w)
+		}
+	}
+	// An overwritten entry takes the source's remaining time to live.
+	es, err := to.Scan(ctx, "ledger/", "", 0)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("destination Scan(ledger/) = %+v, %v; want one entry", es, err)
+	}
+	if d := time.Until(es[0].ExpiresAt); d <= 29*time.Minute || d > 30*time.Minute {
+		t.Errorf("overwritten ledger entry expires in %v, want the source's 30m", d)
+	}
+	es, err = to.Scan(ctx, "apikey/", "", 0)
+	if err != nil || len(es) != 1 || !es[0].ExpiresAt.IsZero() {
+		t.Errorf("destination Scan(apikey/) = %+v, %v; want one entry that never expires", es, err)
+	}
+
+	// A third pass finds nothing to do.
+	res, err = tokenstore.Migrate(ctx, from, to, tokenstore.MigrateOptions{})
+	if err != nil || res.EntriesCopied != 0 || res.EntriesOverwritten != 0 || res.EntriesVerified != 4 {
+		t.Errorf("third Migrate = %+v, %v; want nothing copied or overwritten, 4 verified", res, err)
+	}
+}
+
+// lostSwaps is a Backend whose Swap reports success and writes nothing.
+type lostSwaps struct{ tokenstore.Backend }
+
+func (lostSwaps) Swap(context.Context, string, []byte, []byte, time.Duration) error { return nil }
+
+// TestMigrate_VerifiesEntries checks that an entry the destination did not
+// keep fails the migration, as a row does.
+func TestMigrate_VerifiesEntries(t *testing.T) {
+	ctx := t.Context()
+	from, mem := tokenstore.NewMemory(), tokenstore.NewMemory()
+	if err := from.Claim(ctx, "apikey/k", []byte("revoked"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.Claim(ctx, "apikey/k", []byte("active"), 0); err != nil {
+		t.Fatal(err)
+	}
+	_, err := tokenstore.Migrate(ctx, from, lostSwaps{mem}, tokenstore.MigrateOptions{})
+	if err == nil || !strings.Contains(err.Error(), "apikey/k") {
+		t.Errorf("Migrate to a destination that loses writes err = %v, want an error naming apikey/k", err)
 	}
 }
