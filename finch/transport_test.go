@@ -50,15 +50,21 @@ func TestNewTransport_KeepsConnections(t *testing.T) {
 		}
 		return dials.Load()
 	}
+	// A connection goes back to the pool from the transport's own
+	// goroutine once its body is read, so a caller of the next round can
+	// find it not back yet and dial: allow a round's worth of such dials
+	// on top of the first round's. Without the pool, nearly every call
+	// of every later round dials (about rounds × callers).
+	const most = 2 * callers
 	tr := finch.NewTransport()
 	defer tr.CloseIdleConnections()
-	if got := count(tr); got > callers {
-		t.Errorf("NewTransport: %d connections for %d rounds of %d callers, want at most %d", got, rounds, callers, callers)
+	if got := count(tr); got > most {
+		t.Errorf("NewTransport: %d connections for %d rounds of %d callers, want at most %d", got, rounds, callers, most)
 	}
 	// The comparison shows the test can tell the two apart.
 	small := &http.Transport{MaxIdleConnsPerHost: 2}
 	defer small.CloseIdleConnections()
-	if got := count(small); got <= callers {
+	if got := count(small); got <= most {
 		t.Errorf("a 2-connection idle pool dialled only %d times; the test does not discriminate", got)
 	}
 }
