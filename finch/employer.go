@@ -373,12 +373,26 @@ func (c *Client) PayStatements(ctx context.Context, token finchconnect.Secret, r
 
 // Providers lists the payroll and HR systems Finch connects to, with
 // GET /providers (https://developer.tryfinch.com/api-reference/management/providers).
-// It sends no credentials: Finch's API specification declares the route
-// public.
+// It sends no credentials: Finch's older API specification declares the
+// route public. Finch's current SDKs send an access token; use
+// [Client.ProvidersWithToken] to do the same.
 func (c *Client) Providers(ctx context.Context) ([]Provider, error) {
+	return c.providers(ctx, &request{method: "GET", path: "/providers", auth: authNone, policy: retryRead})
+}
+
+// ProvidersWithToken is [Client.Providers] sent with an access token
+// (Authorization: Bearer), as Finch's SDKs send GET /providers. It returns
+// an error without sending anything if token is empty.
+func (c *Client) ProvidersWithToken(ctx context.Context, token finchconnect.Secret) ([]Provider, error) {
+	if err := needToken(token); err != nil {
+		return nil, err
+	}
+	return c.providers(ctx, c.read("GET", "/providers", token, nil, nil))
+}
+
+func (c *Client) providers(ctx context.Context, r *request) ([]Provider, error) {
 	var out []Provider
-	err := c.do(ctx, &request{method: "GET", path: "/providers", auth: authNone, policy: retryRead}, &out)
-	if err != nil {
+	if err := c.do(ctx, r, &out); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -298,3 +298,38 @@ func TestClient_Settings(t *testing.T) {
 		t.Errorf("Providers with an ftp BaseURL = %v, want a BaseURL error", err)
 	}
 }
+
+// TestClient_ProvidersWithToken: GET /providers goes without credentials
+// from Providers, with the access token (as Finch's SDKs send it) from
+// ProvidersWithToken, which refuses an empty token before sending.
+func TestClient_ProvidersWithToken(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	tok := e.connection("authorized_simple", "company").AccessToken
+	tests := []struct {
+		name string
+		call func() ([]finch.Provider, error)
+		auth string
+	}{
+		{"Providers", func() ([]finch.Provider, error) { return e.client.Providers(ctx) }, ""},
+		{"ProvidersWithToken", func() ([]finch.Provider, error) { return e.client.ProvidersWithToken(ctx, tok) }, "Bearer " + tok.Reveal()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			provs, err := tt.call()
+			if err != nil || len(provs) < 6 {
+				t.Fatalf("%s = %d providers, %v; want at least 6", tt.name, len(provs), err)
+			}
+			if got := e.rec.last(t, "GET", "/providers").Header.Get("Authorization"); got != tt.auth {
+				t.Errorf("Authorization = %q, want %q", got, tt.auth)
+			}
+		})
+	}
+	before := e.rec.count("GET", "/providers")
+	if _, err := e.client.ProvidersWithToken(ctx, finchconnect.Secret{}); err == nil || !strings.HasPrefix(err.Error(), "finch: ") {
+		t.Errorf("ProvidersWithToken with an empty token = %v, want a finch: error", err)
+	}
+	if got := e.rec.count("GET", "/providers"); got != before {
+		t.Errorf("ProvidersWithToken with an empty token sent %d requests, want none", got-before)
+	}
+}
