@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -30,13 +31,28 @@ func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request)
 	if req.AuthenticationType == "" {
 		req.AuthenticationType = "credential"
 	}
-	sess := &session{Products: req.Products}
+	// Finch Sandbox connections hold Finch-generated data: their
+	// connection_type is "finch" (finch-api.md §6).
+	sess := &session{Products: req.Products, Sandbox: "finch"}
 	value := s.issueCode(sess, req.ProviderID, "authorized_simple")
+	tok, conn, entityID := s.mintSandboxToken(value, req.EmployeeSize)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token": tok, "token_type": "bearer", "connection_id": conn.ID, "entity_id": entityID,
+		"account_id": conn.AccountID, "company_id": conn.CompanyID, "provider_id": conn.ProviderID,
+		"authentication_type": req.AuthenticationType, "products": conn.Products,
+	})
+}
+
+// mintSandboxToken consumes the code value that issueCode just made and
+// returns a token for its connection, as POST /sandbox/connections gives
+// one without a Connect round trip.
+func (s *Server) mintSandboxToken(value string, employees int) (string, *connection, string) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	c := s.st.Codes[digest(value)]
 	c.Used = true
 	conn := s.st.Connections[c.ConnectionID]
-	conn.Employees = min(req.EmployeeSize, 10000)
+	conn.Employees = min(employees, 10000)
 	tok := s.random(32)
 	s.st.Tokens[digest(tok)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
 	entityID := ""
@@ -44,12 +60,7 @@ func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request)
 		entityID = conn.Entities[0].ID
 	}
 	s.dirty = true
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"access_token": tok, "token_type": "bearer", "connection_id": conn.ID, "entity_id": entityID,
-		"account_id": conn.AccountID, "company_id": conn.CompanyID, "provider_id": conn.ProviderID,
-		"authentication_type": req.AuthenticationType, "products": conn.Products,
-	})
+	return tok, conn, entityID
 }
 
 // handleSandboxAccount is PUT /sandbox/connections/accounts: it drives the
@@ -84,37 +95,50 @@ func (s *Server) handleSandboxAccount(w http.ResponseWriter, r *http.Request, c 
 // becomes the given object.
 func (s *Server) handleSandboxCompany(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
 	var body map[string]any
-	if err := decodeBody(r, &body); err != nil {
+	if err := decodeBody(r, &body); err != nil || body == nil {
 		badRequest(w, "The body must be a company object.")
 		return
 	}
 	delete(body, "id")
+	writeJSON(w, http.StatusOK, s.setCompany(c, body))
+}
+
+func (s *Server) setCompany(c *connection, body map[string]any) map[string]any {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	c.Company = body
 	s.emit(c, "company.updated", nil)
 	s.dirty = true
-	out := c.company(0)
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, out)
+	return c.company(0)
 }
 
 // handleSandboxDirectory is POST /sandbox/directory: a JSON array of
 // individuals to add.
 func (s *Server) handleSandboxDirectory(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
+	// Every element must be an object: decoding into []map[string]any
+	// turns a null element into a nil map, which cannot take an id. The
+	// body is checked whole before anything is added, so a bad element
+	// adds nobody.
 	var people []map[string]any
-	if err := decodeBody(r, &people); err != nil {
-		badRequest(w, "The body must be a JSON array of individuals.")
+	if err := decodeBody(r, &people); err != nil || people == nil || slices.ContainsFunc(people, isNil) {
+		badRequest(w, "The body must be a JSON array of individual objects.")
 		return
 	}
+	s.addPeople(c, people)
+	writeJSON(w, http.StatusOK, people)
+}
+
+func isNil(p map[string]any) bool { return p == nil }
+
+func (s *Server) addPeople(c *connection, people []map[string]any) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, p := range people {
 		p["id"] = s.id()
 		c.Extra = append(c.Extra, p)
 		s.emit(c, "directory.created", map[string]any{"individual_id": p["id"]})
 	}
 	s.dirty = true
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, people)
 }
 
 func (s *Server) handleStats(w http.ResponseWriter, r *http.Request) {
@@ -136,6 +160,17 @@ func (s *Server) handleAddFault(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "The body must be a fault object.")
 		return
 	}
+	// A status must be an HTTP error status (net/http panics on one
+	// outside 100-999, and a 2xx or 3xx "fault" would not fail), and a
+	// negative count or duration means nothing.
+	if req.Status != 0 && (req.Status < 400 || req.Status > 599) {
+		badRequest(w, "status must be an HTTP error status (400-599), or 0 for none.")
+		return
+	}
+	if req.Count < 0 {
+		badRequest(w, "count must not be negative (0: until cleared).")
+		return
+	}
 	f := Fault{Route: req.Route, Status: req.Status, Malformed: req.Malformed, Count: req.Count}
 	for _, d := range []struct {
 		text string
@@ -145,8 +180,8 @@ func (s *Server) handleAddFault(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		v, err := time.ParseDuration(d.text)
-		if err != nil {
-			badRequest(w, "retry_after and latency are durations such as \"2s\".")
+		if err != nil || v < 0 {
+			badRequest(w, "retry_after and latency are non-negative durations such as \"2s\".")
 			return
 		}
 		*d.dst = v
@@ -174,6 +209,9 @@ func (s *Server) handleClock(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "advance must be a non-negative duration such as \"11m\".")
 		return
 	}
-	s.Advance(d)
+	if !s.advance(d) {
+		badRequest(w, "The clock cannot advance that far: its total advance is at most about 292 years (Go's time.Duration).")
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"now": s.now().UTC().Format(time.RFC3339)})
 }

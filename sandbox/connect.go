@@ -91,17 +91,8 @@ func (s *Server) handleNewSession(w http.ResponseWriter, r *http.Request) {
 	if len(req.Products) == 0 {
 		problems = append(problems, "products is required")
 	}
-	for _, p := range req.Products {
-		if !slices.Contains(productNames, p) {
-			problems = append(problems, "unknown product "+p)
-		}
-	}
-	if slices.Contains(req.Products, "deduction") && slices.Contains(req.Products, "benefits") {
-		problems = append(problems, "deduction is a deprecated alias of benefits; ask for one of them")
-	}
-	if req.MinutesToExpire != nil && (*req.MinutesToExpire < 1 || *req.MinutesToExpire > 129600) {
-		problems = append(problems, "minutes_to_expire must be between 1 and 129600")
-	}
+	problems = append(problems, productProblems(req.Products)...)
+	problems = append(problems, minutesProblems(req.MinutesToExpire)...)
 	if req.Sandbox != nil && *req.Sandbox != "finch" && *req.Sandbox != "provider" {
 		problems = append(problems, `sandbox must be "finch" or "provider"`)
 	}
@@ -127,6 +118,9 @@ func (s *Server) handleNewSession(w http.ResponseWriter, r *http.Request) {
 		ID: s.id(), CustomerID: req.CustomerID, CustomerName: req.CustomerName, Products: req.Products,
 		RedirectURI: redirect, State: req.State, Expires: s.now().Add(time.Duration(minutes) * time.Minute),
 	}
+	if req.Sandbox != nil {
+		sess.Sandbox = *req.Sandbox
+	}
 	if req.CustomerEmail != nil {
 		sess.CustomerEmail = *req.CustomerEmail
 	}
@@ -151,35 +145,55 @@ func (s *Server) handleReauthSession(w http.ResponseWriter, r *http.Request) {
 		Products        []string `json:"products"`
 		RedirectURI     *string  `json:"redirect_uri"`
 	}
-	if err := decodeBody(r, &req); err != nil || req.ConnectionID == "" {
-		badRequest(w, "connection_id is required.")
+	if err := decodeBody(r, &req); err != nil {
+		badRequest(w, "The body must be a JSON object with connection_id.")
 		return
 	}
+	// The rules of POST /connect/sessions, for the fields the two share.
+	var problems []string
+	if req.ConnectionID == "" {
+		problems = append(problems, "connection_id is required")
+	}
+	problems = append(problems, productProblems(req.Products)...)
+	problems = append(problems, minutesProblems(req.MinutesToExpire)...)
 	redirect := ""
 	if req.RedirectURI != nil {
 		redirect = *req.RedirectURI
 	}
 	if !s.redirectAllowed(redirect) {
-		badRequest(w, "redirect_uri is not a registered redirect URI")
+		problems = append(problems, "redirect_uri is not a registered redirect URI")
+	}
+	if problems != nil {
+		badRequest(w, strings.Join(problems, "; "))
 		return
 	}
 	minutes := 43200
 	if req.MinutesToExpire != nil {
 		minutes = *req.MinutesToExpire
 	}
+	sess, status, problem := s.addReauthSession(req.ConnectionID, req.Products, redirect, minutes)
+	switch status {
+	case 0:
+		writeJSON(w, http.StatusCreated, map[string]string{"session_id": sess.ID, "connect_url": s.publicURL(r) + "/authorize?session=" + sess.ID})
+	case http.StatusNotFound:
+		writeError(w, status, "not_found_error", "item_not_found", problem)
+	default:
+		badRequest(w, problem)
+	}
+}
+
+// addReauthSession stores a session that re-authenticates connection id;
+// on failure it returns the status and message to answer with.
+func (s *Server) addReauthSession(id string, products []string, redirect string, minutes int) (*session, int, string) {
 	s.mu.Lock()
-	c, ok := s.st.Connections[req.ConnectionID]
+	defer s.mu.Unlock()
+	c, ok := s.st.Connections[id]
 	if !ok {
-		s.mu.Unlock()
-		writeError(w, http.StatusNotFound, "not_found_error", "item_not_found", "No such connection.")
-		return
+		return nil, http.StatusNotFound, "No such connection."
 	}
 	if c.Status == "disconnected" {
-		s.mu.Unlock()
-		badRequest(w, "The connection was disconnected, which is permanent; create a new Connect session instead.")
-		return
+		return nil, http.StatusBadRequest, "The connection was disconnected, which is permanent; create a new Connect session instead."
 	}
-	products := req.Products
 	if len(products) == 0 {
 		products = c.Products
 	}
@@ -190,8 +204,31 @@ func (s *Server) handleReauthSession(w http.ResponseWriter, r *http.Request) {
 	}
 	s.st.Sessions[sess.ID] = sess
 	s.dirty = true
-	s.mu.Unlock()
-	writeJSON(w, http.StatusCreated, map[string]string{"session_id": sess.ID, "connect_url": s.publicURL(r) + "/authorize?session=" + sess.ID})
+	return sess, 0, ""
+}
+
+// productProblems checks a session's products against Finch's list
+// (finch-api.md §1.5).
+func productProblems(products []string) []string {
+	var problems []string
+	for _, p := range products {
+		if !slices.Contains(productNames, p) {
+			problems = append(problems, "unknown product "+p)
+		}
+	}
+	if slices.Contains(products, "deduction") && slices.Contains(products, "benefits") {
+		problems = append(problems, "deduction is a deprecated alias of benefits; ask for one of them")
+	}
+	return problems
+}
+
+// minutesProblems checks minutes_to_expire: 1 to 129,600 (90 days), so
+// that the session's lifetime is also far from overflowing a Duration.
+func minutesProblems(minutes *int) []string {
+	if minutes != nil && (*minutes < 1 || *minutes > 129600) {
+		return []string{"minutes_to_expire must be between 1 and 129600"}
+	}
+	return nil
 }
 
 // flow is a Connect flow as the page carries it from step to step, in
@@ -204,6 +241,10 @@ type flow struct {
 	RedirectURI string
 	Provider    string
 	Connection  string
+	// SDKHostURL is the page of the app that embeds Connect, which the
+	// Connect SDK names in sdk_host_url: the embedded flow's messages go
+	// to its origin only.
+	SDKHostURL string
 }
 
 func flowFrom(v url.Values) flow {
@@ -211,6 +252,7 @@ func flowFrom(v url.Values) flow {
 		Session: v.Get("session"), State: v.Get("state"), ClientID: v.Get("client_id"),
 		Products: v.Get("products"), RedirectURI: v.Get("redirect_uri"),
 		Provider: firstNonEmpty(v.Get("provider"), v.Get("payroll_provider")), Connection: v.Get("connection_id"),
+		SDKHostURL: v.Get("sdk_host_url"),
 	}
 }
 
@@ -289,12 +331,16 @@ type pageData struct {
 	Code      string
 	CodeJSON  template.JS
 	CancelURL string
+	// TargetOrigin is the origin the embedded flow's page posts its
+	// message to: sdk_host_url's, or "*" when none was given.
+	TargetOrigin string
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, d pageData) {
 	d.Providers = providers
 	d.Scenarios = scenarios
 	d.Password = scenarioPassword
+	d.TargetOrigin = targetOrigin(d.Flow.SDKHostURL)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
@@ -303,14 +349,30 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, d pageDa
 	}
 }
 
+// cancelURL is the Cancel link of a Connect page. It carries every
+// parameter of the flow, because /authorize/cancel resolves the flow again:
+// a legacy link without its products or connection_id would not resolve.
 func (s *Server) cancelURL(r *http.Request, f flow) string {
 	q := url.Values{}
-	for k, v := range map[string]string{"session": f.Session, "state": f.State, "client_id": f.ClientID, "redirect_uri": f.RedirectURI} {
+	for k, v := range map[string]string{
+		"session": f.Session, "state": f.State, "client_id": f.ClientID, "products": f.Products,
+		"redirect_uri": f.RedirectURI, "provider": f.Provider, "connection_id": f.Connection, "sdk_host_url": f.SDKHostURL,
+	} {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
 	return s.publicURL(r) + "/authorize/cancel?" + q.Encode()
+}
+
+// targetOrigin is the origin of sdk_host_url when it is an http(s) URL,
+// else "*" (postMessage's "any origin").
+func targetOrigin(sdkHostURL string) string {
+	u, err := url.Parse(sdkHostURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "*"
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // handleAuthorizeGet is the Connect page: the provider picker, or straight
@@ -402,7 +464,7 @@ func (s *Server) handleAuthorizeCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sess.RedirectURI == "" {
-		d := pageData{Base: s.publicURL(r), CodeJSON: template.JS(`{"name":"finch-auth-message-v2","kind":"closed"}`)}
+		d := pageData{Base: s.publicURL(r), Flow: f, CodeJSON: template.JS(`{"name":"finch-auth-message-v2","kind":"closed"}`)}
 		s.render(w, http.StatusOK, "done.html", d)
 		return
 	}
@@ -448,6 +510,7 @@ func (s *Server) issueCode(sess *session, provider, username string) string {
 			ID: s.id(), CustomerID: sess.CustomerID, CustomerName: sess.CustomerName, CustomerEmail: sess.CustomerEmail,
 			ProviderID: provider, Products: sess.Products, Status: "connected", Scenario: scenario,
 			Employees: employees, AccountID: s.id(), CompanyID: s.id(), Created: s.now(), Username: username,
+			Finch: sess.Sandbox == "finch",
 		}
 		seed := []byte(c.ID)
 		for _, b := range seed {

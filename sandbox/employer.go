@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"errors"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -12,21 +14,7 @@ import (
 // (see [statusError]), the product scope and the entity.
 func (s *Server) data(product string, h func(w http.ResponseWriter, r *http.Request, c *connection, entity string)) http.HandlerFunc {
 	return s.bearer(func(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
-		s.mu.Lock()
-		// Only the reauthorization scenario counts data calls: counting
-		// every call would mark the state dirty on the hot path and have
-		// a load test rewrite DataFile several times a second.
-		if c.Scenario == "reauthorization" && c.Status == "connected" {
-			c.DataCalls++
-			if c.DataCalls > reauthAfter {
-				c.Status = "reauth"
-				s.emit(c, "account.updated", map[string]any{"status": "reauth", "authentication_method": map[string]any{"type": "credential"}})
-			}
-			s.dirty = true
-		}
-		status := c.Status
-		hasProduct := c.hasProduct(product)
-		s.mu.Unlock()
+		status, hasProduct := s.countDataCall(c, product)
 		if statusError(w, status) {
 			return
 		}
@@ -40,6 +28,33 @@ func (s *Server) data(product string, h func(w http.ResponseWriter, r *http.Requ
 		}
 		h(w, r, c, entity)
 	})
+}
+
+// countDataCall counts a data call of the reauthorization scenario, and
+// returns the connection's status and whether it has product.
+func (s *Server) countDataCall(c *connection, product string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Only the reauthorization scenario counts data calls: counting
+	// every call would mark the state dirty on the hot path and have
+	// a load test rewrite DataFile several times a second.
+	if c.Scenario == "reauthorization" && c.Status == "connected" {
+		c.DataCalls++
+		if c.DataCalls > reauthAfter {
+			c.Status = "reauth"
+			s.emit(c, "account.updated", map[string]any{"status": "reauth", "authentication_method": map[string]any{"type": "credential"}})
+		}
+		s.dirty = true
+	}
+	return c.Status, c.hasProduct(product)
+}
+
+// hasProduct is c.hasProduct under s.mu: a re-authentication may be
+// replacing c.Products.
+func (s *Server) hasProduct(c *connection, product string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c.hasProduct(product)
 }
 
 // statusError answers for a connection whose status keeps data from being
@@ -90,10 +105,7 @@ func (s *Server) entity(w http.ResponseWriter, r *http.Request, c *connection) (
 		badRequest(w, "At most one entity_id per request.")
 		return "", false
 	}
-	s.mu.Lock()
-	i := slices.IndexFunc(c.Entities, func(e entity) bool { return e.ID == ids[0] })
-	disconnected := i >= 0 && c.Entities[i].Status == "disconnected"
-	s.mu.Unlock()
+	i, disconnected := s.findEntity(c, ids[0])
 	switch {
 	case i < 0:
 		badRequest(w, "entity_ids names an entity this connection does not have.")
@@ -105,16 +117,17 @@ func (s *Server) entity(w http.ResponseWriter, r *http.Request, c *connection) (
 	return ids[0], true
 }
 
-func (s *Server) peopleOf(c *connection, entity string) []person {
+// findEntity returns the index of connection c's entity id (-1 if none)
+// and whether it is disconnected.
+func (s *Server) findEntity(c *connection, id string) (int, bool) {
 	s.mu.Lock()
-	all := c.people()
-	gone := map[string]bool{}
-	for _, e := range c.Entities {
-		if e.Status == "disconnected" {
-			gone[e.ID] = true
-		}
-	}
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(c.Entities, func(e entity) bool { return e.ID == id })
+	return i, i >= 0 && c.Entities[i].Status == "disconnected"
+}
+
+func (s *Server) peopleOf(c *connection, entity string) []person {
+	all, gone := s.peopleAndGone(c)
 	if entity == "" && len(gone) == 0 {
 		return all
 	}
@@ -129,20 +142,48 @@ func (s *Server) peopleOf(c *connection, entity string) []person {
 	return out
 }
 
-// handleCompany is GET /employer/company: the company of the entity asked
-// for; without entity_ids, of the first entity still connected.
-func (s *Server) handleCompany(w http.ResponseWriter, r *http.Request, c *connection, entity string) {
+// peopleAndGone returns connection c's people and its disconnected
+// entities.
+func (s *Server) peopleAndGone(c *connection) ([]person, map[string]bool) {
 	s.mu.Lock()
-	i := 0
-	for j, e := range c.Entities {
-		if entity == "" && e.Status != "disconnected" || e.ID == entity {
-			i = j
-			break
+	defer s.mu.Unlock()
+	gone := map[string]bool{}
+	for _, e := range c.Entities {
+		if e.Status == "disconnected" {
+			gone[e.ID] = true
 		}
 	}
-	body := c.company(i)
-	s.mu.Unlock()
+	return c.people(), gone
+}
+
+// handleCompany is GET /employer/company: the company of the entity asked
+// for; without entity_ids, of the first entity still connected. When every
+// entity is disconnected there is no company to give: the answer is the
+// 400 of a disconnected entity (Finch does not document this case; see
+// docs/sandbox.md).
+func (s *Server) handleCompany(w http.ResponseWriter, r *http.Request, c *connection, entity string) {
+	body, ok := s.companyOf(c, entity)
+	if !ok {
+		badRequest(w, "Every entity of this connection was disconnected (POST /disconnect-entity); a re-authentication session restores them.")
+		return
+	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// companyOf returns the company of entity (the first entity still
+// connected for ""), and false when there is none.
+func (s *Server) companyOf(c *connection, entity string) (map[string]any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(c.Entities) == 0 {
+		return c.company(0), true // a connection from before entities
+	}
+	for i, e := range c.Entities {
+		if entity == "" && e.Status != "disconnected" || entity != "" && e.ID == entity {
+			return c.company(i), true
+		}
+	}
+	return nil, false
 }
 
 // handleDirectory is GET /employer/directory with limit/offset paging.
@@ -151,28 +192,48 @@ func (s *Server) handleDirectory(w http.ResponseWriter, r *http.Request, c *conn
 	q := r.URL.Query()
 	offset, limit := 0, len(people)
 	if v := q.Get("offset"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
+		n, ok := nonNegative(v)
+		if !ok {
 			badRequest(w, "offset must be a non-negative integer.")
 			return
 		}
 		offset = n
 	}
 	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
+		n, ok := nonNegative(v)
+		if !ok {
 			badRequest(w, "limit must be a non-negative integer.")
 			return
 		}
 		limit = n
 	}
-	start := min(offset, len(people))
-	end := min(start+limit, len(people))
 	items := []any{}
-	for _, p := range people[start:end] {
+	for _, p := range page(people, offset, limit) {
 		items = append(items, p.directoryItem())
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"paging": map[string]int{"count": len(people), "offset": offset}, "individuals": items})
+}
+
+// nonNegative parses a non-negative decimal integer; one too large for an
+// int counts as math.MaxInt, which pages the same as any number past the
+// end.
+func nonNegative(v string) (int, bool) {
+	n, err := strconv.ParseInt(v, 10, 0)
+	if errors.Is(err, strconv.ErrRange) && n > 0 {
+		return math.MaxInt, true
+	}
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return int(n), true
+}
+
+// page returns the items of xs from offset, at most limit of them, without
+// computing offset+limit, which a client can make overflow. offset and
+// limit must not be negative.
+func page[T any](xs []T, offset, limit int) []T {
+	start := min(offset, len(xs))
+	return xs[start : start+min(limit, len(xs)-start)]
 }
 
 type batchRequest struct {
@@ -209,7 +270,7 @@ func (s *Server) handleIndividuals(w http.ResponseWriter, r *http.Request, c *co
 	if !ok {
 		return
 	}
-	ssn := req.Options != nil && slices.Contains(req.Options.Include, "ssn") && c.hasProduct("ssn")
+	ssn := req.Options != nil && slices.Contains(req.Options.Include, "ssn") && s.hasProduct(c, "ssn")
 	byID := map[string]person{}
 	for _, p := range s.peopleOf(c, entity) {
 		byID[p.ID] = p
@@ -270,6 +331,15 @@ func (s *Server) handlePayStatements(w http.ResponseWriter, r *http.Request, c *
 	if !ok {
 		return
 	}
+	// Finch's SDK documents limit (default 100, at most 5000) and offset
+	// but no negative values; refuse them for the whole batch, as any
+	// other malformed request.
+	for _, q := range req.Requests {
+		if q.Limit < 0 || q.Offset < 0 {
+			badRequest(w, "limit and offset of each pay statement request must not be negative.")
+			return
+		}
+	}
 	people := s.peopleOf(c, entity)
 	payments := map[string]bool{}
 	for _, p := range c.payments(s.now(), people) {
@@ -282,20 +352,18 @@ func (s *Server) handlePayStatements(w http.ResponseWriter, r *http.Request, c *
 			continue
 		}
 		limit := q.Limit
-		if limit <= 0 {
-			limit = 100
+		if limit == 0 {
+			limit = 100 // Finch's default
 		}
-		limit = min(limit, 5000)
+		limit = min(limit, 5000) // Finch's maximum
 		var active []person
 		for _, p := range people {
 			if p.Active && p.Income > 0 { // the people a payment counts
 				active = append(active, p)
 			}
 		}
-		from := min(q.Offset, len(active))
-		to := min(from+limit, len(active))
 		stmts := []any{}
-		for _, p := range active[from:to] {
+		for _, p := range page(active, q.Offset, limit) {
 			stmts = append(stmts, p.payStatement())
 		}
 		out = append(out, map[string]any{"payment_id": q.PaymentID, "code": 200, "body": map[string]any{

@@ -49,3 +49,22 @@ func TestCompany_PerEntity(t *testing.T) {
 		t.Error("company without entity_ids is still the disconnected primary entity's")
 	}
 }
+
+// TestCompany_AllEntitiesDisconnected: with every entity disconnected,
+// GET /employer/company has no company to answer with and gives the
+// error of a disconnected entity, rather than the first entity's company.
+func TestCompany_AllEntitiesDisconnected(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	tok := e.token("authorized_complex")
+	var ids []string
+	for _, ent := range e.call("GET", "/introspect", "bearer:"+tok, nil).json(t)["entities"].([]any) {
+		ids = append(ids, ent.(map[string]any)["id"].(string))
+	}
+	if r := e.call("POST", "/disconnect-entity", "bearer:"+tok, map[string]any{"entity_ids": ids}); r.status != http.StatusOK {
+		t.Fatalf("disconnect-entity = %d %s", r.status, r.body)
+	}
+	r := e.call("GET", "/employer/company", "bearer:"+tok, nil)
+	if m := r.json(t); r.status != http.StatusBadRequest || m["name"] != "bad_request" || m["finch_code"] != "invalid_request" {
+		t.Errorf("company with every entity disconnected = %d %s, want 400 bad_request", r.status, r.body)
+	}
+}

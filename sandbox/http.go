@@ -43,9 +43,11 @@ func (s *Server) basicAuth(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// bearerToken returns the token of an "Authorization: Bearer" header. The
+// scheme is case-insensitive (RFC 7235 §2.1), so "bearer" works too.
 func bearerToken(r *http.Request) string {
-	t, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return ""
 	}
 	return strings.TrimSpace(t)

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -71,7 +72,9 @@ type Options struct {
 	// WebhookURL, when set, receives signed webhooks (Finch's scheme,
 	// finch-api.md §7) for status changes (account.updated) and data
 	// changes (company.updated, directory.created), signed with
-	// WebhookSecret (standard base64, like Finch's).
+	// WebhookSecret (standard base64, like Finch's). Finch-Timestamp is
+	// Now without the offset of Advance, since receivers check it against
+	// their own clock.
 	WebhookURL    string
 	WebhookSecret string
 
@@ -91,7 +94,7 @@ type Stats struct {
 // Fault makes matching requests fail or slow down, for testing clients.
 type Fault struct {
 	Route      string        `json:"route"`       // "METHOD /path", or "" for every route
-	Status     int           `json:"status"`      // an error status to answer with (0: none)
+	Status     int           `json:"status"`      // an error status (400-599) to answer with (0: none)
 	RetryAfter time.Duration `json:"retry_after"` // sets Retry-After (seconds, rounded up)
 	Latency    time.Duration `json:"latency"`     // delay before answering
 	Malformed  bool          `json:"malformed"`   // answer 200 with a broken JSON body
@@ -192,14 +195,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			if f.RetryAfter > 0 {
-				w.Header().Set("Retry-After", fmt.Sprint(int((f.RetryAfter+time.Second-1)/time.Second)))
+				// Whole seconds, rounded up; written so that it cannot
+				// overflow for the largest Duration.
+				secs := f.RetryAfter / time.Second
+				if f.RetryAfter%time.Second != 0 {
+					secs++
+				}
+				w.Header().Set("Retry-After", fmt.Sprint(int64(secs)))
 			}
 			switch {
 			case f.Malformed:
 				w.Header().Set("Content-Type", "application/json")
 				w.Write([]byte(`{"broken": [1, 2,`))
 				return
-			case f.Status >= 400:
+			case f.Status >= 400 && f.Status <= 599:
 				name, code := faultName(f.Status)
 				writeError(w, f.Status, name, code, "Injected fault.")
 				return
@@ -284,12 +293,56 @@ func (s *Server) Stats() Stats {
 	return out
 }
 
-// Advance moves the sandbox's clock forward by d.
+// Advance moves the sandbox's clock forward by d (back for a negative d).
+// The clock's total offset saturates at the range of a [time.Duration],
+// about 292 years either way, rather than wrap around.
 func (s *Server) Advance(d time.Duration) {
-	s.offset.Add(int64(d))
+	for {
+		old := s.offset.Load()
+		sum, ok := addOffset(old, d)
+		if !ok {
+			sum = math.MaxInt64
+			if d < 0 {
+				sum = math.MinInt64
+			}
+		}
+		if s.offset.CompareAndSwap(old, sum) {
+			return
+		}
+	}
 }
 
+// advance is Advance, except that it reports false and leaves the clock
+// alone when the offset would overflow.
+func (s *Server) advance(d time.Duration) bool {
+	for {
+		old := s.offset.Load()
+		sum, ok := addOffset(old, d)
+		if !ok {
+			return false
+		}
+		if s.offset.CompareAndSwap(old, sum) {
+			return true
+		}
+	}
+}
+
+// addOffset returns off+d, and false when that overflows an int64.
+func addOffset(off int64, d time.Duration) (int64, bool) {
+	sum := off + int64(d)
+	if d > 0 && sum < off || d < 0 && sum > off {
+		return 0, false
+	}
+	return sum, true
+}
+
+// now is the sandbox's clock: Options.Now moved by Advance. Codes,
+// sessions and data follow it; webhook signatures use [Server.wallNow].
 func (s *Server) now() time.Time { return s.opts.Now().Add(time.Duration(s.offset.Load())) }
+
+// wallNow is Options.Now without the offset of Advance: the time that
+// other programs (a webhook receiver checking Finch-Timestamp) share.
+func (s *Server) wallNow() time.Time { return s.opts.Now() }
 
 // random returns n random bytes, hex-encoded.
 func (s *Server) random(n int) string {
@@ -393,10 +446,7 @@ func (s *Server) saveLoop() {
 // save writes the state atomically: a crash leaves the old file or the new.
 // On failure the state stays dirty, so the next tick tries again.
 func (s *Server) save() (err error) {
-	s.mu.Lock()
-	b, err := json.Marshal(s.st)
-	s.dirty = false
-	s.mu.Unlock()
+	b, err := s.snapshot()
 	defer func() {
 		if err != nil {
 			s.mu.Lock()
@@ -432,6 +482,14 @@ func (s *Server) save() (err error) {
 		return err
 	}
 	return os.Rename(tmp.Name(), s.opts.DataFile)
+}
+
+// snapshot returns the state as JSON and marks it clean.
+func (s *Server) snapshot() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dirty = false
+	return json.Marshal(s.st)
 }
 
 func (s *Server) load() error {

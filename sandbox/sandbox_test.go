@@ -84,7 +84,9 @@ func (e *env) call(method, path, auth string, body any) resp {
 	case strings.HasPrefix(auth, "bearer:"):
 		req.Header.Set("Authorization", "Bearer "+strings.TrimPrefix(auth, "bearer:"))
 	}
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// A timeout, so that a sandbox that stops answering fails the test
+	// instead of hanging it.
+	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	res, err := c.Do(req)
 	if err != nil {
 		e.t.Fatal(err)

@@ -84,6 +84,7 @@ type session struct {
 	ConnectionID  string    `json:"connection_id,omitempty"` // re-authentication
 	Provider      string    `json:"provider,omitempty"`      // integration.provider: skips the picker
 	State         string    `json:"state,omitempty"`
+	Sandbox       string    `json:"sandbox,omitempty"` // "finch", "provider" or ""
 	Expires       time.Time `json:"expires"`
 }
 
@@ -124,6 +125,7 @@ type connection struct {
 	Company       map[string]any   `json:"company,omitempty"` // set by PUT /sandbox/company
 	Extra         []map[string]any `json:"extra,omitempty"`   // added by POST /sandbox/directory
 	Username      string           `json:"username,omitempty"`
+	Finch         bool             `json:"finch,omitempty"` // Finch-generated data: connection_type "finch"
 }
 
 // entity is one of a connection's entities; its name is its company's
@@ -131,6 +133,17 @@ type connection struct {
 type entity struct {
 	ID     string `json:"id"`
 	Status string `json:"status"`
+}
+
+// connectionType is Finch's connection_type: "finch" for a Finch Sandbox
+// connection (Finch-generated data: a session with "sandbox": "finch", or
+// POST /sandbox/connections), "provider" for the others, as Finch's SDK
+// documents it (CreateAccessTokenResponse, Introspection).
+func (c *connection) connectionType() string {
+	if c.Finch {
+		return "finch"
+	}
+	return "provider"
 }
 
 func (c *connection) hasProduct(p string) bool {

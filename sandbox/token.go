@@ -49,13 +49,24 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	resp, problem := s.redeem(req.Code, req.RedirectURI)
+	if problem != "" {
+		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", problem)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// redeem consumes code value and mints a token for its connection,
+// returning the token response, or why the code was refused. The check
+// and the consumption happen under one lock.
+func (s *Server) redeem(value, redirectURI string) (map[string]any, string) {
 	s.mu.Lock()
-	c, ok := s.st.Codes[digest(req.Code)]
+	defer s.mu.Unlock()
+	c, ok := s.st.Codes[digest(value)]
 	switch {
 	case !ok:
-		s.mu.Unlock()
-		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", "Invalid authorization code.")
-		return
+		return nil, "Invalid authorization code."
 	case c.Used:
 		if s.opts.RevokeOnReuse {
 			for _, t := range c.Minted {
@@ -65,19 +76,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 			}
 			s.dirty = true
 		}
-		s.mu.Unlock()
-		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", "The authorization code has already been used.")
-		return
+		return nil, "The authorization code has already been used."
 	case s.now().After(c.Expires):
-		s.mu.Unlock()
-		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", "The authorization code has expired.")
-		return
-	case c.RedirectURI != req.RedirectURI:
+		return nil, "The authorization code has expired."
+	case c.RedirectURI != redirectURI:
 		// Finch wants the redirect_uri of a redirect-flow code, exactly,
 		// and none for an embedded-flow code (finch-api.md §3).
-		s.mu.Unlock()
-		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", "redirect_uri does not match the one the code was issued for.")
-		return
+		return nil, "redirect_uri does not match the one the code was issued for."
 	}
 	conn := s.st.Connections[c.ConnectionID]
 	c.Used = true
@@ -85,23 +90,19 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if conn == nil || conn.Status == "disconnected" {
 		// A code signed in before the connection was disconnected must not
 		// mint a token after it: disconnect is permanent.
-		s.mu.Unlock()
-		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", "The connection this code was issued for has been disconnected.")
-		return
+		return nil, "The connection this code was issued for has been disconnected."
 	}
-	value := s.random(32) // 256 bits
-	s.st.Tokens[digest(value)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
-	c.Minted = append(c.Minted, digest(value))
+	tok := s.random(32) // 256 bits
+	s.st.Tokens[digest(tok)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
+	c.Minted = append(c.Minted, digest(tok))
 	s.stats.TokenExchanges++
-	resp := map[string]any{
-		"access_token": value, "token_type": "bearer", "connection_id": conn.ID,
-		"client_type": "sandbox", "connection_type": "provider", "entity_ids": entityIDs(conn),
+	return map[string]any{
+		"access_token": tok, "token_type": "bearer", "connection_id": conn.ID,
+		"client_type": "sandbox", "connection_type": conn.connectionType(), "entity_ids": entityIDs(conn),
 		"products": conn.Products, "provider_id": conn.ProviderID,
 		"account_id": conn.AccountID, "company_id": conn.CompanyID,
 		"customer_id": nullable(conn.CustomerID), "customer_name": nullable(conn.CustomerName),
-	}
-	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, resp)
+	}, ""
 }
 
 func (s *Server) refuse(w http.ResponseWriter, status int, name, finchCode, message string) {
@@ -164,7 +165,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, c *con
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": t.ID, "client_id": s.opts.ClientID, "client_type": "sandbox",
-		"connection_id": c.ID, "connection_type": "provider", "connection_status": status,
+		"connection_id": c.ID, "connection_type": c.connectionType(), "connection_status": status,
 		"products": c.Products, "provider_id": c.ProviderID, "account_id": c.AccountID, "company_id": c.CompanyID,
 		"payroll_provider_id":    c.ProviderID,
 		"authentication_methods": []any{map[string]any{"type": "credential", "connection_status": status, "products": c.Products}},
@@ -176,9 +177,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, c *con
 // handleDisconnect is POST /disconnect: every token of the connection is
 // revoked, so each answers 401 from then on.
 func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
-	s.mu.Lock()
-	s.disconnect(c)
-	s.mu.Unlock()
+	func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.disconnect(c)
+	}()
 	writeJSON(w, http.StatusOK, map[string]string{"status": "success"})
 }
 

@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/finchconnect/finchconnect/sandbox"
@@ -44,5 +45,85 @@ func TestToken_CodeSignedInBeforeDisconnect(t *testing.T) {
 		if c := e.call("GET", "/employer/company", "bearer:"+m, nil); c.status != http.StatusUnauthorized {
 			t.Errorf("company with the token minted after the disconnect = %d, want 401", c.status)
 		}
+	}
+}
+
+// TestBearer_SchemeIsCaseInsensitive: RFC 7235 §2.1 makes the
+// authentication scheme case-insensitive, so "bearer" works like "Bearer".
+func TestBearer_SchemeIsCaseInsensitive(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	tok, _ := e.sandboxToken()
+	tests := []struct {
+		name, header string
+		want         int
+	}{
+		{"Bearer", "Bearer " + tok, 200},
+		{"bearer", "bearer " + tok, 200},
+		{"BEARER", "BEARER " + tok, 200},
+		{"extra spaces", "Bearer   " + tok + " ", 200},
+		{"Basic", "Basic " + tok, 401},
+		{"no space", "Bearer" + tok, 401},
+		{"no token", "Bearer ", 401},
+		{"no scheme", tok, 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", e.ts.URL+"/finch/introspect", nil)
+			req.Header.Set("Authorization", tt.header)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tt.want {
+				t.Errorf("GET /introspect with Authorization %q = %d, want %d", strings.Replace(tt.header, tok, "TOKEN", 1), res.StatusCode, tt.want)
+			}
+		})
+	}
+}
+
+// TestConnectionType: connections of Finch-generated data (a session with
+// "sandbox": "finch", or POST /sandbox/connections) report connection_type
+// "finch", as Finch's SDK documents; the others "provider".
+func TestConnectionType(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	session := func(sandboxField any) string {
+		body := map[string]any{"customer_id": "c", "customer_name": "C", "products": []string{"company"}, "redirect_uri": cb}
+		if sandboxField != nil {
+			body["sandbox"] = sandboxField
+		}
+		r := e.call("POST", "/connect/sessions", "basic", body)
+		if r.status != http.StatusCreated {
+			t.Fatalf("POST /connect/sessions = %d %s", r.status, r.body)
+		}
+		u, _ := url.Parse(r.json(t)["connect_url"].(string))
+		_, vals := hidden(string(e.call("GET", "/authorize?"+u.RawQuery, "", nil).body))
+		vals.Set("provider", "gusto")
+		_, vals = hidden(string(e.call("POST", "/authorize", "", vals).body))
+		vals.Set("username", "authorized_simple")
+		vals.Set("password", "letmein")
+		loc, _ := url.Parse(e.call("POST", "/authorize", "", vals).header.Get("Location"))
+		x := e.exchange(loc.Query().Get("code"), cb)
+		if x.status != http.StatusOK {
+			t.Fatalf("exchange = %d %s", x.status, x.body)
+		}
+		m := x.json(t)
+		if in := e.call("GET", "/introspect", "bearer:"+m["access_token"].(string), nil).json(t); in["connection_type"] != m["connection_type"] {
+			t.Errorf("introspect connection_type %v, token response %v; want the same", in["connection_type"], m["connection_type"])
+		}
+		return m["connection_type"].(string)
+	}
+	if got := session("finch"); got != "finch" {
+		t.Errorf(`connection_type of a "sandbox": "finch" session = %q, want "finch"`, got)
+	}
+	if got := session("provider"); got != "provider" {
+		t.Errorf(`connection_type of a "sandbox": "provider" session = %q, want "provider"`, got)
+	}
+	if got := session(nil); got != "provider" {
+		t.Errorf(`connection_type of a session without "sandbox" = %q, want "provider"`, got)
+	}
+	tok, _ := e.sandboxToken()
+	if got := e.call("GET", "/introspect", "bearer:"+tok, nil).json(t)["connection_type"]; got != "finch" {
+		t.Errorf("connection_type of a POST /sandbox/connections connection = %v, want finch", got)
 	}
 }

@@ -70,7 +70,10 @@ func (s *Server) post(client *http.Client, ev webhookEvent) error {
 	if err != nil {
 		return fmt.Errorf("webhook secret is not base64")
 	}
-	ts := s.now().Unix()
+	// The receiver checks Finch-Timestamp against its own clock (Finch's
+	// SDKs allow 300 s), which POST /_sandbox/clock does not move: sign
+	// with the wall clock, not the advanced one.
+	ts := s.wallNow().Unix()
 	mac := hmac.New(sha256.New, key)
 	fmt.Fprintf(mac, "%s.%d.", ev.id, ts)
 	mac.Write(ev.body)
