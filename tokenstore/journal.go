@@ -12,11 +12,16 @@ import (
 	"sync"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/keyring"
 )
 
 // maxJournalRecord bounds one record, so a corrupt length cannot make
 // replay allocate gigabytes.
 const maxJournalRecord = 1 << 20
+
+// errJournalInUse is what OpenJournal returns when another Journal, in this
+// process or another, has the journal open.
+var errJournalInUse = errors.New("is in use by another process or Journal (is another finchconnect server using the same data folder?)")
 
 // Journal is a local, append-only file that holds exchanged connections the
 // store could not take — during a store outage — until [Journal.Replay] puts
@@ -24,9 +29,14 @@ const maxJournalRecord = 1 << 20
 // [Store.SealStaged]) and the file is fsynced before Hold returns, so a
 // token Finch has issued survives both the outage and a crash of this
 // process. It is safe for concurrent use.
+//
+// One Journal owns its file: [Store.OpenJournal] takes an exclusive lock
+// that [Journal.Close] releases. Other processes that only need to know what
+// the journal holds read it with [PendingInJournal], which never writes.
 type Journal struct {
 	store *Store
 	path  string
+	lock  *os.File // holds the exclusive lock on path+".lock"
 
 	mu      sync.Mutex
 	f       *os.File
@@ -35,27 +45,85 @@ type Journal struct {
 
 // OpenJournal opens (creating it, mode 0600) the journal at path, for the
 // connections of s. Records already in it count as pending.
+//
+// The Journal owns the file until [Journal.Close]: OpenJournal takes an
+// exclusive lock (on path+".lock", where the platform has flock) and fails
+// while another Journal holds it, since two owners would cut each other's
+// records off. It also cuts off a torn last record, which only the owner
+// may do.
 func (s *Store) OpenJournal(path string) (*Journal, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("tokenstore: journal: %w", err)
 	}
+	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("tokenstore: journal lock: %w", err)
+	}
+	if err := lockJournal(lock); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("tokenstore: journal %s: %w", path, err)
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("tokenstore: journal: %w", err)
 	}
-	j := &Journal{store: s, path: path, f: f}
-	recs, size, err := j.read()
+	j := &Journal{store: s, path: path, lock: lock, f: f}
+	recs, size, err := readJournal(path)
 	if err != nil {
 		f.Close()
+		lock.Close()
 		return nil, err
 	}
-	// Cut a torn tail off, so the next record starts where it should.
+	// Cut a torn tail off, so the next record starts where it should. Only
+	// the owner may: to anyone else a torn tail may be a Hold in progress.
 	if err := f.Truncate(size); err != nil {
 		f.Close()
+		lock.Close()
 		return nil, fmt.Errorf("tokenstore: journal: %w", err)
 	}
 	j.pending = len(recs)
 	return j, nil
+}
+
+// HeldRecord describes one record of a journal file, as [PendingInJournal]
+// reads it without opening the sealed connection.
+type HeldRecord struct {
+	// Tag is the tag the record was held under (the server passes the
+	// callback's ledger key). It holds no secret.
+	Tag string
+
+	// KeyID is the id of the key that sealed the record, read from the
+	// sealed value's header; 0 if the value is in no format this version
+	// knows (no key can open it).
+	KeyID uint32
+}
+
+// PendingInJournal returns the records held in the journal file at path,
+// oldest first, without opening them. It only reads: it never creates,
+// locks, truncates or writes the file, so it is safe to call while a server
+// owns the journal (for example, before retiring a key). A missing file
+// holds nothing. A torn last record (a Hold still writing, or cut short by a
+// crash) is left out, as the owner does. A file that cannot be read, or
+// whose records are malformed, gives an error.
+func PendingInJournal(path string) ([]HeldRecord, error) {
+	recs, _, err := readJournal(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	held := make([]HeldRecord, 0, len(recs))
+	for i, rec := range recs {
+		tag, sealed, ok := splitRecord(rec)
+		if !ok {
+			return nil, fmt.Errorf("tokenstore: journal %s: record %d is corrupt", path, i)
+		}
+		id, _ := keyring.KeyID(sealed)
+		held = append(held, HeldRecord{Tag: tag, KeyID: id})
+	}
+	return held, nil
 }
 
 // Replayed names a connection that Replay stored, with the tag it was held
@@ -68,7 +136,12 @@ type Replayed struct {
 // Hold appends c to the journal and fsyncs it. tag travels with it
 // unsealed (it must hold no secret): the server passes the callback's
 // ledger key, so that it can settle the callback once the token is stored.
+//
+// The record keeps the time it was held, as the sealed connection's
+// TokenAt (whatever c.TokenAt was), so that [Journal.Replay] never puts it
+// over a token the store received later.
 func (j *Journal) Hold(c finchconnect.Connection, tag string) error {
+	c.TokenAt = j.store.now()
 	sealed, err := j.store.SealStaged(c)
 	if err != nil {
 		return err
@@ -76,10 +149,7 @@ func (j *Journal) Hold(c finchconnect.Connection, tag string) error {
 	if len(tag) > 1<<10 {
 		return fmt.Errorf("tokenstore: journal tag too long")
 	}
-	rec := binary.BigEndian.AppendUint32(nil, uint32(2+len(tag)+len(sealed)))
-	rec = binary.BigEndian.AppendUint16(rec, uint16(len(tag)))
-	rec = append(rec, tag...)
-	rec = append(rec, sealed...)
+	rec := appendRecord(nil, tag, sealed)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if _, err := j.f.Write(rec); err != nil {
@@ -99,35 +169,40 @@ func (j *Journal) Pending() int {
 	return j.pending
 }
 
-// Replay puts every held connection into the store. Once all of them are in,
-// the journal is emptied; if any Put fails, nothing is removed and Replay
-// can run again (a Put of the same connection twice is harmless). It
-// returns the connections it stored, with their tags.
+// Replay puts every held connection into the store, oldest first, and
+// returns the connections it is done with, with their tags. Once all of them
+// are done, the journal is emptied. If one fails, Replay stops there and
+// durably rewrites the journal without the records before it, so that the
+// next Replay never writes those again: by then the store may hold a newer
+// token for their connections.
+//
+// A record is not written, but counts as done, when the store holds a token
+// for its connection that it received after the record was held (a
+// re-authentication that reached the store directly): the newer token stays.
+// Records written by versions that did not keep the hold time are always
+// written.
 func (j *Journal) Replay(ctx context.Context) ([]Replayed, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.pending == 0 {
 		return nil, nil
 	}
-	recs, _, err := j.read()
+	recs, _, err := readJournal(j.path)
 	if err != nil {
 		return nil, err
 	}
 	var done []Replayed
 	for i, rec := range recs {
-		if len(rec) < 2 || int(binary.BigEndian.Uint16(rec))+2 > len(rec) {
-			return done, fmt.Errorf("tokenstore: journal record %d is corrupt", i)
-		}
-		n := int(binary.BigEndian.Uint16(rec))
-		tag, sealed := string(rec[2:2+n]), rec[2+n:]
-		c, err := j.store.OpenStaged(sealed)
+		r, err := j.replayOne(ctx, i, rec)
 		if err != nil {
-			return done, fmt.Errorf("tokenstore: journal record %d: %w", i, err)
+			if i > 0 {
+				if werr := j.rewrite(recs[i:]); werr != nil {
+					return done, errors.Join(err, werr)
+				}
+			}
+			return done, err
 		}
-		if err := j.store.Put(ctx, c); err != nil {
-			return done, fmt.Errorf("tokenstore: replay %s: %w", c.ConnectionID, err)
-		}
-		done = append(done, Replayed{Tag: tag, ConnectionID: c.ConnectionID})
+		done = append(done, r)
 	}
 	if err := j.f.Truncate(0); err != nil {
 		return done, fmt.Errorf("tokenstore: journal truncate: %w", err)
@@ -139,11 +214,108 @@ func (j *Journal) Replay(ctx context.Context) ([]Replayed, error) {
 	return done, nil
 }
 
-// read returns every complete record and the length of the file they fill.
-// A torn last record (a crash in the middle of a write, before its fsync
-// returned) is left out: Hold had not reported it held.
-func (j *Journal) read() ([][]byte, int64, error) {
-	f, err := os.Open(j.path)
+// replayOne puts record i into the store, unless the store has a newer
+// token for its connection.
+func (j *Journal) replayOne(ctx context.Context, i int, rec []byte) (Replayed, error) {
+	tag, sealed, ok := splitRecord(rec)
+	if !ok {
+		return Replayed{}, fmt.Errorf("tokenstore: journal record %d is corrupt", i)
+	}
+	c, err := j.store.OpenStaged(sealed)
+	if err != nil {
+		return Replayed{}, fmt.Errorf("tokenstore: journal record %d: %w", i, err)
+	}
+	r := Replayed{Tag: tag, ConnectionID: c.ConnectionID}
+	// c.TokenAt is when Hold held it (zero in records from before Hold kept
+	// it). Put replaces tokens unconditionally, so compare first: a token
+	// stored after this one was held came from a later exchange. As in the
+	// server's recovery of staged tokens, the check and the Put are two
+	// steps, so a re-authentication landing between them is still
+	// overwritten; closing that gap would take a conditional Put.
+	if !c.TokenAt.IsZero() {
+		cur, err := j.store.Lookup(ctx, c.ConnectionID)
+		switch {
+		case err == nil && cur.TokenAt.After(c.TokenAt):
+			return r, nil
+		case err != nil && !errors.Is(err, finchconnect.ErrNotFound):
+			return Replayed{}, fmt.Errorf("tokenstore: replay %s: %w", c.ConnectionID, err)
+		}
+	}
+	if err := j.store.Put(ctx, c); err != nil {
+		return Replayed{}, fmt.Errorf("tokenstore: replay %s: %w", c.ConnectionID, err)
+	}
+	return r, nil
+}
+
+// rewrite replaces the journal with recs, atomically and durably: a
+// temporary file, fsynced, renamed over the journal, and the folder fsynced,
+// so a crash leaves the old journal or the new one. Holds wait on j.mu, which
+// the caller holds.
+func (j *Journal) rewrite(recs [][]byte) error {
+	tmpPath := j.path + ".tmp"
+	// The lock makes this process the only writer of tmpPath; a leftover
+	// from a crash is overwritten.
+	tmp, err := os.OpenFile(tmpPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("tokenstore: journal rewrite: %w", err)
+	}
+	var buf []byte
+	for _, rec := range recs {
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(rec)))
+		buf = append(buf, rec...)
+	}
+	_, err = tmp.Write(buf)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err == nil {
+		err = os.Rename(tmpPath, j.path)
+	}
+	if err != nil {
+		tmp.Close()
+		os.Remove(tmpPath)
+		return fmt.Errorf("tokenstore: journal rewrite: %w", err)
+	}
+	// tmp is the journal now, opened for appending as OpenJournal opens it;
+	// the old file is unlinked, so Hold must not write to it any more.
+	old := j.f
+	j.f = tmp
+	j.pending = len(recs)
+	old.Close()
+	if err := syncDir(filepath.Dir(j.path)); err != nil {
+		// The rename may not survive a crash, which would bring the
+		// replayed records back; replayOne's check keeps them from undoing
+		// newer tokens.
+		return fmt.Errorf("tokenstore: journal rewrite: sync folder: %w", err)
+	}
+	return nil
+}
+
+// appendRecord appends one journal record to b: its length, then the tag's
+// length, the tag and the sealed connection.
+func appendRecord(b []byte, tag string, sealed []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(2+len(tag)+len(sealed)))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(tag)))
+	b = append(b, tag...)
+	return append(b, sealed...)
+}
+
+// splitRecord splits a record's body (after its length) into its tag and
+// sealed connection; ok is false if it is malformed.
+func splitRecord(rec []byte) (tag string, sealed []byte, ok bool) {
+	if len(rec) < 2 || int(binary.BigEndian.Uint16(rec))+2 > len(rec) {
+		return "", nil, false
+	}
+	n := int(binary.BigEndian.Uint16(rec))
+	return string(rec[2 : 2+n]), rec[2+n:], true
+}
+
+// readJournal returns the body of every complete record in the journal at
+// path and the length of the file they fill. A torn last record (a crash in
+// the middle of a write, before its fsync returned) is left out: Hold had
+// not reported it held. It only reads.
+func readJournal(path string) ([][]byte, int64, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, fmt.Errorf("tokenstore: journal: %w", err)
 	}
@@ -161,21 +333,29 @@ func (j *Journal) read() ([][]byte, int64, error) {
 		}
 		n := binary.BigEndian.Uint32(hdr[:])
 		if n > maxJournalRecord {
-			return nil, 0, fmt.Errorf("tokenstore: journal %s is corrupt (record of %d bytes)", j.path, n)
+			return nil, 0, fmt.Errorf("tokenstore: journal %s is corrupt (record of %d bytes)", path, n)
 		}
 		rec := make([]byte, n)
 		if _, err := io.ReadFull(r, rec); err != nil {
-			return recs, size, nil
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return recs, size, nil
+			}
+			return nil, 0, fmt.Errorf("tokenstore: journal read: %w", err)
 		}
 		recs = append(recs, rec)
 		size += 4 + int64(n)
 	}
 }
 
-// Close closes the journal file. Held records stay in it for the next
-// OpenJournal.
+// Close closes the journal file and releases its lock. Held records stay
+// in it for the next OpenJournal.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.f.Close()
+	err := j.f.Close()
+	// Closing the lock file releases the lock.
+	if lerr := j.lock.Close(); err == nil {
+		err = lerr
+	}
+	return err
 }

@@ -3,10 +3,16 @@ package tokenstore_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/keyring"
@@ -125,4 +131,312 @@ func TestJournal_IgnoresTornRecord(t *testing.T) {
 	if c, err := store.Get(t.Context(), "c2"); err != nil || c.AccessToken.Reveal() != "t2" {
 		t.Errorf("Get(c2) after replay: %v", err)
 	}
+}
+
+// newJournalStore returns a store on backend with keys 2 (primary) and 1,
+// whose clock reads *now.
+func newJournalStore(t *testing.T, backend tokenstore.Backend, now *time.Time) *tokenstore.Store {
+	t.Helper()
+	k2, err := keyring.Generate(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, err := keyring.Generate(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.New(k2, k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := tokenstore.New(backend, kr)
+	store.Now = func() time.Time { return *now }
+	return store
+}
+
+// TestOpenJournal_RefusesSecondOwner checks that a journal has one owner at
+// a time: a second OpenJournal would truncate the first owner's file under
+// it (cutting a record its Hold has just fsynced) while it is open.
+func TestOpenJournal_RefusesSecondOwner(t *testing.T) {
+	now := time.Now()
+	store := newJournalStore(t, tokenstore.NewMemory(), &now)
+	path := filepath.Join(t.TempDir(), "journal")
+	j, err := store.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Hold(conn("c1", "t1"), "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if j2, err := store.OpenJournal(path); err == nil {
+		j2.Close()
+		t.Fatal("OpenJournal of a journal that is open already: err = nil, want a refusal")
+	} else if !strings.Contains(err.Error(), "another finchconnect server") {
+		t.Errorf("OpenJournal of a journal that is open already: err = %q, want it to say another server may be using it", err)
+	}
+	if got := j.Pending(); got != 1 {
+		t.Errorf("first owner's Pending() = %d, want 1", got)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err = store.OpenJournal(path)
+	if err != nil {
+		t.Fatalf("OpenJournal after the owner closed it: %v", err)
+	}
+	defer j.Close()
+	if got := j.Pending(); got != 1 {
+		t.Errorf("Pending() after reopening = %d, want 1", got)
+	}
+}
+
+// TestPendingInJournal_OnlyReads checks that PendingInJournal, which runs
+// beside the server that owns the journal, reports the key of each record
+// and never creates, truncates or extends the file.
+func TestPendingInJournal_OnlyReads(t *testing.T) {
+	now := time.Now()
+	store := newJournalStore(t, tokenstore.NewMemory(), &now)
+	dir := t.TempDir()
+
+	// A journal with a record under key 2, one under key 1 (held before
+	// key 2 was the primary), and the first bytes of a third record, as a
+	// Hold in the middle of its write leaves them.
+	path := filepath.Join(dir, "journal")
+	j, err := store.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Hold(conn("c1", "t1"), "k1"); err != nil {
+		t.Fatal(err)
+	}
+	kr := store.Keyring()
+	k1only, _ := keyring.Generate(1) // another key 1 would do: only the header is read
+	oldRing, _ := keyring.New(k1only)
+	store.SetKeyring(oldRing)
+	if err := j.Hold(conn("c2", "t2"), "k2"); err != nil {
+		t.Fatal(err)
+	}
+	store.SetKeyring(kr)
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0, 0, 0, 90, 0, 2, 'k'})
+	f.Close()
+
+	corrupt := filepath.Join(dir, "corrupt")
+	// A complete record whose tag length runs past its end.
+	if err := os.WriteFile(corrupt, []byte{0, 0, 0, 3, 0, 9, 'x'}, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Join(dir, "folder")
+	if err := os.Mkdir(folder, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		path    string
+		want    []tokenstore.HeldRecord
+		wantErr bool
+	}{
+		{name: "records and a torn tail", path: path, want: []tokenstore.HeldRecord{{Tag: "k1", KeyID: 2}, {Tag: "k2", KeyID: 1}}},
+		{name: "missing file", path: filepath.Join(dir, "missing")},
+		{name: "corrupt record", path: corrupt, wantErr: true},
+		{name: "a folder", path: folder, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, beforeErr := os.ReadFile(tt.path)
+			got, err := tokenstore.PendingInJournal(tt.path)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("PendingInJournal(%s) err = %v, want error %v", tt.name, err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("PendingInJournal(%s) mismatch (-want +got):\n%s", tt.name, diff)
+			}
+			after, afterErr := os.ReadFile(tt.path)
+			if !bytes.Equal(after, before) || (afterErr == nil) != (beforeErr == nil) {
+				t.Errorf("PendingInJournal(%s) changed the file: %d bytes (err %v), was %d bytes (err %v)", tt.name, len(after), afterErr, len(before), beforeErr)
+			}
+		})
+	}
+}
+
+// failIDBackend refuses row writes for one connection id.
+type failIDBackend struct {
+	tokenstore.Backend
+	fail string
+}
+
+func (b *failIDBackend) PutRow(ctx context.Context, r tokenstore.Row, expect int64) (int64, error) {
+	if r.ID == b.fail {
+		return 0, errors.New("store unreachable")
+	}
+	return b.Backend.PutRow(ctx, r, expect)
+}
+
+// TestJournal_PartialReplayRemovesStoredRecords checks that the records a
+// failed Replay stored before its failure leave the journal, also across a
+// restart, so that no later Replay writes their (by then maybe older)
+// tokens again.
+func TestJournal_PartialReplayRemovesStoredRecords(t *testing.T) {
+	now := time.Now()
+	backend := &failIDBackend{Backend: tokenstore.NewMemory(), fail: "c2"}
+	store := newJournalStore(t, backend, &now)
+	path := filepath.Join(t.TempDir(), "journal")
+	j, err := store.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []finchconnect.Connection{conn("c1", "t1"), conn("c2", "t2"), conn("c3", "t3")} {
+		if err := j.Hold(c, "tag-"+c.ConnectionID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done, err := j.Replay(t.Context())
+	if err == nil {
+		t.Fatal("Replay() with c2's write failing: err = nil, want an error")
+	}
+	if want := []tokenstore.Replayed{{Tag: "tag-c1", ConnectionID: "c1"}}; !cmp.Equal(done, want) {
+		t.Errorf("Replay() with c2's write failing = %+v, want %+v", done, want)
+	}
+	if got := j.Pending(); got != 2 {
+		t.Errorf("Pending() after a partial replay = %d, want 2", got)
+	}
+	held, err := tokenstore.PendingInJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tags(held), []string{"tag-c2", "tag-c3"}; !cmp.Equal(got, want) {
+		t.Errorf("journal after a partial replay holds %q, want %q", got, want)
+	}
+
+	// A restart reads the rewritten journal, and new records follow it.
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	backend.fail = ""
+	j, err = store.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if got := j.Pending(); got != 2 {
+		t.Errorf("Pending() after reopening = %d, want 2", got)
+	}
+	if err := j.Hold(conn("c4", "t4"), "tag-c4"); err != nil {
+		t.Fatal(err)
+	}
+	done, err = j.Replay(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := connIDs(done), []string{"c2", "c3", "c4"}; !cmp.Equal(got, want) {
+		t.Errorf("second Replay() stored %q, want %q", got, want)
+	}
+}
+
+// TestJournal_ReplayKeepsNewerToken checks that a held token does not
+// replace one the store received after it was held: a re-authentication
+// that reached the store directly, or a replay whose journal rewrite was
+// lost in a crash.
+func TestJournal_ReplayKeepsNewerToken(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	backend := &failingBackend{Backend: tokenstore.NewMemory(), down: true}
+	store := newJournalStore(t, backend, &now)
+	j, err := store.OpenJournal(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	// Held during an outage: c1 and c2 (whose newer token comes later),
+	// and c3, which the store had from before.
+	backend.down = false
+	if err := store.Put(t.Context(), conn("c3", "c3-first")); err != nil {
+		t.Fatal(err)
+	}
+	backend.down = true
+	now = now.Add(time.Second)
+	for _, c := range []finchconnect.Connection{conn("c1", "c1-held"), conn("c2", "c2-held"), conn("c3", "c3-held")} {
+		if err := j.Hold(c, "tag-"+c.ConnectionID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The store returns, and a re-authentication of c2 lands first.
+	backend.down = false
+	now = now.Add(time.Millisecond)
+	if err := store.Put(t.Context(), conn("c2", "c2-newer")); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Second)
+	done, err := j.Replay(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := connIDs(done), []string{"c1", "c2", "c3"}; !cmp.Equal(got, want) {
+		t.Errorf("Replay() = %q, want %q (a record kept back is done too)", got, want)
+	}
+	for id, want := range map[string]string{"c1": "c1-held", "c2": "c2-newer", "c3": "c3-held"} {
+		got, err := store.Get(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.AccessToken.Reveal() != want {
+			t.Errorf("Get(%s) after Replay: token %q, want %q", id, got.AccessToken.Reveal(), want)
+		}
+	}
+}
+
+// TestJournal_ReplaysRecordsWithoutHoldTime checks that records written
+// before Hold kept the hold time still replay, unconditionally as then.
+func TestJournal_ReplaysRecordsWithoutHoldTime(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	store := newJournalStore(t, tokenstore.NewMemory(), &now)
+	// An old record: the staged connection has no TokenAt.
+	sealed, err := store.SealStaged(conn("c1", "c1-held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := "tag-c1"
+	rec := binary.BigEndian.AppendUint32(nil, uint32(2+len(tag)+len(sealed)))
+	rec = binary.BigEndian.AppendUint16(rec, uint16(len(tag)))
+	rec = append(append(rec, tag...), sealed...)
+	path := filepath.Join(t.TempDir(), "journal")
+	if err := os.WriteFile(path, rec, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(t.Context(), conn("c1", "c1-stored")); err != nil {
+		t.Fatal(err)
+	}
+	j, err := store.OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if done, err := j.Replay(t.Context()); err != nil || len(done) != 1 {
+		t.Fatalf("Replay() = %+v, %v; want c1", done, err)
+	}
+	if got, _ := store.Get(t.Context(), "c1"); got.AccessToken.Reveal() != "c1-held" {
+		t.Errorf("Get(c1) after replaying an old record: token %q, want %q", got.AccessToken.Reveal(), "c1-held")
+	}
+}
+
+func tags(held []tokenstore.HeldRecord) []string {
+	var out []string
+	for _, h := range held {
+		out = append(out, h.Tag)
+	}
+	return out
+}
+
+func connIDs(done []tokenstore.Replayed) []string {
+	var out []string
+	for _, r := range done {
+		out = append(out, r.ConnectionID)
+	}
+	return out
 }
