@@ -30,8 +30,15 @@ const (
 const (
 	prefixState     = "state/"      // state hash + "/" + browser hash → flowState (see stateKey)
 	prefixStateUsed = "state-used/" // state hash → code hash, claimed once
-	prefixLedger    = "callback/"   // code hash → ledgerEntry
+	prefixLedger    = LedgerPrefix  // code hash → ledgerEntry
 )
+
+// LedgerPrefix is the key prefix, in the store's key space, of the callback
+// ledger: one entry per authorization code, which holds a token sealed
+// under the vault's primary key (field "sealed") while a callback's vault
+// write has not landed. Operator tools read it to tell whether a key is
+// still needed (finchconnect keys retire).
+const LedgerPrefix = "callback/"
 
 // ledgerTTL is how long a callback is remembered, so that a refresh long
 // after the exchange still shows the result rather than an error. It bounds

@@ -1,12 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/audit"
 	"github.com/finchconnect/finchconnect/keyring"
+	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
@@ -33,7 +35,9 @@ const keysSynopsis = `finchconnect keys status [store flags]
 // waits again; then it re-seals every record under it, resumably and at
 // -rate records per second. With -rewrap-only it does the last step alone
 // (to resume, or after keys were changed by hand). retire removes a key from
-// the key file, and refuses while any record, or the journal, still uses it.
+// the key file, and refuses while any record, a token held in the journal,
+// or a token staged in the callback ledger still uses it, or when it cannot
+// tell.
 func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprintf(stderr, "Usage: %s\n", keysSynopsis)
@@ -92,6 +96,10 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		if retireID == 0 {
 			return errors.New("keys retire: -id is required")
 		}
+		// uint32(retireID) below must not wrap around onto another key.
+		if retireID > math.MaxUint32 {
+			return fmt.Errorf("keys retire: -id %d is not a key id (they run from 1 to %d)", retireID, uint32(math.MaxUint32))
+		}
 	}
 
 	store, closeStore, err := sf.openVault(ctx, stderr)
@@ -123,31 +131,31 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		return keyStatus(ctx, store, kr, stdout)
 	case "retire":
+		id := uint32(retireID)
+		if id == kr.PrimaryID() {
+			return fmt.Errorf("keys retire: key %d is the primary key", id)
+		}
 		usage, err := store.KeyUsage(ctx)
 		if err != nil {
 			return err
 		}
-		if n := usage[uint32(retireID)]; n > 0 {
-			return fmt.Errorf("keys retire: %d records are still sealed under key %d; run `finchconnect keys rotate -rewrap-only` first", n, retireID)
+		if n := usage[id]; n > 0 {
+			return fmt.Errorf("keys retire: %d records are still sealed under key %d; run `finchconnect keys rotate -rewrap-only` first", n, id)
 		}
-		if j, err := store.OpenJournal(filepath.Join(sf.dataDir, "journal")); err == nil {
-			pending := j.Pending()
-			j.Close()
-			if pending > 0 {
-				return fmt.Errorf("keys retire: the journal still holds %d tokens for the store; let a server replay it first", pending)
-			}
+		if err := checkJournal(filepath.Join(sf.dataDir, "journal"), id); err != nil {
+			return err
 		}
-		if uint32(retireID) == kr.PrimaryID() {
-			return fmt.Errorf("keys retire: key %d is the primary key", retireID)
+		if err := checkStaged(ctx, store.Backend(), id); err != nil {
+			return err
 		}
 		path, err := sf.writableKeyFile()
 		if err != nil {
 			return err
 		}
-		if err := removeKey(path, uint32(retireID)); err != nil {
-			return err
+		if err := removeKey(path, id); err != nil {
+			return fmt.Errorf("keys retire: %w", err)
 		}
-		fmt.Fprintf(stdout, "removed key %d from %s; no record uses it\n", retireID, path)
+		fmt.Fprintf(stdout, "removed key %d from %s; no record, journal record or staged callback uses it\n", id, path)
 	}
 	return nil
 }
@@ -215,32 +223,29 @@ func addKey(path string) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	return id, writeKeyFile(path, append(lines, key.Encode()))
+	return id, writeKeyFile(path, append(lines, key.Encode()), append(kr.IDs(), id))
 }
 
 // promoteKey moves key id to the top of the key file, making it the
-// primary.
+// primary. An entry alone on its line moves with the line (and its
+// comment); one that shares a line with other keys moves to a line of its
+// own, and the others stay where they are.
 func promoteKey(path string, id uint32) error {
-	lines, err := readLines(path)
+	kr, lines, pos, err := locateKey(path, id)
 	if err != nil {
 		return err
 	}
-	prefix := fmt.Sprintf("%d:", id)
-	i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), prefix) })
-	if i < 0 {
-		return fmt.Errorf("key %d is not in %s", id, path)
+	if kr.PrimaryID() == id {
+		return nil
 	}
-	line := lines[i]
-	lines = slices.Delete(lines, i, i+1)
+	want := append([]uint32{id}, slices.DeleteFunc(kr.IDs(), func(k uint32) bool { return k == id })...)
+	lines, moved := cutEntry(lines, pos)
 	// The primary is the first key entry; comments may stand before it.
-	first := slices.IndexFunc(lines, func(l string) bool {
-		l = strings.TrimSpace(l)
-		return l != "" && !strings.HasPrefix(l, "#")
-	})
+	first := slices.IndexFunc(lines, func(l string) bool { return countEntries(l) > 0 })
 	if first < 0 {
 		first = len(lines)
 	}
-	return writeKeyFile(path, slices.Insert(lines, first, line))
+	return writeKeyFile(path, slices.Insert(lines, first, moved), want)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -255,34 +260,120 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// removeKey deletes the line of key id from the key file.
+// removeKey deletes the entry of key id from the key file, and nothing
+// else: other keys on its line, and every comment not on its line, stay.
+// It fails if id is not in the file.
 func removeKey(path string, id uint32) error {
-	lines, err := readLines(path)
+	kr, lines, pos, err := locateKey(path, id)
 	if err != nil {
 		return err
 	}
-	prefix := fmt.Sprintf("%d:", id)
-	kept := slices.DeleteFunc(lines, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), prefix) })
-	return writeKeyFile(path, kept)
+	want := slices.DeleteFunc(kr.IDs(), func(k uint32) bool { return k == id })
+	lines, _ = cutEntry(lines, pos)
+	return writeKeyFile(path, lines, want)
 }
 
+// keyPos is where a key's entry stands in a key file: its line, and its
+// place among the line's comma-separated fields.
+type keyPos struct{ line, field int }
+
+// locateKey loads the key file at path and finds the entry of key id in
+// its lines, reading them as [keyring.Parse] does: '#' starts a comment,
+// commas separate entries, blank entries are skipped, and an entry's id is
+// read as a number ("04" and " 4 " are key 4).
+func locateKey(path string, id uint32) (*keyring.Keyring, []string, keyPos, error) {
+	kr, err := keyring.LoadFile(path)
+	if err != nil {
+		return nil, nil, keyPos{}, err
+	}
+	if !kr.Has(id) {
+		return nil, nil, keyPos{}, fmt.Errorf("key %d is not in %s (it holds keys %v)", id, path, kr.IDs())
+	}
+	lines, err := readLines(path)
+	if err != nil {
+		return nil, nil, keyPos{}, err
+	}
+	for i, line := range lines {
+		for j, field := range strings.Split(stripComment(line), ",") {
+			if strings.TrimSpace(field) == "" {
+				continue
+			}
+			k, err := keyring.ParseKey(field)
+			if err != nil {
+				return nil, nil, keyPos{}, fmt.Errorf("key file %s, line %d: %w", path, i+1, err)
+			}
+			if k.ID == id {
+				return kr, lines, keyPos{i, j}, nil
+			}
+		}
+	}
+	// LoadFile found it, so the two readings disagree.
+	return nil, nil, keyPos{}, fmt.Errorf("key %d: cannot find its entry in %s", id, path)
+}
+
+// stripComment returns line without its '#' comment.
+func stripComment(line string) string {
+	content, _, _ := strings.Cut(line, "#")
+	return content
+}
+
+// countEntries returns how many key entries line holds: its non-blank
+// comma-separated fields before any comment.
+func countEntries(line string) int {
+	n := 0
+	for field := range strings.SplitSeq(stripComment(line), ",") {
+		if strings.TrimSpace(field) != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// cutEntry removes the entry at pos from lines and returns the lines and a
+// line holding the entry alone. When no other entry shares its line, the
+// whole line goes, comment and all (the comment is about that key), and is
+// what it returns; otherwise the rest of the line, comment included, stays.
+func cutEntry(lines []string, pos keyPos) ([]string, string) {
+	line := lines[pos.line]
+	lines = slices.Clone(lines)
+	if countEntries(line) == 1 {
+		return slices.Delete(lines, pos.line, pos.line+1), strings.TrimSpace(line)
+	}
+	content, comment, hasComment := strings.Cut(line, "#")
+	fields := strings.Split(content, ",")
+	entry := strings.TrimSpace(fields[pos.field])
+	rest := strings.Join(slices.Delete(fields, pos.field, pos.field+1), ",")
+	if hasComment {
+		if strings.TrimRight(rest, " \t") == rest {
+			rest += " "
+		}
+		rest += "#" + comment
+	}
+	lines[pos.line] = rest
+	return lines, entry
+}
+
+// readLines returns the lines of the file at path, split as [keyring.Parse]
+// splits them; the newline that ends the last line does not start another.
 func readLines(path string) ([]string, error) {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
+	defer clear(b)
+	s := strings.TrimSuffix(string(b), "\n")
+	if s == "" {
+		return nil, nil
 	}
-	return lines, sc.Err()
+	return strings.Split(s, "\n"), nil
 }
 
-// writeKeyFile replaces the key file atomically: a crash leaves the old file
-// or the new one, never half of either.
-func writeKeyFile(path string, lines []string) error {
+// writeKeyFile replaces the key file atomically with lines: a crash leaves
+// the old file or the new one, never half of either. Before it replaces the
+// file, it loads the new one and checks that it holds exactly the keys
+// want, in that order (the primary first); otherwise the file is left as it
+// was.
+func writeKeyFile(path string, lines []string, want []uint32) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".keys-*")
 	if err != nil {
 		return err
@@ -303,8 +394,79 @@ func writeKeyFile(path string, lines []string) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if _, err := keyring.LoadFile(tmp.Name()); err != nil {
+	kr, err := keyring.LoadFile(tmp.Name())
+	if err != nil {
 		return fmt.Errorf("the new key file does not parse: %w", err)
 	}
+	if got := kr.IDs(); !slices.Equal(got, want) {
+		return fmt.Errorf("the new key file would hold keys %v, want %v; %s is unchanged", got, want, path)
+	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// checkJournal refuses to retire key id while the local journal at path
+// holds a token sealed under it: the server replays it into the store, and
+// could not open it without the key. It only reads the journal, which the
+// running server owns; if it cannot read it, it refuses too.
+func checkJournal(path string, id uint32) error {
+	held, err := tokenstore.PendingInJournal(path)
+	if err != nil {
+		return fmt.Errorf("keys retire: cannot tell whether the journal holds tokens under key %d, so it stays: %w", id, err)
+	}
+	n := 0
+	for _, h := range held {
+		if h.KeyID == id {
+			n++
+		}
+	}
+	if n > 0 {
+		return fmt.Errorf("keys retire: the journal %s still holds %d tokens sealed under key %d for the store; "+
+			"let a server replay it first (it does within seconds of the store answering), then run `keys retire` again", path, n, id)
+	}
+	return nil
+}
+
+// checkStaged refuses to retire key id while a callback-ledger entry holds
+// a token staged under it: the write-ahead of a re-authentication whose vault
+// write has not landed (server/callback.go stageAndSave). Such an entry
+// lives for up to an hour, the recovery loop stores it from the staged copy,
+// and Rewrap does not re-seal it. If the ledger cannot be read, or an
+// entry's staged token cannot be read, it refuses too.
+func checkStaged(ctx context.Context, b tokenstore.Backend, id uint32) error {
+	n, after := 0, ""
+	for {
+		entries, err := b.Scan(ctx, server.LedgerPrefix, after, 200)
+		if err != nil {
+			return fmt.Errorf("keys retire: cannot tell whether the callback ledger holds tokens staged under key %d, so it stays: %w", id, err)
+		}
+		// Page until an empty page rather than a short one: a backend may
+		// return fewer than asked, and stopping early would let the check
+		// pass unseen entries.
+		if len(entries) == 0 {
+			break
+		}
+		for _, e := range entries {
+			var entry struct {
+				Sealed json.RawMessage `json:"sealed"`
+			}
+			if json.Unmarshal(e.Value, &entry) != nil || len(entry.Sealed) == 0 || string(entry.Sealed) == "null" {
+				continue // not an entry with a staged token; the server skips it too
+			}
+			var sealed []byte
+			if err := json.Unmarshal(entry.Sealed, &sealed); err != nil {
+				return fmt.Errorf("keys retire: callback ledger entry %s: cannot read the key of its staged token, so key %d stays", e.Key, id)
+			}
+			if k, ok := keyring.KeyID(sealed); ok && k == id {
+				n++
+			}
+		}
+		after = entries[len(entries)-1].Key
+	}
+	if n > 0 {
+		return fmt.Errorf("keys retire: %d callbacks have a token staged in the callback ledger under key %d "+
+			"(re-authentications whose vault write has not landed yet); a running server's recovery loop stores them "+
+			"once they are -recover-after old (default 3m), and a server stores them when it starts: "+
+			"wait for that, or restart a server, then run `keys retire` again", n, id)
+	}
+	return nil
 }
