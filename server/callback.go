@@ -396,7 +396,7 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWri
 	if fs.Kind == kindReauth {
 		event = finchconnect.EventConnectionReauthenticated
 	}
-	s.notify(ctx, event, conn)
+	s.notifyAfter(ctx, event, conn)
 	return res, nil
 }
 

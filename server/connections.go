@@ -275,7 +275,7 @@ func (s *Server) dataError(r *http.Request, id string, err error, page *connecti
 	case errors.Is(err, finchconnect.ErrReauthRequired):
 		page.NeedsReauth = true
 		if page.Conn.Status != finchconnect.StatusReauth {
-			s.markReauth(r, id)
+			s.markReauth(r, page.Conn)
 		}
 		page.Conn.Status = finchconnect.StatusReauth
 		return "Finch needs the employer to re-authenticate this connection."

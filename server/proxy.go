@@ -129,7 +129,7 @@ func (s *Server) handleProxy() http.Handler {
 			return
 		}
 		if errors.Is(res.Err(), finchconnect.ErrReauthRequired) && conn.Status != finchconnect.StatusReauth {
-			s.markReauth(r, id)
+			s.markReauth(r, conn)
 		}
 		for _, h := range passHeaders {
 			if v := res.Header.Get(h); v != "" {
@@ -147,19 +147,13 @@ func (s *Server) handleProxy() http.Handler {
 }
 
 // markReauth records that Finch wants the employer to sign in again, and
-// tells the app.
-func (s *Server) markReauth(r *http.Request, id string) {
-	var conn finchconnect.Connection
-	err := s.store.Update(r.Context(), id, func(c *finchconnect.Connection) error {
+// tells the app. conn is the connection as read for the request.
+func (s *Server) markReauth(r *http.Request, conn finchconnect.Connection) {
+	_, err := s.changeStatus(r.Context(), conn.ConnectionID, conn, func(c *finchconnect.Connection) {
 		c.Status = finchconnect.StatusReauth
 		c.CheckedAt = s.cfg.Now()
-		conn = *c
-		return nil
 	})
 	if err != nil {
-		s.log.Warn("record reauth status", "connection_id", id, "err", err)
-		return
+		s.log.Warn("record reauth status", "connection_id", conn.ConnectionID, "err", err)
 	}
-	conn.AccessToken = finchconnect.Secret{}
-	s.notify(r.Context(), finchconnect.EventConnectionReauthRequired, conn)
 }

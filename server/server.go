@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,8 +58,15 @@ type Config struct {
 
 	// Notify receives every event about a connection: created,
 	// re-authenticated, needs re-authentication, disconnected. Nil drops
-	// them. It should hand the event to a durable outbox and return.
-	Notify func(ctx context.Context, e finchconnect.Event)
+	// them. It should hand the event to a durable outbox and return, and
+	// return an error only when the event was not recorded. Where the
+	// server can, it then leaves the change unrecorded too and fails the
+	// request, so that the change is seen, and announced, again: a Finch
+	// webhook is answered 503 (Finch delivers it again), a sweep counts
+	// the connection as failed (the next sweep checks it again). A change
+	// made by a callback or a disconnect cannot be undone; the error is
+	// logged.
+	Notify func(ctx context.Context, e finchconnect.Event) error
 
 	// Audit receives one record per use of a token. Nil drops them.
 	Audit func(ctx context.Context, r finchconnect.AuditRecord)
@@ -172,7 +180,7 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error)
 		cfg.CallbackLimit = RateLimit{PerMinute: 120, Burst: 200}
 	}
 	if cfg.Notify == nil {
-		cfg.Notify = func(context.Context, finchconnect.Event) {}
+		cfg.Notify = func(context.Context, finchconnect.Event) error { return nil }
 	}
 	if cfg.Audit == nil {
 		cfg.Audit = func(context.Context, finchconnect.AuditRecord) {}
@@ -232,29 +240,73 @@ func (s *Server) link(p string) string { return s.publicURL.Path + p }
 func (s *Server) secureCookies() bool { return s.publicURL.Scheme == "https" }
 
 // notify publishes an event about conn.
-func (s *Server) notify(ctx context.Context, typ string, conn finchconnect.Connection) {
-	id, err := s.randomToken()
-	if err != nil {
-		s.log.Error("event id", "err", err)
-		return
-	}
-	s.cfg.Notify(ctx, finchconnect.Event{
-		ID: "evt_" + id[:22], Type: typ, At: s.cfg.Now().UTC(),
-		ConnectionID: conn.ConnectionID, CustomerID: conn.CustomerID, ProviderID: conn.ProviderID, Status: conn.Status,
-	})
+func (s *Server) notify(ctx context.Context, typ string, conn finchconnect.Connection) error {
+	return s.publish(ctx, typ, conn, nil)
 }
 
 // notifyData publishes a data-changed event, naming Finch's event type.
-func (s *Server) notifyData(ctx context.Context, conn finchconnect.Connection, finchEvent string) {
+func (s *Server) notifyData(ctx context.Context, conn finchconnect.Connection, finchEvent string) error {
+	return s.publish(ctx, finchconnect.EventDataChanged, conn, map[string]any{"finch_event_type": finchEvent})
+}
+
+func (s *Server) publish(ctx context.Context, typ string, conn finchconnect.Connection, data map[string]any) error {
 	id, err := s.randomToken()
 	if err != nil {
-		return
+		return err
 	}
-	s.cfg.Notify(ctx, finchconnect.Event{
-		ID: "evt_" + id[:22], Type: finchconnect.EventDataChanged, At: s.cfg.Now().UTC(),
+	err = s.cfg.Notify(ctx, finchconnect.Event{
+		ID: "evt_" + id[:22], Type: typ, At: s.cfg.Now().UTC(),
 		ConnectionID: conn.ConnectionID, CustomerID: conn.CustomerID, ProviderID: conn.ProviderID, Status: conn.Status,
-		Data: map[string]any{"finch_event_type": finchEvent},
+		Data: data,
 	})
+	if err != nil {
+		return fmt.Errorf("server: publish %s for %s: %w", typ, conn.ConnectionID, err)
+	}
+	return nil
+}
+
+// notifyAfter publishes an event for a change that is recorded already
+// and cannot be undone: a failure is logged, for the operator.
+func (s *Server) notifyAfter(ctx context.Context, typ string, conn finchconnect.Connection) {
+	if err := s.notify(ctx, typ, conn); err != nil {
+		s.log.Error("an event about a recorded change was not published", "type", typ, "connection_id", conn.ConnectionID, "err", err)
+	}
+}
+
+// statusEvent is the event that announces a connection's new status.
+func statusEvent(status string) string {
+	switch status {
+	case finchconnect.StatusReauth:
+		return finchconnect.EventConnectionReauthRequired
+	case finchconnect.StatusDisconnected:
+		return finchconnect.EventConnectionDisconnected
+	default:
+		return finchconnect.EventConnectionStatusChanged
+	}
+}
+
+// changeStatus applies change to the stored connection id, which was
+// before when read, and announces a new status. The event is published
+// first: if publishing fails nothing is written, and if the write fails
+// after it the change is still unrecorded. Either way whoever saw the
+// change (a webhook Finch delivers again, the next sweep) sees it again,
+// and announces it again, so no change goes unannounced; at worst one is
+// announced twice. It reports whether the status changed.
+func (s *Server) changeStatus(ctx context.Context, id string, before finchconnect.Connection, change func(c *finchconnect.Connection)) (bool, error) {
+	preview := before
+	change(&preview)
+	changed := preview.Status != before.Status
+	if changed {
+		preview.AccessToken = finchconnect.Secret{}
+		if err := s.notify(ctx, statusEvent(preview.Status), preview); err != nil {
+			return false, err
+		}
+	}
+	err := s.store.Update(ctx, id, func(c *finchconnect.Connection) error {
+		change(c)
+		return nil
+	})
+	return changed, err
 }
 
 // audit records a use of a connection's token.

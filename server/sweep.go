@@ -59,7 +59,7 @@ func (s *Server) Sweep(ctx context.Context, opts SweepOptions) (SweepResult, err
 			switch {
 			case err != nil:
 				res.Failed++
-				s.log.Warn("sweep: introspect", "connection_id", meta.ConnectionID, "err", err)
+				s.log.Warn("sweep: check a connection", "connection_id", meta.ConnectionID, "err", err)
 			default:
 				res.Checked++
 				if changed {
@@ -95,30 +95,11 @@ func (s *Server) check(ctx context.Context, id string) (bool, error) {
 	case err != nil:
 		return false, err
 	}
-	var updated finchconnect.Connection
-	err = s.store.Update(ctx, id, func(c *finchconnect.Connection) error {
+	return s.changeStatus(ctx, id, conn, func(c *finchconnect.Connection) {
 		if in != nil {
 			applyIntrospection(c, in, s.cfg.Now())
 		} else {
 			c.Status, c.CheckedAt = status, s.cfg.Now()
 		}
-		updated = *c
-		return nil
 	})
-	if err != nil {
-		return false, err
-	}
-	if updated.Status == conn.Status {
-		return false, nil
-	}
-	updated.AccessToken = finchconnect.Secret{}
-	switch updated.Status {
-	case finchconnect.StatusReauth:
-		s.notify(ctx, finchconnect.EventConnectionReauthRequired, updated)
-	case finchconnect.StatusDisconnected:
-		s.notify(ctx, finchconnect.EventConnectionDisconnected, updated)
-	default:
-		s.notify(ctx, finchconnect.EventConnectionStatusChanged, updated)
-	}
-	return true, nil
 }

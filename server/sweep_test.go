@@ -45,3 +45,43 @@ func TestSweep(t *testing.T) {
 		t.Errorf("events = %v, want one reauth_required", log.types())
 	}
 }
+
+// TestSweep_EventNotPublished: when the event announcing a new status
+// cannot be published, the sweep records nothing and counts the
+// connection as failed, so the next sweep sees the change again and
+// announces it: no change goes unannounced.
+func TestSweep_EventNotPublished(t *testing.T) {
+	var log eventLog
+	h := newHarnessWith(t, harnessOptions{}, func(c *server.Config) { c.Notify = log.notify })
+	id := h.finish(h.client, h.connect(h.client, "sw-outbox", "authorized_simple"))
+	if err := h.sb.SetConnectionStatus(id, "reauth"); err != nil {
+		t.Fatal(err)
+	}
+	log.events = nil
+
+	log.failNext(1)
+	res, err := h.srv.Sweep(t.Context(), server.SweepOptions{PerMinute: 6000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed != 1 || res.Changed != 0 {
+		t.Errorf("sweep with the outbox down = %+v, want the connection failed, nothing changed", res)
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusConnected {
+		t.Errorf("status after an unannounced change = %q, want it unrecorded (connected)", c.Status)
+	}
+
+	res, err = h.srv.Sweep(t.Context(), server.SweepOptions{PerMinute: 6000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed != 1 {
+		t.Errorf("next sweep = %+v, want the change found again", res)
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusReauth {
+		t.Errorf("status after the next sweep = %q, want reauth", c.Status)
+	}
+	if !slices.Equal(log.types(), []string{finchconnect.EventConnectionReauthRequired}) {
+		t.Errorf("events = %v, want one reauth_required", log.types())
+	}
+}

@@ -270,7 +270,7 @@ func (s *Server) disconnect(ctx context.Context, id, who string) error {
 	}
 	s.audit(ctx, finchconnect.AuditDisconnected, id, who, "")
 	conn.Status = finchconnect.StatusDisconnected
-	s.notify(ctx, finchconnect.EventConnectionDisconnected, conn)
+	s.notifyAfter(ctx, finchconnect.EventConnectionDisconnected, conn)
 	return nil
 }
 

@@ -90,8 +90,9 @@ func (s *Server) handleFinchWebhook() http.Handler {
 	})
 }
 
-// applyWebhook records what a verified Finch event says. It returns an
-// error only when the store failed, so the event should be delivered again.
+// applyWebhook records what a verified Finch event says and tells the app.
+// It returns an error only when the store failed, or the event for the app
+// could not be published, so Finch should deliver the event again.
 func (s *Server) applyWebhook(r *http.Request, eventType, connectionID string, data json.RawMessage) error {
 	ctx := r.Context()
 	conn, err := s.store.Lookup(ctx, connectionID)
@@ -110,12 +111,9 @@ func (s *Server) applyWebhook(r *http.Request, eventType, connectionID string, d
 		if json.Unmarshal(data, &d) != nil || d.Status == "" || d.Status == conn.Status {
 			return nil
 		}
-		var updated finchconnect.Connection
-		err := s.store.Update(ctx, connectionID, func(c *finchconnect.Connection) error {
+		_, err := s.changeStatus(ctx, connectionID, conn, func(c *finchconnect.Connection) {
 			c.Status = d.Status
 			c.CheckedAt = s.cfg.Now()
-			updated = *c
-			return nil
 		})
 		if errors.Is(err, finchconnect.ErrNotFound) {
 			return nil // disconnected meanwhile
@@ -123,19 +121,12 @@ func (s *Server) applyWebhook(r *http.Request, eventType, connectionID string, d
 		if err != nil {
 			return fmt.Errorf("server: record a webhook's status for %s: %w", connectionID, err)
 		}
-		updated.AccessToken = finchconnect.Secret{}
-		switch d.Status {
-		case finchconnect.StatusReauth:
-			s.notify(ctx, finchconnect.EventConnectionReauthRequired, updated)
-		case finchconnect.StatusDisconnected:
-			s.notify(ctx, finchconnect.EventConnectionDisconnected, updated)
-		default:
-			s.notify(ctx, finchconnect.EventConnectionStatusChanged, updated)
-		}
 	case eventType == "company.updated" || strings.HasPrefix(eventType, "directory.") ||
 		strings.HasPrefix(eventType, "employment.") || strings.HasPrefix(eventType, "individual.") ||
 		strings.HasPrefix(eventType, "payment.") || strings.HasPrefix(eventType, "pay_statement."):
-		s.notifyData(ctx, conn, eventType)
+		if err := s.notifyData(ctx, conn, eventType); err != nil {
+			return err
+		}
 	}
 	return nil
 }

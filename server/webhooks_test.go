@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,12 +25,24 @@ const (
 type eventLog struct {
 	mu     sync.Mutex
 	events []finchconnect.Event
+	fail   int // how many of the next events to refuse
 }
 
-func (l *eventLog) notify(_ context.Context, e finchconnect.Event) {
+func (l *eventLog) failNext(n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.fail = n
+}
+
+func (l *eventLog) notify(_ context.Context, e finchconnect.Event) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail > 0 {
+		l.fail--
+		return errors.New("test: the outbox is down")
+	}
 	l.events = append(l.events, e)
+	return nil
 }
 
 func (l *eventLog) types() []string {
@@ -146,8 +159,10 @@ func (b *rowReadFailsBackend) GetRow(ctx context.Context, id string) (tokenstore
 // limit but within the webhook's own is taken.
 func TestWebhooks_DeliveredAgainAfterAFailure(t *testing.T) {
 	b := &rowReadFailsBackend{Backend: tokenstore.NewMemory()}
+	var log eventLog
 	h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
 		c.WebhookSecrets = []finchconnect.Secret{finchconnect.NewSecret(hookSecret)}
+		c.Notify = log.notify
 	})
 	id := h.finish(h.client, h.connect(h.client, "hook-blip", "authorized_simple"))
 	now := time.Now()
@@ -173,6 +188,25 @@ func TestWebhooks_DeliveredAgainAfterAFailure(t *testing.T) {
 	}
 	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusConnected {
 		t.Errorf("status after the retry = %q, want connected (the event was lost)", c.Status)
+	}
+
+	// The event for the app cannot be published: the webhook is answered
+	// 503 and nothing recorded, so Finch's retry records and announces it.
+	log.failNext(1)
+	if got := h.postWebhook(hookSecret, "msg_outbox", now, reauth, false).status; got != http.StatusServiceUnavailable {
+		t.Errorf("webhook with the outbox down = %d, want 503", got)
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusConnected {
+		t.Errorf("status after an unannounced change = %q, want it unrecorded (connected)", c.Status)
+	}
+	if got := h.postWebhook(hookSecret, "msg_outbox", now, reauth, false).status; got != http.StatusOK {
+		t.Errorf("Finch's retry = %d, want 200", got)
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusReauth {
+		t.Errorf("status after the retry = %q, want reauth", c.Status)
+	}
+	if got := log.types(); !slices.Contains(got, finchconnect.EventConnectionReauthRequired) {
+		t.Errorf("events = %v, want reauth_required", got)
 	}
 
 	padded := `{"event_type":"company.updated","connection_id":"` + id + `","data":{"note":"` + strings.Repeat("x", 100<<10) + `"}}`

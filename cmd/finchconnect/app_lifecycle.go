@@ -125,15 +125,15 @@ func (l *lifecycle) startSweeps(srv *server.Server) {
 }
 
 // notify queues an event for the app. Without -events-url events are only
-// logged: an outbox nobody drains would grow without end.
-func (l *lifecycle) notify(ctx context.Context, e finchconnect.Event) {
+// logged: an outbox nobody drains would grow without end. A failure to
+// queue is returned to the server, which fails the request that saw the
+// change where it can (server.Config.Notify) and logs it otherwise.
+func (l *lifecycle) notify(ctx context.Context, e finchconnect.Event) error {
 	if l.f.eventsURL == "" {
 		l.d.logger.Debug("event", "type", e.Type, "connection_id", e.ConnectionID)
-		return
+		return nil
 	}
-	if err := l.outbox.Publish(context.WithoutCancel(ctx), e); err != nil {
-		l.d.logger.Error("publish an event", "type", e.Type, "connection_id", e.ConnectionID, "err", err)
-	}
+	return l.outbox.Publish(context.WithoutCancel(ctx), e)
 }
 
 // audit queues a record for the audit writer. When the queue is full the
