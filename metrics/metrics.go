@@ -2,14 +2,16 @@
 // its own (never the global one), and the instrumentation that feeds them:
 // an http.RoundTripper for calls to Finch and a tokenstore.Backend wrapper
 // for the store. No label ever holds a token, a code or a customer's data:
-// Finch routes are recorded with ids replaced by ":id".
+// Finch requests are labelled by a route template from a closed list, with
+// ids as ":id" (see [Route]).
 package metrics
 
 import (
 	"context"
 	"net/http"
-	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/finchconnect/finchconnect/tokenstore"
@@ -99,15 +101,139 @@ func (m *Metrics) Gauge(name, help string, fn func() float64) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
 }
 
-// ids matches path segments that are identifiers (UUIDs, long hex or
-// opaque ids), replaced by ":id" so that routes stay a small label set.
-var ids = regexp.MustCompile(`/[0-9a-fA-F-]{16,}|/[A-Za-z0-9_-]*[0-9][A-Za-z0-9_-]{7,}`)
+// finchRoutes are the Finch API routes finchconnect calls, or that its /v1
+// proxy may forward, as templates in which ":id" stands for one whole path
+// segment, whatever it holds (finch-api.md §3–§6).
+var finchRoutes = routeTable(
+	"/auth/token",
+	"/introspect",
+	"/disconnect",
+	"/disconnect-entity",
+	"/connect/sessions",
+	"/connect/sessions/reauthenticate",
+	"/providers",
+	"/employer/company",
+	"/employer/directory",
+	"/employer/individual",
+	"/employer/employment",
+	"/employer/payment",
+	"/employer/pay-statement",
+	"/employer/pay-groups",
+	"/employer/pay-groups/:id",
+	"/employer/documents",
+	"/employer/documents/:id",
+	"/employer/pay-statement-item",
+	"/employer/pay-statement-item/rule",
+	"/employer/pay-statement-item/rule/:id",
+	"/employer/benefits",
+	"/employer/benefits/meta",
+	"/employer/benefits/register",
+	"/employer/benefits/:id",
+	"/employer/benefits/:id/individuals",
+	"/employer/benefits/:id/enrolled",
+	"/jobs/automated",
+	"/jobs/automated/:id",
+	"/jobs/manual/:id",
+	"/forward",
+	"/sandbox/connections",
+	"/sandbox/connections/accounts",
+	"/sandbox/company",
+	"/sandbox/directory",
+	"/sandbox/individual/:id",
+	"/sandbox/employment/:id",
+	"/sandbox/payment",
+	"/sandbox/jobs",
+	"/sandbox/jobs/configuration",
+)
 
-// Route is the label for a Finch request path.
-func Route(method, path string) string { return method + " " + ids.ReplaceAllString(path, "/:id") }
+// routeMethods are the methods a route label names; any other is "OTHER".
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// otherRoute is the route of every path that matches no template.
+const otherRoute = "other"
+
+// A route is a template split into segments; literals counts those that
+// are not ":id".
+type route struct {
+	template string
+	segs     []string
+	literals int
+}
+
+// routes is the closed set of templates, and the first segments they start
+// with (the Finch API's areas: "employer", "jobs", "sandbox", …).
+type routes struct {
+	all   []route
+	areas map[string]bool
+}
+
+func routeTable(templates ...string) routes {
+	rs := routes{areas: map[string]bool{}}
+	for _, t := range templates {
+		r := route{template: t, segs: strings.Split(t[1:], "/")}
+		for _, s := range r.segs {
+			if s != ":id" {
+				r.literals++
+			}
+		}
+		rs.all = append(rs.all, r)
+		rs.areas[r.segs[0]] = true
+	}
+	return rs
+}
+
+// match returns the template path matches, or otherRoute. The route starts
+// at the first segment that names a Finch API area, so that a BaseURL with
+// a path ("/finch" for the demo's sandbox) labels routes as Finch names
+// them; from there every segment must match, a literal one exactly and
+// ":id" any non-empty one. Where two templates match, the one with more
+// literal segments wins: "/employer/benefits/meta" over
+// "/employer/benefits/:id".
+func (rs routes) match(path string) string {
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	start := slices.IndexFunc(segs, func(s string) bool { return rs.areas[s] })
+	if start < 0 {
+		return otherRoute
+	}
+	segs = segs[start:]
+	best := -1
+	for i, r := range rs.all {
+		if (best < 0 || r.literals > rs.all[best].literals) && r.matches(segs) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return otherRoute
+	}
+	return rs.all[best].template
+}
+
+func (r route) matches(segs []string) bool {
+	if len(segs) != len(r.segs) {
+		return false
+	}
+	for i, s := range segs {
+		if s == "" || r.segs[i] != ":id" && r.segs[i] != s {
+			return false
+		}
+	}
+	return true
+}
+
+// Route is the label for a request to Finch: its method (or "OTHER") and
+// the template of the Finch route it calls, such as
+// "GET /jobs/automated/:id", or "other" for a path that matches no known
+// route. Labels therefore come from a closed set whatever paths callers
+// of the /v1 proxy ask for, and never hold an id.
+func Route(method, path string) string {
+	if !slices.Contains(routeMethods, method) {
+		method = "OTHER"
+	}
+	return method + " " + finchRoutes.match(path)
+}
 
 // Transport wraps base (nil: http.DefaultTransport) so that every request
-// to Finch is counted and timed.
+// to Finch is counted and timed, labelled by its [Route].
 func (m *Metrics) Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport

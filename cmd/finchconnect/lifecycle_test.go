@@ -108,7 +108,7 @@ func TestLifecycle_SandboxStatusChangeReachesApp(t *testing.T) {
 	_, _, metrics := b.do("GET", app.url+"/metrics", nil)
 	for _, want := range []string{
 		`finchconnect_callbacks_total{outcome="connected"} 1`,
-		`finchconnect_finch_requests_total{route="POST /finch/auth/token",status="200"} 1`,
+		`finchconnect_finch_requests_total{route="POST /auth/token",status="200"} 1`,
 		`finchconnect_events_delivered_total`,
 		`finchconnect_store_operation_duration_seconds_count{op="claim"}`,
 		`finchconnect_outbox_depth`,
