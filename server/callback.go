@@ -173,7 +173,9 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	// From here the outcome is recorded in the ledger whatever happens, and
 	// the work is detached from the request: a browser that goes away must
 	// not abandon a code half-exchanged.
-	ctx, cancel := detach(ctx, 2*time.Minute)
+	s.inflight.start()
+	defer s.inflight.done()
+	ctx, cancel := detach(ctx, CallbackTimeout)
 	defer cancel()
 	res, err := s.exchangeOnce(ctx, key, claimed, code, fs)
 	if res.failure == failSaving && res.staged.entry.Status == ledgerExchanged {

@@ -7,3 +7,11 @@ func (s *Server) PendingWaiters() int {
 	defer s.mu.Unlock()
 	return len(s.waiters)
 }
+
+// InFlight is how many callbacks are past their claim, for the external
+// tests.
+func (s *Server) InFlight() int {
+	s.inflight.mu.Lock()
+	defer s.inflight.mu.Unlock()
+	return s.inflight.n
+}

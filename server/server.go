@@ -145,6 +145,9 @@ type Server struct {
 	// first one settles, instead of polling the store. Other replicas poll.
 	mu      sync.Mutex
 	waiters map[string]*waiter
+
+	// inflight counts the callbacks past their claim, for Drain.
+	inflight inflight
 }
 
 // New returns the Connect back-end. fc talks to Finch (or to the sandbox);

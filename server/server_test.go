@@ -21,6 +21,7 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/finch"
+	"github.com/finchconnect/finchconnect/sandbox"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/google/go-cmp/cmp"
@@ -1176,3 +1177,34 @@ func TestCallback_ReauthEndsInAnotherConnection(t *testing.T) {
 		t.Errorf("conn-2 is not stored: %v", err)
 	}
 }
+
+// TestDrain_WaitsForClaimedCallbacks: Drain returns once a callback that
+// claimed its code has stored its connection, however long Finch took,
+// and not before; with a deadline that passes first it says so.
+func TestDrain_WaitsForClaimedCallbacks(t *testing.T) {
+	h := newHarness(t, harnessOptions{backend: tokenstore.NewMemory()})
+	cb := h.connect(h.client, "acme-drain", "authorized_simple")
+	h.sb.InjectFault(sandbox.Fault{Route: "POST /auth/token", Latency: 700 * time.Millisecond, Count: 1})
+
+	done := make(chan response, 1)
+	go func() { done <- h.do(h.client, "GET", cb, nil) }()
+	for deadline := time.Now().Add(5 * time.Second); h.srv.InFlight() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the callback never claimed its code")
+		}
+	}
+	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := h.srv.Drain(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Drain with a deadline before the exchange ends = %v, want DeadlineExceeded", err)
+	}
+	if err := h.srv.Drain(t.Context()); err != nil {
+		t.Fatalf("Drain = %v", err)
+	}
+	list, _, err := h.store.List(t.Context(), tokenstore.Filter{})
+	if err != nil || len(list) != 1 {
+		t.Errorf("connections stored when Drain returned = %d (%v), want 1", len(list), err)
+	}
+	<-done
+}
+
