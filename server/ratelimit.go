@@ -4,7 +4,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -76,7 +78,7 @@ func (l *limiter) sweep(now time.Time, perSec float64) {
 	}
 }
 
-// limit wraps h with rate's limit per client address. A client over its
+// limit wraps h with rate's limit per client address (see clientIP). A client over its
 // limit gets 429 with Retry-After, before any work reaches the store or
 // Finch.
 func (s *Server) limit(rate RateLimit, h http.Handler) http.Handler {
@@ -85,7 +87,7 @@ func (s *Server) limit(rate RateLimit, h http.Handler) http.Handler {
 	}
 	l := newLimiter(rate, s.cfg.Now)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ok, wait := l.allow(clientIP(r))
+		ok, wait := l.allow(s.clientIP(r))
 		if !ok {
 			w.Header().Set("Retry-After", formatSeconds(wait))
 			s.refuse(w, r, http.StatusTooManyRequests, "rate_limited", "Too many requests.", "Please wait a moment and try again.")
@@ -95,15 +97,48 @@ func (s *Server) limit(rate RateLimit, h http.Handler) http.Handler {
 	})
 }
 
-// clientIP is the address the request came from. Behind a proxy every
-// request shares the proxy's address; a deployment that wants per-user
-// limits there puts its own limiter in front.
-func clientIP(r *http.Request) string {
+// clientIP is the address the request came from: the connection's peer,
+// or, when that peer is one of Config.TrustedProxies, the address the
+// proxies recorded in X-Forwarded-For. That list is read from the right
+// (each proxy appends the address it was reached from), skipping trusted
+// proxies; the first other address is the client. Entries left of it are
+// whatever the client sent, and are never used.
+func (s *Server) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	if len(s.cfg.TrustedProxies) == 0 || !s.trustedProxy(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		a, err := netip.ParseAddr(hop)
+		if err != nil {
+			// Not an address: the proxies' record is broken; count the
+			// request against the proxy rather than a name anyone chose.
+			return host
+		}
+		if !s.trustedProxy(hop) {
+			return a.Unmap().String()
+		}
+	}
+	return host // every hop is a trusted proxy
+}
+
+func (s *Server) trustedProxy(host string) bool {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func formatSeconds(d time.Duration) string {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -55,6 +56,13 @@ type Config struct {
 	// bursts of 200. A negative PerMinute disables a limit (load tests).
 	ConnectLimit  RateLimit
 	CallbackLimit RateLimit
+
+	// TrustedProxies are the networks of the load balancers and proxies in
+	// front of the server. A request from one of them is counted against
+	// the client address they record in X-Forwarded-For, for the rate
+	// limits; without them every browser behind a proxy shares the proxy's
+	// limit. Nil trusts no proxy.
+	TrustedProxies []netip.Prefix
 
 	// Notify receives every event about a connection: created,
 	// re-authenticated, needs re-authentication, disconnected. Nil drops

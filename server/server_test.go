@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -1208,3 +1209,50 @@ func TestDrain_WaitsForClaimedCallbacks(t *testing.T) {
 	<-done
 }
 
+// TestConnect_RateLimitBehindProxy: behind a trusted proxy each browser
+// has its own limit, read from the address the proxy appended to
+// X-Forwarded-For; what the client wrote there itself does not count, and
+// an untrusted peer's header is ignored.
+func TestConnect_RateLimitBehindProxy(t *testing.T) {
+	h := newHarnessWith(t, harnessOptions{}, func(c *server.Config) {
+		c.ConnectLimit = server.RateLimit{PerMinute: 1, Burst: 1}
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	})
+	form := url.Values{"customer_id": {"r"}, "customer_name": {"R"}, "products": {"company"}}
+	post := func(xff ...string) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", h.ts.URL+"/connect", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, v := range xff {
+			req.Header.Add("X-Forwarded-For", v)
+		}
+		res, err := h.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := post("203.0.113.1"); got != http.StatusSeeOther {
+		t.Fatalf("first browser = %d, want 303", got)
+	}
+	if got := post("203.0.113.2"); got != http.StatusSeeOther {
+		t.Errorf("second browser behind the same proxy = %d, want 303 (its own limit)", got)
+	}
+	if got := post("198.51.100.7, 203.0.113.1"); got != http.StatusTooManyRequests {
+		t.Errorf("first browser again, with a forged entry in front = %d, want 429", got)
+	}
+	if got := post("203.0.113.2", "127.0.0.1"); got != http.StatusTooManyRequests {
+		t.Errorf("second browser again, through two trusted proxies = %d, want 429", got)
+	}
+
+	// A peer that is not a trusted proxy is counted by its own address.
+	plain := newHarnessWith(t, harnessOptions{}, func(c *server.Config) { c.ConnectLimit = server.RateLimit{PerMinute: 1, Burst: 1} })
+	h = plain
+	if got := post("203.0.113.3"); got != http.StatusSeeOther {
+		t.Fatalf("first request = %d, want 303", got)
+	}
+	if got := post("203.0.113.4"); got != http.StatusTooManyRequests {
+		t.Errorf("second request claiming another address, no trusted proxy = %d, want 429", got)
+	}
+}
