@@ -15,13 +15,18 @@ const maxBatch = 256
 // record that queued while its previous write ran (at most 256) and writes
 // them with [Log.RecordAll], one round trip and one commit for all of them.
 // A lone record is never delayed. Records are never dropped: when the queue
-// is full, Add writes the record in the caller's time.
+// is full, or closed, Add writes the record in the caller's time.
 type Queue struct {
 	log   *Log
 	onErr func(error, []finchconnect.AuditRecord)
 	ch    chan finchconnect.AuditRecord
 	done  chan struct{}
-	once  sync.Once
+
+	// mu orders Add's sends before Close's close of ch: Adds hold it
+	// shared (a send to ch never blocks, so they hold it briefly) and Close
+	// holds it exclusively to set closed and close ch.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // NewQueue starts a queue of up to size records in front of l. onErr, if
@@ -33,18 +38,31 @@ func NewQueue(l *Log, size int, onErr func(error, []finchconnect.AuditRecord)) *
 	return q
 }
 
-// Add queues r. It must not be called after Close.
+// Add queues r. After Close, which a request that outlives the server's
+// graceful shutdown may see, Add writes r in the caller's time.
 func (q *Queue) Add(ctx context.Context, r finchconnect.AuditRecord) {
-	select {
-	case q.ch <- r:
-	default:
-		q.write(context.WithoutCancel(ctx), []finchconnect.AuditRecord{r})
+	q.mu.RLock()
+	if !q.closed {
+		select {
+		case q.ch <- r:
+			q.mu.RUnlock()
+			return
+		default:
+		}
 	}
+	q.mu.RUnlock()
+	q.write(context.WithoutCancel(ctx), []finchconnect.AuditRecord{r})
 }
 
 // Close writes the records still queued and returns when they are written.
+// Calling it again is harmless.
 func (q *Queue) Close() {
-	q.once.Do(func() { close(q.ch) })
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.ch)
+	}
+	q.mu.Unlock()
 	<-q.done
 }
 

@@ -3,6 +3,7 @@ package audit_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,5 +102,62 @@ func TestLog_RecordAll(t *testing.T) {
 	all, err := l.List(t.Context(), audit.Filter{})
 	if err != nil || len(all) != 50 {
 		t.Errorf("List() = %d records, %v; want 50 (records of one instant kept apart)", len(all), err)
+	}
+}
+
+// TestQueue_AddAfterClose: a record added after Close (a request that
+// outlived the server's shutdown) is written at once, not lost, and Add
+// does not panic.
+func TestQueue_AddAfterClose(t *testing.T) {
+	l := audit.New(tokenstore.NewMemory())
+	q := audit.NewQueue(l, 10, nil)
+	q.Close()
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("Add after Close panicked: %v", p)
+			}
+		}()
+		q.Add(t.Context(), finchconnect.AuditRecord{Action: finchconnect.AuditDecrypted, ConnectionID: "late"})
+	}()
+	all, err := l.List(t.Context(), audit.Filter{})
+	if err != nil || len(all) != 1 || all[0].ConnectionID != "late" {
+		t.Errorf("List() = %+v, %v; want the record added after Close", all, err)
+	}
+	q.Close() // closing twice is harmless
+}
+
+// TestQueue_AddRacesClose: many Adds racing Close all end in the store,
+// whether queued before Close (and written by it) or added after; run it
+// with -race.
+func TestQueue_AddRacesClose(t *testing.T) {
+	const writers, each = 16, 50
+	l := audit.New(tokenstore.NewMemory())
+	q := audit.NewQueue(l, 8, nil) // small: some Adds also write in the caller's time
+	var panics atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range writers {
+		wg.Go(func() {
+			defer func() {
+				if recover() != nil {
+					panics.Add(1)
+				}
+			}()
+			<-start
+			for i := range each {
+				q.Add(context.Background(), finchconnect.AuditRecord{Action: finchconnect.AuditDecrypted, ConnectionID: fmt.Sprintf("w%02d-%03d", w, i)})
+			}
+		})
+	}
+	close(start)
+	q.Close()
+	wg.Wait()
+	if n := panics.Load(); n != 0 {
+		t.Fatalf("%d writers panicked in Add", n)
+	}
+	all, err := l.List(t.Context(), audit.Filter{})
+	if err != nil || len(all) != writers*each {
+		t.Errorf("List() = %d records, %v; want %d", len(all), err, writers*each)
 	}
 }
