@@ -85,22 +85,17 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 		if err != nil {
 			return "", fmt.Errorf("open a staged token: %w", err)
 		}
-		// Store the staged token unless the vault has it already, or got
-		// a newer one after this exchange (a later re-authentication that
-		// finished first: undoing it would bring back an older token).
-		// Exchanged has whole seconds, hence the second of margin.
-		stored, err := s.store.Get(ctx, conn.ConnectionID)
-		switch {
-		case errors.Is(err, finchconnect.ErrNotFound):
-			err = s.store.Put(ctx, conn)
-		case err != nil, stored.AccessToken.Equal(conn.AccessToken):
-		case stored.TokenAt.After(time.Unix(e.Exchanged+1, 0)):
-			s.log.Warn("recovered callback's token is older than the stored one; kept the stored one", "connection_id", conn.ConnectionID)
-		default:
-			err = s.store.Put(ctx, conn)
-		}
+		// Store the staged token unless the vault got a newer one after
+		// this exchange (a later re-authentication that finished first:
+		// undoing it would bring back an older token), checked in the
+		// same compare-and-set as the write. Exchanged has whole seconds,
+		// hence the second of margin.
+		stored, err := s.store.PutUnlessNewer(ctx, conn, time.Unix(e.Exchanged+1, 0))
 		if err != nil {
 			return "", fmt.Errorf("store a staged token: %w", err)
+		}
+		if !stored {
+			s.log.Warn("recovered callback's token is older than the stored one; kept the stored one", "connection_id", conn.ConnectionID)
 		}
 		settled.Status = ledgerDone
 	case ledgerPending:

@@ -227,21 +227,15 @@ func (j *Journal) replayOne(ctx context.Context, i int, rec []byte) (Replayed, e
 	}
 	r := Replayed{Tag: tag, ConnectionID: c.ConnectionID}
 	// c.TokenAt is when Hold held it (zero in records from before Hold kept
-	// it). Put replaces tokens unconditionally, so compare first: a token
-	// stored after this one was held came from a later exchange. As in the
-	// server's recovery of staged tokens, the check and the Put are two
-	// steps, so a re-authentication landing between them is still
-	// overwritten; closing that gap would take a conditional Put.
-	if !c.TokenAt.IsZero() {
-		cur, err := j.store.Lookup(ctx, c.ConnectionID)
-		switch {
-		case err == nil && cur.TokenAt.After(c.TokenAt):
-			return r, nil
-		case err != nil && !errors.Is(err, finchconnect.ErrNotFound):
-			return Replayed{}, fmt.Errorf("tokenstore: replay %s: %w", c.ConnectionID, err)
-		}
+	// it). Put replaces tokens unconditionally, so a token stored after
+	// this one was held, from a later exchange, is kept: PutUnlessNewer
+	// checks in the same compare-and-set as its write.
+	if c.TokenAt.IsZero() {
+		err = j.store.Put(ctx, c)
+	} else {
+		_, err = j.store.PutUnlessNewer(ctx, c, c.TokenAt)
 	}
-	if err := j.store.Put(ctx, c); err != nil {
+	if err != nil {
 		return Replayed{}, fmt.Errorf("tokenstore: replay %s: %w", c.ConnectionID, err)
 	}
 	return r, nil

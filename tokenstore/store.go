@@ -88,8 +88,20 @@ func rowAAD(id string) []byte { return []byte(rowAADPrefix + id) }
 //
 // c must have a ConnectionID and an AccessToken.
 func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
-	_, err := s.put(ctx, c, nil, false)
+	_, _, err := s.put(ctx, c, putOptions{})
 	return err
+}
+
+// PutUnlessNewer is [Store.Put], except that it keeps the stored connection
+// when the vault received its token after asOf (its TokenAt is later) and
+// that token is not c's: a later re-authentication, which a token
+// exchanged at asOf must not undo. The check and the write are one
+// compare-and-set, so a newer token stored between them is kept too. It
+// reports whether it stored c. Recovering a staged callback and replaying
+// the journal store their older tokens this way.
+func (s *Store) PutUnlessNewer(ctx context.Context, c finchconnect.Connection, asOf time.Time) (stored bool, err error) {
+	_, kept, err := s.put(ctx, c, putOptions{keepAfter: asOf})
+	return err == nil && !kept, err
 }
 
 // PutSwap is [Store.Put] and [Backend.Swap] in one atomic write
@@ -99,7 +111,8 @@ func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
 // stores its new connection and settles its ledger entry this way, so that
 // no reader, and no crash, sees one without the other.
 func (s *Store) PutSwap(ctx context.Context, c finchconnect.Connection, sw Swap) (swapped bool, err error) {
-	return s.put(ctx, c, &sw, false)
+	swapped, _, err = s.put(ctx, c, putOptions{swap: &sw})
+	return swapped, err
 }
 
 // CreateSwap is [Store.PutSwap] for a connection that is not stored yet: a
@@ -109,18 +122,27 @@ func (s *Store) PutSwap(ctx context.Context, c finchconnect.Connection, sw Swap)
 // falls back to PutSwap. A callback's new connection takes one round trip
 // to the store this way.
 func (s *Store) CreateSwap(ctx context.Context, c finchconnect.Connection, sw Swap) (swapped bool, err error) {
-	return s.put(ctx, c, &sw, true)
+	swapped, _, err = s.put(ctx, c, putOptions{swap: &sw, createOnly: true})
+	return swapped, err
 }
 
-// put is Put, with a swap in the same write when sw is not nil. With
-// createOnly it makes the first write only, the one that inserts.
-func (s *Store) put(ctx context.Context, c finchconnect.Connection, sw *Swap, createOnly bool) (bool, error) {
+// putOptions are the variants of put.
+type putOptions struct {
+	swap       *Swap     // a swap in the same write
+	createOnly bool      // make the first write only, the one that inserts
+	keepAfter  time.Time // keep a stored token received after this (not zero)
+}
+
+// put is Put and its variants (see putOptions). kept says it wrote nothing
+// because the stored token is newer than o.keepAfter.
+func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions) (swapped, kept bool, err error) {
+	sw, createOnly := o.swap, o.createOnly
 	if err := validate(c); err != nil {
-		return false, err
+		return false, false, err
 	}
 	sealed, err := s.Keyring().Seal([]byte(c.AccessToken.Reveal()), rowAAD(c.ConnectionID))
 	if err != nil {
-		return false, fmt.Errorf("tokenstore: put %s: seal: %v", c.ConnectionID, err)
+		return false, false, fmt.Errorf("tokenstore: put %s: seal: %v", c.ConnectionID, err)
 	}
 	write := func(row Row, expect int64) (bool, error) {
 		if sw == nil {
@@ -141,12 +163,12 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, sw *Swap, cr
 	first.TokenAt = first.UpdatedAt
 	row, err := encodeRow(first, sealed)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if swapped, err := write(row, 0); err == nil {
-		return swapped, nil
+		return swapped, false, nil
 	} else if createOnly || !errors.Is(err, finchconnect.ErrConflict) {
-		return false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
+		return false, false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
 	}
 	for range maxAttempts {
 		var expect int64
@@ -158,8 +180,12 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, sw *Swap, cr
 				// A token that does not open (under a retired key, say):
 				// the metadata still says when the connection began.
 				if prev, oerr = decodeMeta(cur); oerr != nil {
-					return false, oerr
+					return false, false, oerr
 				}
+			}
+			if !o.keepAfter.IsZero() && prev.TokenAt.After(o.keepAfter) &&
+				(prev.AccessToken.IsZero() || !prev.AccessToken.Equal(c.AccessToken)) {
+				return false, true, nil // read in this round, guarded by its version
 			}
 			c.CreatedAt = prev.CreatedAt
 			c.TokenAt = s.now()
@@ -173,23 +199,24 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, sw *Swap, cr
 			}
 			c.TokenAt = s.now()
 		default:
-			return false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
+			return false, false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
 		}
 		c.UpdatedAt = s.now()
 		row, err := encodeRow(c, sealed)
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
 		swapped, err := write(row, expect)
 		if !errors.Is(err, finchconnect.ErrConflict) {
 			if err != nil {
-				return false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
+				return false, false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
 			}
-			return swapped, nil
+			return swapped, false, nil
 		}
-		// Another writer got in between; read again so its CreatedAt stays.
+		// Another writer got in between; read again so its CreatedAt (and
+		// its token, if newer) stays.
 	}
-	return false, fmt.Errorf("tokenstore: put %s: gave up after %d attempts: %w", c.ConnectionID, maxAttempts, finchconnect.ErrConflict)
+	return false, false, fmt.Errorf("tokenstore: put %s: gave up after %d attempts: %w", c.ConnectionID, maxAttempts, finchconnect.ErrConflict)
 }
 
 func validate(c finchconnect.Connection) error {

@@ -360,3 +360,68 @@ func TestStore_CreateSwap(t *testing.T) {
 		t.Errorf("after PutSwap: new token stored %v, CreatedAt %v (want %v)", got.AccessToken.Reveal() == "tok-2", got.CreatedAt, first.CreatedAt)
 	}
 }
+
+// racingBackend runs race once, just before the first GetRow that follows
+// arm: a writer that lands between a read and the write after it.
+type racingBackend struct {
+	tokenstore.Backend
+	armed bool
+	race  func()
+}
+
+func (b *racingBackend) GetRow(ctx context.Context, id string) (tokenstore.Row, error) {
+	r, err := b.Backend.GetRow(ctx, id)
+	if b.armed {
+		b.armed = false
+		b.race()
+	}
+	return r, err
+}
+
+// TestStore_PutUnlessNewer: an older token is stored over an older one and
+// not over a newer one, including a newer one that lands between
+// PutUnlessNewer's read and its write.
+func TestStore_PutUnlessNewer(t *testing.T) {
+	kr, _ := mustKeyring(t, 1)
+	b := &racingBackend{Backend: tokenstore.NewMemory()}
+	s := tokenstore.New(b, kr)
+	ctx := t.Context()
+	conn := func(token string) finchconnect.Connection {
+		return finchconnect.Connection{ConnectionID: "c1", CustomerID: "acme", AccessToken: finchconnect.NewSecret(token)}
+	}
+	token := func() string {
+		t.Helper()
+		c, err := s.Get(ctx, "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.AccessToken.Reveal()
+	}
+
+	if stored, err := s.PutUnlessNewer(ctx, conn("first"), time.Now()); err != nil || !stored {
+		t.Fatalf("PutUnlessNewer into an empty vault = %v, %v; want stored", stored, err)
+	}
+	heldAt := time.Now()
+	time.Sleep(2 * time.Millisecond)
+	if err := s.Put(ctx, conn("newer")); err != nil {
+		t.Fatal(err)
+	}
+	if stored, err := s.PutUnlessNewer(ctx, conn("older"), heldAt); err != nil || stored || token() != "newer" {
+		t.Errorf("PutUnlessNewer of a token held before the stored one = %v, %v, vault has %q; want kept, newer", stored, err, token())
+	}
+	if stored, err := s.PutUnlessNewer(ctx, conn("latest"), time.Now()); err != nil || !stored || token() != "latest" {
+		t.Errorf("PutUnlessNewer of a token newer than the stored one = %v, %v, vault has %q; want stored", stored, err, token())
+	}
+
+	// A re-authentication lands between the read and the write.
+	heldAt = time.Now()
+	time.Sleep(2 * time.Millisecond)
+	b.armed, b.race = true, func() {
+		if err := s.Put(ctx, conn("raced")); err != nil {
+			t.Error(err)
+		}
+	}
+	if stored, err := s.PutUnlessNewer(ctx, conn("stale"), heldAt); err != nil || stored || token() != "raced" {
+		t.Errorf("PutUnlessNewer racing a newer write = %v, %v, vault has %q; want kept, raced", stored, err, token())
+	}
+}
