@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"github.com/finchconnect/finchconnect"
 	"html"
 	"io"
@@ -100,6 +101,20 @@ func newTestStore(t *testing.T, b tokenstore.Backend) *tokenstore.Store {
 		t.Fatal(err)
 	}
 	return tokenstore.New(b, kr)
+}
+
+// jsonError sends req from the harness's browser and returns the answer's
+// status and the error code of its JSON body (err if it is not JSON).
+func (h *harness) jsonError(req *http.Request) (status int, code string, err error) {
+	h.t.Helper()
+	res, err := h.client.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct{ Error string }
+	err = json.NewDecoder(res.Body).Decode(&body)
+	return res.StatusCode, body.Error, err
 }
 
 // newBrowser returns a client with a cookie jar that does not follow

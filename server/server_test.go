@@ -466,15 +466,8 @@ func TestConnect_RefusesCrossSiteForm(t *testing.T) {
 		req, _ := http.NewRequest("POST", h.ts.URL+path, strings.NewReader(`{}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Sec-Fetch-Site", "cross-site")
-		res, err := h.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var body struct{ Error string }
-		derr := json.NewDecoder(res.Body).Decode(&body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusForbidden || derr != nil || body.Error != "cross_site" {
-			t.Errorf("cross-site POST %s = %d, error %q (decode: %v); want 403 in JSON, error cross_site", path, res.StatusCode, body.Error, derr)
+		if status, code, err := h.jsonError(req); status != http.StatusForbidden || err != nil || code != "cross_site" {
+			t.Errorf("cross-site POST %s = %d, error %q (decode: %v); want 403 in JSON, error cross_site", path, status, code, err)
 		}
 	}
 }
@@ -545,15 +538,8 @@ func TestConnect_RateLimited(t *testing.T) {
 	req, _ := http.NewRequest("POST", h.ts.URL+"/connect", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	jres, err := h.client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body struct{ Error string }
-	derr := json.NewDecoder(jres.Body).Decode(&body)
-	jres.Body.Close()
-	if jres.StatusCode != http.StatusTooManyRequests || derr != nil || body.Error != "rate_limited" {
-		t.Errorf("embedded POST /connect past the burst = %d, error %q (decode: %v); want 429 in JSON, error rate_limited", jres.StatusCode, body.Error, derr)
+	if status, code, err := h.jsonError(req); status != http.StatusTooManyRequests || err != nil || code != "rate_limited" {
+		t.Errorf("embedded POST /connect past the burst = %d, error %q (decode: %v); want 429 in JSON, error rate_limited", status, code, err)
 	}
 }
 
