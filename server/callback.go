@@ -173,8 +173,8 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	// From here the outcome is recorded in the ledger whatever happens, and
 	// the work is detached from the request: a browser that goes away must
 	// not abandon a code half-exchanged.
-	s.inflight.start()
-	defer s.inflight.done()
+	s.inflight.Start()
+	defer s.inflight.Done()
 	ctx, cancel := detach(ctx, CallbackTimeout)
 	defer cancel()
 	res, err := s.exchangeOnce(ctx, key, claimed, code, fs)

@@ -18,6 +18,7 @@ import (
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
 	"github.com/finchconnect/finchconnect/finch"
+	"github.com/finchconnect/finchconnect/internal/inflight"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
@@ -155,7 +156,7 @@ type Server struct {
 	waiters map[string]*waiter
 
 	// inflight counts the callbacks past their claim, for Drain.
-	inflight inflight
+	inflight inflight.Group
 }
 
 // New returns the Connect back-end. fc talks to Finch (or to the sandbox);
