@@ -14,6 +14,21 @@ const AnyVersion int64 = -1
 // plaintext token: Sealed is the keyring's output and is opaque to it. The
 // index fields and Meta are not secret; they are kept in the clear so that
 // listing and filtering never need to decrypt.
+//
+// Version is the backend's, for compare-and-set. A write that inserts the
+// row (none is stored under its ID) gives it the caller's Version if that
+// is positive, else 1 ([InsertVersion]); every other write adds 1 to the
+// stored version and ignores the caller's.
+//
+// The caller's start matters once a row has been deleted: a row inserted
+// again at 1 would walk through the versions the deleted row had, so a
+// writer that read the deleted row at version n could write it back over
+// the new one as soon as the new one reached n. [Store] therefore starts
+// every row it inserts at its clock in microseconds: a deleted row's
+// versions run from its insert time to that plus its number of writes,
+// below the time of any later insert. Backends keep versions exactly up to
+// 2^53 (Redis's Lua counts in doubles), which that clock reaches in the
+// year 2255.
 type Row struct {
 	ID         string // the Finch connection_id; the primary key
 	CustomerID string // indexed
@@ -21,7 +36,16 @@ type Row struct {
 	Status     string // indexed
 	Meta       []byte // the connection's non-secret fields, JSON, as the Store wrote them
 	Sealed     []byte // the access token, sealed under the connection id as associated data
-	Version    int64  // set by the backend: 1 on insert, +1 on every write
+	Version    int64  // read: the stored version; written: where an insert starts (see above)
+}
+
+// InsertVersion is the version a backend gives row when a write inserts it:
+// row.Version if positive, else 1. Backends call it.
+func InsertVersion(row Row) int64 {
+	if row.Version > 0 {
+		return row.Version
+	}
+	return 1
 }
 
 // Filter selects rows for [Backend.ListRows]. Empty fields match anything.
@@ -55,11 +79,13 @@ type Backend interface {
 	// GetRow returns the row with id, or ErrNotFound.
 	GetRow(ctx context.Context, id string) (Row, error)
 
-	// PutRow inserts or replaces row.ID and returns the new version. When
-	// expect is not AnyVersion, the write happens only if the stored version
-	// equals expect (0 meaning "no row stored"); otherwise it returns
-	// ErrConflict and changes nothing. A write is durable when PutRow returns
-	// (as durable as the backend can be; see each backend's documentation).
+	// PutRow inserts or replaces row.ID and returns the new version: that
+	// of InsertVersion(row) when it inserts, the stored version + 1 when it
+	// replaces (see [Row]). When expect is not AnyVersion, the write
+	// happens only if the stored version equals expect (0 meaning "no row
+	// stored"); otherwise it returns ErrConflict and changes nothing. A
+	// write is durable when PutRow returns (as durable as the backend can
+	// be; see each backend's documentation).
 	PutRow(ctx context.Context, row Row, expect int64) (version int64, err error)
 
 	// DeleteRow removes the row with id. It returns ErrNotFound if there was

@@ -104,7 +104,11 @@ func (m *Memory) putRowLocked(row Row, expect int64) (int64, error) {
 		return 0, fmt.Errorf("tokenstore: put row %q: version %d, want %d: %w", row.ID, cur.Version, expect, finchconnect.ErrConflict)
 	}
 	row = cloneRow(row)
-	row.Version = cur.Version + 1
+	if cur.Version == 0 {
+		row.Version = InsertVersion(row)
+	} else {
+		row.Version = cur.Version + 1
+	}
 	m.rows[row.ID] = row
 	return row.Version, nil
 }

@@ -54,6 +54,13 @@ type MigrateResult struct {
 // back from the destination and compared, and every entry is read back as
 // soon as it is copied; any difference is an error.
 //
+// A row the destination lacks is inserted at the source's version (an
+// insert starts at the Row.Version it is given; see [Row]), so the copy
+// keeps the version its Store took from the clock; a row the destination
+// holds with other contents takes its next version, as every write over a
+// stored row does. Versions only guard writes within one backend, so this
+// is for a faithful copy, not for safety.
+//
 // Rows or entries the destination holds and the source does not are left
 // alone: Migrate copies, it never deletes. Deleting them would make a
 // second pass a mirror, but would also destroy whatever else a destination

@@ -67,6 +67,43 @@ func TestMigrate_MemoryToMemory(t *testing.T) {
 	}
 }
 
+// TestMigrate_KeepsVersions: a row the destination lacks is inserted at
+// the source's version; one it holds with other contents takes its next
+// version there.
+func TestMigrate_KeepsVersions(t *testing.T) {
+	ctx := t.Context()
+	from, to := tokenstore.NewMemory(), tokenstore.NewMemory()
+	const start = 1_772_366_400_123_456 // as a Store inserts: its clock in µs
+	r := tokenstore.Row{ID: "c1", Status: "connected", Meta: []byte(`{}`), Sealed: []byte{1}, Version: start}
+	if v, err := from.PutRow(ctx, r, 0); err != nil || v != start {
+		t.Fatalf("PutRow(source, Version %d) = %d, %v", int64(start), v, err)
+	}
+	if _, err := tokenstore.Migrate(ctx, from, to, tokenstore.MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := to.GetRow(ctx, "c1"); err != nil || got.Version != start {
+		t.Errorf("copied row = version %d, %v; want the source's %d", got.Version, err, int64(start))
+	}
+
+	// The destination writes the row twice by itself, the source once.
+	r.Status = "reauth"
+	for _, expect := range []int64{start, start + 1} {
+		if _, err := to.PutRow(ctx, r, expect); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Status = "disconnected"
+	if _, err := from.PutRow(ctx, r, start); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tokenstore.Migrate(ctx, from, to, tokenstore.MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := to.GetRow(ctx, "c1"); err != nil || got.Status != "disconnected" || got.Version != start+3 {
+		t.Errorf("row copied over a stored one = status %q version %d, %v; want disconnected, %d (the destination's next)", got.Status, got.Version, err, int64(start+3))
+	}
+}
+
 // TestMigrate_SecondPassEntries runs the documented two passes (migrate
 // while the old server runs, stop it, migrate again) with entries changed,
 // added and removed at the source in between: the second pass makes every

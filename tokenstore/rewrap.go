@@ -306,6 +306,12 @@ func (s *Store) rewrapRow(ctx context.Context, r Row) (bool, error) {
 		}
 		next := r
 		next.Sealed = sealed
+		// An update only, expecting the version read: a row deleted and
+		// stored again since then started at a later version (see Row),
+		// so the write misses it instead of putting the old token back.
+		// Taking a start version keeps the Store's counter ahead of the
+		// row's, as every write does.
+		next.Version = s.insertVersion()
 		_, err = s.b.PutRow(ctx, next, r.Version)
 		if err == nil {
 			return true, nil

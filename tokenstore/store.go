@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/finchconnect/finchconnect"
@@ -31,16 +32,31 @@ const maxAttempts = 1000
 // status changes never decrypt.
 //
 // A Store is safe for concurrent use, also by several processes sharing one
-// backend: every write is a compare-and-set on the row's version. Create it
-// with [New].
+// backend: every write is a compare-and-set on the row's version. A row it
+// inserts starts at a version read from its clock (see [Row]), so a
+// connection deleted and stored again never repeats the versions it had,
+// and a writer that read it before the delete cannot write over the new
+// row. Create it with [New].
+//
+// That guarantee rests on the clock. Within one Store it holds even if the
+// clock stalls or steps back: every write takes a value at least one above
+// the last, so a re-insert starts above every version the Store's own
+// writes gave the deleted row. Across replicas, a re-created row could meet
+// a version of the deleted one only if the replica that re-creates it ran
+// behind the one that first created it by more than the time between the
+// two inserts (less the deleted row's number of writes, in microseconds),
+// and even then only an exact match of the stale writer's version lets its
+// write through.
 type Store struct {
-	// Now reports the time for CreatedAt and UpdatedAt. Nil means time.Now.
-	// Set it before first use.
+	// Now reports the time for CreatedAt, UpdatedAt and TokenAt, and the
+	// versions that rows start at. Nil means time.Now. Set it before first
+	// use.
 	Now func() time.Time
 
-	b      Backend
-	keysMu sync.RWMutex
-	keys   *keyring.Keyring
+	b           Backend
+	keysMu      sync.RWMutex
+	keys        *keyring.Keyring
+	lastVersion atomic.Int64 // the last insertVersion returned
 }
 
 // New returns a Store that keeps connections in b, sealed by kr.
@@ -75,6 +91,21 @@ func (s *Store) now() time.Time {
 		return s.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+// insertVersion returns the version for a row that a write may insert
+// ([Row]): the clock in microseconds, or one more than the last value
+// returned if the clock has not moved past it (a coarse tick, a stalled
+// test clock, a step back), so that within one Store it always grows.
+func (s *Store) insertVersion() int64 {
+	now := s.now().UnixMicro()
+	for {
+		last := s.lastVersion.Load()
+		v := max(now, last+1)
+		if s.lastVersion.CompareAndSwap(last, v) {
+			return v
+		}
+	}
 }
 
 func rowAAD(id string) []byte { return []byte(rowAADPrefix + id) }
@@ -165,6 +196,7 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions
 	if err != nil {
 		return false, false, err
 	}
+	row.Version = s.insertVersion()
 	if swapped, err := write(row, 0); err == nil {
 		return swapped, false, nil
 	} else if createOnly || !errors.Is(err, finchconnect.ErrConflict) {
@@ -206,6 +238,7 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions
 		if err != nil {
 			return false, false, err
 		}
+		row.Version = s.insertVersion() // used if expect is 0: the row was deleted
 		swapped, err := write(row, expect)
 		if !errors.Is(err, finchconnect.ErrConflict) {
 			if err != nil {
@@ -315,6 +348,11 @@ func (s *Store) Update(ctx context.Context, id string, fn func(c *finchconnect.C
 		if err != nil {
 			return err
 		}
+		// An update only, expecting the version read: a row deleted and
+		// stored again since then started at a later version (see Row),
+		// so the write misses it. The start version is ignored, but
+		// taking one keeps the Store's counter ahead of the row's.
+		next.Version = s.insertVersion()
 		_, err = s.b.PutRow(ctx, next, row.Version)
 		if !errors.Is(err, finchconnect.ErrConflict) {
 			if err != nil {

@@ -162,20 +162,22 @@ func (b *Backend) PutRow(ctx context.Context, r tokenstore.Row, expect int64) (i
 // putRowSQL is PutRow's statement for expect, with its arguments: an
 // upsert, an insert that does nothing on a conflict, or an update
 // conditioned on the version. It returns the new version, or no row when
-// the expected version did not hold.
+// the expected version did not hold. Every branch takes seven arguments
+// (PutRowSwap numbers its own after them): $7 is the version an insert
+// starts at, tokenstore.InsertVersion(r), or the update's expect.
 func putRowSQL(r tokenstore.Row, expect int64) (string, []any) {
 	args := []any{r.ID, r.CustomerID, r.ProviderID, r.Status, nonNil(r.Meta), nonNil(r.Sealed)}
 	switch expect {
 	case tokenstore.AnyVersion:
 		return `INSERT INTO finchconnect_connections AS c (id, customer_id, provider_id, status, meta, sealed, version)
-			VALUES ($1, $2, $3, $4, $5, $6, 1)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (id) DO UPDATE SET customer_id = EXCLUDED.customer_id, provider_id = EXCLUDED.provider_id,
 				status = EXCLUDED.status, meta = EXCLUDED.meta, sealed = EXCLUDED.sealed, version = c.version + 1
-			RETURNING version`, args
+			RETURNING version`, append(args, tokenstore.InsertVersion(r))
 	case 0:
 		return `INSERT INTO finchconnect_connections (id, customer_id, provider_id, status, meta, sealed, version)
-			VALUES ($1, $2, $3, $4, $5, $6, 1)
-			ON CONFLICT (id) DO NOTHING RETURNING version`, args
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (id) DO NOTHING RETURNING version`, append(args, tokenstore.InsertVersion(r))
 	}
 	return `UPDATE finchconnect_connections SET customer_id = $2, provider_id = $3, status = $4,
 				meta = $5, sealed = $6, version = version + 1

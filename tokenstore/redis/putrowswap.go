@@ -11,13 +11,14 @@ import (
 
 // putRowSwap writes a row as putRow does and, if it was written, swaps an
 // entry as swap does. KEYS[1] row, KEYS[2] the all-rows index, KEYS[3] the
-// entry. ARGV[1..8] as putRow's, then the entry's old value, new value and
-// ttl ms (0 never expires). It returns {new version, 1 if swapped else 0},
-// or {-1, 0} on a version mismatch, having written nothing.
+// entry. ARGV[1..9] as putRow's, then ARGV[10..12] the entry's old value,
+// new value and ttl ms (0 never expires). It returns {new version, 1 if
+// swapped else 0}, or {-1, 0} on a version mismatch, having written
+// nothing.
 var putRowSwap = goredis.NewScript(putRowLua + swapLua + `
 local v = put_row()
 if v < 0 then return {-1, 0} end
-if swap_entry(KEYS[3], ARGV[9], ARGV[10], ARGV[11]) == 1 then return {v, 1} end
+if swap_entry(KEYS[3], ARGV[10], ARGV[11], ARGV[12]) == 1 then return {v, 1} end
 return {v, 0}
 `)
 
@@ -26,7 +27,7 @@ return {v, 0}
 // swapped entry share the hash tag.
 func (b *Backend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
 	res, err := putRowSwap.Run(ctx, b.rdb, []string{b.rowKey(r.ID), b.idxAll(), b.entryKey(sw.Key)},
-		r.ID, r.CustomerID, r.ProviderID, r.Status, r.Meta, r.Sealed, expect, b.idxPrefix(),
+		r.ID, r.CustomerID, r.ProviderID, r.Status, r.Meta, r.Sealed, expect, b.idxPrefix(), tokenstore.InsertVersion(r),
 		sw.Old, sw.Value, ttlArg(sw.TTL)).Int64Slice()
 	if err == nil && len(res) != 2 {
 		err = fmt.Errorf("unexpected reply %v", res)

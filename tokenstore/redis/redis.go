@@ -151,9 +151,12 @@ func rowFrom(id string, m map[string]string) (tokenstore.Row, error) {
 
 // putRowLua defines put_row(), shared by putRow and putRowSwap: it writes
 // a row and moves its index memberships, if the version matches. KEYS[1]
-// row, KEYS[2] the all-rows index. ARGV[1..8]: id, customer, provider,
-// status, meta, sealed, expected version (-1 any), index prefix. It returns
-// the new version, or -1 on a version mismatch, having written nothing.
+// row, KEYS[2] the all-rows index. ARGV[1..9]: id, customer, provider,
+// status, meta, sealed, expected version (-1 any), index prefix, the
+// version to start at if the row is inserted (tokenstore.InsertVersion).
+// It returns the new version, or -1 on a version mismatch, having written
+// nothing. Versions are Lua numbers, doubles: exact up to 2^53, and Redis
+// writes an integral one into the hash as an integer, all its digits.
 const putRowLua = `
 local function put_row()
   local cur = redis.call('HMGET', KEYS[1], 'version', 'customer_id', 'provider_id', 'status')
@@ -161,18 +164,20 @@ local function put_row()
   local expect = tonumber(ARGV[7])
   if expect >= 0 and v ~= expect then return -1 end
   local p = ARGV[8]
+  local nv = tonumber(ARGV[9])
   if v > 0 then
+    nv = v + 1
     redis.call('ZREM', p .. 'customer:' .. cur[2], ARGV[1])
     redis.call('ZREM', p .. 'provider:' .. cur[3], ARGV[1])
     redis.call('ZREM', p .. 'status:' .. cur[4], ARGV[1])
   end
   redis.call('HSET', KEYS[1], 'customer_id', ARGV[2], 'provider_id', ARGV[3], 'status', ARGV[4],
-    'meta', ARGV[5], 'sealed', ARGV[6], 'version', v + 1)
+    'meta', ARGV[5], 'sealed', ARGV[6], 'version', nv)
   redis.call('ZADD', KEYS[2], 0, ARGV[1])
   redis.call('ZADD', p .. 'customer:' .. ARGV[2], 0, ARGV[1])
   redis.call('ZADD', p .. 'provider:' .. ARGV[3], 0, ARGV[1])
   redis.call('ZADD', p .. 'status:' .. ARGV[4], 0, ARGV[1])
-  return v + 1
+  return nv
 end
 `
 
@@ -183,7 +188,7 @@ var putRow = goredis.NewScript(putRowLua + "return put_row()\n")
 // PutRow implements tokenstore.Backend.
 func (b *Backend) PutRow(ctx context.Context, r tokenstore.Row, expect int64) (int64, error) {
 	v, err := putRow.Run(ctx, b.rdb, []string{b.rowKey(r.ID), b.idxAll()},
-		r.ID, r.CustomerID, r.ProviderID, r.Status, r.Meta, r.Sealed, expect, b.idxPrefix()).Int64()
+		r.ID, r.CustomerID, r.ProviderID, r.Status, r.Meta, r.Sealed, expect, b.idxPrefix(), tokenstore.InsertVersion(r)).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("redis: put connection %s: %v", r.ID, err)
 	}

@@ -611,14 +611,17 @@ func (b *Backend) PutRow(ctx context.Context, row tokenstore.Row, expect int64) 
 
 // putRow is the write of PutRow (and of PutRowSwap), run in the caller's
 // transaction: it returns the row's new version, or ErrConflict, having
-// written nothing, when the row's version is not expect.
+// written nothing, when the row's version is not expect. ?7 is the
+// version an insert starts at, tokenstore.InsertVersion(row), in the
+// statements that may insert, and expect in the updates.
 func putRow(ctx context.Context, x execer, row tokenstore.Row, expect int64) (int64, error) {
 	args := []any{row.ID, row.CustomerID, row.ProviderID, row.Status, nonNil(row.Meta), nonNil(row.Sealed)}
 	var q string
+	seventh := tokenstore.InsertVersion(row)
 	switch {
 	case expect == tokenstore.AnyVersion:
 		q = `INSERT INTO connections (id, customer_id, provider_id, status, meta, sealed, version)
-			VALUES (?, ?, ?, ?, ?, ?, 1)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 			ON CONFLICT (id) DO UPDATE SET
 				customer_id = excluded.customer_id, provider_id = excluded.provider_id,
 				status = excluded.status, meta = excluded.meta, sealed = excluded.sealed,
@@ -626,7 +629,7 @@ func putRow(ctx context.Context, x execer, row tokenstore.Row, expect int64) (in
 			RETURNING version`
 	case expect == 0:
 		q = `INSERT INTO connections (id, customer_id, provider_id, status, meta, sealed, version)
-			VALUES (?, ?, ?, ?, ?, ?, 1)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING version`
 	default:
@@ -635,8 +638,9 @@ func putRow(ctx context.Context, x execer, row tokenstore.Row, expect int64) (in
 				version = version + 1
 			WHERE id = ?1 AND version = ?7
 			RETURNING version`
-		args = append(args, expect)
+		seventh = expect
 	}
+	args = append(args, seventh)
 	var v int64
 	if expect > 0 {
 		// Most updates leave the indexed columns as they were: a new

@@ -20,8 +20,10 @@ import (
 
 // RunStore tests a [tokenstore.Store] on the backends that newBackend
 // returns: sealing and opening, re-authentication, tampering, compare-and-set
-// updates under concurrency, listing without tokens, and key rotation with
-// Rewrap racing live updates and resuming after a cancellation. newBackend follows the rules of [Run].
+// updates under concurrency, listing without tokens, key rotation with
+// Rewrap racing live updates and resuming after a cancellation, and
+// connections deleted and stored again while a writer holds the old row.
+// newBackend follows the rules of [Run].
 func RunStore(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
 	t.Helper()
 	tests := []struct {
@@ -42,6 +44,10 @@ func RunStore(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
 		{"RewrapRacesUpdates", testStoreRewrapRace},
 		{"RewrapCancelledResumes", testStoreRewrapCancel},
 		{"Staged", testStoreStaged},
+		{"DeleteRecreate", testStoreRecreate},
+		{"UpdateRacesRecreate", testStoreUpdateRacesRecreate},
+		{"PutUnlessNewerRacesRecreate", testStorePutUnlessNewerRacesRecreate},
+		{"RewrapRacesRecreate", testStoreRewrapRacesRecreate},
 	}
 	t.Run("Store", func(t *testing.T) {
 		for _, tt := range tests {
@@ -778,5 +784,192 @@ func testStoreStaged(t *testing.T, b tokenstore.Backend) {
 	staged[len(staged)-1] ^= 1
 	if _, err := s.OpenStaged(staged); !errors.Is(err, finchconnect.ErrDecrypt) {
 		t.Errorf("OpenStaged(tampered) err = %v, want ErrDecrypt", err)
+	}
+}
+
+// hooked is a Backend that runs a function after a call returns, so that
+// another replica's writes land in the window a Store method leaves between
+// its read and its compare-and-set write.
+type hooked struct {
+	tokenstore.Backend
+	afterGetRow   func(n int) // n counts GetRow calls, from 1
+	afterListRows func(n int) // n counts ListRows calls, from 1
+
+	mu           sync.Mutex
+	gets, listed int
+}
+
+func (h *hooked) GetRow(ctx context.Context, id string) (tokenstore.Row, error) {
+	r, err := h.Backend.GetRow(ctx, id)
+	h.mu.Lock()
+	h.gets++
+	n := h.gets
+	h.mu.Unlock()
+	if h.afterGetRow != nil {
+		h.afterGetRow(n)
+	}
+	return r, err
+}
+
+func (h *hooked) ListRows(ctx context.Context, f tokenstore.Filter) ([]tokenstore.Row, error) {
+	rows, err := h.Backend.ListRows(ctx, f)
+	h.mu.Lock()
+	h.listed++
+	n := h.listed
+	h.mu.Unlock()
+	if h.afterListRows != nil {
+		h.afterListRows(n)
+	}
+	return rows, err
+}
+
+// recreate deletes the connection id through s and stores it again with
+// token: what another replica does when a customer disconnects and
+// connects again.
+func recreate(t *testing.T, s *tokenstore.Store, id, token string) {
+	t.Helper()
+	if err := s.Delete(t.Context(), id); err != nil {
+		t.Errorf("Delete(%s) err = %v", id, err)
+		return
+	}
+	c := sampleConn(id)
+	c.AccessToken = finchconnect.NewSecret(token)
+	if err := s.Put(t.Context(), c); err != nil {
+		t.Errorf("Put(%s) again err = %v", id, err)
+	}
+}
+
+// testStoreRecreate: a connection deleted and stored again is a new row
+// whose versions never repeat the deleted row's, so a writer still holding
+// the deleted row (read at its version) cannot write it over the new one,
+// however many writes the new row has had. Everything here happens at one
+// instant of the store's clock, as it can on a clock with a coarse tick.
+func testStoreRecreate(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), newClock())
+	setStatus := func(status string) {
+		t.Helper()
+		if err := s.Update(ctx, "dr", func(c *finchconnect.Connection) error { c.Status = status; return nil }); err != nil {
+			t.Fatalf("Update(dr) err = %v", err)
+		}
+	}
+	mustPut(t, s, sampleConn("dr"))
+	for range 3 {
+		setStatus(finchconnect.StatusReauth)
+	}
+	stale := mustGetRow(t, b, "dr")
+
+	if err := s.Delete(ctx, "dr"); err != nil {
+		t.Fatal(err)
+	}
+	again := sampleConn("dr")
+	again.AccessToken = finchconnect.NewSecret("tok-dr-recreated")
+	mustPut(t, s, again)
+	if got := mustGetRow(t, b, "dr").Version; got <= stale.Version {
+		t.Errorf("re-created row's version = %d, want above the deleted row's %d", got, stale.Version)
+	}
+	for i := range 6 {
+		if _, err := b.PutRow(ctx, stale, stale.Version); !errors.Is(err, finchconnect.ErrConflict) {
+			t.Fatalf("PutRow(the deleted row, expect its version %d) after %d writes of the re-created row err = %v, want ErrConflict",
+				stale.Version, i+1, err)
+		}
+		setStatus(finchconnect.StatusConnected)
+	}
+	if got := mustGet(t, s, "dr"); got.AccessToken.Reveal() != "tok-dr-recreated" {
+		t.Errorf("Get(dr) = token %q, want the re-created connection's", got.AccessToken.Reveal())
+	}
+}
+
+// testStoreUpdateRacesRecreate: another replica deletes and re-creates the
+// connection while Update's function runs. The write of the function's
+// result must miss the new row, and Update start again from it.
+func testStoreUpdateRacesRecreate(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	clk := newClock()
+	kr := newKeyring(t, newKey(t, 1))
+	s, other := newStore(t, b, kr, clk), newStore(t, b, kr, clk)
+	mustPut(t, s, sampleConn("ur"))
+	calls := 0
+	err := s.Update(ctx, "ur", func(c *finchconnect.Connection) error {
+		calls++
+		if calls == 1 {
+			clk.Advance(time.Second)
+			recreate(t, other, "ur", "tok-ur-recreated")
+		}
+		c.Status = finchconnect.StatusReauth
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Update(ur) err = %v", err)
+	}
+	got := mustGet(t, s, "ur")
+	if got.AccessToken.Reveal() != "tok-ur-recreated" || got.Status != finchconnect.StatusReauth || calls != 2 {
+		t.Errorf("after an Update racing a re-creation: token %q, status %q, function called %d times; want tok-ur-recreated, %q, 2",
+			got.AccessToken.Reveal(), got.Status, calls, finchconnect.StatusReauth)
+	}
+}
+
+// testStorePutUnlessNewerRacesRecreate: another replica deletes and
+// re-creates the connection with a newer token between PutUnlessNewer's
+// read, which found an older token, and its write. The newer token stays.
+func testStorePutUnlessNewerRacesRecreate(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	clk := newClock()
+	kr := newKeyring(t, newKey(t, 1))
+	h := &hooked{Backend: b}
+	s, other := newStore(t, h, kr, clk), newStore(t, b, kr, clk)
+	mustPut(t, s, sampleConn("pn"))
+	clk.Advance(time.Minute)
+	asOf := clk.Now()
+	h.afterGetRow = func(n int) {
+		if n == 1 {
+			clk.Advance(time.Minute)
+			recreate(t, other, "pn", "tok-pn-recreated")
+		}
+	}
+	older := sampleConn("pn")
+	older.AccessToken = finchconnect.NewSecret("tok-pn-exchanged-at-asof")
+	stored, err := s.PutUnlessNewer(ctx, older, asOf)
+	if err != nil || stored {
+		t.Errorf("PutUnlessNewer(racing a re-creation with a newer token) = %v, %v; want false, nil", stored, err)
+	}
+	if got := mustGet(t, s, "pn"); got.AccessToken.Reveal() != "tok-pn-recreated" {
+		t.Errorf("Get(pn) = token %q, want the re-created connection's newer token", got.AccessToken.Reveal())
+	}
+}
+
+// testStoreRewrapRacesRecreate: another replica, still on the old key,
+// deletes and re-creates a connection after Rewrap has read it (its second
+// ListRows, the one that feeds the workers) and before it writes it back
+// re-sealed. Rewrap must not write the old token back: it re-seals the
+// new one.
+func testStoreRewrapRacesRecreate(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	clk := newClock()
+	k1, k2 := newKey(t, 1), newKey(t, 2)
+	old := newStore(t, b, newKeyring(t, k1), clk)
+	for _, id := range []string{"conn-a", "conn-x", "conn-z"} {
+		mustPut(t, old, sampleConn(id))
+	}
+	h := &hooked{Backend: b}
+	h.afterListRows = func(n int) {
+		if n == 2 {
+			clk.Advance(time.Second)
+			recreate(t, old, "conn-x", "tok-x-recreated")
+		}
+	}
+	rotated := newStore(t, h, newKeyring(t, k2, k1), clk)
+	if res, err := rotated.Rewrap(ctx, tokenstore.RewrapOptions{}); err != nil || res.Scanned != 3 {
+		t.Fatalf("Rewrap() = %+v, %v; want 3 rows scanned, nil", res, err)
+	}
+	if h.listed < 2 {
+		t.Fatalf("Rewrap made %d ListRows calls, want 2 (a count, then the pass that feeds the workers)", h.listed)
+	}
+	if got := mustGet(t, rotated, "conn-x"); got.AccessToken.Reveal() != "tok-x-recreated" {
+		t.Errorf("Get(conn-x) after a Rewrap racing its re-creation = token %q, want the re-created one", got.AccessToken.Reveal())
+	}
+	usage, err := rotated.KeyUsage(ctx)
+	if diff := cmp.Diff(map[uint32]int{2: 3}, usage); err != nil || diff != "" {
+		t.Errorf("KeyUsage after the rewrap err = %v, mismatch (-want +got):\n%s", err, diff)
 	}
 }

@@ -32,7 +32,11 @@
 //     an empty slice may come back as nil.
 //   - Rows are ordered by ID comparing bytes, as Go compares strings (in
 //     PostgreSQL use COLLATE "C"); Scan orders keys the same way.
-//   - The version of a row inserted after a DeleteRow starts again at 1.
+//   - A write that inserts a row (none is stored under its id, never was or
+//     was deleted) gives it the caller's Row.Version if that is positive,
+//     else 1; every other write adds 1 to the stored version, whatever
+//     Row.Version says. Versions up to 2^53 are kept exactly (Redis's Lua
+//     counts in doubles).
 //   - Prefixes are literal: '%', '_' and '*' in a Scan prefix match only
 //     themselves.
 //   - Entry.ExpiresAt is zero for an entry that never expires, and the
@@ -73,7 +77,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
 		{"RowNotFound", testRowNotFound},
 		{"RowDelete", testRowDelete},
 		{"PutRowVersions", testPutRowVersions},
-		{"PutRowCallerVersionIgnored", testPutRowCallerVersionIgnored},
+		{"PutRowStartVersion", testPutRowStartVersion},
 		{"ListRowsFilters", testListRowsFilters},
 		{"ListRowsOrderIsBytewise", testListRowsOrder},
 		{"ListRowsPaging", testListRowsPaging},
@@ -294,21 +298,47 @@ func testRowNotFound(t *testing.T, b tokenstore.Backend) {
 }
 
 func testRowDelete(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
 	mustPutRow(t, b, sampleRow("a"), tokenstore.AnyVersion)
 	mustPutRow(t, b, sampleRow("b"), tokenstore.AnyVersion)
 	mustPutRow(t, b, sampleRow("a"), tokenstore.AnyVersion) // version 2
-	if err := b.DeleteRow(t.Context(), "a"); err != nil {
+	if err := b.DeleteRow(ctx, "a"); err != nil {
 		t.Fatalf(`DeleteRow("a") err = %v, want nil`, err)
 	}
-	_, err := b.GetRow(t.Context(), "a")
+	_, err := b.GetRow(ctx, "a")
 	wantErrIs(t, `GetRow("a") after delete`, err, finchconnect.ErrNotFound)
-	wantErrIs(t, `second DeleteRow("a")`, b.DeleteRow(t.Context(), "a"), finchconnect.ErrNotFound)
+	wantErrIs(t, `second DeleteRow("a")`, b.DeleteRow(ctx, "a"), finchconnect.ErrNotFound)
 	mustGetRow(t, b, "b") // the other row is untouched
 
-	// A row inserted after a delete starts again at version 1, and
-	// expect=0 ("no row stored") holds again.
+	// A row inserted after a delete is a new row: expect=0 ("no row
+	// stored") holds again, and with no Version given it starts at 1.
 	if v := mustPutRow(t, b, sampleRow("a"), 0); v != 1 {
 		t.Errorf(`PutRow("a", expect 0) after delete version = %d, want 1`, v)
+	}
+	mustPutRow(t, b, sampleRow("a"), 1) // version 2
+	stale := mustGetRow(t, b, "a")
+	if err := b.DeleteRow(ctx, "a"); err != nil {
+		t.Fatalf(`DeleteRow("a") err = %v, want nil`, err)
+	}
+
+	// Re-created with a Version above the deleted row's, it starts there,
+	// and a writer still holding the deleted row's version cannot write
+	// over the new row, however often the new row is written.
+	again := sampleRow("a")
+	again.Status = finchconnect.StatusReauth
+	again.Version = 1000
+	if v := mustPutRow(t, b, again, 0); v != 1000 {
+		t.Errorf(`PutRow("a", Version 1000, expect 0) after delete version = %d, want 1000`, v)
+	}
+	for want := int64(1001); want <= 1003; want++ {
+		_, err := b.PutRow(ctx, stale, stale.Version)
+		wantErrIs(t, fmt.Sprintf("PutRow(the deleted row, expect its version %d) over the re-created row", stale.Version), err, finchconnect.ErrConflict)
+		if v := mustPutRow(t, b, again, want-1); v != want {
+			t.Errorf(`PutRow("a", expect %d) version = %d, want %d`, want-1, v, want)
+		}
+	}
+	if got := mustGetRow(t, b, "a"); got.Status != finchconnect.StatusReauth || got.Version != 1003 {
+		t.Errorf(`GetRow("a") = status %q version %d, want %q 1003: a stale write landed`, got.Status, got.Version, finchconnect.StatusReauth)
 	}
 }
 
@@ -351,14 +381,65 @@ func testPutRowVersions(t *testing.T, b tokenstore.Backend) {
 	wantErrIs(t, "PutRow(stale expect 2)", err, finchconnect.ErrConflict)
 }
 
-func testPutRowCallerVersionIgnored(t *testing.T, b tokenstore.Backend) {
-	r := sampleRow("cv")
-	r.Version = 42
-	if v := mustPutRow(t, b, r, tokenstore.AnyVersion); v != 1 {
-		t.Errorf("PutRow(row.Version 42) version = %d, want 1: the backend sets versions", v)
+// testPutRowStartVersion: the caller's Row.Version is the version of a row
+// that a write inserts, if positive, and is ignored by every other write.
+func testPutRowStartVersion(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	// A microsecond clock reading, as Store passes: it needs all 16 digits
+	// (a Lua number printed with %.14g would lose the last two).
+	const micros = 1_772_366_400_123_457
+	tests := []struct {
+		name    string
+		version int64
+		expect  int64
+		want    int64
+	}{
+		{"zero, any version", 0, tokenstore.AnyVersion, 1},
+		{"zero, expect none", 0, 0, 1},
+		{"negative", -5, 0, 1},
+		{"one", 1, 0, 1},
+		{"42, any version", 42, tokenstore.AnyVersion, 42},
+		{"42, expect none", 42, 0, 42},
+		{"microseconds", micros, 0, micros},
+		{"just under 2^53", 1<<53 - 3, tokenstore.AnyVersion, 1<<53 - 3},
 	}
-	if got := mustGetRow(t, b, r.ID).Version; got != 1 {
-		t.Errorf("GetRow().Version = %d, want 1", got)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := sampleRow(fmt.Sprintf("sv-%d", i))
+			r.Version = tt.version
+			if v := mustPutRow(t, b, r, tt.expect); v != tt.want {
+				t.Errorf("PutRow(new row, Version %d, expect %d) version = %d, want %d", tt.version, tt.expect, v, tt.want)
+			}
+			if got := mustGetRow(t, b, r.ID).Version; got != tt.want {
+				t.Errorf("GetRow().Version = %d, want %d", got, tt.want)
+			}
+			// Writes over a stored row add one, whatever Version says.
+			for _, w := range []struct{ version, expect, want int64 }{
+				{7, tokenstore.AnyVersion, tt.want + 1},
+				{tt.want + 100, tt.want + 1, tt.want + 2},
+				{0, tt.want + 2, tt.want + 3},
+			} {
+				r.Version = w.version
+				if v := mustPutRow(t, b, r, w.expect); v != w.want {
+					t.Errorf("PutRow(stored row, Version %d, expect %d) version = %d, want %d", w.version, w.expect, v, w.want)
+				}
+			}
+			if got := mustGetRow(t, b, r.ID).Version; got != tt.want+3 {
+				t.Errorf("GetRow().Version after three writes = %d, want %d", got, tt.want+3)
+			}
+		})
+	}
+
+	// PutRowSwap inserts the same way.
+	r := sampleRow("sv-swap")
+	r.Version = micros
+	v, _, err := b.PutRowSwap(ctx, r, 0, swapOf("absent", "", "x", time.Hour))
+	if err != nil || v != micros {
+		t.Errorf("PutRowSwap(new row, Version %d) = %d, %v; want %d, nil", int64(micros), v, err, int64(micros))
+	}
+	r.Version = 5
+	if v, _, err := b.PutRowSwap(ctx, r, micros, swapOf("absent", "", "x", time.Hour)); err != nil || v != micros+1 {
+		t.Errorf("PutRowSwap(stored row, Version 5) = %d, %v; want %d, nil", v, err, int64(micros+1))
 	}
 }
 
