@@ -34,6 +34,7 @@ type Metrics struct {
 	sweepChanged    prometheus.Counter
 	sweepLast       prometheus.Gauge
 	eventsDelivered prometheus.Counter
+	eventsDropped   prometheus.Counter
 }
 
 // New registers finchconnect's collectors, plus the Go and process ones, on
@@ -65,9 +66,12 @@ func New() *Metrics {
 		sweepChanged:    prometheus.NewCounter(prometheus.CounterOpts{Name: "finchconnect_sweep_changed_total", Help: "Connections whose status a sweep changed."}),
 		sweepLast:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "finchconnect_sweep_last_completed_timestamp_seconds", Help: "When the last full sweep ended."}),
 		eventsDelivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "finchconnect_events_delivered_total", Help: "Events delivered to the app."}),
+		eventsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "finchconnect_events_dropped_total", Help: "Events dropped undelivered, 7 days after their publication.",
+		}),
 	}
 	r.MustRegister(m.callbacks, m.callbackSeconds, m.finchRequests, m.finchSeconds, m.storeSeconds, m.storeErrors,
-		m.sweepChecked, m.sweepChanged, m.sweepLast, m.eventsDelivered,
+		m.sweepChecked, m.sweepChanged, m.sweepLast, m.eventsDelivered, m.eventsDropped,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -94,6 +98,9 @@ func (m *Metrics) Sweep(checked, changed int, done bool) {
 
 // EventDelivered counts a delivered event.
 func (m *Metrics) EventDelivered() { m.eventsDelivered.Inc() }
+
+// EventDropped counts an event dropped undelivered.
+func (m *Metrics) EventDropped() { m.eventsDropped.Inc() }
 
 // Gauge registers a gauge whose value fn computes at scrape time (the
 // outbox depth, the journal's pending tokens).

@@ -193,3 +193,17 @@ func TestTransport_BoundedRoutes(t *testing.T) {
 		t.Errorf("/metrics lacks %s", want)
 	}
 }
+
+func TestEventCounters(t *testing.T) {
+	m := metrics.New()
+	m.EventDelivered()
+	m.EventDropped()
+	m.EventDropped()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{"finchconnect_events_delivered_total 1", "finchconnect_events_dropped_total 2"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

@@ -93,7 +93,8 @@ func startLifecycle(ctx context.Context, f *lifecycleFlags, d *appDeps) (*lifecy
 	})
 	if f.eventsURL != "" {
 		dl := &events.Deliverer{Outbox: l.outbox, URL: f.eventsURL, Secret: finchconnect.NewSecret(f.eventsSecret), Logger: d.logger.With("component", "events"),
-			Delivered: func(finchconnect.Event) { l.metrics.EventDelivered() }}
+			Delivered: func(finchconnect.Event) { l.metrics.EventDelivered() },
+			Dropped:   func(finchconnect.Event) { l.metrics.EventDropped() }}
 		l.wg.Go(func() { dl.Run(l.ctx) })
 	}
 	return l, nil

@@ -110,6 +110,7 @@ func TestLifecycle_SandboxStatusChangeReachesApp(t *testing.T) {
 		`finchconnect_callbacks_total{outcome="connected"} 1`,
 		`finchconnect_finch_requests_total{route="POST /auth/token",status="200"} 1`,
 		`finchconnect_events_delivered_total`,
+		`finchconnect_events_dropped_total 0`,
 		`finchconnect_store_operation_duration_seconds_count{op="claim"}`,
 		`finchconnect_outbox_depth`,
 	} {
