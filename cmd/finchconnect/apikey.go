@@ -35,17 +35,21 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintf(stderr, "finchconnect: unknown apikey command %q\nUsage: %s\n", sub, apikeySynopsis)
 		return errUsage
 	}
-	id, flagArgs := splitPositional(args)
-	if err := parseFlags(fs, flagArgs, getenv); err != nil {
+	pos, flagArgs := splitPositional(args)
+	if err := parseFlags(fs, flagArgs, getenv, stderr); err != nil {
 		return handleParseError(err, fs, stdout, stderr, apikeySynopsis)
 	}
-	if sub == "revoke" && id == "" {
-		fmt.Fprintf(stderr, "finchconnect: apikey revoke needs a key id\nUsage: %s\n", apikeySynopsis)
+	if sub == "revoke" && len(pos) != 1 {
+		fmt.Fprintf(stderr, "finchconnect: apikey revoke takes one key id (got %q)\nUsage: %s\n", pos, apikeySynopsis)
 		return errUsage
 	}
-	if sub != "revoke" && id != "" {
-		fmt.Fprintf(stderr, "finchconnect: apikey %s takes no argument (got %q)\nUsage: %s\n", sub, id, apikeySynopsis)
+	if sub != "revoke" && len(pos) > 0 {
+		fmt.Fprintf(stderr, "finchconnect: apikey %s takes no argument (got %q)\nUsage: %s\n", sub, pos[0], apikeySynopsis)
 		return errUsage
+	}
+	id := ""
+	if len(pos) == 1 {
+		id = pos[0]
 	}
 	b, err := sf.open(ctx)
 	if err != nil {

@@ -25,7 +25,7 @@ func runAudit(ctx context.Context, args []string, getenv func(string) string, st
 	fs.StringVar(&conn, "connection", "", "only this connection id")
 	fs.StringVar(&since, "since", "", "only records after this: a duration back from now (24h) or an RFC 3339 time")
 	fs.BoolVar(&asJSON, "json", false, "print JSON lines")
-	if err := parseFlags(fs, args, getenv); err != nil {
+	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return handleParseError(err, fs, stdout, stderr, auditSynopsis)
 	}
 	f := audit.Filter{ConnectionID: conn}

@@ -5,7 +5,14 @@ package main
 import (
 	"os"
 	"syscall"
+	"time"
 )
+
+// recoverAfterFloor lets the crash tests set -recover-after to a second, so
+// that a restarted process finishes a killed one's callback at once. Their
+// callbacks are short and the process is killed, so none is live when it
+// is recovered; release builds keep minRecoverAfter (failpoint_off.go).
+const recoverAfterFloor time.Duration = 0
 
 // failpoint returns a hook that kills this process with SIGKILL at the
 // callback point named by FINCHCONNECT_FAILPOINT ("before-exchange",

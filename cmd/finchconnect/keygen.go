@@ -14,7 +14,7 @@ import (
 func runKeygen(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ContinueOnError)
 	id := fs.Uint("id", 1, "key id: a number that no other key of this vault uses")
-	if err := parseFlags(fs, args, func(string) string { return "" }); err != nil {
+	if err := parseFlags(fs, args, func(string) string { return "" }, stderr); err != nil {
 		return handleParseError(err, fs, stdout, stderr, "finchconnect keygen [-id N]")
 	}
 	if *id == 0 || *id > 1<<32-1 {

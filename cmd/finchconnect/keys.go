@@ -65,7 +65,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprintf(stderr, "finchconnect: unknown keys command %q\nUsage: %s\n", sub, keysSynopsis)
 		return errUsage
 	}
-	if err := parseFlags(fs, args, getenv); err != nil {
+	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return handleParseError(err, fs, stdout, stderr, keysSynopsis)
 	}
 
@@ -192,6 +192,9 @@ func keyStatus(ctx context.Context, store *tokenstore.Store, kr *keyring.Keyring
 // writableKeyFile is the key file rotate and retire edit: -keys-file, or the
 // demo's key file. Keys given in the environment cannot be edited here.
 func (f *storeFlags) writableKeyFile() (string, error) {
+	if err := f.checkKeySources(); err != nil {
+		return "", err
+	}
 	switch {
 	case f.keysFile != "":
 		return f.keysFile, nil

@@ -50,6 +50,23 @@ type running struct {
 // waits for the "listening on" line and then for /healthz.
 func start(t *testing.T, env map[string]string, args ...string) *running {
 	t.Helper()
+	return startWith(t, run, env, args...)
+}
+
+// runFunc is run's signature.
+type runFunc func(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error
+
+// serveWith is `finchconnect serve` with limits lowered for a test, as no
+// flag can lower them.
+func serveWith(limits serveLimits) runFunc {
+	return func(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+		return serve(ctx, args[1:], getenv, stdout, stderr, limits)
+	}
+}
+
+// startWith is start with another entry point than run.
+func startWith(t *testing.T, run runFunc, env map[string]string, args ...string) *running {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}}

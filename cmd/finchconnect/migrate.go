@@ -18,7 +18,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	from := fs.String("from", "", "source store URL (sqlite:///…, redis://…, postgres://…)")
 	to := fs.String("to", "", "destination store URL")
-	if err := parseFlags(fs, args, getenv); err != nil {
+	if err := parseFlags(fs, args, getenv, stderr); err != nil {
 		return handleParseError(err, fs, stdout, stderr, migrateSynopsis)
 	}
 	if *from == "" || *to == "" {

@@ -23,13 +23,15 @@ func exitCode(err error) int {
 const usage = `finchconnect connects a back-end to the Finch employment API.
 
 Usage:
-  finchconnect [serve] [flags]    run the Connect back-end (the offline demo without Finch credentials)
+  finchconnect [serve] [flags]    run the Connect back-end (without Finch credentials, the offline
+                                  demo, on this machine only unless -demo)
   finchconnect sandbox [flags]    run the offline Finch-compatible sandbox
   finchconnect token list|get|delete [flags]
                                   inspect and remove stored connections (tokens redacted)
   finchconnect keygen [-id N]     print a new encryption key
-  finchconnect keys status|rotate [flags]
-                                  show which keys seal the vault; re-encrypt it under the primary key
+  finchconnect keys status|rotate|retire [flags]
+                                  show which keys seal the vault; re-encrypt it under a new primary
+                                  key; remove a key no record uses
   finchconnect migrate -from URL -to URL
                                   copy every record between two stores
   finchconnect apikey create|list|revoke
@@ -41,7 +43,9 @@ Usage:
 Run 'finchconnect COMMAND -h' for a command's flags. Every flag can also be set
 with an environment variable: FINCHCONNECT_ and the flag's name in upper snake
 case (-public-url is FINCHCONNECT_PUBLIC_URL). Finch's own FINCH_CLIENT_ID,
-FINCH_CLIENT_SECRET and FINCH_BASE_URL are honoured too.
+FINCH_CLIENT_SECRET and FINCH_BASE_URL are honoured too. Pass secrets
+(-client-secret, -keys, -webhook-secret, -events-secret) in the environment:
+every user of the machine can read a command line.
 `
 
 // run is the whole program. main only calls it, so tests can drive every
@@ -94,6 +98,11 @@ var envAliases = map[string][]string{
 	"webhook-secret": {"FINCH_WEBHOOK_SECRET"},
 }
 
+// secretFlags are the flags whose values are secrets. Given on the command
+// line, a secret is readable by every user of the machine (ps,
+// /proc/PID/cmdline) and lands in shell histories, so parseFlags warns.
+var secretFlags = map[string]bool{"client-secret": true, "keys": true, "webhook-secret": true, "events-secret": true}
+
 // envName is the FINCHCONNECT_ variable for a flag: -public-url is
 // FINCHCONNECT_PUBLIC_URL.
 func envName(flagName string) string {
@@ -103,8 +112,8 @@ func envName(flagName string) string {
 // parseFlags parses args, then fills every flag not given on the command line
 // from the environment (Finch alias first, then FINCHCONNECT_*). Precedence:
 // flag, environment, default. A bad value from the environment names the
-// variable.
-func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+// variable. A secret given as a flag is used, with a warning on stderr.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -116,7 +125,14 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
 	}
 	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) {
+		given[f.Name] = true
+		if secretFlags[f.Name] {
+			envs := append(append([]string{}, envAliases[f.Name]...), envName(f.Name))
+			fmt.Fprintf(stderr, "finchconnect: warning: -%s was given on the command line, where every user of this machine can read it (ps); set %s instead\n",
+				f.Name, strings.Join(envs, " or "))
+		}
+	})
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
 		if given[f.Name] {

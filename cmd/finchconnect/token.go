@@ -48,13 +48,24 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "finchconnect: unknown token command %q\nUsage: %s\n", sub, tokenSynopsis)
 		return errUsage
 	}
-	id, flagArgs := splitPositional(args)
-	if err := parseFlags(fs, flagArgs, getenv); err != nil {
+	pos, flagArgs := splitPositional(args)
+	if err := parseFlags(fs, flagArgs, getenv, stderr); err != nil {
 		return handleParseError(err, fs, stdout, stderr, tokenSynopsis)
 	}
-	if sub != "list" && id == "" {
+	switch {
+	case sub == "list" && len(pos) > 0:
+		fmt.Fprintf(stderr, "finchconnect: token list takes no argument (got %q); filter with -customer, -provider or -status\nUsage: %s\n", pos[0], tokenSynopsis)
+		return errUsage
+	case sub != "list" && len(pos) == 0:
 		fmt.Fprintf(stderr, "finchconnect: token %s needs a connection id\nUsage: %s\n", sub, tokenSynopsis)
 		return errUsage
+	case sub != "list" && len(pos) > 1:
+		fmt.Fprintf(stderr, "finchconnect: token %s takes one connection id (got %q)\nUsage: %s\n", sub, pos, tokenSynopsis)
+		return errUsage
+	}
+	id := ""
+	if len(pos) == 1 {
+		id = pos[0]
 	}
 	store, closeStore, err := sf.openVault(ctx, stderr)
 	if err != nil {
@@ -91,27 +102,27 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			return fmt.Errorf("token delete %s: %w", id, err)
 		}
-		_ = audit.New(store.Backend()).Record(ctx, finchconnect.AuditRecord{Action: finchconnect.AuditDeleted, ConnectionID: id, Actor: "operator"})
 		fmt.Fprintf(stdout, "deleted %s (the connection is still live at Finch until disconnected)\n", id)
+		if err := audit.New(store.Backend()).Record(ctx, finchconnect.AuditRecord{Action: finchconnect.AuditDeleted, ConnectionID: id, Actor: "operator"}); err != nil {
+			// The delete cannot be undone; say that the trail lacks it, and
+			// fail, so that scripts notice.
+			return fmt.Errorf("token delete %s: the connection is deleted, but the audit trail refused its record: %w", id, err)
+		}
 	}
 	return nil
 }
 
-// splitPositional separates one positional argument (a connection id) from
-// flags, wherever it stands, so `token get ID -reveal` and
-// `token get -reveal ID` both work.
-func splitPositional(args []string) (string, []string) {
-	var flags []string
-	pos := ""
+// splitPositional separates positional arguments (a connection id) from
+// flags, wherever they stand, so `token get ID -reveal` and
+// `token get -reveal ID` both work. Everything after "--" is positional.
+// The caller checks how many positional arguments it got.
+func splitPositional(args []string) (pos, flags []string) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--":
-			if i+1 < len(args) {
-				pos = args[i+1]
-			}
-			return pos, flags
-		case strings.HasPrefix(a, "-"):
+			return append(pos, args[i+1:]...), flags
+		case strings.HasPrefix(a, "-") && a != "-":
 			flags = append(flags, a)
 			// A flag given as "-name value" takes the next argument, unless
 			// it is boolean or written "-name=value".
@@ -120,10 +131,8 @@ func splitPositional(args []string) (string, []string) {
 				i++
 				flags = append(flags, args[i])
 			}
-		case pos == "":
-			pos = a
 		default:
-			flags = append(flags, a) // parseFlags reports the extra argument
+			pos = append(pos, a)
 		}
 	}
 	return pos, flags
