@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/finchconnect/finchconnect/sandbox"
 )
@@ -53,8 +54,14 @@ func TestRunSandbox_FlagsEnvAndShutdown(t *testing.T) {
 	if !strings.HasPrefix(sb.url, "http://127.0.0.1:") || strings.HasSuffix(sb.url, ":0") {
 		t.Errorf("listening on %q, want the real loopback address", sb.url)
 	}
+	// start returns once the first line is out; the rest may still be on
+	// its way.
+	wants := []string{"FINCH_CLIENT_ID=env-id", "FINCH_CLIENT_SECRET=flag-secret", "FINCH_BASE_URL=http://sandbox.example/finch"}
 	out := sb.stdout.String()
-	for _, want := range []string{"FINCH_CLIENT_ID=env-id", "FINCH_CLIENT_SECRET=flag-secret", "FINCH_BASE_URL=http://sandbox.example/finch"} {
+	for deadline := time.Now().Add(5 * time.Second); !containsAll(out, wants) && time.Now().Before(deadline); out = sb.stdout.String() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range wants {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
@@ -141,4 +148,13 @@ func TestRunSandbox_Usage(t *testing.T) {
 			}
 		})
 	}
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
