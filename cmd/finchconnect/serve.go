@@ -370,6 +370,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("shutdown: callbacks still running after %s more; stopping anyway: %w", drainTimeout, err)
 	}
 	hs.Close()
+	// A callback may have claimed its code between Drain's return and
+	// Close; closing its connection does not stop its exchange.
+	if err := srv.Drain(dctx); err != nil {
+		return fmt.Errorf("shutdown: callbacks still running after %s more; stopping anyway: %w", drainTimeout, err)
+	}
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer wcancel()
 	if err := requests.Wait(wctx); err != nil {
