@@ -41,6 +41,13 @@ type Journal struct {
 	mu      sync.Mutex
 	f       *os.File
 	pending int
+	size    int64 // the length of the file's complete records
+	// broken is set when a failed Hold could not cut its partial record
+	// off: a record appended after it would be misread, so Hold refuses.
+	broken error
+
+	// write appends to the file; nil means f.Write. Tests replace it.
+	write func(f *os.File, b []byte) (int, error)
 }
 
 // OpenJournal opens (creating it, mode 0600) the journal at path, for the
@@ -82,7 +89,7 @@ func (s *Store) OpenJournal(path string) (*Journal, error) {
 		lock.Close()
 		return nil, fmt.Errorf("tokenstore: journal: %w", err)
 	}
-	j.pending = len(recs)
+	j.pending, j.size = len(recs), size
 	return j, nil
 }
 
@@ -152,14 +159,40 @@ func (j *Journal) Hold(c finchconnect.Connection, tag string) error {
 	rec := appendRecord(nil, tag, sealed)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if _, err := j.f.Write(rec); err != nil {
-		return fmt.Errorf("tokenstore: journal write: %w", err)
+	if j.broken != nil {
+		return fmt.Errorf("tokenstore: journal unusable since a failed write: %w", j.broken)
+	}
+	write := j.write
+	if write == nil {
+		write = (*os.File).Write
+	}
+	if _, err := write(j.f, rec); err != nil {
+		return j.cutBack(fmt.Errorf("tokenstore: journal write: %w", err))
 	}
 	if err := j.f.Sync(); err != nil {
-		return fmt.Errorf("tokenstore: journal sync: %w", err)
+		// The record may or may not be on disk; Hold reports it not held,
+		// so it must not come back at the next replay either.
+		return j.cutBack(fmt.Errorf("tokenstore: journal sync: %w", err))
 	}
+	j.size += int64(len(rec))
 	j.pending++
 	return nil
+}
+
+// cutBack cuts the file back to its complete records after a failed Hold
+// (a disk that filled up midway leaves part of a record, and the next
+// record would be appended after it and misread), and returns err. If the
+// file cannot be cut, Hold refuses from then on.
+func (j *Journal) cutBack(err error) error {
+	terr := j.f.Truncate(j.size)
+	if terr == nil {
+		terr = j.f.Sync()
+	}
+	if terr != nil {
+		j.broken = terr
+		return errors.Join(err, fmt.Errorf("tokenstore: journal: cut off the failed record: %w", terr))
+	}
+	return err
 }
 
 // Pending is the number of connections held and not yet replayed.
@@ -207,6 +240,7 @@ func (j *Journal) Replay(ctx context.Context) ([]Replayed, error) {
 	if err := j.f.Truncate(0); err != nil {
 		return done, fmt.Errorf("tokenstore: journal truncate: %w", err)
 	}
+	j.size, j.broken = 0, nil
 	if err := j.f.Sync(); err != nil {
 		return done, fmt.Errorf("tokenstore: journal sync: %w", err)
 	}
@@ -274,7 +308,7 @@ func (j *Journal) rewrite(recs [][]byte) error {
 	// the old file is unlinked, so Hold must not write to it any more.
 	old := j.f
 	j.f = tmp
-	j.pending = len(recs)
+	j.pending, j.size, j.broken = len(recs), int64(len(buf)), nil
 	old.Close()
 	if err := syncDir(filepath.Dir(j.path)); err != nil {
 		// The rename may not survive a crash, which would bring the

@@ -133,6 +133,52 @@ func TestJournal_IgnoresTornRecord(t *testing.T) {
 	}
 }
 
+// TestJournal_FailedHoldLeavesNoPartialRecord: a disk that fills up in the
+// middle of a record fails the Hold, and leaves the journal as it was, so
+// the records held after it read back intact.
+func TestJournal_FailedHoldLeavesNoPartialRecord(t *testing.T) {
+	key, _ := keyring.Generate(1)
+	kr, _ := keyring.New(key)
+	store := tokenstore.New(tokenstore.NewMemory(), kr)
+	j, err := store.OpenJournal(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	conn := func(id string) finchconnect.Connection {
+		return finchconnect.Connection{ConnectionID: id, ProviderID: "p", Status: "connected", AccessToken: finchconnect.NewSecret("tok-" + id)}
+	}
+	if err := j.Hold(conn("c1"), "k1"); err != nil {
+		t.Fatal(err)
+	}
+	tokenstore.SetJournalWrite(j, func(f *os.File, b []byte) (int, error) {
+		n, _ := f.Write(b[:len(b)/2])
+		return n, errors.New("test: no space left on device")
+	})
+	if err := j.Hold(conn("c2"), "k2"); err == nil {
+		t.Fatal("Hold on a full disk succeeded")
+	}
+	tokenstore.SetJournalWrite(j, nil)
+	if err := j.Hold(conn("c3"), "k3"); err != nil {
+		t.Fatal(err)
+	}
+	if got := j.Pending(); got != 2 {
+		t.Errorf("Pending() = %d, want 2 (c1, c3)", got)
+	}
+	done, err := j.Replay(t.Context())
+	if err != nil || len(done) != 2 {
+		t.Fatalf("Replay() = %+v, %v; want c1 and c3", done, err)
+	}
+	for _, id := range []string{"c1", "c3"} {
+		if c, err := store.Get(t.Context(), id); err != nil || c.AccessToken.Reveal() != "tok-"+id {
+			t.Errorf("Get(%s) after replay: %v", id, err)
+		}
+	}
+	if _, err := store.Get(t.Context(), "c2"); !errors.Is(err, finchconnect.ErrNotFound) {
+		t.Errorf("Get(c2), whose Hold failed = %v, want not found", err)
+	}
+}
+
 // newJournalStore returns a store on backend with keys 2 (primary) and 1,
 // whose clock reads *now.
 func newJournalStore(t *testing.T, backend tokenstore.Backend, now *time.Time) *tokenstore.Store {
