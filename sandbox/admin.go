@@ -34,8 +34,7 @@ func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request)
 	// Finch Sandbox connections hold Finch-generated data: their
 	// connection_type is "finch" (finch-api.md §6).
 	sess := &session{Products: req.Products, Sandbox: "finch"}
-	value := s.issueCode(sess, req.ProviderID, "authorized_simple")
-	tok, conn, entityID := s.mintSandboxToken(value, req.EmployeeSize)
+	tok, conn, entityID := s.mintSandboxToken(sess, req.ProviderID, req.EmployeeSize)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": tok, "token_type": "bearer", "connection_id": conn.ID, "entity_id": entityID,
 		"account_id": conn.AccountID, "company_id": conn.CompanyID, "provider_id": conn.ProviderID,
@@ -43,12 +42,14 @@ func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request)
 	})
 }
 
-// mintSandboxToken consumes the code value that issueCode just made and
-// returns a token for its connection, as POST /sandbox/connections gives
-// one without a Connect round trip.
-func (s *Server) mintSandboxToken(value string, employees int) (string, *connection, string) {
+// mintSandboxToken signs sess in to provider, consumes the code that
+// makes and returns a token for the new connection, as
+// POST /sandbox/connections gives one without a Connect round trip. Both
+// happen under one lock, so nothing (a prune, say) comes between them.
+func (s *Server) mintSandboxToken(sess *session, provider string, employees int) (string, *connection, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	value := s.issueCodeLocked(sess, provider, "authorized_simple")
 	c := s.st.Codes[digest(value)]
 	c.Used = true
 	conn := s.st.Connections[c.ConnectionID]

@@ -128,6 +128,7 @@ func (s *Server) handleNewSession(w http.ResponseWriter, r *http.Request) {
 		sess.Provider = req.Integration.Provider
 	}
 	s.mu.Lock()
+	s.maybePrune()
 	s.st.Sessions[sess.ID] = sess
 	s.dirty = true
 	s.mu.Unlock()
@@ -202,6 +203,7 @@ func (s *Server) addReauthSession(id string, products []string, redirect string,
 		Products: products, RedirectURI: redirect, ConnectionID: c.ID, Provider: c.ProviderID,
 		Expires: s.now().Add(time.Duration(minutes) * time.Minute),
 	}
+	s.maybePrune()
 	s.st.Sessions[sess.ID] = sess
 	s.dirty = true
 	return sess, 0, ""
@@ -490,10 +492,17 @@ func withQuery(raw string, add url.Values) string {
 
 // issueCode creates (or, for re-authentication, reuses) the connection the
 // sign-in connects, and returns a fresh code for it; "" when the connection
-// to re-authenticate is gone or disconnected.
+// to re-authenticate is gone or disconnected. A re-authentication leaves
+// the connection as it is: the code carries the changes, and the exchange
+// applies them.
 func (s *Server) issueCode(sess *session, provider, username string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.issueCodeLocked(sess, provider, username)
+}
+
+// issueCodeLocked is issueCode with s.mu held.
+func (s *Server) issueCodeLocked(sess *session, provider, username string) string {
 	c := s.st.Connections[sess.ConnectionID]
 	if sess.ConnectionID != "" && (c == nil || c.Status == "disconnected") {
 		return ""
@@ -520,20 +529,16 @@ func (s *Server) issueCode(sess *session, provider, username string) string {
 			c.Entities = append(c.Entities, entity{ID: s.id(), Status: "connected"})
 		}
 		s.st.Connections[c.ID] = c
-	} else {
-		// Re-authentication restores the connection, and the entities
-		// removed by POST /disconnect-entity with it (Finch: a mistaken
-		// removal is undone by a re-authentication session).
-		c.Status, c.DataCalls = "connected", 0
-		for i := range c.Entities {
-			c.Entities[i].Status = "connected"
-		}
-		if len(sess.Products) > 0 {
-			c.Products = sess.Products
-		}
+	}
+	cd := &code{ConnectionID: c.ID, RedirectURI: sess.RedirectURI, Expires: s.now().Add(CodeLifetime)}
+	if sess.ConnectionID != "" {
+		// A re-authentication changes the connection only when its code
+		// is exchanged (see code.Reauth).
+		cd.Reauth = &reauth{Products: sess.Products}
 	}
 	value := s.random(24)
-	s.st.Codes[digest(value)] = &code{ConnectionID: c.ID, RedirectURI: sess.RedirectURI, Expires: s.now().Add(CodeLifetime)}
+	s.maybePrune()
+	s.st.Codes[digest(value)] = cd
 	s.stats.CodesIssued++
 	s.dirty = true
 	return value

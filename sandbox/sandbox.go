@@ -62,7 +62,9 @@ type Options struct {
 
 	// RevokeOnReuse makes a second exchange of a code revoke the tokens the
 	// code minted, as RFC 6749 §10.5 suggests, so apps can test that they
-	// never send a code twice.
+	// never send a code twice. A used code is remembered until an hour
+	// past its expiry (70 minutes after it was issued); a reuse after
+	// that is refused as an unknown code and revokes nothing.
 	RevokeOnReuse bool
 
 	Now    func() time.Time // nil: time.Now
@@ -118,6 +120,7 @@ type Server struct {
 	faults []*Fault
 	stats  Stats
 	dirty  bool
+	pruned time.Time // when st was last pruned, on now()'s clock
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -339,6 +342,27 @@ func addOffset(off int64, d time.Duration) (int64, bool) {
 // now is the sandbox's clock: Options.Now moved by Advance. Codes,
 // sessions and data follow it; webhook signatures use [Server.wallNow].
 func (s *Server) now() time.Time { return s.opts.Now().Add(time.Duration(s.offset.Load())) }
+
+// pruneEvery is how often, at most, issuing a code or a session prunes:
+// a prune walks every code and session, so doing it at most once a minute
+// of sandbox time keeps its cost negligible however fast flows come,
+// and delays forgetting by at most a minute on top of the retention.
+const pruneEvery = time.Minute
+
+// maybePrune prunes the state when it was last pruned pruneEvery ago or
+// more (see [state.prune]). It runs when a code or session is issued, so
+// that what the sandbox remembers grows with its traffic and no more,
+// with no goroutine of its own. s.mu must be held.
+func (s *Server) maybePrune() {
+	now := s.now()
+	if d := now.Sub(s.pruned); d >= 0 && d < pruneEvery {
+		return
+	}
+	s.pruned = now
+	if s.st.prune(now) {
+		s.dirty = true
+	}
+}
 
 // wallNow is Options.Now without the offset of Advance: the time that
 // other programs (a webhook receiver checking Finch-Timestamp) share.

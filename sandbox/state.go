@@ -72,6 +72,32 @@ func (st *state) fill() {
 	}
 }
 
+// retention is how long a code or a session is remembered after it
+// expires. An hour past a code's 10 minutes lets a reused code still be
+// refused as used, and with RevokeOnReuse still revoke what it minted, for
+// 70 minutes after it was issued; after that it is refused as unknown
+// (the same 400 invalid_grant_error) and revokes nothing. An expired
+// session likewise shows "expired" for an hour, then "does not exist".
+const retention = time.Hour
+
+// prune forgets the codes and sessions that expired more than retention
+// before now, and reports whether it forgot any. It touches nothing else:
+// tokens and connections are never pruned.
+func (st *state) prune(now time.Time) bool {
+	n := len(st.Codes) + len(st.Sessions)
+	for k, c := range st.Codes {
+		if now.After(c.Expires.Add(retention)) {
+			delete(st.Codes, k)
+		}
+	}
+	for k, sess := range st.Sessions {
+		if now.After(sess.Expires.Add(retention)) {
+			delete(st.Sessions, k)
+		}
+	}
+	return len(st.Codes)+len(st.Sessions) != n
+}
+
 // session is a Connect session, created by POST /connect/sessions (or
 // reauthenticate) or implied by legacy authorize parameters.
 type session struct {
@@ -95,6 +121,35 @@ type code struct {
 	Expires      time.Time `json:"expires"`
 	Used         bool      `json:"used"`
 	Minted       []string  `json:"minted,omitempty"` // digests of the tokens it produced, for revoke-on-reuse
+
+	// Reauth is what the re-authentication that issued the code changes
+	// on its connection (nil for a code that made a new connection). It
+	// is applied by the exchange, under the lock that consumes the code,
+	// never at sign-in: signing in needs only the public client_id and
+	// the published sandbox password, the exchange needs the client
+	// secret. A code never exchanged, or exchanged too late, changes
+	// nothing.
+	Reauth *reauth `json:"reauth,omitempty"`
+}
+
+// reauth is a re-authentication waiting for its code to be exchanged.
+type reauth struct {
+	Products []string `json:"products,omitempty"` // nil keeps the connection's
+}
+
+// reauthenticate applies r to c: the connection is connected again, with
+// its data-call count reset, the entities POST /disconnect-entity removed
+// restored (Finch: a mistaken removal is undone by a re-authentication
+// session), and r's products in place of its own. The Server's mu must
+// be held.
+func (c *connection) reauthenticate(r *reauth) {
+	c.Status, c.DataCalls = "connected", 0
+	for i := range c.Entities {
+		c.Entities[i].Status = "connected"
+	}
+	if len(r.Products) > 0 {
+		c.Products = r.Products
+	}
 }
 
 // token is an access token.

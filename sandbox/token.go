@@ -92,6 +92,10 @@ func (s *Server) redeem(value, redirectURI string) (map[string]any, string) {
 		// mint a token after it: disconnect is permanent.
 		return nil, "The connection this code was issued for has been disconnected."
 	}
+	if c.Reauth != nil {
+		conn.reauthenticate(c.Reauth)
+		c.Reauth = nil
+	}
 	tok := s.random(32) // 256 bits
 	s.st.Tokens[digest(tok)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
 	c.Minted = append(c.Minted, digest(tok))
