@@ -25,7 +25,7 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	clientID := fs.String("client-id", sandbox.DefaultClientID, "client id the sandbox accepts")
 	clientSecret := fs.String("client-secret", sandbox.DefaultClientSecret, "client secret the sandbox accepts")
 	dataFile := fs.String("data", "", "file that keeps the sandbox's state across restarts (default: memory only)")
-	revoke := fs.Bool("revoke-on-reuse", false, "a reused code revokes the tokens it minted (RFC 6749 §10.5)")
+	revoke := fs.Bool("revoke-on-reuse", false, "a reused code revokes the tokens it minted (RFC 6749 §10.5), until an hour after the code expired")
 	publicURL := fs.String("public-url", "", "URL clients reach the sandbox at (default http://ADDR)")
 	webhookURL := fs.String("webhook-url", "", "URL that receives signed Finch webhooks for status and data changes")
 	webhookSecret := fs.String("webhook-secret", "", "base64 secret that signs the webhooks (required with -webhook-url)")
