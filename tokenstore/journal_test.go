@@ -179,6 +179,38 @@ func TestJournal_FailedHoldLeavesNoPartialRecord(t *testing.T) {
 	}
 }
 
+// TestJournal_ReplaysTwoTokensOfOneConnectionInOrder: a connection that
+// re-authenticated twice during an outage has two records; the replay
+// ends with the second, newer token, not the first.
+func TestJournal_ReplaysTwoTokensOfOneConnectionInOrder(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	b := &failingBackend{Backend: tokenstore.NewMemory(), down: true}
+	store := newJournalStore(t, b, &now)
+	j, err := store.OpenJournal(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	for _, tok := range []string{"tok-first", "tok-second"} {
+		if err := j.Hold(finchconnect.Connection{ConnectionID: "c1", ProviderID: "p", Status: "connected", AccessToken: finchconnect.NewSecret(tok)}, "tag-"+tok); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Minute)
+	}
+	b.down = false
+	now = now.Add(time.Hour) // the store returns an hour later
+	if done, err := j.Replay(t.Context()); err != nil || len(done) != 2 {
+		t.Fatalf("Replay() = %+v, %v; want both records done", done, err)
+	}
+	c, err := store.Get(t.Context(), "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.AccessToken.Reveal(); got != "tok-second" {
+		t.Errorf("after replay the vault holds %q, want the later token tok-second", got)
+	}
+}
+
 // newJournalStore returns a store on backend with keys 2 (primary) and 1,
 // whose clock reads *now.
 func newJournalStore(t *testing.T, backend tokenstore.Backend, now *time.Time) *tokenstore.Store {

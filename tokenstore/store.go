@@ -128,8 +128,11 @@ func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
 // that token is not c's: a later re-authentication, which a token
 // exchanged at asOf must not undo. The check and the write are one
 // compare-and-set, so a newer token stored between them is kept too. It
-// reports whether it stored c. Recovering a staged callback and replaying
-// the journal store their older tokens this way.
+// reports whether it stored c. What it stores has asOf as its TokenAt, the
+// time its token was obtained, not the time of the write: of two older
+// tokens stored this way, oldest first, the second is still stored.
+// Recovering a staged callback and replaying the journal store their older
+// tokens this way.
 func (s *Store) PutUnlessNewer(ctx context.Context, c finchconnect.Connection, asOf time.Time) (stored bool, err error) {
 	_, kept, err := s.put(ctx, c, putOptions{keepAfter: asOf})
 	return err == nil && !kept, err
@@ -192,6 +195,9 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions
 	}
 	first.UpdatedAt = s.now()
 	first.TokenAt = first.UpdatedAt
+	if !o.keepAfter.IsZero() {
+		first.TokenAt = o.keepAfter
+	}
 	row, err := encodeRow(first, sealed)
 	if err != nil {
 		return false, false, err
@@ -221,6 +227,9 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions
 			}
 			c.CreatedAt = prev.CreatedAt
 			c.TokenAt = s.now()
+			if !o.keepAfter.IsZero() {
+				c.TokenAt = o.keepAfter
+			}
 			if !prev.TokenAt.IsZero() && !prev.AccessToken.IsZero() && prev.AccessToken.Equal(c.AccessToken) {
 				c.TokenAt = prev.TokenAt // the same token, written again
 			}
@@ -230,6 +239,9 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions
 				c.CreatedAt = s.now()
 			}
 			c.TokenAt = s.now()
+			if !o.keepAfter.IsZero() {
+				c.TokenAt = o.keepAfter
+			}
 		default:
 			return false, false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
 		}
