@@ -247,7 +247,7 @@ func (s *Server) claimFlow(ctx context.Context, key, stateHash, bHash string) (f
 		if jerr := json.Unmarshal(v, &fs); jerr != nil {
 			return fs, ledgerWrite{}, -1, fmt.Errorf("server: decode state: %v", jerr)
 		}
-		entry.ReturnURL = fs.ReturnURL
+		entry.ReturnURL, entry.Kind = fs.ReturnURL, fs.Kind
 		return fs, ledgerWrite{entry, raw}, held, err
 	}
 	// A state stored before stateKey existed: read, check, then claim.
@@ -255,7 +255,7 @@ func (s *Server) claimFlow(ctx context.Context, key, stateHash, bHash string) (f
 	if err != nil {
 		return fs, ledgerWrite{}, -1, err
 	}
-	entry.Browser, entry.ReturnURL = fs.Browser, fs.ReturnURL
+	entry.Browser, entry.ReturnURL, entry.Kind = fs.Browser, fs.ReturnURL, fs.Kind
 	cs, raw := claims(entry)
 	held, err := s.backend.ClaimAll(ctx, cs)
 	if err != nil && held < 0 {
@@ -370,6 +370,7 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWri
 		s.log.Warn("a re-authentication ended in another connection; storing it as new",
 			"connection_id", fs.ConnectionID, "new_connection_id", conn.ConnectionID)
 		fs.Kind = kindConnect
+		claimed.entry.Kind = kindConnect
 	}
 
 	// /introspect is not called here: the token response says everything
@@ -424,7 +425,7 @@ func (s *Server) stageAndSave(ctx context.Context, key string, claimed ledgerWri
 	}
 	s.cfg.Failpoint("after-stage")
 	settle := settleSwap(key, res.staged, conn.ConnectionID, "")
-	if settled, err = s.save(ctx, conn, res.staged.entry.Status == ledgerExchanged, stored, settle); err != nil {
+	if settled, err = s.save(ctx, conn, claimed.entry.Kind, res.staged.entry.Status == ledgerExchanged, stored, settle); err != nil {
 		switch {
 		case errors.Is(err, errSaving):
 			res.failure = failSaving
@@ -604,7 +605,7 @@ func mustJSON(v any) []byte {
 // The vault write also settles the ledger entry settle.Key, in the same
 // atomic write, when the entry still holds settle.Old; settled says whether
 // it did.
-func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged, stored bool, settle tokenstore.Swap) (settled bool, err error) {
+func (s *Server) save(ctx context.Context, conn finchconnect.Connection, kind string, staged, stored bool, settle tokenstore.Swap) (settled bool, err error) {
 	for attempt := range 4 {
 		if attempt > 0 {
 			select {
@@ -621,7 +622,7 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, staged,
 		return false, fmt.Errorf("%w: %v", errSaving, err)
 	}
 	if s.cfg.Journal != nil {
-		jerr := s.cfg.Journal.Hold(conn, settle.Key)
+		jerr := s.cfg.Journal.Hold(conn, journalTag(settle.Key, kind))
 		if jerr == nil {
 			return false, fmt.Errorf("%w: %v", errSaving, err)
 		}

@@ -87,6 +87,11 @@ type ledgerEntry struct {
 	Sealed       []byte `json:"sealed,omitempty"`    // the write-ahead: the connection, sealed by the vault
 	Failure      string `json:"failure,omitempty"`   // a failure kind; see failureError
 	Started      int64  `json:"started"`
+	// Kind is the flow's kind (connect or reauth), for the event that
+	// announces a connection stored late, by the recovery loop. The claim
+	// is written before the flow's state is read, so only the writes
+	// after it hold Kind.
+	Kind string `json:"kind,omitempty"`
 }
 
 // Ledger statuses. An entry moves pending → exchanged → done, or to failed.

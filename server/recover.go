@@ -95,16 +95,25 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 			return "", fmt.Errorf("store a staged token: %w", err)
 		}
 		if !stored {
-			s.log.Warn("recovered callback's token is older than the stored one; kept the stored one", "connection_id", conn.ConnectionID)
+			s.log.Warn("recovered callback's token is stored already, or older than the stored one; kept the stored one", "connection_id", conn.ConnectionID)
 		}
-		settled.Status = ledgerDone
+		settled.Status, settled.ConnectionID = ledgerDone, conn.ConnectionID
 	case ledgerPending:
 		settled.Status, settled.Failure = ledgerFailed, failInterrupted
 	default:
 		return e.Status, nil
 	}
-	if err := s.backend.Swap(ctx, key, raw, mustJSON(settled), ledgerTTL); err != nil && !errors.Is(err, finchconnect.ErrConflict) {
+	err := s.backend.Swap(ctx, key, raw, mustJSON(settled), ledgerTTL)
+	switch {
+	case errors.Is(err, finchconnect.ErrConflict):
+		// Settled by another process meanwhile, which tells the app.
+	case err != nil:
 		return "", fmt.Errorf("settle a recovered callback: %w", err)
+	case settled.Status == ledgerDone:
+		// The callback ended before it could tell the app; the connection
+		// may have been announced already (its first write landed and
+		// only the answer was lost): events are at least once.
+		s.announceStored(ctx, settled.ConnectionID, e.Kind)
 	}
 	s.wake(key)
 	s.log.Warn("recovered an abandoned callback", "status", settled.Status, "connection_id", settled.ConnectionID)
@@ -117,10 +126,11 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 // again. An entry that cannot be settled now is left to Recover.
 func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed) {
 	for _, r := range done {
-		if !strings.HasPrefix(r.Tag, prefixLedger) {
+		key, kind := splitJournalTag(r.Tag)
+		if !strings.HasPrefix(key, prefixLedger) {
 			continue
 		}
-		raw, err := s.backend.Load(ctx, r.Tag)
+		raw, err := s.backend.Load(ctx, key)
 		if err != nil {
 			continue // expired, or the store is down again
 		}
@@ -130,8 +140,37 @@ func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed)
 		}
 		settled := e
 		settled.Status, settled.ConnectionID, settled.Failure, settled.Sealed = ledgerDone, r.ConnectionID, "", nil
-		if err := s.backend.Swap(ctx, r.Tag, raw, mustJSON(settled), ledgerTTL); err == nil {
-			s.wake(r.Tag)
+		if err := s.backend.Swap(ctx, key, raw, mustJSON(settled), ledgerTTL); err == nil {
+			s.wake(key)
+			s.announceStored(ctx, r.ConnectionID, kind)
 		}
 	}
+}
+
+// journalTag is the tag a callback's token is held under in the journal:
+// its ledger key, and the flow's kind, which the ledger entry may not hold
+// yet (see ledgerEntry.Kind).
+func journalTag(key, kind string) string { return key + "|" + kind }
+
+// splitJournalTag undoes journalTag. A tag of an older version is the key
+// alone.
+func splitJournalTag(tag string) (key, kind string) {
+	key, kind, _ = strings.Cut(tag, "|")
+	return key, kind
+}
+
+// announceStored tells the app about a callback's connection that reached
+// the vault late, from the journal or by recovery: the callback itself
+// ended before it could.
+func (s *Server) announceStored(ctx context.Context, connectionID, kind string) {
+	conn, err := s.store.Lookup(ctx, connectionID)
+	if err != nil {
+		s.log.Error("an event about a connection stored late was not published", "connection_id", connectionID, "err", err)
+		return
+	}
+	event := finchconnect.EventConnectionCreated
+	if kind == kindReauth {
+		event = finchconnect.EventConnectionReauthenticated
+	}
+	s.notifyAfter(ctx, event, conn)
 }

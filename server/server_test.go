@@ -13,7 +13,9 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1241,4 +1243,62 @@ func TestConnect_RateLimitBehindProxy(t *testing.T) {
 	if got := post("203.0.113.4"); got != http.StatusTooManyRequests {
 		t.Errorf("second request claiming another address, no trusted proxy = %d, want 429", got)
 	}
+}
+
+// TestCallback_StoredLateIsAnnounced: a connection that reaches the vault
+// after its callback ended (from the journal, or by the recovery of its
+// staged token) is announced to the app then, as the callback could not.
+func TestCallback_StoredLateIsAnnounced(t *testing.T) {
+	t.Run("journal", func(t *testing.T) {
+		var log eventLog
+		b := &writesDownBackend{Backend: tokenstore.NewMemory()}
+		var journal *tokenstore.Journal
+		h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+			c.Notify = log.notify
+			store := newTestStore(t, b)
+			j, err := store.OpenJournal(filepath.Join(t.TempDir(), "journal"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { j.Close() })
+			journal, c.Journal = j, j
+		})
+		cb := h.connect(h.client, "acme-journal", "authorized_simple")
+		b.down.Store(true)
+		if res := h.do(h.client, "GET", cb, nil); res.status != http.StatusAccepted {
+			t.Fatalf("callback with the store down = %d, want 202 (held in the journal)", res.status)
+		}
+		b.down.Store(false)
+		if len(log.types()) != 0 {
+			t.Fatalf("events before the connection was stored: %v", log.types())
+		}
+		done, err := journal.Replay(t.Context())
+		if err != nil || len(done) != 1 {
+			t.Fatalf("Replay = %v, %v", done, err)
+		}
+		h.srv.SettleReplayed(t.Context(), done)
+		if got := log.types(); !slices.Equal(got, []string{finchconnect.EventConnectionCreated}) {
+			t.Errorf("events after the replay = %v, want connection.created", got)
+		}
+	})
+	t.Run("recovery", func(t *testing.T) {
+		var log eventLog
+		b := &vaultDownBackend{Backend: tokenstore.NewMemory()}
+		h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+			c.Notify = log.notify
+			c.RecoverAfter = time.Nanosecond
+		})
+		cb := h.connect(h.client, "acme-recovered", "authorized_simple")
+		b.down.Store(true)
+		if res := h.do(h.client, "GET", cb, nil); res.status == http.StatusSeeOther {
+			t.Fatal("the callback stored its connection with the vault down")
+		}
+		b.down.Store(false)
+		if res, err := h.srv.Recover(t.Context()); err != nil || res.Stored != 1 {
+			t.Fatalf("Recover() = %+v, %v; want the staged connection stored", res, err)
+		}
+		if got := log.types(); !slices.Equal(got, []string{finchconnect.EventConnectionCreated}) {
+			t.Errorf("events after the recovery = %v, want connection.created", got)
+		}
+	})
 }

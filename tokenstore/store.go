@@ -124,9 +124,10 @@ func (s *Store) Put(ctx context.Context, c finchconnect.Connection) error {
 }
 
 // PutUnlessNewer is [Store.Put], except that it keeps the stored connection
-// when the vault received its token after asOf (its TokenAt is later) and
-// that token is not c's: a later re-authentication, which a token
-// exchanged at asOf must not undo. The check and the write are one
+// when the vault received its token after asOf (its TokenAt is later): a
+// later re-authentication, which a token exchanged at asOf must not undo;
+// or when it holds c's token already, whose metadata may have changed
+// since (a status a sweep recorded). The check and the write are one
 // compare-and-set, so a newer token stored between them is kept too. It
 // reports whether it stored c. What it stores has asOf as its TokenAt, the
 // time its token was obtained, not the time of the write: of two older
@@ -221,9 +222,12 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions
 					return false, false, oerr
 				}
 			}
-			if !o.keepAfter.IsZero() && prev.TokenAt.After(o.keepAfter) &&
-				(prev.AccessToken.IsZero() || !prev.AccessToken.Equal(c.AccessToken)) {
-				return false, true, nil // read in this round, guarded by its version
+			if !o.keepAfter.IsZero() && (prev.TokenAt.After(o.keepAfter) ||
+				!prev.AccessToken.IsZero() && prev.AccessToken.Equal(c.AccessToken)) {
+				// A newer token, or this one already: writing would only
+				// bring back c's older metadata (a status a sweep has
+				// changed since, say).
+				return false, true, nil
 			}
 			c.CreatedAt = prev.CreatedAt
 			c.TokenAt = s.now()
