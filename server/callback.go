@@ -145,6 +145,10 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	}
 	stateHash, bHash := hashHex(state), browserHash(browser)
 	key := prefixLedger + hashHex(code)
+	// Counted from before the claim, so that Drain cannot miss a callback
+	// that claims its code just after Drain looked.
+	s.inflight.Start()
+	defer s.inflight.Done()
 
 	// Read the flow's state, claim the code and spend the state, in one
 	// round trip. The state must be one this browser started (or one no
@@ -173,8 +177,6 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	// From here the outcome is recorded in the ledger whatever happens, and
 	// the work is detached from the request: a browser that goes away must
 	// not abandon a code half-exchanged.
-	s.inflight.Start()
-	defer s.inflight.Done()
 	ctx, cancel := detach(ctx, CallbackTimeout)
 	defer cancel()
 	res, err := s.exchangeOnce(ctx, key, claimed, code, fs)

@@ -8,6 +8,5 @@ func (s *Server) PendingWaiters() int {
 	return len(s.waiters)
 }
 
-// InFlight is how many callbacks are past their claim, for the external
-// tests.
+// InFlight is how many callbacks are in progress, for the external tests.
 func (s *Server) InFlight() int { return s.inflight.Running() }
