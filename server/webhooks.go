@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,10 @@ const finchWebhookPath = "/webhooks/finch"
 // maxWebhookBody bounds a Finch webhook's body; real ones are a few hundred
 // bytes.
 const maxWebhookBody = 256 << 10
+
+// webhookApplyTimeout bounds applying one Finch event, detached from the
+// request.
+const webhookApplyTimeout = 30 * time.Second
 
 // webhookDedupTTL is how long a Finch event id is remembered: Finch retries
 // for hours, and may deliver an event twice.
@@ -79,8 +84,13 @@ func (s *Server) handleFinchWebhook() http.Handler {
 			s.fail(w, r, true, fmt.Errorf("%w: record webhook: %v", errStoreDown, err))
 			return
 		}
-		if err := s.applyWebhook(r, p.EventType, p.ConnectionID, p.Data); err != nil {
-			if ferr := s.backend.Forget(r.Context(), claim); ferr != nil {
+		// Applied, and the claim given back, on a context of its own:
+		// Finch giving up on a slow answer must not leave the claim
+		// behind with the event unapplied.
+		ctx, cancel := detach(r.Context(), webhookApplyTimeout)
+		defer cancel()
+		if err := s.applyWebhook(ctx, p.EventType, p.ConnectionID, p.Data); err != nil {
+			if ferr := s.backend.Forget(ctx, claim); ferr != nil {
 				s.log.Error("give back a webhook's claim; Finch's retry will be taken as a duplicate", "err", ferr, "request_id", requestID(r.Context()))
 			}
 			s.fail(w, r, true, storeFailure(err))
@@ -93,13 +103,24 @@ func (s *Server) handleFinchWebhook() http.Handler {
 // applyWebhook records what a verified Finch event says and tells the app.
 // It returns an error only when the store failed, or the event for the app
 // could not be published, so Finch should deliver the event again.
-func (s *Server) applyWebhook(r *http.Request, eventType, connectionID string, data json.RawMessage) error {
-	ctx := r.Context()
-	conn, err := s.store.Lookup(ctx, connectionID)
+func (s *Server) applyWebhook(ctx context.Context, eventType, connectionID string, data json.RawMessage) error {
+	// Get, not Lookup: a status change is published before it is recorded
+	// (changeStatus), and recording it needs the row's key, so a row this
+	// server cannot open is found out before anything is published.
+	conn, err := s.store.Get(ctx, connectionID)
 	if errors.Is(err, finchconnect.ErrNotFound) {
 		s.log.Info("a Finch webhook for a connection this instance does not hold", "event_type", eventType, "connection_id", connectionID)
 		return nil
 	}
+	if errors.Is(err, finchconnect.ErrDecrypt) {
+		// Delivering it again would not help: the key is missing here
+		// (retired, or not yet given to this replica) or the row was
+		// tampered with. The operator must look.
+		s.log.Error("a Finch webhook for a connection whose token does not open with this server's keys; not applied",
+			"event_type", eventType, "connection_id", connectionID, "err", err)
+		return nil
+	}
+	conn.AccessToken = finchconnect.Secret{}
 	if err != nil {
 		return fmt.Errorf("server: read the connection of a %s webhook: %w", eventType, err)
 	}

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/finchconnect/finchconnect/webhook"
@@ -212,5 +214,85 @@ func TestWebhooks_DeliveredAgainAfterAFailure(t *testing.T) {
 	padded := `{"event_type":"company.updated","connection_id":"` + id + `","data":{"note":"` + strings.Repeat("x", 100<<10) + `"}}`
 	if got := h.postWebhook(hookSecret, "msg_large", now, padded, false).status; got != http.StatusOK {
 		t.Errorf("a 100 KiB webhook = %d, want 200 (the webhook limit is 256 KiB)", got)
+	}
+}
+
+// slowRowReadBackend makes the next row read wait until the request's
+// context ends, then fail, as a store too slow for Finch's patience would.
+type slowRowReadBackend struct {
+	tokenstore.Backend
+	slow atomic.Bool
+}
+
+func (b *slowRowReadBackend) GetRow(ctx context.Context, id string) (tokenstore.Row, error) {
+	if b.slow.CompareAndSwap(true, false) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		return tokenstore.Row{}, errors.New("test: the store is slow")
+	}
+	return b.Backend.GetRow(ctx, id)
+}
+
+// TestWebhooks_FinchGivesUpWaiting: Finch stops waiting for an answer
+// while the store is slow. The claim on the event id is given back all the
+// same, so Finch's retry is applied rather than taken as a duplicate.
+func TestWebhooks_FinchGivesUpWaiting(t *testing.T) {
+	b := &slowRowReadBackend{Backend: tokenstore.NewMemory()}
+	h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+		c.WebhookSecrets = []finchconnect.Secret{finchconnect.NewSecret(hookSecret)}
+	})
+	id := h.finish(h.client, h.connect(h.client, "hook-slow", "authorized_simple"))
+	body := `{"event_type":"account.updated","connection_id":"` + id + `","data":{"status":"reauth"}}`
+
+	b.slow.Store(true)
+	req, _ := http.NewRequest("POST", h.ts.URL+"/webhooks/finch", strings.NewReader(body))
+	if err := webhook.SetHeaders(req.Header, webhook.Finch, hookSecret, "msg_slow", time.Now(), []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	impatient := &http.Client{Timeout: 200 * time.Millisecond}
+	if res, err := impatient.Do(req); err == nil {
+		res.Body.Close()
+		t.Fatalf("the first delivery was answered (%d) although the store was slow", res.StatusCode)
+	}
+	time.Sleep(time.Second) // the handler gives up on the store and gives the claim back
+
+	if got := h.postWebhook(hookSecret, "msg_slow", time.Now(), body, false).status; got != http.StatusOK {
+		t.Errorf("Finch's retry = %d, want 200", got)
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusReauth {
+		t.Errorf("status after Finch's retry = %q, want reauth (the retry was taken as a duplicate)", c.Status)
+	}
+}
+
+// TestWebhooks_ConnectionSealedUnderAMissingKey: a status change for a
+// connection whose token this server cannot open is not applied, and not
+// announced, however often Finch delivers it: recording it needs the key.
+func TestWebhooks_ConnectionSealedUnderAMissingKey(t *testing.T) {
+	var log eventLog
+	h := newHarnessWith(t, harnessOptions{backend: tokenstore.NewMemory()}, func(c *server.Config) {
+		c.WebhookSecrets = []finchconnect.Secret{finchconnect.NewSecret(hookSecret)}
+		c.Notify = log.notify
+	})
+	id := h.finish(h.client, h.connect(h.client, "hook-nokey", "authorized_simple"))
+	other, err := keyring.Generate(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.New(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.store.SetKeyring(kr) // the connection's key is gone
+	log.events = nil
+	body := `{"event_type":"account.updated","connection_id":"` + id + `","data":{"status":"reauth"}}`
+	for i := range 2 {
+		if got := h.postWebhook(hookSecret, fmt.Sprintf("msg_nokey_%d", i), time.Now(), body, false).status; got != http.StatusOK {
+			t.Errorf("delivery %d = %d, want 200 (delivering again cannot help)", i, got)
+		}
+	}
+	if got := log.types(); len(got) != 0 {
+		t.Errorf("events = %v, want none for a change that was not recorded", got)
 	}
 }
