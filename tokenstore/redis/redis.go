@@ -155,8 +155,11 @@ func rowFrom(id string, m map[string]string) (tokenstore.Row, error) {
 // status, meta, sealed, expected version (-1 any), index prefix, the
 // version to start at if the row is inserted (tokenstore.InsertVersion).
 // It returns the new version, or -1 on a version mismatch, having written
-// nothing. Versions are Lua numbers, doubles: exact up to 2^53, and Redis
-// writes an integral one into the hash as an integer, all its digits.
+// nothing. Versions are Lua numbers, doubles: exact up to 2^53. They are
+// written into the hash formatted by the script, as plain digits: Redis
+// 7.2.0-7.2.4 turn a Lua number with many trailing zeros into
+// "1.7723664e+15" by themselves (redis/redis#13113), which would make the
+// row unreadable.
 const putRowLua = `
 local function put_row()
   local cur = redis.call('HMGET', KEYS[1], 'version', 'customer_id', 'provider_id', 'status')
@@ -172,7 +175,7 @@ local function put_row()
     redis.call('ZREM', p .. 'status:' .. cur[4], ARGV[1])
   end
   redis.call('HSET', KEYS[1], 'customer_id', ARGV[2], 'provider_id', ARGV[3], 'status', ARGV[4],
-    'meta', ARGV[5], 'sealed', ARGV[6], 'version', nv)
+    'meta', ARGV[5], 'sealed', ARGV[6], 'version', string.format('%.0f', nv))
   redis.call('ZADD', KEYS[2], 0, ARGV[1])
   redis.call('ZADD', p .. 'customer:' .. ARGV[2], 0, ARGV[1])
   redis.call('ZADD', p .. 'provider:' .. ARGV[3], 0, ARGV[1])

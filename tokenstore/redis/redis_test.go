@@ -238,3 +238,24 @@ func TestBackend_MarkerNeverInValues(t *testing.T) {
 		t.Error("a Redis value contains the plaintext token")
 	}
 }
+
+// TestBackend_VersionStoredAsDigits: a version with many trailing zeros
+// (a Store's clock in microseconds can be one) is stored as plain digits.
+// Redis 7.2.0-7.2.4 format such a Lua number as 1.7723664e+15 on their
+// own, which GetRow could not read back.
+func TestBackend_VersionStoredAsDigits(t *testing.T) {
+	b, prefix := newTestBackend(t)
+	ctx := t.Context()
+	const start = 1772366400000000 // 2026-03-01T12:00:00Z in µs
+	row := tokenstore.Row{ID: "c1", CustomerID: "acme", ProviderID: "gusto", Status: "connected", Meta: []byte("{}"), Sealed: []byte("s"), Version: start}
+	if v, err := b.PutRow(ctx, row, 0); err != nil || v != start {
+		t.Fatalf("PutRow = %d, %v; want %d", v, err, start)
+	}
+	raw, err := testClient(t).HGet(ctx, "{"+prefix+"}:row:c1", "version").Result()
+	if err != nil || raw != "1772366400000000" {
+		t.Errorf("stored version = %q (%v), want 1772366400000000", raw, err)
+	}
+	if got, err := b.GetRow(ctx, "c1"); err != nil || got.Version != start {
+		t.Errorf("GetRow = version %d, %v; want %d", got.Version, err, start)
+	}
+}
