@@ -985,15 +985,7 @@ func TestRecover_KeepsANewerToken(t *testing.T) {
 // writesDownBackend fails every vault write and ledger swap while down is
 // set: a store that went away between the callback's claim and its writes.
 type writesDownBackend struct {
-	tokenstore.Backend
-	down atomic.Bool
-}
-
-func (b *writesDownBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
-	if b.down.Load() {
-		return 0, false, errors.New("test: the store is down")
-	}
-	return b.Backend.PutRowSwap(ctx, r, expect, sw)
+	vaultDownBackend
 }
 
 func (b *writesDownBackend) Swap(ctx context.Context, key string, old, v []byte, ttl time.Duration) error {
@@ -1008,7 +1000,7 @@ func (b *writesDownBackend) Swap(ctx context.Context, key string, old, v []byte,
 // disconnected at Finch; this one must not be, since Finch's /disconnect
 // revokes every token of the connection, the one the vault holds too.
 func TestCallback_ReauthStoreDownKeepsConnection(t *testing.T) {
-	b := &writesDownBackend{Backend: tokenstore.NewMemory()}
+	b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
 	h := newHarness(t, harnessOptions{backend: b})
 	id := h.finish(h.client, h.connect(h.client, "acme-reauth-down", "authorized_simple"))
 	before, err := h.store.Get(t.Context(), id)
@@ -1251,7 +1243,7 @@ func TestConnect_RateLimitBehindProxy(t *testing.T) {
 func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 	t.Run("journal", func(t *testing.T) {
 		var log eventLog
-		b := &writesDownBackend{Backend: tokenstore.NewMemory()}
+		b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
 		var journal *tokenstore.Journal
 		h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
 			c.Notify = log.notify
