@@ -90,7 +90,10 @@ func (s *Server) handleFinchWebhook() http.Handler {
 		ctx, cancel := detach(r.Context(), webhookApplyTimeout)
 		defer cancel()
 		if err := s.applyWebhook(ctx, p.EventType, p.ConnectionID, p.Data); err != nil {
-			if ferr := s.backend.Forget(ctx, claim); ferr != nil {
+			// A context of its own again: ctx may be the one that ran out.
+			fctx, fcancel := detach(r.Context(), 5*time.Second)
+			defer fcancel()
+			if ferr := s.backend.Forget(fctx, claim); ferr != nil {
 				s.log.Error("give back a webhook's claim; Finch's retry will be taken as a duplicate", "err", ferr, "request_id", requestID(r.Context()))
 			}
 			s.fail(w, r, true, storeFailure(err))
@@ -104,23 +107,11 @@ func (s *Server) handleFinchWebhook() http.Handler {
 // It returns an error only when the store failed, or the event for the app
 // could not be published, so Finch should deliver the event again.
 func (s *Server) applyWebhook(ctx context.Context, eventType, connectionID string, data json.RawMessage) error {
-	// Get, not Lookup: a status change is published before it is recorded
-	// (changeStatus), and recording it needs the row's key, so a row this
-	// server cannot open is found out before anything is published.
-	conn, err := s.store.Get(ctx, connectionID)
+	conn, err := s.store.Lookup(ctx, connectionID)
 	if errors.Is(err, finchconnect.ErrNotFound) {
 		s.log.Info("a Finch webhook for a connection this instance does not hold", "event_type", eventType, "connection_id", connectionID)
 		return nil
 	}
-	if errors.Is(err, finchconnect.ErrDecrypt) {
-		// Delivering it again would not help: the key is missing here
-		// (retired, or not yet given to this replica) or the row was
-		// tampered with. The operator must look.
-		s.log.Error("a Finch webhook for a connection whose token does not open with this server's keys; not applied",
-			"event_type", eventType, "connection_id", connectionID, "err", err)
-		return nil
-	}
-	conn.AccessToken = finchconnect.Secret{}
 	if err != nil {
 		return fmt.Errorf("server: read the connection of a %s webhook: %w", eventType, err)
 	}
@@ -131,6 +122,23 @@ func (s *Server) applyWebhook(ctx context.Context, eventType, connectionID strin
 		}
 		if json.Unmarshal(data, &d) != nil || d.Status == "" || d.Status == conn.Status {
 			return nil
+		}
+		// A status change is published before it is recorded
+		// (changeStatus), and recording it needs the row's key: check
+		// that it opens first, so that nothing is published that this
+		// replica cannot record. A key missing here (a rollout of a new
+		// key not yet done) is worth Finch's retry, which may reach a
+		// replica that has it.
+		if _, err := s.store.Get(ctx, connectionID); err != nil {
+			if errors.Is(err, finchconnect.ErrDecrypt) {
+				s.log.Error("a Finch webhook for a connection whose token does not open with this server's keys; asking Finch to deliver it again",
+					"event_type", eventType, "connection_id", connectionID, "err", err)
+				return fmt.Errorf("%w: %w", errStoreDown, err)
+			}
+			if errors.Is(err, finchconnect.ErrNotFound) {
+				return nil
+			}
+			return fmt.Errorf("server: read the connection of a %s webhook: %w", eventType, err)
 		}
 		_, err := s.changeStatus(ctx, connectionID, conn, func(c *finchconnect.Connection) {
 			c.Status = d.Status

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -267,8 +266,10 @@ func TestWebhooks_FinchGivesUpWaiting(t *testing.T) {
 }
 
 // TestWebhooks_ConnectionSealedUnderAMissingKey: a status change for a
-// connection whose token this server cannot open is not applied, and not
-// announced, however often Finch delivers it: recording it needs the key.
+// connection whose token this replica cannot open (a new key not yet
+// rolled out to it) is neither recorded nor announced here, and Finch is
+// asked to deliver it again, which applies it once the key is back. A data
+// event needs no key and is announced at once.
 func TestWebhooks_ConnectionSealedUnderAMissingKey(t *testing.T) {
 	var log eventLog
 	h := newHarnessWith(t, harnessOptions{backend: tokenstore.NewMemory()}, func(c *server.Config) {
@@ -284,15 +285,31 @@ func TestWebhooks_ConnectionSealedUnderAMissingKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.store.SetKeyring(kr) // the connection's key is gone
+	keys := h.store.Keyring()
+	h.store.SetKeyring(kr) // the connection's key is not here
 	log.events = nil
 	body := `{"event_type":"account.updated","connection_id":"` + id + `","data":{"status":"reauth"}}`
 	for i := range 2 {
-		if got := h.postWebhook(hookSecret, fmt.Sprintf("msg_nokey_%d", i), time.Now(), body, false).status; got != http.StatusOK {
-			t.Errorf("delivery %d = %d, want 200 (delivering again cannot help)", i, got)
+		if got := h.postWebhook(hookSecret, "msg_nokey", time.Now(), body, false).status; got != http.StatusServiceUnavailable {
+			t.Errorf("delivery %d = %d, want 503 (another replica, or a later try, may have the key)", i, got)
 		}
 	}
 	if got := log.types(); len(got) != 0 {
 		t.Errorf("events = %v, want none for a change that was not recorded", got)
+	}
+	data := `{"event_type":"directory.created","connection_id":"` + id + `","data":{"individual_id":"x"}}`
+	if got := h.postWebhook(hookSecret, "msg_nokey_data", time.Now(), data, false).status; got != http.StatusOK {
+		t.Errorf("data webhook = %d, want 200 (it needs no key)", got)
+	}
+	if got := log.types(); !slices.Equal(got, []string{finchconnect.EventDataChanged}) {
+		t.Errorf("events after the data webhook = %v, want data_changed", got)
+	}
+
+	h.store.SetKeyring(keys) // the rollout reaches this replica
+	if got := h.postWebhook(hookSecret, "msg_nokey", time.Now(), body, false).status; got != http.StatusOK {
+		t.Errorf("Finch's retry with the key back = %d, want 200", got)
+	}
+	if c, _ := h.store.Lookup(t.Context(), id); c.Status != finchconnect.StatusReauth {
+		t.Errorf("status after the retry = %q, want reauth", c.Status)
 	}
 }
