@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -113,7 +114,7 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 		// The callback ended before it could tell the app; the connection
 		// may have been announced already (its first write landed and
 		// only the answer was lost): events are at least once.
-		s.announceStored(ctx, settled.ConnectionID, e.Kind)
+		s.announceStored(ctx, settled.ConnectionID, e.Kind, time.Unix(e.Started, 0))
 	}
 	s.wake(key)
 	s.log.Warn("recovered an abandoned callback", "status", settled.Status, "connection_id", settled.ConnectionID)
@@ -131,8 +132,14 @@ func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed)
 			continue
 		}
 		raw, err := s.backend.Load(ctx, key)
+		if errors.Is(err, finchconnect.ErrNotFound) {
+			// The entry expired during a long outage: nothing to settle,
+			// but the app has still not been told.
+			s.announceStored(ctx, r.ConnectionID, kind, time.Time{})
+			continue
+		}
 		if err != nil {
-			continue // expired, or the store is down again
+			continue // the store is down again; Recover settles it later
 		}
 		var e ledgerEntry
 		if json.Unmarshal(raw, &e) != nil || e.Status == ledgerDone {
@@ -142,7 +149,7 @@ func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed)
 		settled.Status, settled.ConnectionID, settled.Failure, settled.Sealed = ledgerDone, r.ConnectionID, "", nil
 		if err := s.backend.Swap(ctx, key, raw, mustJSON(settled), ledgerTTL); err == nil {
 			s.wake(key)
-			s.announceStored(ctx, r.ConnectionID, kind)
+			s.announceStored(ctx, r.ConnectionID, cmp.Or(kind, e.Kind), time.Unix(e.Started, 0))
 		}
 	}
 }
@@ -161,12 +168,17 @@ func splitJournalTag(tag string) (key, kind string) {
 
 // announceStored tells the app about a callback's connection that reached
 // the vault late, from the journal or by recovery: the callback itself
-// ended before it could.
-func (s *Server) announceStored(ctx context.Context, connectionID, kind string) {
+// ended before it could. kind is the flow's; records written by an older
+// version have none, and then a connection created before the callback
+// started (started, if known) was re-authenticated.
+func (s *Server) announceStored(ctx context.Context, connectionID, kind string, started time.Time) {
 	conn, err := s.store.Lookup(ctx, connectionID)
 	if err != nil {
 		s.log.Error("an event about a connection stored late was not published", "connection_id", connectionID, "err", err)
 		return
+	}
+	if kind == "" && !started.IsZero() && conn.CreatedAt.Before(started) {
+		kind = kindReauth
 	}
 	event := finchconnect.EventConnectionCreated
 	if kind == kindReauth {

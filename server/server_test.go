@@ -1237,24 +1237,34 @@ func TestConnect_RateLimitBehindProxy(t *testing.T) {
 	}
 }
 
+// lateJournal is a server.Journal whose tokenstore.Journal is opened after
+// the server, on the harness's own store.
+type lateJournal struct{ j *tokenstore.Journal }
+
+func (l *lateJournal) Hold(c finchconnect.Connection, tag string) error { return l.j.Hold(c, tag) }
+func (l *lateJournal) Pending() int                                     { return l.j.Pending() }
+
 // TestCallback_StoredLateIsAnnounced: a connection that reaches the vault
 // after its callback ended (from the journal, or by the recovery of its
-// staged token) is announced to the app then, as the callback could not.
+// staged token) is announced to the app then, as the callback could not;
+// also when its ledger entry expired during a long outage, and, for
+// records of an older version that lack the flow's kind, as the
+// re-authentication it was.
 func TestCallback_StoredLateIsAnnounced(t *testing.T) {
-	t.Run("journal", func(t *testing.T) {
+	journalled := func(t *testing.T, expire bool) {
 		var log eventLog
 		b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
-		var journal *tokenstore.Journal
+		lj := &lateJournal{}
 		h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
 			c.Notify = log.notify
-			store := newTestStore(t, b)
-			j, err := store.OpenJournal(filepath.Join(t.TempDir(), "journal"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { j.Close() })
-			journal, c.Journal = j, j
+			c.Journal = lj
 		})
+		j, err := h.store.OpenJournal(filepath.Join(t.TempDir(), "journal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { j.Close() })
+		lj.j = j
 		cb := h.connect(h.client, "acme-journal", "authorized_simple")
 		b.down.Store(true)
 		if res := h.do(h.client, "GET", cb, nil); res.status != http.StatusAccepted {
@@ -1264,16 +1274,31 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 		if len(log.types()) != 0 {
 			t.Fatalf("events before the connection was stored: %v", log.types())
 		}
-		done, err := journal.Replay(t.Context())
+		if expire { // the ledger entry outlived by the outage
+			entries, err := b.Scan(t.Context(), "callback/", "", 0)
+			if err != nil || len(entries) != 1 {
+				t.Fatalf("ledger = %v, %v", entries, err)
+			}
+			if err := b.Forget(t.Context(), entries[0].Key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done, err := j.Replay(t.Context())
 		if err != nil || len(done) != 1 {
 			t.Fatalf("Replay = %v, %v", done, err)
 		}
 		h.srv.SettleReplayed(t.Context(), done)
+		if _, err := h.store.Get(t.Context(), done[0].ConnectionID); err != nil {
+			t.Errorf("the replayed connection does not open: %v", err)
+		}
 		if got := log.types(); !slices.Equal(got, []string{finchconnect.EventConnectionCreated}) {
 			t.Errorf("events after the replay = %v, want connection.created", got)
 		}
-	})
-	t.Run("recovery", func(t *testing.T) {
+	}
+	t.Run("journal", func(t *testing.T) { journalled(t, false) })
+	t.Run("journal, ledger entry expired", func(t *testing.T) { journalled(t, true) })
+
+	recovered := func(t *testing.T, reauth bool) {
 		var log eventLog
 		b := &vaultDownBackend{Backend: tokenstore.NewMemory()}
 		h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
@@ -1281,16 +1306,47 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 			c.RecoverAfter = time.Nanosecond
 		})
 		cb := h.connect(h.client, "acme-recovered", "authorized_simple")
+		want := finchconnect.EventConnectionCreated
+		if reauth {
+			id := h.finish(h.client, cb)
+			time.Sleep(1100 * time.Millisecond) // the ledger counts whole seconds
+			start := h.do(h.client, "POST", "/connections/"+id+"/reauthenticate", url.Values{})
+			cb = h.signIn(h.client, start.location, "authorized_simple")
+			want = finchconnect.EventConnectionReauthenticated
+		}
+		log.mu.Lock()
+		log.events = nil
+		log.mu.Unlock()
 		b.down.Store(true)
 		if res := h.do(h.client, "GET", cb, nil); res.status == http.StatusSeeOther {
 			t.Fatal("the callback stored its connection with the vault down")
 		}
 		b.down.Store(false)
+		if reauth { // as an older version staged it: no kind
+			entries, err := b.Scan(t.Context(), "callback/", "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if !bytes.Contains(e.Value, []byte(`"exchanged"`)) {
+					continue
+				}
+				old := bytes.Replace(e.Value, []byte(`,"kind":"reauth"`), nil, 1)
+				if bytes.Equal(old, e.Value) {
+					t.Fatalf("the staged entry names no kind: %s", e.Value)
+				}
+				if err := b.Swap(t.Context(), e.Key, e.Value, old, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		if res, err := h.srv.Recover(t.Context()); err != nil || res.Stored != 1 {
 			t.Fatalf("Recover() = %+v, %v; want the staged connection stored", res, err)
 		}
-		if got := log.types(); !slices.Equal(got, []string{finchconnect.EventConnectionCreated}) {
-			t.Errorf("events after the recovery = %v, want connection.created", got)
+		if got := log.types(); !slices.Equal(got, []string{want}) {
+			t.Errorf("events after the recovery = %v, want %s", got, want)
 		}
-	})
+	}
+	t.Run("recovery", func(t *testing.T) { recovered(t, false) })
+	t.Run("recovery of an older version's re-authentication", func(t *testing.T) { recovered(t, true) })
 }
