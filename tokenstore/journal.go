@@ -43,7 +43,8 @@ type Journal struct {
 	pending int
 	size    int64 // the length of the file's complete records
 	// broken is set when a failed Hold could not cut its partial record
-	// off: a record appended after it would be misread, so Hold refuses.
+	// off: a record appended after it would be misread, so Hold tries the
+	// cut again, and refuses while it fails.
 	broken error
 
 	// write appends to the file; nil means f.Write. Tests replace it.
@@ -160,7 +161,10 @@ func (j *Journal) Hold(c finchconnect.Connection, tag string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.broken != nil {
-		return fmt.Errorf("tokenstore: journal unusable since a failed write: %w", j.broken)
+		// Try the cut again: the disk may have room again.
+		if err := j.cutBack(nil); err != nil {
+			return fmt.Errorf("tokenstore: journal unusable since a failed write: %w", err)
+		}
 	}
 	write := j.write
 	if write == nil {
@@ -182,7 +186,8 @@ func (j *Journal) Hold(c finchconnect.Connection, tag string) error {
 // cutBack cuts the file back to its complete records after a failed Hold
 // (a disk that filled up midway leaves part of a record, and the next
 // record would be appended after it and misread), and returns err. If the
-// file cannot be cut, Hold refuses from then on.
+// file cannot be cut, it is marked broken, and each Hold tries the cut
+// again before it writes, refusing while it fails.
 func (j *Journal) cutBack(err error) error {
 	terr := j.f.Truncate(j.size)
 	if terr == nil {
@@ -192,6 +197,7 @@ func (j *Journal) cutBack(err error) error {
 		j.broken = terr
 		return errors.Join(err, fmt.Errorf("tokenstore: journal: cut off the failed record: %w", terr))
 	}
+	j.broken = nil
 	return err
 }
 
