@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/finchconnect/finchconnect"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 
+	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/sandbox"
 )
