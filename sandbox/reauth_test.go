@@ -9,26 +9,6 @@ import (
 	"github.com/finchconnect/finchconnect/sandbox"
 )
 
-// signIn opens the Connect page for query (a session's or the legacy
-// static parameters, with a provider already chosen), signs in as username
-// and returns the code of the redirect to cb.
-func (e *env) signIn(query url.Values, username string) string {
-	e.t.Helper()
-	page := e.call("GET", "/authorize?"+query.Encode(), "", nil)
-	_, vals := hidden(string(page.body))
-	if page.status != http.StatusOK || vals.Get("step") != "credentials" {
-		e.t.Fatalf("Connect page for %v = %d, want the sign-in form:\n%s", query, page.status, page.body)
-	}
-	vals.Set("username", username)
-	vals.Set("password", "letmein")
-	done := e.call("POST", "/authorize", "", vals)
-	loc, err := url.Parse(done.header.Get("Location"))
-	if done.status != http.StatusFound || err != nil || loc.Query().Get("code") == "" {
-		e.t.Fatalf("sign-in = %d → %q, want a redirect with a code", done.status, done.header.Get("Location"))
-	}
-	return loc.Query().Get("code")
-}
-
 // connState is what a re-authentication may change on a connection, as
 // one of its existing tokens sees it.
 type connState struct {

@@ -21,19 +21,12 @@ func TestToken_CodeSignedInBeforeDisconnect(t *testing.T) {
 		t.Fatalf("reauthenticate = %d %s", r.status, r.body)
 	}
 	u, _ := url.Parse(r.json(t)["connect_url"].(string))
-	_, vals := hidden(string(e.call("GET", "/authorize?"+u.RawQuery, "", nil).body))
-	vals.Set("username", "authorized_simple")
-	vals.Set("password", "letmein")
-	done := e.call("POST", "/authorize", "", vals)
-	loc, err := url.Parse(done.header.Get("Location"))
-	if done.status != http.StatusFound || err != nil || loc.Query().Get("code") == "" {
-		t.Fatalf("re-authentication sign-in = %d → %q, want a code", done.status, done.header.Get("Location"))
-	}
+	code := e.signIn(u.Query(), "authorized_simple")
 	if r := e.call("POST", "/disconnect", "bearer:"+tok, nil); r.status != http.StatusOK {
 		t.Fatalf("disconnect = %d %s", r.status, r.body)
 	}
 	before := e.sb.Stats()
-	r = e.exchange(loc.Query().Get("code"), cb)
+	r = e.exchange(code, cb)
 	if r.status != http.StatusBadRequest || r.json(t)["name"] != "invalid_grant_error" {
 		t.Errorf("exchange after the disconnect = %d %s, want 400 invalid_grant_error", r.status, r.body)
 	}
@@ -97,13 +90,7 @@ func TestConnectionType(t *testing.T) {
 			t.Fatalf("POST /connect/sessions = %d %s", r.status, r.body)
 		}
 		u, _ := url.Parse(r.json(t)["connect_url"].(string))
-		_, vals := hidden(string(e.call("GET", "/authorize?"+u.RawQuery, "", nil).body))
-		vals.Set("provider", "gusto")
-		_, vals = hidden(string(e.call("POST", "/authorize", "", vals).body))
-		vals.Set("username", "authorized_simple")
-		vals.Set("password", "letmein")
-		loc, _ := url.Parse(e.call("POST", "/authorize", "", vals).header.Get("Location"))
-		x := e.exchange(loc.Query().Get("code"), cb)
+		x := e.exchange(e.signIn(u.Query(), "authorized_simple"), cb)
 		if x.status != http.StatusOK {
 			t.Fatalf("exchange = %d %s", x.status, x.body)
 		}
