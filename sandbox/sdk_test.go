@@ -2,11 +2,13 @@ package sandbox_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,10 +37,12 @@ func sdkTestDir(t *testing.T) string {
 }
 
 // TestOfficialSDK runs the official Finch TypeScript SDK (@tryfinch/finch-api,
-// pinned in sdktest/package-lock.json) against a running sandbox: sessions,
-// the Connect page over HTTP, the code exchange, introspection, company,
-// directory auto-pagination over several pages, individuals, disconnect and
-// the AuthenticationError after it.
+// pinned in sdktest/package-lock.json) against a running sandbox:
+// sandbox.test.mjs runs the whole flow (sessions, the Connect page over
+// HTTP, the code exchange, introspection, company, directory
+// auto-pagination, individuals, disconnect and the AuthenticationError
+// after it), and each sandbox-*.test.mjs one area of the API. Then it
+// checks that together they called every HTTP method the SDK has.
 func TestOfficialSDK(t *testing.T) {
 	dir := sdkTestDir(t)
 	sb, err := sandbox.New(sandbox.Options{})
@@ -49,21 +53,74 @@ func TestOfficialSDK(t *testing.T) {
 	ts := httptest.NewServer(sb)
 	defer ts.Close()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	files, err := filepath.Glob(filepath.Join(dir, "sandbox-*.test.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--test", "sandbox.test.mjs"}
+	for _, f := range files {
+		args = append(args, filepath.Base(f))
+	}
+	coverage := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "--test", "sandbox.test.mjs")
+	cmd := exec.CommandContext(ctx, "node", args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"FINCH_BASE_URL="+ts.URL,
 		"FINCH_CLIENT_ID="+sandbox.DefaultClientID,
 		"FINCH_CLIENT_SECRET="+sandbox.DefaultClientSecret,
+		"SDK_COVERAGE_DIR="+coverage,
 	)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("node --test: %v\n%s", err, out)
+		t.Fatalf("node %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	if n := sb.Stats().Requests[http.MethodGet+" /employer/directory"]; n < 3 {
 		t.Errorf("the SDK fetched the directory %d times, want at least 3 pages", n)
 	}
 	t.Logf("%s", out)
+
+	t.Run("every SDK method", func(t *testing.T) {
+		all := sdkMethods(t, dir)
+		if len(all) < 48 {
+			t.Fatalf("found %d HTTP methods in the SDK, want the 48 of 10.7.0: %v", len(all), all)
+		}
+		called := map[string]bool{}
+		reports, _ := filepath.Glob(filepath.Join(coverage, "called-*.json"))
+		for _, f := range reports {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			if err := json.Unmarshal(b, &names); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			for _, n := range names {
+				called[n] = true
+			}
+		}
+		var missing []string
+		for _, m := range all {
+			if !called[m] {
+				missing = append(missing, m)
+			}
+		}
+		if len(missing) > 0 {
+			t.Errorf("%d of the SDK's %d HTTP methods were never called by sdktest/*.test.mjs: %s", len(missing), len(all), strings.Join(missing, ", "))
+		}
+	})
+}
+
+// sdkMethods lists the SDK's HTTP methods (sdktest/methods.mjs).
+func sdkMethods(t *testing.T, dir string) []string {
+	t.Helper()
+	cmd := exec.Command("node", "methods.mjs")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node methods.mjs: %v", err)
+	}
+	return strings.Fields(string(out))
 }
