@@ -35,6 +35,9 @@ func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request)
 	// connection_type is "finch" (finch-api.md §6).
 	sess := &session{Products: req.Products, Sandbox: "finch"}
 	tok, conn, entityID := s.mintSandboxToken(sess, req.ProviderID, req.EmployeeSize)
+	s.mu.Lock()
+	conn.AuthType = req.AuthenticationType // deductions and jobs treat "assisted" connections as Finch does
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": tok, "token_type": "bearer", "connection_id": conn.ID, "entity_id": entityID,
 		"account_id": conn.AccountID, "company_id": conn.CompanyID, "provider_id": conn.ProviderID,
@@ -214,5 +217,6 @@ func (s *Server) handleClock(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "The clock cannot advance that far: its total advance is at most about 292 years (Go's time.Duration).")
 		return
 	}
+	s.SettleJobs() // jobs now due complete, and send their webhooks, at once
 	writeJSON(w, http.StatusOK, map[string]string{"now": s.now().UTC().Format(time.RFC3339)})
 }

@@ -83,6 +83,11 @@ type Options struct {
 	// RedirectURIs are the registered redirect URIs. Nil accepts any
 	// http URI on localhost, 127.0.0.1 or [::1], and any https URI.
 	RedirectURIs []string
+
+	// RefreshesPerHour is how many data_sync_all jobs POST /jobs/automated
+	// lets a connection start in a clock hour; 0 means Finch's
+	// DefaultRefreshesPerHour (1).
+	RefreshesPerHour int
 }
 
 // Stats counts what the sandbox has done, for tests.
@@ -456,6 +461,7 @@ func (s *Server) saveLoop() {
 			return
 		case <-t.C:
 			s.mu.Lock()
+			s.settleJobs() // jobs due on the clock complete and send their webhooks
 			dirty := s.dirty
 			s.mu.Unlock()
 			if dirty && s.opts.DataFile != "" {

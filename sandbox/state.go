@@ -22,6 +22,11 @@ type state struct {
 	Codes       map[string]*code       `json:"codes"`  // by digest of the code
 	Tokens      map[string]*token      `json:"tokens"` // by digest of the token
 	Connections map[string]*connection `json:"connections"`
+
+	// Deductions and automated jobs (benefits.go, jobs.go), by job id;
+	// nil until the first job.
+	ManualJobs map[string]*manualJob `json:"manual_jobs,omitempty"`
+	AutoJobs   map[string]*autoJob   `json:"automated_jobs,omitempty"`
 }
 
 func newState() *state {
@@ -181,6 +186,14 @@ type connection struct {
 	Extra         []map[string]any `json:"extra,omitempty"`   // added by POST /sandbox/directory
 	Username      string           `json:"username,omitempty"`
 	Finch         bool             `json:"finch,omitempty"` // Finch-generated data: connection_type "finch"
+
+	// Deductions and jobs (benefits.go, jobs.go).
+	AuthType       string     `json:"authentication_type,omitempty"` // POST /sandbox/connections' authentication_type; "" is credential
+	Benefits       []*benefit `json:"benefits,omitempty"`
+	BenefitsSeeded bool       `json:"benefits_seeded,omitempty"` // the employer's own 401(k) and medical plans were added
+	SyncOutcome    string     `json:"sync_outcome,omitempty"`    // PUT /sandbox/jobs/configuration; "" is complete
+	RefreshWindow  time.Time  `json:"refresh_window,omitzero"`   // the hour Refreshes counts in
+	Refreshes      int        `json:"refreshes,omitempty"`       // data_sync_all jobs started in RefreshWindow
 }
 
 // entity is one of a connection's entities; its name is its company's

@@ -236,8 +236,8 @@ func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
 	var out []any
 	for _, p := range providers {
 		out = append(out, map[string]any{
-			"id": p.ID, "display_name": p.Name, "products": []string{"company", "directory", "individual", "employment", "payment", "pay_statement"},
-			"authentication_methods": []any{map[string]any{"type": "credential"}}, "beta": false, "icon": nil, "logo": nil,
+			"id": p.ID, "display_name": p.Name, "products": providerProducts,
+			"authentication_methods": []any{map[string]any{"type": "credential", "benefits_support": benefitsSupport(p.ID)}}, "beta": false, "icon": nil, "logo": nil,
 			"primary_color": nil, "mfa_required": false, "manual": false,
 		})
 	}
