@@ -13,36 +13,48 @@ import (
 	"github.com/finchconnect/finchconnect/sandbox"
 )
 
-// hookBox receives the sandbox's webhooks, parsed.
-type hookBox chan map[string]any
+// hookBox receives the sandbox's webhooks, parsed; events a test has
+// not asked for yet wait in kept.
+type hookBox struct {
+	ch   chan map[string]any
+	kept *[]map[string]any
+}
 
 // webhooks starts a receiver and returns its URL and what it receives.
 func webhooks(t *testing.T) (string, hookBox) {
 	t.Helper()
-	box := make(hookBox, 256)
+	box := hookBox{make(chan map[string]any, 256), new([]map[string]any)}
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		var m map[string]any
 		if err := json.Unmarshal(b, &m); err == nil {
-			box <- m
+			box.ch <- m
 		}
 	}))
 	t.Cleanup(recv.Close)
 	return recv.URL, box
 }
 
-// next returns the next webhook of eventType, skipping others; it fails
-// the test when none comes in 10 s (delivery is asynchronous; nothing
-// here waits for the sandbox's clock).
+// next returns the first webhook of eventType, received or to come,
+// keeping the others for later calls; it fails the test when none comes
+// in 10 s (delivery is asynchronous; nothing here waits for the
+// sandbox's clock).
 func (b hookBox) next(t *testing.T, eventType string) map[string]any {
 	t.Helper()
+	for i, m := range *b.kept {
+		if m["event_type"] == eventType {
+			*b.kept = append((*b.kept)[:i], (*b.kept)[i+1:]...)
+			return m
+		}
+	}
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
-		case m := <-b:
+		case m := <-b.ch:
 			if m["event_type"] == eventType {
 				return m
 			}
+			*b.kept = append(*b.kept, m)
 		case <-deadline:
 			t.Fatalf("no %s webhook arrived", eventType)
 			return nil
@@ -50,16 +62,19 @@ func (b hookBox) next(t *testing.T, eventType string) map[string]any {
 	}
 }
 
-// none fails the test if a webhook of eventType is waiting in b.
+// none fails the test if a webhook of eventType has arrived.
 func (b hookBox) none(t *testing.T, eventType string) {
 	t.Helper()
 	for {
 		select {
-		case m := <-b:
-			if m["event_type"] == eventType {
-				t.Fatalf("unexpected %s webhook: %v", eventType, m)
-			}
+		case m := <-b.ch:
+			*b.kept = append(*b.kept, m)
 		default:
+			for _, m := range *b.kept {
+				if m["event_type"] == eventType {
+					t.Fatalf("unexpected %s webhook: %v", eventType, m)
+				}
+			}
 			return
 		}
 	}
