@@ -128,6 +128,7 @@ type manualJob struct {
 	Kind         string    `json:"kind"` // benefit_create, benefit_update, benefit_register, benefit_enroll, benefit_unenroll
 	BenefitID    string    `json:"benefit_id"`
 	URL          string    `json:"url"`
+	Seq          int64     `json:"seq"` // orders jobs created at one instant
 	Created      time.Time `json:"created"`
 	Starts       time.Time `json:"starts"`
 	Completes    time.Time `json:"completes"`
@@ -314,7 +315,8 @@ func (s *Server) newManualJob(r *http.Request, c *connection, kind, benefitID st
 	if c.isAssisted() {
 		start, done = assistedManualStart, assistedManualDone
 	}
-	j := &manualJob{ID: s.id(), ConnectionID: c.ID, Kind: kind, BenefitID: benefitID, Created: now, Starts: now.Add(start), Completes: now.Add(done)}
+	s.st.JobSeq++
+	j := &manualJob{ID: s.id(), ConnectionID: c.ID, Kind: kind, BenefitID: benefitID, Seq: s.st.JobSeq, Created: now, Starts: now.Add(start), Completes: now.Add(done)}
 	j.URL = s.publicURL(r) + "/jobs/manual/" + j.ID
 	s.st.ManualJobs[j.ID] = j
 	s.pruneJobs()

@@ -595,3 +595,35 @@ func TestProviders_BenefitsSupport(t *testing.T) {
 		t.Errorf("%d providers, want the 8 of the Connect page", len(seen))
 	}
 }
+
+// TestBenefits_JobsApplyInOrder: jobs asked for at one instant complete
+// in the order they were asked for, so that an enroll followed by an
+// unenroll leaves the person unenrolled, and the reverse enrolled.
+func TestBenefits_JobsApplyInOrder(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	auth, _ := e.conn("gusto", "", "benefits", "directory")
+	ids := e.people(auth)
+	m := want(t, "create", e.call("POST", "/employer/benefits", auth, map[string]any{"type": "fsa_medical", "description": "FSA"}), http.StatusCreated, "")
+	b := m["benefit_id"].(string)
+	e.advance(time.Minute)
+	for i := range 20 { // job ids are random: any order by id would show within 20 tries
+		enroll := []any{map[string]any{"individual_id": ids[0]}}
+		unenroll := map[string]any{"individual_ids": []string{ids[0]}}
+		first, second := "POST", "DELETE"
+		if i%2 == 1 {
+			first, second = second, first
+		}
+		for _, method := range []string{first, second} {
+			var body any = enroll
+			if method == "DELETE" {
+				body = unenroll
+			}
+			want(t, method, e.call(method, "/employer/benefits/"+b+"/individuals", auth, body), http.StatusOK, "")
+		}
+		e.advance(time.Minute)
+		got := want(t, "enrolled", e.call("GET", "/employer/benefits/"+b+"/enrolled", auth, nil), http.StatusOK, "")["individual_ids"].([]any)
+		if enrolled := len(got) == 1; enrolled != (second == "POST") {
+			t.Fatalf("round %d: %s then %s left enrolled = %v", i, first, second, got)
+		}
+	}
+}

@@ -39,7 +39,7 @@ type autoJob struct {
 	Type         string    `json:"type"`
 	IndividualID string    `json:"individual_id,omitempty"` // w4_form_employee_sync
 	URL          string    `json:"url"`
-	Seq          int64     `json:"seq"` // orders a connection's jobs created at one instant
+	Seq          int64     `json:"seq"` // orders jobs created at one instant
 	Created      time.Time `json:"created"`
 	Starts       time.Time `json:"starts"`
 	Completes    time.Time `json:"completes"`
@@ -125,13 +125,8 @@ func (s *Server) newAutoJob(r *http.Request, c *connection, typ, individual stri
 		s.st.AutoJobs = map[string]*autoJob{}
 	}
 	now := s.now()
-	var seq int64
-	for _, j := range s.st.AutoJobs {
-		if j.ConnectionID == c.ID && j.Seq >= seq {
-			seq = j.Seq + 1
-		}
-	}
-	j := &autoJob{ID: s.id(), ConnectionID: c.ID, Type: typ, IndividualID: individual, Seq: seq,
+	s.st.JobSeq++
+	j := &autoJob{ID: s.id(), ConnectionID: c.ID, Type: typ, IndividualID: individual, Seq: s.st.JobSeq,
 		Created: now, Starts: now.Add(autoStart), Completes: now.Add(autoDone), Outcome: "complete"}
 	j.URL = s.publicURL(r) + "/jobs/automated/" + j.ID
 	switch {
@@ -378,8 +373,8 @@ func (s *Server) completeAutoJob(j *autoJob) {
 }
 
 // settleJobs completes every job whose time has come on the sandbox's
-// clock, oldest first, so that effects and webhooks follow the order the
-// jobs were due in. It runs before anything reads or starts a job, when
+// clock, in the order they were due (and, due at one instant, created),
+// so that an enroll and an unenroll asked for in that order apply in it. It runs before anything reads or starts a job, when
 // POST /_sandbox/clock moves the clock, and on the background loop's tick
 // (so that webhooks come without a read). s.mu must be held.
 func (s *Server) settleJobs() {
@@ -389,26 +384,26 @@ func (s *Server) settleJobs() {
 	now := s.now()
 	type due struct {
 		at     time.Time
-		id     string
+		seq    int64
 		manual *manualJob
 		auto   *autoJob
 	}
 	var list []due
 	for _, j := range s.st.ManualJobs {
 		if !j.Done && !now.Before(j.Completes) {
-			list = append(list, due{at: j.Completes, id: j.ID, manual: j})
+			list = append(list, due{at: j.Completes, seq: j.Seq, manual: j})
 		}
 	}
 	for _, j := range s.st.AutoJobs {
 		if !j.Done && !now.Before(j.Completes) {
-			list = append(list, due{at: j.Completes, id: j.ID, auto: j})
+			list = append(list, due{at: j.Completes, seq: j.Seq, auto: j})
 		}
 	}
 	sort.Slice(list, func(a, b int) bool {
 		if !list[a].at.Equal(list[b].at) {
 			return list[a].at.Before(list[b].at)
 		}
-		return list[a].id < list[b].id
+		return list[a].seq < list[b].seq // in the order they were created
 	})
 	for _, d := range list {
 		if d.manual != nil {

@@ -27,6 +27,7 @@ type state struct {
 	// nil until the first job.
 	ManualJobs map[string]*manualJob `json:"manual_jobs,omitempty"`
 	AutoJobs   map[string]*autoJob   `json:"automated_jobs,omitempty"`
+	JobSeq     int64                 `json:"job_seq,omitempty"` // the last job's Seq
 }
 
 func newState() *state {
