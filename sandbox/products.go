@@ -1,9 +1,6 @@
 package sandbox
 
-import (
-	"net/http"
-	"slices"
-)
+import "net/http"
 
 // routeProducts is the product scope each route that takes an access
 // token needs, by its ServeMux pattern (finch-api-more.md §10): a token
@@ -102,6 +99,3 @@ func insufficientScope(w http.ResponseWriter, product string) {
 // providerProducts are the products every sandbox provider offers in
 // GET /providers: all of Finch's generally available ones.
 var providerProducts = []string{"company", "directory", "individual", "ssn", "employment", "payment", "pay_statement", "benefits", "documents"}
-
-// validProduct reports whether p is one of Finch's product scopes.
-func validProduct(p string) bool { return slices.Contains(productNames, p) }
