@@ -32,6 +32,14 @@ type benefit struct {
 	// neither listed nor found.
 	Visible     bool                   `json:"visible"`
 	Enrollments map[string]*enrollment `json:"enrollments,omitempty"` // by individual id
+
+	// Seed names one of the employer's own plans ("401k", "medical"):
+	// its enrollments are derived from the people, as their pay
+	// statements are, so that a large employer's file does not hold
+	// thousands of them; Enrollments and Unenrolled record what writes
+	// changed.
+	Seed       string          `json:"seed,omitempty"`
+	Unenrolled map[string]bool `json:"unenrolled,omitempty"`
 }
 
 type tier struct {
@@ -237,9 +245,8 @@ func decodeStrict(r *http.Request, v any) (empty bool, err error) {
 func (c *connection) isAssisted() bool { return c.AuthType == "assisted" }
 
 // benefitsOf returns c's benefits, adding first the employer's own plans
-// that its pay statements already show: a 401(k) for the people who save
-// 5% (matched at half), and medical for full-time staff, when the
-// provider supports those types. s.mu must be held.
+// that its pay statements already deduct (see [seededEnrollment]), when
+// the provider supports their types. s.mu must be held.
 func (s *Server) benefitsOf(c *connection) []*benefit {
 	if c.BenefitsSeeded {
 		return c.Benefits
@@ -249,35 +256,63 @@ func (s *Server) benefitsOf(c *connection) []*benefit {
 	every := "every_paycheck"
 	var seeded []*benefit
 	if benefitFeaturesOf(c.ProviderID, "401k") != nil {
-		b := &benefit{ID: c.stableID(80, 0), Type: "401k", Description: "401(k)", Frequency: &every, Visible: true, Enrollments: map[string]*enrollment{}}
-		f := benefitFeaturesOf(c.ProviderID, "401k")
-		for _, p := range c.people() {
-			if p.Saves401k && p.Subtype != "individual_contractor" && p.ID != "" {
-				e := &enrollment{EmployeeDeduction: &contribution{Type: "percent", Amount: ptr(int64(500))}}
-				if slices.Contains(f.CompanyContribution, "percent") {
-					e.CompanyContribution = &contribution{Type: "percent", Amount: ptr(int64(250))}
-				}
-				b.Enrollments[p.ID] = e
-			}
-		}
-		seeded = append(seeded, b)
+		seeded = append(seeded, &benefit{ID: c.stableID(80, 0), Type: "401k", Description: "401(k)", Frequency: &every, Visible: true, Seed: "401k"})
 	}
 	if benefitFeaturesOf(c.ProviderID, "s125_medical") != nil {
-		b := &benefit{ID: c.stableID(80, 1), Type: "s125_medical", Description: "Medical", Frequency: &every, Visible: true, Enrollments: map[string]*enrollment{}}
-		f := benefitFeaturesOf(c.ProviderID, "s125_medical")
-		for _, p := range c.people() {
-			if p.Subtype == "full_time" && p.ID != "" {
-				e := &enrollment{EmployeeDeduction: &contribution{Type: "fixed", Amount: ptr(int64(9500))}}
-				if slices.Contains(f.CompanyContribution, "fixed") {
-					e.CompanyContribution = &contribution{Type: "fixed", Amount: ptr(int64(35000))}
-				}
-				b.Enrollments[p.ID] = e
-			}
-		}
-		seeded = append(seeded, b)
+		seeded = append(seeded, &benefit{ID: c.stableID(80, 1), Type: "s125_medical", Description: "Medical", Frequency: &every, Visible: true, Seed: "medical"})
 	}
 	c.Benefits = append(seeded, c.Benefits...)
 	return c.Benefits
+}
+
+// seededEnrollment is p's enrollment in the employer's own plan b, as
+// p's pay statements deduct it, or nil: a 401(k) for the people who save
+// 5% (matched at half, where the provider has company contributions),
+// medical for full-time staff ($95 a paycheck, $350 from the employer).
+func (c *connection) seededEnrollment(b *benefit, p person) *enrollment {
+	f := benefitFeaturesOf(c.ProviderID, b.Type)
+	if f == nil || p.ID == "" {
+		return nil
+	}
+	switch b.Seed {
+	case "401k":
+		if !p.Saves401k || p.Subtype == "individual_contractor" {
+			return nil
+		}
+		e := &enrollment{EmployeeDeduction: &contribution{Type: "percent", Amount: ptr(int64(500))}}
+		if slices.Contains(f.CompanyContribution, "percent") {
+			e.CompanyContribution = &contribution{Type: "percent", Amount: ptr(int64(250))}
+		}
+		return e
+	case "medical":
+		if p.Subtype != "full_time" {
+			return nil
+		}
+		e := &enrollment{EmployeeDeduction: &contribution{Type: "fixed", Amount: ptr(int64(9500))}}
+		if slices.Contains(f.CompanyContribution, "fixed") {
+			e.CompanyContribution = &contribution{Type: "fixed", Amount: ptr(int64(35000))}
+		}
+		return e
+	}
+	return nil
+}
+
+// enrollments returns b's enrollments now, by individual id: a seeded
+// plan's, less those unenrolled, with what enrollments wrote over them.
+// The map is the caller's. s.mu must be held.
+func (s *Server) enrollments(c *connection, b *benefit) map[string]*enrollment {
+	out := map[string]*enrollment{}
+	if b.Seed != "" {
+		for _, p := range c.people() {
+			if e := c.seededEnrollment(b, p); e != nil && !b.Unenrolled[p.ID] {
+				out[p.ID] = e
+			}
+		}
+	}
+	for id, e := range b.Enrollments {
+		out[id] = e
+	}
+	return out
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -583,8 +618,9 @@ func (s *Server) handleBenefitEnrolled(w http.ResponseWriter, r *http.Request, c
 		benefitNotFound(w)
 		return
 	}
-	ids := make([]string, 0, len(b.Enrollments))
-	for id := range b.Enrollments {
+	current := s.enrollments(c, b)
+	ids := make([]string, 0, len(current))
+	for id := range current {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
@@ -630,8 +666,9 @@ func (s *Server) handleBenefitIndividuals(w http.ResponseWriter, r *http.Request
 		return
 	}
 	f := benefitFeaturesOf(c.ProviderID, b.Type)
+	current := s.enrollments(c, b)
 	if asked == nil {
-		for id := range b.Enrollments {
+		for id := range current {
 			if known[id] {
 				asked = append(asked, id)
 			}
@@ -640,7 +677,7 @@ func (s *Server) handleBenefitIndividuals(w http.ResponseWriter, r *http.Request
 	}
 	out := []any{}
 	for _, id := range asked {
-		e, enrolled := b.Enrollments[id]
+		e, enrolled := current[id]
 		switch {
 		case !known[id]:
 			out = append(out, map[string]any{"individual_id": id, "code": 404, "body": notFoundItem(id, "individual_not_found")})
@@ -861,10 +898,11 @@ func (s *Server) completeManualJob(j *manualJob) {
 			}
 		}
 		f := benefitFeaturesOf(c.ProviderID, b.Type)
+		current := s.enrollments(c, b)
 		failed := 0
 		if j.Kind == "benefit_enroll" {
 			for _, it := range j.Enroll {
-				code, finchCode, msg := s.enroll(b, f, people, it)
+				code, finchCode, msg := enroll(b, f, people, current, it)
 				if code >= 400 {
 					failed++
 				}
@@ -875,7 +913,7 @@ func (s *Server) completeManualJob(j *manualJob) {
 			}
 		} else {
 			for _, id := range j.Unenroll {
-				switch _, enrolled := b.Enrollments[id]; {
+				switch _, enrolled := current[id]; {
 				case !people[id]:
 					failed++
 					j.Body = append(j.Body, item(id, 404, "individual_not_found", "Individual not found"))
@@ -883,7 +921,14 @@ func (s *Server) completeManualJob(j *manualJob) {
 					failed++
 					j.Body = append(j.Body, item(id, 404, "enrollment_not_found", "could not find the enrollment"))
 				default:
+					delete(current, id)
 					delete(b.Enrollments, id)
+					if b.Seed != "" {
+						if b.Unenrolled == nil {
+							b.Unenrolled = map[string]bool{}
+						}
+						b.Unenrolled[id] = true
+					}
 					j.Body = append(j.Body, item(id, 200, "", "Successfully unenrolled individual from benefit"))
 				}
 			}
@@ -898,16 +943,17 @@ func (s *Server) completeManualJob(j *manualJob) {
 	}
 }
 
-// enroll applies one enrollment item to b, as the provider would, and
-// returns its outcome: 201 enrolled, 200 updated, 404 or 422.
-func (s *Server) enroll(b *benefit, f *benefitFeatures, people map[string]bool, it enrollItem) (int, string, string) {
+// enroll applies one enrollment item to b, whose enrollments are current,
+// as the provider would, and returns its outcome: 201 enrolled, 200
+// updated, 404 or 422.
+func enroll(b *benefit, f *benefitFeatures, people map[string]bool, current map[string]*enrollment, it enrollItem) (int, string, string) {
 	if !people[it.IndividualID] {
 		return 404, "individual_not_found", "Individual not found"
 	}
 	if f == nil {
 		return 422, "unsupported_parameters", "Provider does not support benefit type '" + b.Type + "'"
 	}
-	_, exists := b.Enrollments[it.IndividualID]
+	_, exists := current[it.IndividualID]
 	if op := f.IndividualCreate; exists {
 		op = f.IndividualUpdate
 		if op != supported {
@@ -945,6 +991,8 @@ func (s *Server) enroll(b *benefit, f *benefitFeatures, people map[string]bool, 
 		b.Enrollments = map[string]*enrollment{}
 	}
 	b.Enrollments[it.IndividualID] = e
+	delete(b.Unenrolled, it.IndividualID)
+	current[it.IndividualID] = e
 	if exists {
 		return 200, "", "Successfully updated enrollment for individual"
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -339,6 +340,26 @@ func TestBenefits_SeededPlans(t *testing.T) {
 	if ed := b["employee_deduction"].(map[string]any); ed["type"] != "percent" || ed["amount"] != 500.0 {
 		t.Fatalf("401(k) enrollment = %v, want 5%% (500 bp), as the pay statements deduct", b)
 	}
+	// Unenrolling someone from a seeded plan, and enrolling them again.
+	first := ind[0]["individual_id"].(string)
+	jobID := want(t, "unenroll", e.call("DELETE", "/employer/benefits/"+k401+"/individuals", auth, map[string]any{"individual_ids": []string{first}}), http.StatusOK, "")["job_id"].(string)
+	e.advance(time.Minute)
+	if it := items(t, e.job(auth, jobID))[first]; it["code"] != 200.0 {
+		t.Fatalf("unenroll from the seeded 401(k) = %v", it)
+	}
+	after := want(t, "enrolled", e.call("GET", "/employer/benefits/"+k401+"/enrolled", auth, nil), http.StatusOK, "")["individual_ids"].([]any)
+	if len(after) != n-1 || slices.Contains(after, any(first)) {
+		t.Fatalf("after unenrolling %s: %d enrolled (%v), want %d without them", first, len(after), after, n-1)
+	}
+	jobID = want(t, "enroll", e.call("POST", "/employer/benefits/"+k401+"/individuals", auth, []any{map[string]any{"individual_id": first}}), http.StatusOK, "")["job_id"].(string)
+	e.advance(time.Minute)
+	if it := items(t, e.job(auth, jobID))[first]; it["code"] != 201.0 {
+		t.Fatalf("enroll again = %v, want 201 (a new enrollment)", it)
+	}
+	if again := want(t, "enrolled", e.call("GET", "/employer/benefits/"+k401+"/enrolled", auth, nil), http.StatusOK, "")["individual_ids"].([]any); len(again) != n {
+		t.Fatalf("after enrolling again: %d enrolled, want %d", len(again), n)
+	}
+
 	// A connection of a provider without company contributions has none.
 	auth, _ = e.conn("justworks", "", "benefits")
 	list = array(t, e.call("GET", "/employer/benefits", auth, nil))
@@ -625,5 +646,32 @@ func TestBenefits_JobsApplyInOrder(t *testing.T) {
 		if enrolled := len(got) == 1; enrolled != (second == "POST") {
 			t.Fatalf("round %d: %s then %s left enrolled = %v", i, first, second, got)
 		}
+	}
+}
+
+// TestBenefits_SeededPlansNotStored: a large employer's own plans are
+// derived from its people, not written to DataFile, so the file stays
+// small however many are enrolled.
+func TestBenefits_SeededPlansNotStored(t *testing.T) {
+	file := t.TempDir() + "/state.json"
+	e := newEnv(t, sandbox.Options{DataFile: file})
+	r := e.call("POST", "/sandbox/connections", "basic", map[string]any{"provider_id": "gusto", "employee_size": 3000, "products": []string{"benefits"}})
+	auth := "bearer:" + r.json(t)["access_token"].(string)
+	n := 0
+	for _, b := range array(t, e.call("GET", "/employer/benefits", auth, nil)) {
+		n += len(want(t, "enrolled", e.call("GET", "/employer/benefits/"+b["benefit_id"].(string)+"/enrolled", auth, nil), http.StatusOK, "")["individual_ids"].([]any))
+	}
+	if n < 3000 {
+		t.Fatalf("%d enrollments in the seeded plans of 3,000 people, want more", n)
+	}
+	if err := e.sb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > 20000 {
+		t.Errorf("DataFile is %d bytes after reading %d seeded enrollments; they should not be stored", st.Size(), n)
 	}
 }
