@@ -132,10 +132,10 @@ type person struct {
 	Gender, Ethnicity, Marital                              string
 	Phone                                                   string
 	Home, Work                                              address
-	Subtype                                                 string // full_time, part_time, intern or individual_contractor
-	Saves401k                                               bool   // has a 401(k) deduction
-	SSN                                                     string // valid in form and issuance (see ssnOf)
-	Index                                                   int    // generator number (see genPerson); -1 for POST /sandbox/directory's
+	Subtype                                                 string  // full_time, part_time, intern or individual_contractor
+	Saves401k                                               bool    // has a 401(k) deduction
+	SSN                                                     string  // valid in form and issuance (see ssnOf)
+	Index                                                   int     // generator number (see genPerson); -1 for POST /sandbox/directory's
 	Raises                                                  []raise // after the pay the person started on
 	StartPay, StartHourly                                   int64   // that pay, once there are raises
 }

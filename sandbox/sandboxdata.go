@@ -47,7 +47,9 @@ var (
 // checker collects the problems of a request body.
 type checker struct{ problems []string }
 
-func (ck *checker) bad(format string, args ...any) { ck.problems = append(ck.problems, fmt.Sprintf(format, args...)) }
+func (ck *checker) bad(format string, args ...any) {
+	ck.problems = append(ck.problems, fmt.Sprintf(format, args...))
+}
 
 func (ck *checker) answer(w http.ResponseWriter) bool {
 	if len(ck.problems) == 0 {
