@@ -206,6 +206,7 @@ func (c *connection) buildPayroll(people []person, asOf time.Time) *payroll {
 		v.members[g] = append(v.members[g], i)
 	}
 	from, to := historyStart(asOf), day(asOf)
+	v.runs = make([]payRun, 0, 64*len(v.groups)) // about the runs of groups with people in them
 	for g, grp := range v.groups {
 		if len(v.members[g]) == 0 {
 			continue
