@@ -481,7 +481,7 @@ func (p person) payslipAt(d, freq string) payslip {
 // payments are the pay runs of people over the payroll history as of now
 // (see [connection.payRuns]), as GET /employer/payment shows them.
 func (c *connection) payments(now time.Time, people []person) []map[string]any {
-	v := c.buildPayroll(people, now)
+	v := c.buildPayroll(people, now).ensureRuns(c)
 	out := make([]map[string]any, 0, len(v.runs))
 	for i := range v.runs {
 		out = append(out, v.paymentJSON(c, i))

@@ -329,7 +329,7 @@ func (s *Server) handlePayments(w http.ResponseWriter, r *http.Request, c *conne
 	from, to := start.Format(time.DateOnly), end.Format(time.DateOnly)
 	out := []any{}
 	s.mu.Lock()
-	v := s.viewOf(c)
+	v := s.viewOf(c).ensureRuns(c)
 	for i, run := range v.runs {
 		if run.Pay >= from && run.Pay <= to && c.entityVisible(run.Entity, entity) {
 			out = append(out, v.paymentJSON(c, i))
@@ -355,7 +355,7 @@ func (s *Server) handlePayStatements(w http.ResponseWriter, r *http.Request, c *
 	}
 	out := []any{}
 	s.mu.Lock()
-	v := s.viewOf(c)
+	v := s.viewOf(c).ensureRuns(c)
 	for _, q := range req.Requests {
 		i, ok := v.byID[q.PaymentID]
 		if !ok || !c.entityVisible(v.runs[i].Entity, entity) {

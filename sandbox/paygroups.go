@@ -163,6 +163,8 @@ type payroll struct {
 	index   map[string]int // person id → index in people
 	groups  []payGroup
 	members [][]int // by group: indices in people
+	asOf    time.Time
+	built   bool           // runs and byID are laid out (see ensureRuns)
 	runs    []payRun
 	byID    map[string]int // payment id → index in runs
 }
@@ -195,17 +197,31 @@ func historyStart(asOf time.Time) time.Time {
 	return time.Date(asOf.UTC().Year()-2, 1, 1, 0, 0, 0, 0, time.UTC)
 }
 
-// buildPayroll lays out people's pay groups and pay runs up to asOf's
-// date, with the connection's POST /sandbox/payment payments.
+// buildPayroll lays out people's pay groups as of asOf; their pay runs
+// are laid out by ensureRuns, when a route first needs them.
 func (c *connection) buildPayroll(people []person, asOf time.Time) *payroll {
-	v := &payroll{people: people, index: make(map[string]int, len(people)), groups: c.payGroups(), byID: map[string]int{}}
+	v := &payroll{people: people, index: make(map[string]int, len(people)), groups: c.payGroups(), asOf: asOf}
 	v.members = make([][]int, len(v.groups))
 	for i, p := range people {
 		v.index[p.ID] = i
 		g := c.groupOf(p)
 		v.members[g] = append(v.members[g], i)
 	}
-	from, to := historyStart(asOf), day(asOf)
+	return v
+}
+
+// ensureRuns lays out the pay runs up to v.asOf's date, with the
+// connection's POST /sandbox/payment payments, unless done already, and
+// returns v. Laying them out costs a payslip per person and run, so
+// routes that need only people (directory, individual, employment) never
+// do. s.mu must be held.
+func (v *payroll) ensureRuns(c *connection) *payroll {
+	if v.built {
+		return v
+	}
+	v.built, v.byID = true, map[string]int{}
+	people := v.people
+	from, to := historyStart(v.asOf), day(v.asOf)
 	v.runs = make([]payRun, 0, 64*len(v.groups)) // about the runs of groups with people in them
 	for g, grp := range v.groups {
 		if len(v.members[g]) == 0 {

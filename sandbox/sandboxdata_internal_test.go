@@ -92,7 +92,10 @@ func TestTimeline_Bounded(t *testing.T) {
 		t.Errorf("refreshes before creation = %d, want 0", k)
 	}
 	asOf := time.Date(2040, 6, 1, 0, 0, 0, 0, time.UTC)
-	v := c.buildPayroll(c.people(), asOf)
+	v := c.buildPayroll(c.people(), asOf).ensureRuns(c)
+	if len(v.runs) == 0 {
+		t.Fatal("no pay runs as of 2040")
+	}
 	if first := v.runs[0].Pay; first < "2038-01-01" {
 		t.Errorf("history as of 2040-06-01 starts %s, want 2038-01-01 or later", first)
 	}

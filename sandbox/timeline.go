@@ -257,6 +257,7 @@ func (s *Server) noticeRefresh(c *connection) {
 		}
 	}
 	after, upTo := c.refreshTime(from).UTC().Format(time.DateOnly), c.refreshTime(k).UTC().Format(time.DateOnly)
+	v.ensureRuns(c)
 	for i, run := range v.runs {
 		if run.Sandbox != nil || run.Pay <= after || run.Pay > upTo {
 			continue
