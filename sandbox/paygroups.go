@@ -164,7 +164,7 @@ type payroll struct {
 	groups  []payGroup
 	members [][]int // by group: indices in people
 	asOf    time.Time
-	built   bool           // runs and byID are laid out (see ensureRuns)
+	built   bool // runs and byID are laid out (see ensureRuns)
 	runs    []payRun
 	byID    map[string]int // payment id → index in runs
 }
