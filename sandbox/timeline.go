@@ -36,8 +36,9 @@ const maxRefreshes = 3660
 // connection no one looked at for longer sends only its last month's.
 const maxNoticed = 31
 
-// maxNoticeEvents bounds the webhooks one notice sends.
-const maxNoticeEvents = 2000
+// maxNoticeEvents bounds the webhooks one notice sends, below the
+// webhook queue's 1,024 so that one notice does not overflow it.
+const maxNoticeEvents = 1000
 
 // payrollState is what a connection remembers of its data beyond the
 // seed: the sandbox data API's changes (bounded by the connection's people
