@@ -281,7 +281,6 @@ func (s *Server) handleIndividuals(w http.ResponseWriter, r *http.Request, c *co
 	}
 	out := []any{}
 	s.mu.Lock() // the sandbox data API's changes are read under the lock
-	defer s.mu.Unlock()
 	for _, q := range req.Requests {
 		if p, ok := byID[q.IndividualID]; ok {
 			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 200, "body": c.individualJSON(p, ssn)})
@@ -289,6 +288,7 @@ func (s *Server) handleIndividuals(w http.ResponseWriter, r *http.Request, c *co
 			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 404, "body": notFoundItem(q.IndividualID, "individual_not_found")})
 		}
 	}
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"responses": out})
 }
 
@@ -303,7 +303,6 @@ func (s *Server) handleEmployments(w http.ResponseWriter, r *http.Request, c *co
 	}
 	out := []any{}
 	s.mu.Lock() // the sandbox data API's changes are read under the lock
-	defer s.mu.Unlock()
 	for _, q := range req.Requests {
 		if p, ok := byID[q.IndividualID]; ok {
 			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 200, "body": c.employmentJSON(p)})
@@ -311,6 +310,7 @@ func (s *Server) handleEmployments(w http.ResponseWriter, r *http.Request, c *co
 			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 404, "body": notFoundItem(q.IndividualID, "individual_not_found")})
 		}
 	}
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"responses": out})
 }
 
