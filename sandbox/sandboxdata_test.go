@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -401,4 +402,35 @@ func TestWebhooks_DataChanges(t *testing.T) {
 	pid := e.call("POST", "/sandbox/payment", "bearer:"+tok, map[string]any{"pay_statements": []any{map[string]any{"individual_id": id, "gross_pay": 1000}}}).json(t)["payment_id"]
 	h.wait(t, "payment.created of the POST", hasEvent("payment.created", func(d map[string]any) bool { return d["payment_id"] == pid }))
 	h.wait(t, "pay_statement.created of the POST", hasEvent("pay_statement.created", func(d map[string]any) bool { return d["payment_id"] == pid && d["individual_id"] == id }))
+}
+
+// TestSSN_OverHTTP: with the ssn product and options.include ["ssn"],
+// every individual of a large employer has a valid SSN; without the
+// option there is no ssn at all.
+func TestSSN_OverHTTP(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	tok := e.token("authorized_complex", "directory", "individual", "ssn")
+	var reqs []map[string]string
+	for _, p := range e.call("GET", "/employer/directory", "bearer:"+tok, nil).json(t)["individuals"].([]any) {
+		reqs = append(reqs, map[string]string{"individual_id": p.(map[string]any)["id"].(string)})
+	}
+	valid := regexp.MustCompile(`^(00[1-9]|0[1-9]\d|[1-5]\d\d|6[0-57-9]\d|66[0-57-9]|[78]\d\d)-(0[1-9]|[1-9]\d)-(000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d\d\d)$`)
+	with := e.call("POST", "/employer/individual", "bearer:"+tok, map[string]any{"requests": reqs, "options": map[string]any{"include": []string{"ssn"}}}).json(t)
+	distinct := map[any]bool{}
+	for _, r := range with["responses"].([]any) {
+		ssn, _ := r.(map[string]any)["body"].(map[string]any)["ssn"].(string)
+		if !valid.MatchString(ssn) {
+			t.Errorf("SSN %q is not a valid SSN", ssn)
+		}
+		distinct[ssn] = true
+	}
+	if len(reqs) != 320 || len(distinct) < 315 {
+		t.Errorf("%d people, %d distinct SSNs", len(reqs), len(distinct))
+	}
+	without := e.call("POST", "/employer/individual", "bearer:"+tok, map[string]any{"requests": reqs[:5]}).json(t)
+	for _, r := range without["responses"].([]any) {
+		if _, ok := r.(map[string]any)["body"].(map[string]any)["ssn"]; ok {
+			t.Error("an SSN without options.include [\"ssn\"]")
+		}
+	}
 }
