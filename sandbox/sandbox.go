@@ -455,6 +455,7 @@ func (s *Server) saveLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
+			s.noticeRefreshes() // sb-payroll: webhooks of data refreshes (timeline.go)
 			s.mu.Lock()
 			dirty := s.dirty
 			s.mu.Unlock()

@@ -181,6 +181,11 @@ type connection struct {
 	Extra         []map[string]any `json:"extra,omitempty"`   // added by POST /sandbox/directory
 	Username      string           `json:"username,omitempty"`
 	Finch         bool             `json:"finch,omitempty"` // Finch-generated data: connection_type "finch"
+
+	// sb-payroll (timeline.go): the sandbox data API's changes and the
+	// last refresh noticed; the data of the latest refresh, cached.
+	Payroll *payrollState `json:"payroll,omitempty"`
+	view    *view
 }
 
 // entity is one of a connection's entities; its name is its company's
