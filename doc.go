@@ -3,18 +3,38 @@
 //
 // The root package holds only the domain: the [Connection] record that every
 // other package speaks in, the [Secret] type that redacts tokens wherever they
-// are printed, and the sentinel errors callers branch on. Technology lives in
-// subpackages:
+// are printed, and the sentinel errors callers branch on. Everything else is a
+// package of its own, one sentence each (ARCHITECTURE.md walks a callback
+// through them):
 //
 //   - finch: the client for Finch's HTTP API (code exchange, introspection,
-//     disconnect, Connect sessions, employer data).
+//     disconnect, Connect sessions, employer data), with typed errors and
+//     retries for reads.
 //   - keyring: AES-256-GCM sealing under key ids, so keys can rotate.
-//   - tokenstore: the vault. It is the only code that encrypts; backends
-//     (tokenstore/sqlite, tokenstore/redis, tokenstore/postgres and an in-memory
-//     one) store sealed bytes and offer the atomic primitives that exactly-once
-//     callbacks need.
-//   - server: the Connect back-end as an http.Handler an app can mount.
-//   - sandbox: an offline, Finch-compatible server for development and tests.
-//
-// Wiring happens only in cmd/finchconnect.
+//   - tokenstore: the vault, the only code that encrypts, over a Backend
+//     contract of sealed rows and a small key space with atomic claims.
+//   - tokenstore/sqlite, tokenstore/redis, tokenstore/postgres: the Backends
+//     for one machine, and for many replicas (the in-memory one is in
+//     tokenstore).
+//   - tokenstore/tokenstoretest: the conformance suite every Backend passes.
+//   - server: the Connect back-end as an http.Handler an app can mount: pages,
+//     the callback that exchanges each code exactly once, the /v1 API and
+//     proxy, Finch's webhooks and health sweeps.
+//   - apikey: the API keys that an app's services use to call /v1.
+//   - audit: the trail of every use of a token, kept in the store.
+//   - events: the durable outbox that delivers connection events to the app
+//     at least once.
+//   - webhook: Finch's webhook signature scheme, to sign and to verify.
+//   - metrics: Prometheus metrics on a registry of their own, and the
+//     wrappers that feed them.
+//   - sandbox: an offline, Finch-compatible server for development, tests
+//     and any Finch SDK; it imports nothing else of the project.
+//   - internal/inflight: a counter of work in progress for graceful
+//     shutdowns.
+//   - cmd/finchconnect: the binary, and the only place where packages are
+//     wired together.
+//   - examples/embed: the Connect back-end mounted in an app's own server, as
+//     README.md shows it.
+//   - bench/...: the load and scale runs behind BENCHMARKS.md (floor,
+//     upstream, load, profile, report, scale).
 package finchconnect

@@ -303,7 +303,7 @@ func (c *connection) seededEnrollment(b *benefit, p person) *enrollment {
 func (s *Server) enrollments(c *connection, b *benefit) map[string]*enrollment {
 	out := map[string]*enrollment{}
 	if b.Seed != "" {
-		for _, p := range c.people() {
+		for _, p := range s.viewOf(c).people { // the employer as of its latest refresh
 			if e := c.seededEnrollment(b, p); e != nil && !b.Unenrolled[p.ID] {
 				out[p.ID] = e
 			}
@@ -892,7 +892,7 @@ func (s *Server) completeManualJob(j *manualJob) {
 		j.Body = []any{map[string]any{"benefit_id": b.ID, "code": 200, "message": "Successfully updated benefit"}}
 	case "benefit_enroll", "benefit_unenroll":
 		people := map[string]bool{}
-		for _, p := range c.people() {
+		for _, p := range s.viewOf(c).people { // the employer as of its latest refresh
 			if j.Entity == "" || p.Entity == j.Entity {
 				people[p.ID] = true
 			}

@@ -2,9 +2,9 @@ package sandbox
 
 import "slices"
 
-// benefitTypes are Finch's BenefitType values, in the SDK's order; every
-// benefits_support object has all of them as keys (null = unsupported).
-var benefitTypes = []string{"457", "401k", "401k_roth", "401k_loan", "403b", "403b_roth", "457_roth", "commuter", "custom_post_tax", "custom_pre_tax", "fsa_dependent_care", "fsa_medical", "hsa_post", "hsa_pre", "s125_dental", "s125_medical", "s125_vision", "simple", "simple_ira"}
+// benefitTypes (sandboxdata.go) are Finch's BenefitType values, in the
+// SDK's order; every benefits_support object has all of them as keys
+// (null = unsupported).
 
 var benefitDescriptions = map[string]string{
 	"457": "457(b)", "401k": "401(k)", "401k_roth": "Roth 401(k)", "401k_loan": "401(k) loan", "403b": "403(b)", "403b_roth": "Roth 403(b)",

@@ -675,3 +675,30 @@ func TestBenefits_SeededPlansNotStored(t *testing.T) {
 		t.Errorf("DataFile is %d bytes after reading %d seeded enrollments; they should not be stored", st.Size(), n)
 	}
 }
+
+// TestBenefits_EnrollAHire: enrollments follow the employer as of its
+// latest refresh, so someone hired since the connection was made can be
+// enrolled (200 days of daily refreshes make a hire all but certain:
+// each refresh's event is a hire with probability 0.15).
+func TestBenefits_EnrollAHire(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	auth, _ := e.conn("gusto", "", "benefits", "directory")
+	before := e.people(auth)
+	e.advance(200 * 24 * time.Hour)
+	var hire string
+	for _, id := range e.people(auth) {
+		if !slices.Contains(before, id) {
+			hire = id
+		}
+	}
+	if hire == "" {
+		t.Fatal("no hire in 200 days of refreshes")
+	}
+	m := want(t, "create", e.call("POST", "/employer/benefits", auth, map[string]any{"type": "fsa_medical", "description": "FSA"}), http.StatusCreated, "")
+	e.advance(time.Minute)
+	jobID := want(t, "enroll", e.call("POST", "/employer/benefits/"+m["benefit_id"].(string)+"/individuals", auth, []any{map[string]any{"individual_id": hire}}), http.StatusOK, "")["job_id"].(string)
+	e.advance(time.Minute)
+	if it := items(t, e.job(auth, jobID))[hire]; it["code"] != 201.0 {
+		t.Fatalf("enrolling the hire %s = %v, want 201", hire, it)
+	}
+}

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -130,8 +132,51 @@ type person struct {
 	Gender, Ethnicity, Marital                              string
 	Phone                                                   string
 	Home, Work                                              address
-	Subtype                                                 string // full_time, part_time, intern or individual_contractor
-	Saves401k                                               bool   // has a 401(k) deduction
+	Subtype                                                 string  // full_time, part_time, intern or individual_contractor
+	Saves401k                                               bool    // has a 401(k) deduction
+	SSN                                                     string  // valid in form and issuance (see ssnOf)
+	Index                                                   int     // generator number (see genPerson); -1 for POST /sandbox/directory's
+	Raises                                                  []raise // after the pay the person started on
+	StartPay, StartHourly                                   int64   // that pay, once there are raises
+}
+
+// raise is a change of pay from Date on: the timeline's raises and a
+// PUT /sandbox/employment's income.
+type raise struct {
+	Date       string // YYYY-MM-DD
+	Income     int64  // cents a year
+	HourlyRate int64  // cents an hour; 0 for salaried people
+}
+
+// incomeAt is the person's pay (cents a year, and cents an hour for hourly
+// people) on day d (YYYY-MM-DD).
+func (p person) incomeAt(d string) (int64, int64) {
+	income, hourly := p.Income, p.HourlyRate
+	if len(p.Raises) > 0 {
+		// Income is the latest pay; before the first raise it was the
+		// pay the person started on.
+		income, hourly = p.StartPay, p.StartHourly
+		for _, r := range p.Raises {
+			if r.Date <= d {
+				income, hourly = r.Income, r.HourlyRate
+			}
+		}
+	}
+	return income, hourly
+}
+
+// addRaise makes income (and hourly, for hourly people) the person's pay
+// from day d on. It never appends to a slice another person shares.
+func (p *person) addRaise(d string, income, hourly int64) {
+	if len(p.Raises) == 0 {
+		p.StartPay, p.StartHourly = p.Income, p.HourlyRate
+	}
+	p.Raises = append(slices.Clip(p.Raises), raise{Date: d, Income: income, HourlyRate: hourly})
+	// A raise can be dated before an earlier one (a PUT's effective_date):
+	// keep them in date order, the latest being the current pay.
+	slices.SortStableFunc(p.Raises, func(a, b raise) int { return strings.Compare(a.Date, b.Date) })
+	last := p.Raises[len(p.Raises)-1]
+	p.Income, p.HourlyRate = last.Income, last.HourlyRate
 }
 
 type address struct{ Line1, City, State, Zip string }
@@ -150,60 +195,81 @@ var (
 	areaCodes   = map[string]string{"CA": "415", "TX": "512", "NY": "212", "CO": "303", "IL": "312", "WA": "206"}
 )
 
-// people returns the connection's employees, generated plus any added by
-// POST /sandbox/directory (those have no entity restrictions).
+// people returns the connection's employees as they were when it was
+// made, generated plus any added by POST /sandbox/directory (those have no
+// entity restrictions). What the employer data routes serve moves on with
+// the clock: see [Server.viewOf] (timeline.go).
 func (c *connection) people() []person {
-	out := make([]person, 0, c.Employees)
+	out := make([]person, 0, c.Employees+len(c.Extra))
 	for i := range c.Employees {
-		r := c.rng(1000 + uint64(i))
-		p := person{
-			ID: c.stableID(2, i), First: pick(r, firstNames), Last: pick(r, lastNames),
-			Dept: pick(r, depts), Title: pick(r, titles), Active: r.IntN(10) != 0,
-			Income: int64(50000+r.IntN(150000)) * 100,
-			Start:  time.Date(2015+r.IntN(10), time.Month(1+r.IntN(12)), 1+r.IntN(28), 0, 0, 0, 0, time.UTC).Format(time.DateOnly),
-			DOB:    time.Date(1960+r.IntN(40), time.Month(1+r.IntN(12)), 1+r.IntN(28), 0, 0, 0, 0, time.UTC).Format(time.DateOnly),
-		}
-		if len(c.Entities) > 0 {
-			p.Entity = c.Entities[i%len(c.Entities)].ID
-		}
-		if i > 0 {
-			p.ManagerID = c.stableID(2, r.IntN(min(i, 5)))
-		}
-		// Everything below comes from a stream of its own, so that the
-		// fields above stay what they were before it was added.
-		x := c.rng(20000 + uint64(i))
-		if x.IntN(3) == 0 {
-			p.Middle = pick(x, firstNames)
-		}
-		p.Gender, p.Ethnicity, p.Marital = pick(x, genders), pick(x, ethnicities), pick(x, maritals)
-		work := pick(x, cities)
-		p.Work = address{fmt.Sprintf("%d %s", 100+x.IntN(900), pick(x, streets)), work.city, work.state, work.zip}
-		p.Home = address{fmt.Sprintf("%d %s", 1+x.IntN(9999), pick(x, streets)), work.city, work.state, work.zip}
-		p.Phone = fmt.Sprintf("+1%s55501%02d", areaCodes[work.state], x.IntN(100)) // 555-0100…0199 are fictional
-		p.Saves401k = x.IntN(10) < 7
-		switch n := x.IntN(20); {
-		case n == 0:
-			p.Subtype, p.Title = "individual_contractor", "Contractor"
-		case n == 1:
-			p.Subtype, p.Title = "intern", "Intern"
-		case n < 4:
-			p.Subtype = "part_time"
-		default:
-			p.Subtype = "full_time"
-		}
-		if p.Subtype != "full_time" {
-			p.HourlyRate = int64(18+x.IntN(28)) * 100
-			p.Income = p.HourlyRate * 2080
-		}
-		if !p.Active {
-			start, _ := time.Parse(time.DateOnly, p.Start)
-			p.End = start.AddDate(1+x.IntN(3), x.IntN(12), 0).Format(time.DateOnly)
-		}
-		out = append(out, p)
+		out = append(out, c.genPerson(i))
 	}
+	return append(out, c.extraPeople()...)
+}
+
+// genPerson is generated employee number i: numbers below c.Employees are
+// the employer at connection time, later ones the timeline's hires.
+func (c *connection) genPerson(i int) person {
+	r := c.rng(1000 + uint64(i))
+	p := person{
+		ID: c.stableID(2, i), First: pick(r, firstNames), Last: pick(r, lastNames),
+		Dept: pick(r, depts), Title: pick(r, titles), Active: r.IntN(10) != 0,
+		Income: int64(50000+r.IntN(150000)) * 100,
+		Start:  time.Date(2015+r.IntN(10), time.Month(1+r.IntN(12)), 1+r.IntN(28), 0, 0, 0, 0, time.UTC).Format(time.DateOnly),
+		DOB:    time.Date(1960+r.IntN(40), time.Month(1+r.IntN(12)), 1+r.IntN(28), 0, 0, 0, 0, time.UTC).Format(time.DateOnly),
+	}
+	if len(c.Entities) > 0 {
+		p.Entity = c.Entities[i%len(c.Entities)].ID
+	}
+	if i > 0 {
+		p.ManagerID = c.stableID(2, r.IntN(min(i, 5)))
+	}
+	// Everything below comes from a stream of its own, so that the
+	// fields above stay what they were before it was added.
+	x := c.rng(20000 + uint64(i))
+	if x.IntN(3) == 0 {
+		p.Middle = pick(x, firstNames)
+	}
+	p.Gender, p.Ethnicity, p.Marital = pick(x, genders), pick(x, ethnicities), pick(x, maritals)
+	work := pick(x, cities)
+	p.Work = address{fmt.Sprintf("%d %s", 100+x.IntN(900), pick(x, streets)), work.city, work.state, work.zip}
+	p.Home = address{fmt.Sprintf("%d %s", 1+x.IntN(9999), pick(x, streets)), work.city, work.state, work.zip}
+	p.Phone = fmt.Sprintf("+1%s55501%02d", areaCodes[work.state], x.IntN(100)) // 555-0100…0199 are fictional
+	p.Saves401k = x.IntN(10) < 7
+	switch n := x.IntN(20); {
+	case n == 0:
+		p.Subtype, p.Title = "individual_contractor", "Contractor"
+	case n == 1:
+		p.Subtype, p.Title = "intern", "Intern"
+	case n < 4:
+		p.Subtype = "part_time"
+	default:
+		p.Subtype = "full_time"
+	}
+	if p.Subtype != "full_time" {
+		p.HourlyRate = int64(18+x.IntN(28)) * 100
+		p.Income = p.HourlyRate * 2080
+	}
+	if !p.Active {
+		start, _ := time.Parse(time.DateOnly, p.Start)
+		p.End = start.AddDate(1+x.IntN(3), x.IntN(12), 0).Format(time.DateOnly)
+		// Someone who had left when the connection was made left by
+		// then, not on a date still to come.
+		if made := c.Created.UTC().Format(time.DateOnly); !c.Created.IsZero() && p.End > made {
+			p.End = max(made, p.Start)
+		}
+	}
+	p.SSN = ssnOf(c.rng(30000 + uint64(i)))
+	p.Index = i
+	return p
+}
+
+// extraPeople are the people POST /sandbox/directory added.
+func (c *connection) extraPeople() []person {
+	var out []person
 	for _, x := range c.Extra {
 		p := person{ID: fmt.Sprint(x["id"]), First: str(x["first_name"]), Middle: str(x["middle_name"]), Last: str(x["last_name"]),
-			Title: str(x["title"]), Active: true, Start: "2024-01-01", Subtype: "full_time"}
+			Title: str(x["title"]), Active: true, Start: "2024-01-01", Subtype: "full_time", Index: -1}
 		if d, ok := x["department"].(map[string]any); ok {
 			p.Dept = str(d["name"])
 		}
@@ -212,9 +278,46 @@ func (c *connection) people() []person {
 				p.Income = int64(a)
 			}
 		}
+		if v, ok := x["ssn"].(string); ok && validSSN(v) {
+			p.SSN = v
+		} else {
+			p.SSN = ssnOf(c.rng(40000 + uint64(len(out))))
+		}
 		out = append(out, p)
 	}
 	return out
+}
+
+// ssnOf draws a Social Security number that is valid in form and in
+// issuance rules: ddd-dd-dddd, area 001–899 but not 666, group 01–99,
+// serial 0001–9999.
+func ssnOf(r *rand.Rand) string {
+	area := 1 + r.IntN(898) // 1…898
+	if area >= 666 {
+		area++ // skips 666; 899 at most
+	}
+	return fmt.Sprintf("%03d-%02d-%04d", area, 1+r.IntN(99), 1+r.IntN(9999))
+}
+
+// validSSN reports whether v is a Social Security number of valid form
+// and issuance: ddd-dd-dddd with no area 000, 666 or 900–999, no group
+// 00 and no serial 0000.
+func validSSN(v string) bool {
+	if len(v) != 11 || v[3] != '-' || v[6] != '-' {
+		return false
+	}
+	num := func(s string) int {
+		n := 0
+		for _, ch := range []byte(s) {
+			if ch < '0' || ch > '9' {
+				return -1
+			}
+			n = n*10 + int(ch-'0')
+		}
+		return n
+	}
+	area, group, serial := num(v[:3]), num(v[4:6]), num(v[7:])
+	return area > 0 && area != 666 && area < 900 && group > 0 && serial > 0
 }
 
 func str(v any) string {
@@ -250,8 +353,7 @@ func (p person) individual(withSSN bool) map[string]any {
 		"phone_numbers": phones, "emails": emails, "residence": p.Home.location(), "encrypted_ssn": nil,
 	}
 	if withSSN {
-		// Area 000 is never issued, so these can never be a real person's.
-		out["ssn"] = "000-00-" + p.ID[len(p.ID)-4:]
+		out["ssn"] = nullable(p.SSN)
 	}
 	return out
 }
@@ -274,11 +376,26 @@ func (p person) employment() map[string]any {
 	}
 	var income, history any
 	if p.Income > 0 {
-		cur := map[string]any{"amount": p.Income, "currency": "usd", "effective_date": p.Start, "unit": "yearly"}
-		if p.HourlyRate > 0 {
-			cur = map[string]any{"amount": p.HourlyRate, "currency": "usd", "effective_date": p.Start, "unit": "hourly"}
+		pay := func(yearly, hourly int64, from string) map[string]any {
+			if hourly > 0 {
+				return map[string]any{"amount": hourly, "currency": "usd", "effective_date": from, "unit": "hourly"}
+			}
+			return map[string]any{"amount": yearly, "currency": "usd", "effective_date": from, "unit": "yearly"}
 		}
-		income, history = cur, []any{cur}
+		cur := pay(p.Income, p.HourlyRate, p.Start)
+		hist := []any{cur}
+		if len(p.Raises) > 0 {
+			// Newest first, as providers list it; the first entry is
+			// the pay the person started on.
+			hist = []any{}
+			for i := len(p.Raises) - 1; i >= 0; i-- {
+				r := p.Raises[i]
+				hist = append(hist, pay(r.Income, r.HourlyRate, r.Date))
+			}
+			hist = append(hist, pay(p.StartPay, p.StartHourly, p.Start))
+			cur = hist[0].(map[string]any)
+		}
+		income, history = cur, hist
 	}
 	return map[string]any{
 		"id": p.ID, "first_name": p.First, "middle_name": nullable(p.Middle), "last_name": p.Last, "title": nullable(p.Title),
@@ -311,10 +428,29 @@ type payslip struct {
 	erSS, erMedicare, match, erHealth      int64 // paid by the employer
 }
 
-func (p person) payslip() payslip {
+func (p person) payslip() payslip { return p.payslipAt("9999-12-31", "semi_monthly") }
+
+// periodsPerYear is how many pay runs a pay frequency makes in a year.
+func periodsPerYear(freq string) int64 {
+	switch freq {
+	case "weekly":
+		return 52
+	case "bi_weekly":
+		return 26
+	case "monthly":
+		return 12
+	}
+	return 24 // semi_monthly
+}
+
+// payslipAt is the person's pay for a run of frequency freq paid on day
+// d (YYYY-MM-DD), at the pay they had that day.
+func (p person) payslipAt(d, freq string) payslip {
 	var s payslip
-	s.gross = p.Income / 24
-	s.hours = 8667 // 2,080 h a year over 24 runs
+	income, _ := p.incomeAt(d)
+	periods := periodsPerYear(freq)
+	s.gross = income / periods
+	s.hours = 208000 / periods // 2,080 h a year, in hundredths
 	if p.Subtype == "part_time" {
 		s.gross, s.hours = s.gross/2, s.hours/2
 	}
@@ -327,7 +463,9 @@ func (p person) payslip() payslip {
 		s.match = s.k401 / 2
 	}
 	if p.Subtype == "full_time" {
-		s.health, s.erHealth = 9500, 35000
+		// Medical premiums are monthly: 95 $ and 350 $ a month, spread
+		// over the month's runs.
+		s.health, s.erHealth = 9500*12/periods, 35000*12/periods
 	}
 	taxable := s.gross - s.k401 - s.health
 	s.fed = taxable * 12 / 100
@@ -340,46 +478,23 @@ func (p person) payslip() payslip {
 	return s
 }
 
-// payments are semi-monthly pay runs over the last year, relative to now.
+// payments are the pay runs of people over the payroll history as of now
+// (see [connection.payRuns]), as GET /employer/payment shows them.
 func (c *connection) payments(now time.Time, people []person) []map[string]any {
-	var out []map[string]any
-	var ids []any
-	var sum payslip
-	for _, p := range people {
-		if !p.Active || p.Income == 0 {
-			continue
-		}
-		ids = append(ids, p.ID)
-		s := p.payslip()
-		sum.gross += s.gross
-		sum.net += s.net
-		sum.fed += s.fed + s.state + s.ss + s.medicare // employee taxes
-		sum.erSS += s.erSS + s.erMedicare              // employer taxes
-		sum.match += s.match + s.erHealth              // employer contributions
-	}
-	money := func(v int64) map[string]any { return map[string]any{"amount": v, "currency": "usd"} }
-	day := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
-	for i := range 24 {
-		pay := day.AddDate(0, -i/2, 0)
-		if i%2 == 1 {
-			pay = pay.AddDate(0, 0, 14)
-		}
-		if pay.After(now) {
-			continue
-		}
-		out = append(out, map[string]any{
-			"id": c.stableID(3, i), "pay_date": pay.Format(time.DateOnly), "debit_date": pay.AddDate(0, 0, -2).Format(time.DateOnly),
-			"pay_period":    map[string]any{"start_date": pay.AddDate(0, 0, -15).Format(time.DateOnly), "end_date": pay.AddDate(0, 0, -1).Format(time.DateOnly)},
-			"company_debit": money(sum.gross + sum.erSS + sum.match), "gross_pay": money(sum.gross), "net_pay": money(sum.net),
-			"employer_taxes": money(sum.erSS), "employee_taxes": money(sum.fed),
-			"individual_ids": ids, "pay_group_ids": []any{c.stableID(6, 0)}, "pay_frequencies": []any{"semi_monthly"},
-		})
+	v := c.buildPayroll(people, now).ensureRuns(c)
+	out := make([]map[string]any, 0, len(v.runs))
+	for i := range v.runs {
+		out = append(out, v.paymentJSON(c, i))
 	}
 	return out
 }
 
-func (p person) payStatement() map[string]any {
-	s := p.payslip()
+func (p person) payStatement() map[string]any { return p.payStatementAt("9999-12-31", "semi_monthly") }
+
+// payStatementAt is the person's statement of a run of frequency freq
+// paid on day d.
+func (p person) payStatementAt(d, freq string) map[string]any {
+	s := p.payslipAt(d, freq)
 	money := func(v int64) map[string]any { return map[string]any{"amount": v, "currency": "usd"} }
 	hours := float64(s.hours) / 100
 	earning := map[string]any{"amount": s.gross, "currency": "usd", "hours": hours, "name": "Salary", "type": "salary"}

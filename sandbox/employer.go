@@ -15,6 +15,9 @@ import (
 func (s *Server) data(product string, h func(w http.ResponseWriter, r *http.Request, c *connection, entity string)) http.HandlerFunc {
 	return s.bearer(func(w http.ResponseWriter, r *http.Request, c *connection, _ *token) {
 		status, hasProduct := s.countDataCall(c, product)
+		// The data is that of the connection's latest daily refresh
+		// (timeline.go).
+		w.Header().Set("Finch-Data-Retrieved", c.refreshTime(c.refreshes(s.now())).UTC().Format(time.RFC3339))
 		if statusError(w, status) {
 			return
 		}
@@ -46,6 +49,7 @@ func (s *Server) countDataCall(c *connection, product string) (string, bool) {
 		}
 		s.dirty = true
 	}
+	s.noticeRefresh(c)
 	return c.Status, c.hasProduct(product)
 }
 
@@ -153,7 +157,7 @@ func (s *Server) peopleAndGone(c *connection) ([]person, map[string]bool) {
 			gone[e.ID] = true
 		}
 	}
-	return c.people(), gone
+	return s.viewOf(c).people, gone
 }
 
 // handleCompany is GET /employer/company: the company of the entity asked
@@ -276,13 +280,15 @@ func (s *Server) handleIndividuals(w http.ResponseWriter, r *http.Request, c *co
 		byID[p.ID] = p
 	}
 	out := []any{}
+	s.mu.Lock() // the sandbox data API's changes are read under the lock
 	for _, q := range req.Requests {
 		if p, ok := byID[q.IndividualID]; ok {
-			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 200, "body": p.individual(ssn)})
+			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 200, "body": c.individualJSON(p, ssn)})
 		} else {
 			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 404, "body": notFoundItem(q.IndividualID, "individual_not_found")})
 		}
 	}
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"responses": out})
 }
 
@@ -296,18 +302,22 @@ func (s *Server) handleEmployments(w http.ResponseWriter, r *http.Request, c *co
 		byID[p.ID] = p
 	}
 	out := []any{}
+	s.mu.Lock() // the sandbox data API's changes are read under the lock
 	for _, q := range req.Requests {
 		if p, ok := byID[q.IndividualID]; ok {
-			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 200, "body": p.employment()})
+			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 200, "body": c.employmentJSON(p)})
 		} else {
 			out = append(out, map[string]any{"individual_id": q.IndividualID, "code": 404, "body": notFoundItem(q.IndividualID, "individual_not_found")})
 		}
 	}
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"responses": out})
 }
 
 // handlePayments is GET /employer/payment?start_date&end_date (both
-// required, inclusive, on pay_date): a bare array.
+// required, inclusive, on pay_date): a bare array of the payroll history
+// as of the latest refresh (paygroups.go), of the entity asked for or of
+// every entity still connected.
 func (s *Server) handlePayments(w http.ResponseWriter, r *http.Request, c *connection, entity string) {
 	q := r.URL.Query()
 	start, err1 := time.Parse(time.DateOnly, q.Get("start_date"))
@@ -316,13 +326,16 @@ func (s *Server) handlePayments(w http.ResponseWriter, r *http.Request, c *conne
 		badRequest(w, "start_date and end_date (YYYY-MM-DD) are required.")
 		return
 	}
+	from, to := start.Format(time.DateOnly), end.Format(time.DateOnly)
 	out := []any{}
-	for _, p := range c.payments(s.now(), s.peopleOf(c, entity)) {
-		d, _ := time.Parse(time.DateOnly, p["pay_date"].(string))
-		if !d.Before(start) && !d.After(end) {
-			out = append(out, p)
+	s.mu.Lock()
+	v := s.viewOf(c).ensureRuns(c)
+	for i, run := range v.runs {
+		if run.Pay >= from && run.Pay <= to && c.entityVisible(run.Entity, entity) {
+			out = append(out, v.paymentJSON(c, i))
 		}
 	}
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -340,14 +353,12 @@ func (s *Server) handlePayStatements(w http.ResponseWriter, r *http.Request, c *
 			return
 		}
 	}
-	people := s.peopleOf(c, entity)
-	payments := map[string]bool{}
-	for _, p := range c.payments(s.now(), people) {
-		payments[p["id"].(string)] = true
-	}
 	out := []any{}
+	s.mu.Lock()
+	v := s.viewOf(c).ensureRuns(c)
 	for _, q := range req.Requests {
-		if !payments[q.PaymentID] {
+		i, ok := v.byID[q.PaymentID]
+		if !ok || !c.entityVisible(v.runs[i].Entity, entity) {
 			out = append(out, map[string]any{"payment_id": q.PaymentID, "code": 404, "body": notFoundItem(q.PaymentID, "payment_not_found")})
 			continue
 		}
@@ -356,19 +367,10 @@ func (s *Server) handlePayStatements(w http.ResponseWriter, r *http.Request, c *
 			limit = 100 // Finch's default
 		}
 		limit = min(limit, 5000) // Finch's maximum
-		var active []person
-		for _, p := range people {
-			if p.Active && p.Income > 0 { // the people a payment counts
-				active = append(active, p)
-			}
-		}
-		stmts := []any{}
-		for _, p := range page(active, q.Offset, limit) {
-			stmts = append(stmts, p.payStatement())
-		}
 		out = append(out, map[string]any{"payment_id": q.PaymentID, "code": 200, "body": map[string]any{
-			"paging": map[string]int{"offset": q.Offset, "count": len(active)}, "pay_statements": stmts,
+			"paging": map[string]int{"offset": q.Offset, "count": v.runs[i].count}, "pay_statements": v.statements(i, q.Offset, limit),
 		}})
 	}
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"responses": out})
 }

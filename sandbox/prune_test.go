@@ -88,6 +88,11 @@ func TestPrune_CodesAndSessions(t *testing.T) {
 	if r.status != http.StatusBadRequest || r.json(t)["name"] != "invalid_grant_error" {
 		t.Errorf("pruned unused code = %d %s, want 400 invalid_grant_error", r.status, r.body)
 	}
+	for _, c := range unused[:3] {
+		if r := e.exchange(c, cb); r.status != http.StatusBadRequest || r.json(t)["name"] != "invalid_grant_error" {
+			t.Errorf("pruned code never exchanged = %d %s, want 400 invalid_grant_error", r.status, r.body)
+		}
+	}
 	// Nothing valid went: the long session still opens, the unused
 	// code issued before the last prune exchanges, and the tokens work.
 	if r := e.exchange(valid, cb); r.status != http.StatusOK {

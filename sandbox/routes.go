@@ -27,6 +27,12 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /sandbox/connections/accounts", s.bearer(s.handleSandboxAccount))
 	m.HandleFunc("PUT /sandbox/company", s.bearer(s.handleSandboxCompany))
 	m.HandleFunc("POST /sandbox/directory", s.bearer(s.handleSandboxDirectory))
+	// Employer data over time, payroll history, pay groups and the sandbox data API (sb-payroll).
+	m.HandleFunc("GET /employer/pay-groups", s.data("payment", s.handlePayGroups))
+	m.HandleFunc("GET /employer/pay-groups/{id}", s.data("payment", s.handlePayGroup))
+	m.HandleFunc("PUT /sandbox/individual/{id}", s.bearer(s.handleSandboxIndividual))
+	m.HandleFunc("PUT /sandbox/employment/{id}", s.bearer(s.handleSandboxEmployment))
+	m.HandleFunc("POST /sandbox/payment", s.bearer(s.handleSandboxPayment))
 	// Deductions and jobs (sb-benefits; scopes in products.go).
 	s.scoped("GET /employer/benefits", s.handleBenefitList)
 	s.scoped("POST /employer/benefits", s.handleBenefitCreate)

@@ -460,6 +460,7 @@ func (s *Server) saveLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
+			s.noticeRefreshes() // sb-payroll: webhooks of data refreshes (timeline.go)
 			s.mu.Lock()
 			s.settleJobs() // jobs due on the clock complete and send their webhooks
 			dirty := s.dirty

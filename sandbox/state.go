@@ -188,6 +188,11 @@ type connection struct {
 	Username      string           `json:"username,omitempty"`
 	Finch         bool             `json:"finch,omitempty"` // Finch-generated data: connection_type "finch"
 
+	// sb-payroll (timeline.go): the sandbox data API's changes and the
+	// last refresh noticed; the data of the latest refresh, cached.
+	Payroll *payrollState `json:"payroll,omitempty"`
+	view    *view
+
 	// Deductions and jobs (benefits.go, jobs.go).
 	AuthType       string     `json:"authentication_type,omitempty"` // POST /sandbox/connections' authentication_type; "" is credential
 	Benefits       []*benefit `json:"benefits,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/finchconnect/finchconnect"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -94,7 +95,7 @@ func BenchmarkCallback(b *testing.B) {
 			key, _ := keyring.Generate(1)
 			kr, _ := keyring.New(key)
 			store := tokenstore.New(backend, kr)
-			srv, err := server.New(server.Config{PublicURL: "http://app.test", CallbackLimit: server.RateLimit{PerMinute: -1}, ConnectLimit: server.RateLimit{PerMinute: -1}},
+			srv, err := server.New(server.Config{PublicURL: "http://app.test", CallbackLimit: server.RateLimit{PerMinute: -1}, ConnectLimit: server.RateLimit{PerMinute: -1}, Logger: discard},
 				&finch.Client{BaseURL: fin.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("secret")}, store)
 			if err != nil {
 				b.Fatal(err)
@@ -149,7 +150,7 @@ func BenchmarkCompanyPage(b *testing.B) {
 			kr, _ := keyring.New(key)
 			store := tokenstore.New(backend, kr)
 			fc := &finch.Client{BaseURL: fin.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("secret")}
-			srv, _ := server.New(server.Config{PublicURL: "http://app.test"}, fc, store)
+			srv, _ := server.New(server.Config{PublicURL: "http://app.test", Logger: discard}, fc, store)
 			conn, err := fc.ExchangeCode(context.Background(), "x", "")
 			if err != nil {
 				b.Fatal(err)
@@ -181,3 +182,7 @@ func BenchmarkCompanyPage(b *testing.B) {
 		})
 	}
 }
+
+// discard is the logger of benchmarks and fuzzing: a nil Config.Logger is
+// slog.Default(), which would write a line per request.
+var discard = slog.New(slog.DiscardHandler)

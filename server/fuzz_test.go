@@ -29,7 +29,7 @@ func fuzzServer(f *testing.F) (*server.Server, *atomic.Int64) {
 	key, _ := keyring.Generate(1)
 	kr, _ := keyring.New(key)
 	store := tokenstore.New(tokenstore.NewMemory(), kr)
-	srv, err := server.New(server.Config{PublicURL: "http://app.test", CallbackLimit: server.RateLimit{PerMinute: -1}},
+	srv, err := server.New(server.Config{PublicURL: "http://app.test", CallbackLimit: server.RateLimit{PerMinute: -1}, Logger: discard},
 		&finch.Client{BaseURL: finchAPI.URL, ClientID: "id", ClientSecret: finchconnect.NewSecret("secret")}, store)
 	if err != nil {
 		f.Fatal(err)

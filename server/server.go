@@ -114,7 +114,8 @@ type Config struct {
 	APIKeyCacheTTL time.Duration
 
 	// Logger receives one line per request and the errors someone must act
-	// on. Nil discards.
+	// on. Nil means slog.Default(): an embedder who sets nothing still sees
+	// the errors.
 	Logger *slog.Logger
 
 	// Now and Rand are the clock and the randomness source; nil means
@@ -171,7 +172,7 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error)
 		return nil, errors.New("server: PublicURL must be an absolute http(s) URL")
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg.Logger = slog.Default()
 	}
 	if len(cfg.Products) == 0 {
 		cfg.Products = []string{"company", "directory", "individual", "employment"}

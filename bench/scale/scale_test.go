@@ -58,7 +58,7 @@ func TestConnectionID(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	if connectionID(7) != connectionID(7) {
+	if a, b := connectionID(7), connectionID(7); a != b {
 		t.Error("connectionID is not stable")
 	}
 }
