@@ -237,8 +237,8 @@ func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
 	for _, p := range providers {
 		out = append(out, map[string]any{
 			"id": p.ID, "display_name": p.Name, "products": []string{"company", "directory", "individual", "employment", "payment", "pay_statement"},
-			"authentication_methods": []any{map[string]any{"type": "credential"}}, "beta": false, "icon": nil, "logo": nil,
-			"primary_color": nil, "mfa_required": false, "manual": false,
+			"authentication_methods": []any{map[string]any{"type": "credential"}}, "beta": false,
+			"mfa_required": false, "manual": false, // icon, logo, primary_color: the SDK types them string, so absent rather than null
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
