@@ -27,6 +27,17 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /sandbox/connections/accounts", s.bearer(s.handleSandboxAccount))
 	m.HandleFunc("PUT /sandbox/company", s.bearer(s.handleSandboxCompany))
 	m.HandleFunc("POST /sandbox/directory", s.bearer(s.handleSandboxDirectory))
+	// sb-items: pay statement items and rules, documents, request
+	// forwarding, sandbox accounts.
+	m.HandleFunc("GET /employer/pay-statement-item", s.data("pay_statement", s.handlePayItems))
+	m.HandleFunc("POST /employer/pay-statement-item/rule", s.data("pay_statement", s.handleCreateRule))
+	m.HandleFunc("GET /employer/pay-statement-item/rule", s.data("pay_statement", s.handleListRules))
+	m.HandleFunc("PUT /employer/pay-statement-item/rule/{rule_id}", s.data("pay_statement", s.handleUpdateRule))
+	m.HandleFunc("DELETE /employer/pay-statement-item/rule/{rule_id}", s.data("pay_statement", s.handleDeleteRule))
+	m.HandleFunc("GET /employer/documents", s.data("documents", s.handleDocuments))
+	m.HandleFunc("GET /employer/documents/{document_id}", s.data("documents", s.handleDocument))
+	m.HandleFunc("POST /forward", s.bearer(s.handleForward))
+	m.HandleFunc("POST /sandbox/connections/accounts", s.handleSandboxAccountCreate)
 	// Admin API, under a prefix Finch never uses.
 	m.HandleFunc("GET /_sandbox/stats", s.handleStats)
 	m.HandleFunc("POST /_sandbox/faults", s.handleAddFault)

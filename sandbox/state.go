@@ -181,6 +181,11 @@ type connection struct {
 	Extra         []map[string]any `json:"extra,omitempty"`   // added by POST /sandbox/directory
 	Username      string           `json:"username,omitempty"`
 	Finch         bool             `json:"finch,omitempty"` // Finch-generated data: connection_type "finch"
+
+	// sb-items: pay statement item rules (items.go) and the accounts
+	// POST /sandbox/connections/accounts added (accounts.go).
+	Rules    []*itemRule      `json:"rules,omitempty"`
+	Accounts []sandboxAccount `json:"accounts,omitempty"`
 }
 
 // entity is one of a connection's entities; its name is its company's
