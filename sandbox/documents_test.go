@@ -18,11 +18,11 @@ var docProducts = []string{"company", "directory", "employment", "documents"}
 func (e *env) employmentTypes(auth, query string) map[string]string {
 	e.t.Helper()
 	var reqs []any
-	for _, p := range objects(e.t, e.call("GET", "/employer/directory"+query, auth, nil), "individuals") {
+	for _, p := range arrayOf(e.t, e.call("GET", "/employer/directory"+query, auth, nil), "individuals") {
 		reqs = append(reqs, map[string]any{"individual_id": p["id"]})
 	}
 	out := map[string]string{}
-	for _, r := range objects(e.t, e.call("POST", "/employer/employment"+query, auth, map[string]any{"requests": reqs}), "responses") {
+	for _, r := range arrayOf(e.t, e.call("POST", "/employer/employment"+query, auth, map[string]any{"requests": reqs}), "responses") {
 		out[r["individual_id"].(string)] = r["body"].(map[string]any)["employment"].(map[string]any)["type"].(string)
 	}
 	return out
@@ -39,7 +39,7 @@ func TestDocuments_W4s(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /employer/documents = %d %s", r.status, r.body)
 	}
-	docs := objects(t, r, "documents")
+	docs := arrayOf(t, r, "documents")
 	paging := r.json(t)["paging"].(map[string]any)
 	if paging["count"] != float64(len(docs)) || paging["offset"] != 0.0 {
 		t.Errorf("paging = %v with %d documents", paging, len(docs))
@@ -112,7 +112,7 @@ func TestDocuments_W4s(t *testing.T) {
 func TestDocuments_FiltersAndPaging(t *testing.T) {
 	e := newEnv(t, sandbox.Options{})
 	auth := "bearer:" + e.token("authorized_complex", docProducts...)
-	all := objects(t, e.call("GET", "/employer/documents", auth, nil), "documents")
+	all := arrayOf(t, e.call("GET", "/employer/documents", auth, nil), "documents")
 	idsOf := func(docs []map[string]any) []string {
 		var out []string
 		for _, d := range docs {
@@ -128,25 +128,25 @@ func TestDocuments_FiltersAndPaging(t *testing.T) {
 		return r
 	}
 	p := get("limit=5&offset=3")
-	if got, want := idsOf(objects(t, p, "documents")), idsOf(all[3:8]); strings.Join(got, ",") != strings.Join(want, ",") {
+	if got, want := idsOf(arrayOf(t, p, "documents")), idsOf(all[3:8]); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("limit=5&offset=3 = %v, want %v", got, want)
 	}
 	if pg := p.json(t)["paging"].(map[string]any); pg["count"] != float64(len(all)) || pg["offset"] != 3.0 {
 		t.Errorf("paging = %v, want count %d and offset 3", pg, len(all))
 	}
-	if n := len(objects(t, get("offset=100000"), "documents")); n != 0 {
+	if n := len(arrayOf(t, get("offset=100000"), "documents")); n != 0 {
 		t.Errorf("offset past the end gives %d documents", n)
 	}
 	a, b := all[0]["individual_id"].(string), all[len(all)-1]["individual_id"].(string)
 	for _, q := range []string{url.Values{"individual_ids[]": {a, b}}.Encode(), "individual_ids=" + a + "," + b} {
-		for _, d := range objects(t, get(q), "documents") {
+		for _, d := range arrayOf(t, get(q), "documents") {
 			if d["individual_id"] != a && d["individual_id"] != b {
 				t.Errorf("?%s gave a document of %v", q, d["individual_id"])
 			}
 		}
 	}
 	for _, kind := range []string{"w4_2020", "w4_2005"} {
-		docs := objects(t, get("types%5B%5D="+kind), "documents")
+		docs := arrayOf(t, get("types%5B%5D="+kind), "documents")
 		want := 0
 		for _, d := range all {
 			if d["type"] == kind {
@@ -157,7 +157,7 @@ func TestDocuments_FiltersAndPaging(t *testing.T) {
 			t.Errorf("types[]=%s gave %d documents, want %d", kind, len(docs), want)
 		}
 	}
-	if n := len(objects(t, get("types=w4_2020,w4_2005"), "documents")); n != len(all) {
+	if n := len(arrayOf(t, get("types=w4_2020,w4_2005"), "documents")); n != len(all) {
 		t.Errorf("both types gave %d documents, want %d", n, len(all))
 	}
 	for _, q := range []string{"types%5B%5D=w2", "limit=-1", "offset=x"} {
@@ -180,7 +180,7 @@ func TestDocuments_Entities(t *testing.T) {
 	a, b := ents[0].(map[string]any)["id"].(string), ents[1].(map[string]any)["id"].(string)
 	qa, qb := "?entity_ids[]="+a, "?entity_ids[]="+b
 	peopleA := e.employmentTypes(auth, qa)
-	docsA := objects(t, e.call("GET", "/employer/documents"+qa, auth, nil), "documents")
+	docsA := arrayOf(t, e.call("GET", "/employer/documents"+qa, auth, nil), "documents")
 	if len(docsA) == 0 {
 		t.Fatal("entity a has no documents")
 	}
@@ -209,7 +209,7 @@ func TestDocuments_AddedPeople(t *testing.T) {
 	if err := json.Unmarshal(added.body, &people); err != nil || len(people) != 1 {
 		t.Fatalf("POST /sandbox/directory = %d %s", added.status, added.body)
 	}
-	docs := objects(t, e.call("GET", "/employer/documents?individual_ids="+people[0]["id"].(string), auth, nil), "documents")
+	docs := arrayOf(t, e.call("GET", "/employer/documents?individual_ids="+people[0]["id"].(string), auth, nil), "documents")
 	if len(docs) != 1 || docs[0]["type"] != "w4_2020" {
 		t.Errorf("the new hire's documents = %v, want one 2020 W-4", docs)
 	}

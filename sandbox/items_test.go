@@ -12,7 +12,7 @@ import (
 )
 
 // objects returns the JSON objects of r's field key (an array).
-func objects(t *testing.T, r resp, key string) []map[string]any {
+func arrayOf(t *testing.T, r resp, key string) []map[string]any {
 	t.Helper()
 	m := r.json(t)
 	xs, ok := m[key].([]any)
@@ -42,7 +42,7 @@ func (e *env) latestStatements(tok string) (string, []map[string]any) {
 		}
 	}
 	ps := e.call("POST", "/employer/pay-statement", "bearer:"+tok, map[string]any{"requests": []any{map[string]any{"payment_id": latest["id"], "limit": 5000}}})
-	body := objects(e.t, ps, "responses")[0]["body"].(map[string]any)
+	body := arrayOf(e.t, ps, "responses")[0]["body"].(map[string]any)
 	var stmts []map[string]any
 	for _, s := range body["pay_statements"].([]any) {
 		stmts = append(stmts, s.(map[string]any))
@@ -70,7 +70,7 @@ func TestPayItems_DerivedFromPayStatements(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("GET /employer/pay-statement-item = %d %s", r.status, r.body)
 	}
-	items := objects(t, r, "responses")
+	items := arrayOf(t, r, "responses")
 	if len(items) != len(want) {
 		t.Errorf("%d items, want the %d distinct lines of the pay statements", len(items), len(want))
 	}
@@ -112,7 +112,7 @@ func itemNames(t *testing.T, r resp) []string {
 		t.Fatalf("status %d %s", r.status, r.body)
 	}
 	var out []string
-	for _, it := range objects(t, r, "responses") {
+	for _, it := range arrayOf(t, r, "responses") {
 		out = append(out, it["category"].(string)+"/"+it["name"].(string))
 	}
 	return out
@@ -123,7 +123,7 @@ func TestPayItems_Filters(t *testing.T) {
 	tok := e.token("authorized_simple")
 	latest, _ := e.latestStatements(tok)
 	get := func(q string) resp { return e.call("GET", "/employer/pay-statement-item?"+q, "bearer:"+tok, nil) }
-	all := objects(t, get(""), "responses")
+	all := arrayOf(t, get(""), "responses")
 	count := func(pred func(category, name, kind string) bool) int {
 		n := 0
 		for _, it := range all {
@@ -167,7 +167,7 @@ func TestPayItems_Filters(t *testing.T) {
 
 func metadataOf(t *testing.T, r resp, name string) any {
 	t.Helper()
-	for _, it := range objects(t, r, "responses") {
+	for _, it := range arrayOf(t, r, "responses") {
 		if it["name"] == name {
 			return it["attributes"].(map[string]any)["metadata"]
 		}
@@ -176,7 +176,7 @@ func metadataOf(t *testing.T, r resp, name string) any {
 	return nil
 }
 
-func cond(field, value string) map[string]any {
+func ruleCond(field, value string) map[string]any {
 	return map[string]any{"field": field, "operator": "equals", "value": value}
 }
 
@@ -187,7 +187,7 @@ func TestPayItemRules_Lifecycle(t *testing.T) {
 	items := func() resp { return e.call("GET", "/employer/pay-statement-item", auth, nil) }
 
 	c1 := e.call("POST", "/employer/pay-statement-item/rule", auth, map[string]any{
-		"conditions": []any{cond("name", "Medicare")}, "attributes": map[string]any{"metadata": map[string]any{"label": "first", "gl": 6100}},
+		"conditions": []any{ruleCond("name", "Medicare")}, "attributes": map[string]any{"metadata": map[string]any{"label": "first", "gl": 6100}},
 	})
 	if c1.status != http.StatusCreated {
 		t.Fatalf("create = %d %s, want 201", c1.status, c1.body)
@@ -212,7 +212,7 @@ func TestPayItemRules_Lifecycle(t *testing.T) {
 	// A second rule on the same item: lower priority, so the first wins
 	// on the key both set; the keys only it sets are added.
 	c2 := e.call("POST", "/employer/pay-statement-item/rule", auth, map[string]any{
-		"conditions": []any{cond("type", "fica"), cond("category", "taxes")}, "attributes": map[string]any{"metadata": map[string]any{"label": "second", "fica": true}},
+		"conditions": []any{ruleCond("type", "fica"), ruleCond("category", "taxes")}, "attributes": map[string]any{"metadata": map[string]any{"label": "second", "fica": true}},
 	}).json(t)
 	if c2["priority"] != 2.0 {
 		t.Errorf("second rule's priority = %v, want 2", c2["priority"])
@@ -225,7 +225,7 @@ func TestPayItemRules_Lifecycle(t *testing.T) {
 		t.Errorf("Social Security's metadata = %v, want the second rule's", md)
 	}
 
-	list := objects(t, e.call("GET", "/employer/pay-statement-item/rule", auth, nil), "responses")
+	list := arrayOf(t, e.call("GET", "/employer/pay-statement-item/rule", auth, nil), "responses")
 	if len(list) != 2 || list[0]["id"] != r1["id"] || list[1]["id"] != c2["id"] {
 		t.Fatalf("rules = %v, want both by priority", list)
 	}
@@ -242,7 +242,7 @@ func TestPayItemRules_Lifecycle(t *testing.T) {
 	if md, _ := metadataOf(t, items(), "Medicare").(map[string]any); md["label"] != "second" || md["gl"] != 6100.0 {
 		t.Errorf("after the update Medicare's metadata = %v, want label second and gl kept", md)
 	}
-	if list := objects(t, e.call("GET", "/employer/pay-statement-item/rule", auth, nil), "responses"); list[0]["id"] != c2["id"] {
+	if list := arrayOf(t, e.call("GET", "/employer/pay-statement-item/rule", auth, nil), "responses"); list[0]["id"] != c2["id"] {
 		t.Errorf("rules after the update = %v, want priority order", list)
 	}
 
@@ -272,7 +272,7 @@ func TestPayItemRules_Lifecycle(t *testing.T) {
 	}
 	// Rules are per connection.
 	other := e.token("authorized_simple")
-	if list := objects(t, e.call("GET", "/employer/pay-statement-item/rule", "bearer:"+other, nil), "responses"); len(list) != 0 {
+	if list := arrayOf(t, e.call("GET", "/employer/pay-statement-item/rule", "bearer:"+other, nil), "responses"); len(list) != 0 {
 		t.Errorf("another connection sees rules %v", list)
 	}
 	if r := e.call("DELETE", "/employer/pay-statement-item/rule/"+c2["id"].(string), "bearer:"+other, nil); r.status != http.StatusNotFound {
@@ -292,16 +292,16 @@ func TestPayItemRules_Validation(t *testing.T) {
 		{"not JSON", `{"conditions": [`, "rule object"},
 		{"no conditions", map[string]any{"attributes": md}, "conditions is required"},
 		{"empty conditions", map[string]any{"conditions": []any{}, "attributes": md}, "at least one"},
-		{"unknown field", map[string]any{"conditions": []any{cond("colour", "x")}, "attributes": md}, "field"},
+		{"unknown field", map[string]any{"conditions": []any{ruleCond("colour", "x")}, "attributes": md}, "field"},
 		{"operator", map[string]any{"conditions": []any{map[string]any{"field": "name", "operator": "contains", "value": "x"}}, "attributes": md}, "operator"},
-		{"no value", map[string]any{"conditions": []any{cond("name", "")}, "attributes": md}, "value"},
-		{"no metadata", map[string]any{"conditions": []any{cond("name", "x")}}, "metadata"},
-		{"empty metadata", map[string]any{"conditions": []any{cond("name", "x")}, "attributes": map[string]any{"metadata": map[string]any{}}}, "metadata"},
-		{"bad date", map[string]any{"conditions": []any{cond("name", "x")}, "attributes": md, "effective_start_date": "01/02/2025"}, "effective_start_date"},
-		{"date not a string", map[string]any{"conditions": []any{cond("name", "x")}, "attributes": md, "effective_end_date": 20250101}, "effective_end_date"},
-		{"end before start", map[string]any{"conditions": []any{cond("name", "x")}, "attributes": md, "effective_start_date": "2025-02-01", "effective_end_date": "2025-01-01"}, "before"},
-		{"entity_type", map[string]any{"conditions": []any{cond("name", "x")}, "attributes": md, "entity_type": "payment"}, "entity_type"},
-		{"too large", map[string]any{"conditions": []any{cond("name", "x")}, "attributes": map[string]any{"metadata": map[string]any{"big": strings.Repeat("x", 17<<10)}}}, "too large"},
+		{"no value", map[string]any{"conditions": []any{ruleCond("name", "")}, "attributes": md}, "value"},
+		{"no metadata", map[string]any{"conditions": []any{ruleCond("name", "x")}}, "metadata"},
+		{"empty metadata", map[string]any{"conditions": []any{ruleCond("name", "x")}, "attributes": map[string]any{"metadata": map[string]any{}}}, "metadata"},
+		{"bad date", map[string]any{"conditions": []any{ruleCond("name", "x")}, "attributes": md, "effective_start_date": "01/02/2025"}, "effective_start_date"},
+		{"date not a string", map[string]any{"conditions": []any{ruleCond("name", "x")}, "attributes": md, "effective_end_date": 20250101}, "effective_end_date"},
+		{"end before start", map[string]any{"conditions": []any{ruleCond("name", "x")}, "attributes": md, "effective_start_date": "2025-02-01", "effective_end_date": "2025-01-01"}, "before"},
+		{"entity_type", map[string]any{"conditions": []any{ruleCond("name", "x")}, "attributes": md, "entity_type": "payment"}, "entity_type"},
+		{"too large", map[string]any{"conditions": []any{ruleCond("name", "x")}, "attributes": map[string]any{"metadata": map[string]any{"big": strings.Repeat("x", 17<<10)}}}, "too large"},
 	}
 	for _, tc := range tests {
 		r := e.call("POST", "/employer/pay-statement-item/rule", auth, tc.body)
@@ -309,26 +309,26 @@ func TestPayItemRules_Validation(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400 mentioning %q", tc.name, r.status, r.body, tc.want)
 		}
 	}
-	if list := objects(t, e.call("GET", "/employer/pay-statement-item/rule", auth, nil), "responses"); len(list) != 0 {
+	if list := arrayOf(t, e.call("GET", "/employer/pay-statement-item/rule", auth, nil), "responses"); len(list) != 0 {
 		t.Errorf("refused rules were kept: %v", list)
 	}
-	ok := e.call("POST", "/employer/pay-statement-item/rule", auth, map[string]any{"conditions": []any{cond("name", "x")}, "attributes": md}).json(t)
+	ok := e.call("POST", "/employer/pay-statement-item/rule", auth, map[string]any{"conditions": []any{ruleCond("name", "x")}, "attributes": md}).json(t)
 	id := ok["id"].(string)
-	for name, body := range map[string]any{"nothing": map[string]any{}, "unknown field only": map[string]any{"optionalProperty": 1}, "bad condition": map[string]any{"conditions": []any{cond("x", "y")}}, "attributes without metadata": map[string]any{"attributes": map[string]any{}}} {
+	for name, body := range map[string]any{"nothing": map[string]any{}, "unknown field only": map[string]any{"optionalProperty": 1}, "bad condition": map[string]any{"conditions": []any{ruleCond("x", "y")}}, "attributes without metadata": map[string]any{"attributes": map[string]any{}}} {
 		if r := e.call("PUT", "/employer/pay-statement-item/rule/"+id, auth, body); r.status != http.StatusBadRequest {
 			t.Errorf("update with %s = %d %s, want 400", name, r.status, r.body)
 		}
 	}
-	if r := e.call("GET", "/employer/pay-statement-item/rule", auth, nil); objects(t, r, "responses")[0]["conditions"].([]any)[0].(map[string]any)["field"] != "name" {
+	if r := e.call("GET", "/employer/pay-statement-item/rule", auth, nil); arrayOf(t, r, "responses")[0]["conditions"].([]any)[0].(map[string]any)["field"] != "name" {
 		t.Errorf("a refused update changed the rule: %s", r.body)
 	}
 	// At most 100 rules a connection.
 	for i := 1; i < 100; i++ {
-		if r := e.call("POST", "/employer/pay-statement-item/rule", auth, map[string]any{"conditions": []any{cond("name", "x")}, "attributes": md}); r.status != http.StatusCreated {
+		if r := e.call("POST", "/employer/pay-statement-item/rule", auth, map[string]any{"conditions": []any{ruleCond("name", "x")}, "attributes": md}); r.status != http.StatusCreated {
 			t.Fatalf("rule %d = %d %s", i+1, r.status, r.body)
 		}
 	}
-	if r := e.call("POST", "/employer/pay-statement-item/rule", auth, map[string]any{"conditions": []any{cond("name", "x")}, "attributes": md}); r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "at most 100") {
+	if r := e.call("POST", "/employer/pay-statement-item/rule", auth, map[string]any{"conditions": []any{ruleCond("name", "x")}, "attributes": md}); r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "at most 100") {
 		t.Errorf("the 101st rule = %d %s, want 400", r.status, r.body)
 	}
 }
@@ -343,13 +343,13 @@ func TestPayItemRules_Entities(t *testing.T) {
 	ids := e.call("GET", "/introspect", auth, nil).json(t)["entities"].([]any)
 	a, b := ids[0].(map[string]any)["id"].(string), ids[1].(map[string]any)["id"].(string)
 	q := func(entity string) string { return "?" + url.Values{"entity_ids[]": {entity}}.Encode() }
-	r := e.call("POST", "/employer/pay-statement-item/rule"+q(a), auth, map[string]any{"conditions": []any{cond("name", "Medicare")}, "attributes": map[string]any{"metadata": map[string]any{"x": 1}}})
+	r := e.call("POST", "/employer/pay-statement-item/rule"+q(a), auth, map[string]any{"conditions": []any{ruleCond("name", "Medicare")}, "attributes": map[string]any{"metadata": map[string]any{"x": 1}}})
 	if r.status != http.StatusCreated {
 		t.Fatalf("create for entity a = %d %s", r.status, r.body)
 	}
 	id := r.json(t)["id"].(string)
 	count := func(path string) int {
-		return len(objects(t, e.call("GET", path, auth, nil), "responses"))
+		return len(arrayOf(t, e.call("GET", path, auth, nil), "responses"))
 	}
 	if n := count("/employer/pay-statement-item/rule" + q(a)); n != 1 {
 		t.Errorf("entity a sees %d rules, want 1", n)
@@ -406,12 +406,12 @@ func TestPayItemRules_Persist(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "sandbox.json")
 	e := newEnv(t, sandbox.Options{DataFile: file})
 	tok := e.token("authorized_simple")
-	id := e.call("POST", "/employer/pay-statement-item/rule", "bearer:"+tok, map[string]any{"conditions": []any{cond("name", "Medicare")}, "attributes": map[string]any{"metadata": map[string]any{"kept": true}}, "effective_end_date": "2999-12-31"}).json(t)["id"]
+	id := e.call("POST", "/employer/pay-statement-item/rule", "bearer:"+tok, map[string]any{"conditions": []any{ruleCond("name", "Medicare")}, "attributes": map[string]any{"metadata": map[string]any{"kept": true}}, "effective_end_date": "2999-12-31"}).json(t)["id"]
 	if err := e.sb.Close(); err != nil {
 		t.Fatal(err)
 	}
 	e2 := newEnv(t, sandbox.Options{DataFile: file})
-	list := objects(t, e2.call("GET", "/employer/pay-statement-item/rule", "bearer:"+tok, nil), "responses")
+	list := arrayOf(t, e2.call("GET", "/employer/pay-statement-item/rule", "bearer:"+tok, nil), "responses")
 	if len(list) != 1 || list[0]["id"] != id || list[0]["effective_end_date"] != "2999-12-31" {
 		t.Fatalf("rules after a restart = %v, want the one made before", list)
 	}
