@@ -370,5 +370,6 @@ func (s *Server) handlePayStatements(w http.ResponseWriter, r *http.Request, c *
 			"paging": map[string]int{"offset": q.Offset, "count": len(active)}, "pay_statements": stmts,
 		}})
 	}
+	s.labelPayStatements(c, entity, people, out) // sb-items: rule metadata
 	writeJSON(w, http.StatusOK, map[string]any{"responses": out})
 }

@@ -509,3 +509,35 @@ func (s *Server) handleDeleteRule(w http.ResponseWriter, r *http.Request, c *con
 	out["deleted_at"] = s.now().UTC().Format(time.RFC3339)
 	writeJSON(w, http.StatusOK, out)
 }
+
+// labelPayStatements sets attributes.metadata on each line of the pay
+// statements of a POST /employer/pay-statement answer (its responses, as
+// built) that the connection's rules seen through entity match, judged
+// on the payment's pay date; lines no rule matches are left as they are.
+func (s *Server) labelPayStatements(c *connection, entity string, people []person, responses []any) {
+	rules := s.rulesFor(c, entity)
+	if len(rules) == 0 {
+		return
+	}
+	dates := map[string]string{}
+	for _, p := range c.payments(s.now(), people) {
+		dates[str(p["id"])] = str(p["pay_date"])
+	}
+	for _, x := range responses {
+		res, _ := x.(map[string]any)
+		body, _ := res["body"].(map[string]any)
+		stmts, _ := body["pay_statements"].([]any)
+		date := dates[str(res["payment_id"])]
+		for _, st := range stmts {
+			stmt, _ := st.(map[string]any)
+			for _, cat := range itemCategories {
+				for _, line := range linesOf(stmt[cat]) {
+					it := payItem{name: str(line["name"]), category: cat, kind: str(line["type"]), lastSeen: date}
+					if md := metadataFor(rules, it); md != nil {
+						line["attributes"] = map[string]any{"metadata": md}
+					}
+				}
+			}
+		}
+	}
+}

@@ -419,3 +419,37 @@ func TestPayItemRules_Persist(t *testing.T) {
 		t.Errorf("metadata after a restart = %v", md)
 	}
 }
+
+// TestPayItemRules_OnPayStatements: a rule's metadata shows on the
+// matching lines of the pay statements too, when the payment's pay date
+// is within the rule's effective dates, and nowhere else.
+func TestPayItemRules_OnPayStatements(t *testing.T) {
+	e := newEnv(t, sandbox.Options{})
+	tok := e.token("authorized_simple")
+	auth := "bearer:" + tok
+	latest, _ := e.latestStatements(tok)
+	e.call("POST", "/employer/pay-statement-item/rule", auth, map[string]any{"conditions": []any{ruleCond("name", "Federal Income Tax")}, "attributes": map[string]any{"metadata": map[string]any{"gl": "2100"}}})
+	e.call("POST", "/employer/pay-statement-item/rule", auth, map[string]any{"conditions": []any{ruleCond("category", "earnings")}, "attributes": map[string]any{"metadata": map[string]any{"old": true}}, "effective_end_date": "2000-12-31"})
+	_, stmts := e.latestStatements(tok)
+	labelled := 0
+	for _, s := range stmts {
+		for _, cat := range []string{"earnings", "taxes", "employee_deductions", "employer_contributions"} {
+			for _, l := range s[cat].([]any) {
+				line := l.(map[string]any)
+				attrs, has := line["attributes"].(map[string]any)
+				switch {
+				case line["name"] == "Federal Income Tax":
+					if md, _ := attrs["metadata"].(map[string]any); md["gl"] != "2100" {
+						t.Errorf("a federal tax line on %s has attributes %v, want the rule's metadata", latest, line["attributes"])
+					}
+					labelled++
+				case has:
+					t.Errorf("%s line %v has attributes no rule in effect gives", cat, line)
+				}
+			}
+		}
+	}
+	if labelled == 0 {
+		t.Error("no pay statement carries a federal tax line")
+	}
+}

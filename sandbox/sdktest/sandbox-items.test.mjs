@@ -46,6 +46,13 @@ test("payStatementItem.list and its rules", async () => {
     assert.deepEqual(it.attributes.metadata, it.name === "401(k)" ? { plan: "retirement", employer_match: true } : null, it.name);
   }
 
+  // The metadata shows on the pay statements' matching lines too.
+  const [payment] = (await finch.hris.payments.list({ start_date: "2000-01-01", end_date: new Date().toISOString().slice(0, 10) })).getPaginatedItems();
+  const [stmts] = (await finch.hris.payStatements.retrieveMany({ requests: [{ payment_id: payment.id }] })).getPaginatedItems();
+  const k401 = stmts.body.pay_statements.flatMap((s) => s.employee_deductions).filter((d) => d.name === "401(k)");
+  assert.ok(k401.length > 0, "someone saves in the 401(k)");
+  for (const d of k401) assert.deepEqual(d.attributes, { metadata: { plan: "retirement", employer_match: true } });
+
   const rules = [];
   for await (const r of finch.hris.payStatementItem.rules.list()) rules.push(r);
   assert.deepEqual(rules.map((r) => r.id), [rule.id]);
