@@ -88,29 +88,33 @@ func (s *Server) handleSandboxAccountCreate(w http.ResponseWriter, r *http.Reque
 	if req.AuthenticationType == "" {
 		req.AuthenticationType = "credential"
 	}
+	s.addAccount(req.CompanyID, req.ProviderID, req.AuthenticationType, req.Products)(w)
+}
+
+// addAccount adds the account to the connection of company and provider.
+func (s *Server) addAccount(company, provider, authType string, products []string) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var c *connection
 	for _, x := range s.st.Connections {
-		if x.CompanyID == req.CompanyID && x.ProviderID == req.ProviderID {
+		if x.CompanyID == company && x.ProviderID == provider {
 			c = x
 			break
 		}
 	}
 	switch {
 	case c == nil:
-		writeError(w, http.StatusNotFound, "not_found_error", "item_not_found", "No connection of that company_id and provider_id.")
-		return
+		return func(w http.ResponseWriter) {
+			writeError(w, http.StatusNotFound, "not_found_error", "item_not_found", "No connection of that company_id and provider_id.")
+		}
 	case c.Status == "disconnected":
-		badRequest(w, "That connection was disconnected, which is permanent; create a new connection instead.")
-		return
+		return replyBadRequest("That connection was disconnected, which is permanent; create a new connection instead.")
 	case 1+len(c.Accounts) >= maxAccounts:
-		badRequest(w, "A sandbox connection holds at most 3 accounts.")
-		return
+		return replyBadRequest("A sandbox connection holds at most 3 accounts.")
 	}
-	acct := sandboxAccount{ID: s.id(), AuthenticationType: req.AuthenticationType, Products: slices.Clone(req.Products), Created: s.now()}
+	acct := sandboxAccount{ID: s.id(), AuthenticationType: authType, Products: slices.Clone(products), Created: s.now()}
 	c.Accounts = append(c.Accounts, acct)
-	for _, p := range req.Products {
+	for _, p := range products {
 		if !slices.Contains(c.Products, p) {
 			c.Products = append(slices.Clip(c.Products), p)
 		}
@@ -122,7 +126,7 @@ func (s *Server) handleSandboxAccountCreate(w http.ResponseWriter, r *http.Reque
 	if len(c.Entities) > 0 {
 		entityID = c.Entities[0].ID
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	return replyJSON(http.StatusOK, map[string]any{
 		"access_token": tok, "account_id": acct.ID, "authentication_type": acct.AuthenticationType,
 		"company_id": c.CompanyID, "connection_id": c.ID, "entity_id": entityID,
 		"products": acct.Products, "provider_id": c.ProviderID,

@@ -397,6 +397,18 @@ func decodeRule(w http.ResponseWriter, r *http.Request) (*ruleBody, bool) {
 	return &b, true
 }
 
+// reply is an answer decided under s.mu and written after it is released,
+// so that a slow client never holds the lock.
+type reply func(http.ResponseWriter)
+
+func replyJSON(status int, v any) reply {
+	return func(w http.ResponseWriter) { writeJSON(w, status, v) }
+}
+
+func replyBadRequest(message string) reply {
+	return func(w http.ResponseWriter) { badRequest(w, message) }
+}
+
 // handleCreateRule is POST /employer/pay-statement-item/rule: 201 and
 // the rule. Its priority is the next after the connection's last rule
 // unless the body gives one.
@@ -405,17 +417,19 @@ func (s *Server) handleCreateRule(w http.ResponseWriter, r *http.Request, c *con
 	if !ok {
 		return
 	}
+	s.createRule(c, entity, b)(w)
+}
+
+func (s *Server) createRule(c *connection, entity string, b *ruleBody) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	rule := &itemRule{ID: s.id(), Entity: entity, Created: now, Updated: now}
 	if problems := b.apply(rule, true); problems != nil {
-		badRequest(w, strings.Join(problems, "; "))
-		return
+		return replyBadRequest(strings.Join(problems, "; "))
 	}
 	if len(c.Rules) >= maxRules {
-		badRequest(w, "A connection holds at most 100 pay statement item rules; delete one first.")
-		return
+		return replyBadRequest("A connection holds at most 100 pay statement item rules; delete one first.")
 	}
 	if b.Priority == nil {
 		rule.Priority = 1
@@ -426,7 +440,7 @@ func (s *Server) handleCreateRule(w http.ResponseWriter, r *http.Request, c *con
 	c.Rules = append(c.Rules, rule)
 	sortRules(c.Rules)
 	s.dirty = true
-	writeJSON(w, http.StatusCreated, rule.wire())
+	return replyJSON(http.StatusCreated, rule.wire())
 }
 
 func sortRules(rules []*itemRule) {
@@ -445,21 +459,20 @@ func (s *Server) handleListRules(w http.ResponseWriter, r *http.Request, c *conn
 
 var uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// findRule returns the index of the rule the path names among c's rules
-// seen through entity, answering 400 for an id that is not a UUID and 404
-// for an unknown one. s.mu must be held.
-func findRule(w http.ResponseWriter, r *http.Request, c *connection, entity string) (int, bool) {
-	id := r.PathValue("rule_id")
+// findRule returns the index of rule id among c's rules seen through
+// entity, or the answer for an id that is not a UUID (400) or unknown
+// (404). s.mu must be held.
+func findRule(c *connection, id, entity string) (int, reply) {
 	if !uuidRe.MatchString(id) {
-		badRequest(w, "[path_params:rule_id]: Not a valid uuid")
-		return 0, false
+		return 0, replyBadRequest("[path_params:rule_id]: Not a valid uuid")
 	}
 	i := slices.IndexFunc(c.Rules, func(x *itemRule) bool { return x.ID == id && x.visible(entity) })
 	if i < 0 {
-		writeError(w, http.StatusNotFound, "not_found_error", "item_not_found", "No such pay statement item rule.")
-		return 0, false
+		return 0, func(w http.ResponseWriter) {
+			writeError(w, http.StatusNotFound, "not_found_error", "item_not_found", "No such pay statement item rule.")
+		}
 	}
-	return i, true
+	return i, nil
 }
 
 // handleUpdateRule is PUT /employer/pay-statement-item/rule/{rule_id}: a
@@ -471,43 +484,49 @@ func (s *Server) handleUpdateRule(w http.ResponseWriter, r *http.Request, c *con
 	if !ok {
 		return
 	}
+	s.updateRule(c, r.PathValue("rule_id"), entity, b)(w)
+}
+
+func (s *Server) updateRule(c *connection, id, entity string, b *ruleBody) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, ok := findRule(w, r, c, entity)
-	if !ok {
-		return
+	i, fail := findRule(c, id, entity)
+	if fail != nil {
+		return fail
 	}
 	if b.Conditions == nil && b.Attributes == nil && b.EffectiveStartDate == nil && b.EffectiveEndDate == nil && b.EntityType == nil && b.Priority == nil {
-		badRequest(w, "The body changes nothing: give conditions, attributes, effective_start_date, effective_end_date or priority.")
-		return
+		return replyBadRequest("The body changes nothing: give conditions, attributes, effective_start_date, effective_end_date or priority.")
 	}
 	cp := *c.Rules[i]
 	if problems := b.apply(&cp, false); problems != nil {
-		badRequest(w, strings.Join(problems, "; "))
-		return
+		return replyBadRequest(strings.Join(problems, "; "))
 	}
 	cp.Updated = s.now()
 	c.Rules[i] = &cp
 	sortRules(c.Rules)
 	s.dirty = true
-	writeJSON(w, http.StatusOK, cp.wire())
+	return replyJSON(http.StatusOK, cp.wire())
 }
 
 // handleDeleteRule is DELETE /employer/pay-statement-item/rule/{rule_id}:
 // the rule, with deleted_at; it stops applying at once.
 func (s *Server) handleDeleteRule(w http.ResponseWriter, r *http.Request, c *connection, entity string) {
+	s.deleteRule(c, r.PathValue("rule_id"), entity)(w)
+}
+
+func (s *Server) deleteRule(c *connection, id, entity string) reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, ok := findRule(w, r, c, entity)
-	if !ok {
-		return
+	i, fail := findRule(c, id, entity)
+	if fail != nil {
+		return fail
 	}
 	rule := c.Rules[i]
 	c.Rules = slices.Delete(c.Rules, i, i+1)
 	s.dirty = true
 	out := rule.wire()
 	out["deleted_at"] = s.now().UTC().Format(time.RFC3339)
-	writeJSON(w, http.StatusOK, out)
+	return replyJSON(http.StatusOK, out)
 }
 
 // labelPayStatements sets attributes.metadata on each line of the pay
