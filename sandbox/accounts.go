@@ -132,3 +132,14 @@ func (s *Server) addAccount(company, provider, authType string, products []strin
 		"products": acct.Products, "provider_id": c.ProviderID,
 	})
 }
+
+// accountMethods are the authentication methods of the accounts
+// POST /sandbox/connections/accounts added, for /introspect. The
+// connection's Server mu must be held.
+func (c *connection) accountMethods(status any) []any {
+	var out []any
+	for _, a := range c.Accounts {
+		out = append(out, map[string]any{"type": a.AuthenticationType, "connection_status": status, "products": a.Products})
+	}
+	return out
+}

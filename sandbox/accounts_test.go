@@ -54,6 +54,13 @@ func TestSandboxAccounts_Create(t *testing.T) {
 	if len(products) != 5 {
 		t.Errorf("connection products %v, want each once", products)
 	}
+	methods := in["authentication_methods"].([]any)
+	if len(methods) != 2 {
+		t.Fatalf("authentication_methods = %v, want the first account's and the new one's", methods)
+	}
+	if m := methods[1].(map[string]any); m["type"] != "oauth" || len(m["products"].([]any)) != 2 {
+		t.Errorf("the new account's method = %v, want oauth with its two products", m)
+	}
 	for _, auth := range []string{old, tok} {
 		if r := e.call("GET", "/employer/payment?start_date=2000-01-01&end_date=2999-01-01", auth, nil); r.status != http.StatusOK {
 			t.Errorf("payments after the account = %d, want 200", r.status)

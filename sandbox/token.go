@@ -172,7 +172,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, c *con
 		"connection_id": c.ID, "connection_type": c.connectionType(), "connection_status": status,
 		"products": c.Products, "provider_id": c.ProviderID, "account_id": c.AccountID, "company_id": c.CompanyID,
 		"payroll_provider_id":    c.ProviderID,
-		"authentication_methods": []any{map[string]any{"type": "credential", "connection_status": status, "products": c.Products}},
+		"authentication_methods": append([]any{map[string]any{"type": "credential", "connection_status": status, "products": c.Products}}, c.accountMethods(status)...),
 		"customer_id":            nullable(c.CustomerID), "customer_name": nullable(c.CustomerName), "customer_email": nullable(c.CustomerEmail),
 		"entities": entities, "manual": false, "username": nullable(c.Username),
 	})

@@ -173,7 +173,9 @@ test("sandbox.connections.accounts.create adds an account to a connection", asyn
   const finch = track(new Finch({ baseURL: base, accessToken: acct.access_token }));
   const today = new Date().toISOString().slice(0, 10);
   assert.ok((await finch.hris.payments.list({ start_date: "2000-01-01", end_date: today })).getPaginatedItems().length > 0, "the new account's products are granted");
-  assert.equal((await finch.account.introspect()).connection_id, conn.connection_id);
+  const intro = await finch.account.introspect();
+  assert.equal(intro.connection_id, conn.connection_id);
+  assert.ok(intro.authentication_methods.some((m) => m.type === "api_token" && m.products.includes("pay_statement")), "introspection lists the new account");
 
   await assert.rejects(app.sandbox.connections.accounts.create({ company_id: conn.company_id, provider_id: "gusto" }), Finch.NotFoundError);
   await assert.rejects(app.sandbox.connections.accounts.create({ company_id: conn.company_id, provider_id: "rippling", products: ["everything"] }), Finch.BadRequestError);
