@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,21 +51,61 @@ func (e *env) latestStatements(tok string) (string, []map[string]any) {
 	return latest["pay_date"].(string), stmts
 }
 
+// payLine is a distinct line of a connection's pay statements: one of
+// its occurrences and the latest pay date it appears on.
+type payLine struct {
+	line     map[string]any
+	lastSeen string
+}
+
+// payLines reads every pay statement of every payment through the API
+// and returns its distinct lines by "category/name", and the pay dates.
+func (e *env) payLines(tok string) (map[string]payLine, []string) {
+	e.t.Helper()
+	r := e.call("GET", "/employer/payment?start_date=2000-01-01&end_date=2999-12-31", "bearer:"+tok, nil)
+	var payments []map[string]any
+	if err := json.Unmarshal(r.body, &payments); err != nil || len(payments) == 0 {
+		e.t.Fatalf("payments = %d %s", r.status, r.body)
+	}
+	dateOf := map[string]string{}
+	var dates []string
+	out := map[string]payLine{}
+	for start := 0; start < len(payments); start += 10 {
+		var reqs []any
+		for _, p := range payments[start:min(start+10, len(payments))] {
+			dateOf[p["id"].(string)] = p["pay_date"].(string)
+			dates = append(dates, p["pay_date"].(string))
+			reqs = append(reqs, map[string]any{"payment_id": p["id"], "limit": 5000})
+		}
+		for _, res := range arrayOf(e.t, e.call("POST", "/employer/pay-statement", "bearer:"+tok, map[string]any{"requests": reqs}), "responses") {
+			date := dateOf[res["payment_id"].(string)]
+			for _, st := range res["body"].(map[string]any)["pay_statements"].([]any) {
+				for _, cat := range []string{"earnings", "taxes", "employee_deductions", "employer_contributions"} {
+					for _, l := range st.(map[string]any)[cat].([]any) {
+						line := l.(map[string]any)
+						key := cat + "/" + line["name"].(string)
+						if old, ok := out[key]; !ok || date > old.lastSeen {
+							out[key] = payLine{line, date}
+						}
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(dates)
+	return out, dates
+}
+
 // TestPayItems_DerivedFromPayStatements: the items are exactly the
 // distinct lines of the pay statements, with their type, employer and
 // pre_tax, and no metadata before any rule.
 func TestPayItems_DerivedFromPayStatements(t *testing.T) {
 	e := newEnv(t, sandbox.Options{})
 	tok := e.token("authorized_simple")
-	_, stmts := e.latestStatements(tok)
+	lines, _ := e.payLines(tok)
 	want := map[string]map[string]any{} // category/name → line
-	for _, s := range stmts {
-		for _, cat := range []string{"earnings", "taxes", "employee_deductions", "employer_contributions"} {
-			for _, l := range s[cat].([]any) {
-				line := l.(map[string]any)
-				want[cat+"/"+line["name"].(string)] = line
-			}
-		}
+	for k, l := range lines {
+		want[k] = l.line
 	}
 	r := e.call("GET", "/employer/pay-statement-item", "bearer:"+tok, nil)
 	if r.status != http.StatusOK {
@@ -121,7 +162,17 @@ func itemNames(t *testing.T, r resp) []string {
 func TestPayItems_Filters(t *testing.T) {
 	e := newEnv(t, sandbox.Options{})
 	tok := e.token("authorized_simple")
-	latest, _ := e.latestStatements(tok)
+	lines, dates := e.payLines(tok)
+	latest, middle := dates[len(dates)-1], dates[len(dates)/2]
+	seen := func(pred func(string) bool) int {
+		n := 0
+		for _, l := range lines {
+			if pred(l.lastSeen) {
+				n++
+			}
+		}
+		return n
+	}
 	get := func(q string) resp { return e.call("GET", "/employer/pay-statement-item?"+q, "bearer:"+tok, nil) }
 	all := arrayOf(t, get(""), "responses")
 	count := func(pred func(category, name, kind string) bool) int {
@@ -149,8 +200,11 @@ func TestPayItems_Filters(t *testing.T) {
 		{"categories=taxes,employee_deductions", taxes + deds},
 		{"name=MEDICARE", medicare},
 		{"type=FICA", fica},
-		{"start_date=" + latest, len(all)},
+		{"start_date=" + latest, seen(func(d string) bool { return d >= latest })},
 		{"end_date=" + latest, len(all)},
+		{"start_date=" + middle, seen(func(d string) bool { return d >= middle })},
+		{"end_date=" + middle, seen(func(d string) bool { return d <= middle })},
+		{"start_date=" + middle + "&end_date=" + latest, seen(func(d string) bool { return d >= middle && d <= latest })},
 		{"start_date=2999-01-01", 0},
 		{"end_date=2000-01-01", 0},
 	} {
