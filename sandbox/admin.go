@@ -3,6 +3,7 @@ package sandbox
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -20,6 +21,10 @@ func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request)
 	}
 	if err := decodeBody(r, &req); err != nil || providerName(req.ProviderID) == "" {
 		badRequest(w, "provider_id must be one of GET /providers.")
+		return
+	}
+	if problems := sandboxProductProblems(req.Products, req.AuthenticationType); problems != nil { // sb-items
+		badRequest(w, strings.Join(problems, "; "))
 		return
 	}
 	if len(req.Products) == 0 {

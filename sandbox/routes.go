@@ -33,6 +33,17 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /sandbox/individual/{id}", s.bearer(s.handleSandboxIndividual))
 	m.HandleFunc("PUT /sandbox/employment/{id}", s.bearer(s.handleSandboxEmployment))
 	m.HandleFunc("POST /sandbox/payment", s.bearer(s.handleSandboxPayment))
+	// sb-items: pay statement items and rules, documents, request
+	// forwarding, sandbox accounts.
+	m.HandleFunc("GET /employer/pay-statement-item", s.data("pay_statement", s.handlePayItems))
+	m.HandleFunc("POST /employer/pay-statement-item/rule", s.data("pay_statement", s.handleCreateRule))
+	m.HandleFunc("GET /employer/pay-statement-item/rule", s.data("pay_statement", s.handleListRules))
+	m.HandleFunc("PUT /employer/pay-statement-item/rule/{rule_id}", s.data("pay_statement", s.handleUpdateRule))
+	m.HandleFunc("DELETE /employer/pay-statement-item/rule/{rule_id}", s.data("pay_statement", s.handleDeleteRule))
+	m.HandleFunc("GET /employer/documents", s.data("documents", s.handleDocuments))
+	m.HandleFunc("GET /employer/documents/{document_id}", s.data("documents", s.handleDocument))
+	m.HandleFunc("POST /forward", s.bearer(s.handleForward))
+	m.HandleFunc("POST /sandbox/connections/accounts", s.handleSandboxAccountCreate)
 	// Admin API, under a prefix Finch never uses.
 	m.HandleFunc("GET /_sandbox/stats", s.handleStats)
 	m.HandleFunc("POST /_sandbox/faults", s.handleAddFault)

@@ -186,6 +186,10 @@ type connection struct {
 	// last refresh noticed; the data of the latest refresh, cached.
 	Payroll *payrollState `json:"payroll,omitempty"`
 	view    *view
+	// sb-items: pay statement item rules (items.go) and the accounts
+	// POST /sandbox/connections/accounts added (accounts.go).
+	Rules    []*itemRule      `json:"rules,omitempty"`
+	Accounts []sandboxAccount `json:"accounts,omitempty"`
 }
 
 // entity is one of a connection's entities; its name is its company's

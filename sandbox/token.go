@@ -172,7 +172,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, c *con
 		"connection_id": c.ID, "connection_type": c.connectionType(), "connection_status": status,
 		"products": c.Products, "provider_id": c.ProviderID, "account_id": c.AccountID, "company_id": c.CompanyID,
 		"payroll_provider_id":    c.ProviderID,
-		"authentication_methods": []any{map[string]any{"type": "credential", "connection_status": status, "products": c.Products}},
+		"authentication_methods": append([]any{map[string]any{"type": "credential", "connection_status": status, "products": c.Products}}, c.accountMethods(status)...),
 		"customer_id":            nullable(c.CustomerID), "customer_name": nullable(c.CustomerName), "customer_email": nullable(c.CustomerEmail),
 		"entities": entities, "manual": false, "username": nullable(c.Username),
 	})
@@ -237,8 +237,8 @@ func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
 	for _, p := range providers {
 		out = append(out, map[string]any{
 			"id": p.ID, "display_name": p.Name, "products": []string{"company", "directory", "individual", "employment", "payment", "pay_statement"},
-			"authentication_methods": []any{map[string]any{"type": "credential"}}, "beta": false, "icon": nil, "logo": nil,
-			"primary_color": nil, "mfa_required": false, "manual": false,
+			"authentication_methods": []any{map[string]any{"type": "credential"}}, "beta": false,
+			"mfa_required": false, "manual": false, // icon, logo, primary_color: the SDK types them string, so absent rather than null
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
