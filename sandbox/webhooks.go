@@ -277,13 +277,16 @@ func (s *Server) sendWebhooks() {
 // attempt posts d once and records the outcome; on failure d is scheduled
 // again, or given up after the last retry.
 func (s *Server) attempt(client *http.Client, d *delivery, url, secret string) {
-	status, err := s.post(client, d, url, secret)
+	// The retry delay counts from the attempt, so that a slow receiver
+	// does not stretch the schedule.
+	at := s.wallNow()
+	status, err := s.post(client, d, url, secret, at)
 	q := s.hooks
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	d.attempts++
 	q.counts.attempts++
-	rec := attemptRecord{EventID: d.id, EventType: d.eventType, ConnectionID: d.connectionID, Attempt: d.attempts, At: s.wallNow().UTC(), Status: status, Delivered: err == nil}
+	rec := attemptRecord{EventID: d.id, EventType: d.eventType, ConnectionID: d.connectionID, Attempt: d.attempts, At: at.UTC(), Status: status, Delivered: err == nil}
 	if err != nil {
 		rec.Error = err.Error()
 	}
@@ -295,7 +298,7 @@ func (s *Server) attempt(client *http.Client, d *delivery, url, secret string) {
 	case err == nil:
 		q.counts.delivered++
 	case d.attempts-1 < len(q.retry):
-		d.due = s.wallNow().Add(q.retry[d.attempts-1])
+		d.due = at.Add(q.retry[d.attempts-1])
 		q.schedule(d)
 		s.log.Info("sandbox webhook failed; will retry", "event_type", d.eventType, "attempt", d.attempts, "err", err)
 	default:
@@ -307,7 +310,7 @@ func (s *Server) attempt(client *http.Client, d *delivery, url, secret string) {
 // post sends d, signed like Finch's: HMAC-SHA256 over
 // "{Finch-Event-Id}.{Finch-Timestamp}.{body}" with the base64-decoded
 // secret. It returns the receiver's status; any 2xx is a delivery.
-func (s *Server) post(client *http.Client, d *delivery, url, secret string) (int, error) {
+func (s *Server) post(client *http.Client, d *delivery, url, secret string, at time.Time) (int, error) {
 	key, err := base64.StdEncoding.DecodeString(secret)
 	if err != nil {
 		return 0, fmt.Errorf("webhook secret is not base64")
@@ -315,7 +318,7 @@ func (s *Server) post(client *http.Client, d *delivery, url, secret string) (int
 	// The receiver checks Finch-Timestamp against its own clock (Finch's
 	// SDKs allow 300 s), which POST /_sandbox/clock does not move: sign
 	// with the wall clock, not the advanced one.
-	ts := s.wallNow().Unix()
+	ts := at.Unix()
 	mac := hmac.New(sha256.New, key)
 	fmt.Fprintf(mac, "%s.%d.", d.id, ts)
 	mac.Write(d.body)
