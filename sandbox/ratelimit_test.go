@@ -51,7 +51,9 @@ func TestRateLimit_SharedByEveryTokenOfTheClient(t *testing.T) {
 	e := newEnv(t, sandbox.Options{RateLimitFactor: 1, Now: fixedNow()})
 	sbTok, _ := e.sandboxToken()
 	toks := []string{e.token("authorized_simple"), e.token("authorized_complex"), sbTok}
-	dir := func(i int) resp { return e.call("GET", "/employer/directory?limit=1", "bearer:"+toks[i%len(toks)], nil) }
+	dir := func(i int) resp {
+		return e.call("GET", "/employer/directory?limit=1", "bearer:"+toks[i%len(toks)], nil)
+	}
 
 	for i := range 10 {
 		mustStatus(t, "directory read "+strconv.Itoa(i+1), dir(i), http.StatusOK)
