@@ -11,9 +11,9 @@ import (
 
 // introspected is what /introspect says of an assisted connection.
 type introspected struct {
-	status, authType string
+	status, authType  string
 	message, lastSync any
-	manual           any
+	manual            any
 }
 
 func (e *env) introspect(tok string) introspected {

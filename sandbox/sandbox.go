@@ -172,6 +172,7 @@ func New(opts Options) (*Server, error) {
 	if opts.ClientSecret == "" {
 		opts.ClientSecret = DefaultClientSecret
 	}
+	clockInjected := opts.Now != nil
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -196,7 +197,7 @@ func New(opts Options) (*Server, error) {
 		go s.saveLoop()
 	}
 	s.limits.set(opts.RateLimitFactor)
-	s.initWebhooks()
+	s.initWebhooks(clockInjected)
 	s.mux = http.NewServeMux()
 	s.routes()
 	return s, nil

@@ -42,10 +42,10 @@ var EventTypes = []string{
 var DefaultWebhookRetryDelays = []time.Duration{5 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour}
 
 const (
-	maxPendingHooks = 10000       // deliveries waiting; more are dropped with a warning
-	reorderHold     = time.Second // how long a partial reorder batch waits (wall clock)
-	hookPoll        = 50 * time.Millisecond
-	recentHooks     = 100 // delivery attempts GET /_sandbox/webhooks lists
+	maxPendingHooks = 10000                 // deliveries waiting; more are dropped with a warning
+	reorderHold     = time.Second           // how long a partial reorder batch waits (wall clock)
+	hookPoll        = 50 * time.Millisecond // how often a sender on an injected clock looks at it
+	recentHooks     = 100                   // delivery attempts GET /_sandbox/webhooks lists
 )
 
 // delivery is one event on its way, with its attempts so far.
@@ -92,6 +92,7 @@ type hookQueue struct {
 	counts    struct{ events, attempts, delivered, failed, dropped, duplicates int }
 	started   bool
 	closed    bool
+	poll      bool // Options.Now is injected: poll it every hookPoll
 
 	kick chan struct{}
 	stop chan struct{}
@@ -99,12 +100,15 @@ type hookQueue struct {
 }
 
 // initWebhooks sets the queue up from the options; the goroutine starts
-// with a URL.
-func (s *Server) initWebhooks() {
+// with a URL. On an injected clock (Options.Now) the sender polls it while
+// deliveries wait, since tests move it without telling the sandbox; on
+// the real clock it sleeps until the next one is due.
+func (s *Server) initWebhooks(clockInjected bool) {
 	q := &hookQueue{
 		url: s.opts.WebhookURL, secret: s.opts.WebhookSecret, retry: s.opts.WebhookRetryDelays,
 		dupEvery: s.opts.WebhookDuplicateEvery, reorder: s.opts.WebhookReorderWindow,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		poll: clockInjected,
 	}
 	if q.retry == nil {
 		q.retry = DefaultWebhookRetryDelays
@@ -242,6 +246,16 @@ func (s *Server) sendWebhooks() {
 			q.pending = q.pending[1:]
 		}
 		waiting := len(q.pending) > 0 || len(q.held) > 0
+		wait := time.Minute
+		if len(q.pending) > 0 {
+			wait = min(wait, q.pending[0].due.Sub(now))
+		}
+		if len(q.held) > 0 {
+			wait = min(wait, q.heldSince.Add(reorderHold).Sub(now))
+		}
+		if q.poll {
+			wait = min(wait, hookPoll)
+		}
 		url, secret := q.url, q.secret
 		q.mu.Unlock()
 		if d != nil {
@@ -257,9 +271,7 @@ func (s *Server) sendWebhooks() {
 		var tick <-chan time.Time
 		var t *time.Timer
 		if waiting {
-			// Poll while something waits: tests move Options.Now
-			// without telling the sandbox.
-			t = time.NewTimer(hookPoll)
+			t = time.NewTimer(max(wait, time.Millisecond))
 			tick = t.C
 		}
 		select {
