@@ -92,8 +92,8 @@ type Options struct {
 	// Finch's numbers, 2 allows twice as many requests, 0 — the zero
 	// value — turns every limit off, so that tests and load runs
 	// embedding the sandbox are never throttled unless they ask to be.
-	// `finchconnect sandbox` and the demo use 1. Negative, NaN or
-	// infinite is an error.
+	// `finchconnect sandbox` uses 1 (its -rate-limits flag). Negative,
+	// NaN or infinite is an error.
 	RateLimitFactor float64
 
 	// AssistedPending and AssistedProcessing are how long, on the

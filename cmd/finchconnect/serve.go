@@ -188,8 +188,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			Logger:        logger.With("component", "sandbox"),
 			WebhookURL:    "http://" + ln.Addr().String() + "/webhooks/finch",
 			WebhookSecret: demoSecret,
-			// The demo keeps Finch's rate limits (docs/sandbox.md).
-			RateLimitFactor: 1,
 		})
 		if err != nil {
 			return err
