@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -496,7 +497,7 @@ func (s *Server) handleWebhooks(w http.ResponseWriter, r *http.Request) {
 		delays[i] = d.String()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"url": q.url, "secret_set": q.secret != "", "retry_delays": delays,
+		"url": redactURL(q.url), "secret_set": q.secret != "", "retry_delays": delays,
 		"duplicate_every": q.dupEvery, "reorder_window": q.reorder,
 		"events": q.counts.events, "attempts": q.counts.attempts, "delivered": q.counts.delivered,
 		"failed": q.counts.failed, "dropped": q.counts.dropped, "duplicates": q.counts.duplicates,
@@ -576,10 +577,21 @@ func (s *Server) handleSetWebhooks(w http.ResponseWriter, r *http.Request) {
 	s.handleWebhooks(w, r)
 }
 
+// redactURL is u without its user information and query, which may hold
+// credentials of the receiver's.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || u == "" {
+		return ""
+	}
+	p.User, p.RawQuery, p.Fragment = nil, "", ""
+	return p.String()
+}
+
 // webhookTargetProblem says what is wrong with a webhook URL and secret.
-func webhookTargetProblem(url, secret string) string {
-	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		return "url must be an http or https URL."
+func webhookTargetProblem(raw, secret string) string {
+	if u, err := url.Parse(raw); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return "url must be an absolute http or https URL."
 	}
 	key, err := base64.StdEncoding.DecodeString(secret)
 	if err != nil || secret == "" || base64.StdEncoding.EncodeToString(key) != secret {
