@@ -84,8 +84,8 @@ type Options struct {
 	// http URI on localhost, 127.0.0.1 or [::1], and any https URI.
 	RedirectURIs []string
 
-	// Operations (docs/sandbox.md, "Rate limits, assisted connections,
-	// webhook delivery").
+	// Operations (docs/sandbox.md, "Operations: rate limits, assisted
+	// connections, webhooks").
 
 	// RateLimitFactor scales Finch's rate limits (per client id and
 	// product over a sliding minute, and per IP with its lockout): 1 is
