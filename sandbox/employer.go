@@ -45,7 +45,7 @@ func (s *Server) countDataCall(c *connection, product string) (string, bool) {
 		c.DataCalls++
 		if c.DataCalls > reauthAfter {
 			c.Status = "reauth"
-			s.emit(c, "account.updated", map[string]any{"status": "reauth", "authentication_method": map[string]any{"type": "credential"}})
+			s.emitStatus(c)
 		}
 		s.dirty = true
 	}

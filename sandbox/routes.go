@@ -49,5 +49,12 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /_sandbox/faults", s.handleAddFault)
 	m.HandleFunc("DELETE /_sandbox/faults", s.handleClearFaults)
 	m.HandleFunc("POST /_sandbox/clock", s.handleClock)
+	// Operations (sb-ops): rate limits and webhook delivery.
+	m.HandleFunc("GET /_sandbox/rate-limits", s.handleRateLimits)
+	m.HandleFunc("PUT /_sandbox/rate-limits", s.handleSetRateLimits)
+	m.HandleFunc("DELETE /_sandbox/rate-limits", s.handleResetRateLimits)
+	m.HandleFunc("GET /_sandbox/webhooks", s.handleWebhooks)
+	m.HandleFunc("PUT /_sandbox/webhooks", s.handleSetWebhooks)
+	m.HandleFunc("POST /_sandbox/webhooks/test", s.handleWebhookTest)
 	m.HandleFunc("/", s.handleNotFound)
 }

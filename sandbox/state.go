@@ -112,6 +112,7 @@ type session struct {
 	State         string    `json:"state,omitempty"`
 	Sandbox       string    `json:"sandbox,omitempty"` // "finch", "provider" or ""
 	Expires       time.Time `json:"expires"`
+	AuthMethod    string    `json:"auth_method,omitempty"` // "assisted" (manual, integration.auth_method), …; "": credential
 }
 
 // code is an authorization code issued by the Connect page.
@@ -158,6 +159,7 @@ type token struct {
 	ID           string    `json:"id"`
 	Revoked      bool      `json:"revoked"`
 	Created      time.Time `json:"created"`
+	ClientID     string    `json:"client_id,omitempty"` // the application it was issued to; its rate limits
 }
 
 // connection is an employer's connection with its data seed.
@@ -190,6 +192,11 @@ type connection struct {
 	// POST /sandbox/connections/accounts added (accounts.go).
 	Rules    []*itemRule      `json:"rules,omitempty"`
 	Accounts []sandboxAccount `json:"accounts,omitempty"`
+	// AuthType is the authentication type ("": credential); an
+	// "assisted" connection moves from pending to processing to
+	// connected at AssistedNext (zero: no step scheduled). See assisted.go.
+	AuthType     string    `json:"authentication_type,omitempty"`
+	AssistedNext time.Time `json:"assisted_next,omitzero"`
 }
 
 // entity is one of a connection's entities; its name is its company's
