@@ -315,19 +315,19 @@ func formatLocation(l finch.Location) string {
 	return joinNonEmpty(", ", l.Name, l.Line1, l.Line2, l.City, joinNonEmpty(" ", l.State, l.PostalCode), l.Country)
 }
 
-// maskSSN shows an SSN as •••-••-1234, whatever its stored format; one
-// with fewer than 9 digits is hidden whole.
+// maskSSN shows an SSN as •••-••-1234, whatever its stored format (with
+// or without dashes). A value too short to be one is hidden whole.
 func maskSSN(ssn string) string {
-	var digits []byte
+	var kept []byte
 	for i := 0; i < len(ssn); i++ {
-		if ssn[i] >= '0' && ssn[i] <= '9' {
-			digits = append(digits, ssn[i])
+		if c := ssn[i]; c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			kept = append(kept, c)
 		}
 	}
-	if len(digits) != 9 {
+	if len(kept) < 8 {
 		return "•••-••-••••"
 	}
-	return "•••-••-" + string(digits[5:])
+	return "•••-••-" + string(kept[len(kept)-4:])
 }
 
 // employmentView is an employment as the employee page shows it.
