@@ -32,7 +32,7 @@ func newPages() (*pages, error) {
 		// A page's status and provider, which it names once each.
 		"statusName":   statusName,
 		"providerName": providerName,
-		"join": strings.Join,
+		"join":         strings.Join,
 		"or": func(s, def string) string {
 			if s == "" {
 				return def
