@@ -3,6 +3,7 @@ package sandbox
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -22,6 +23,10 @@ func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request)
 		badRequest(w, "provider_id must be one of GET /providers.")
 		return
 	}
+	if problems := sandboxProductProblems(req.Products, req.AuthenticationType); problems != nil { // sb-items
+		badRequest(w, strings.Join(problems, "; "))
+		return
+	}
 	if len(req.Products) == 0 {
 		req.Products = []string{"company", "directory", "individual", "employment"}
 	}
@@ -31,13 +36,14 @@ func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request)
 	if req.AuthenticationType == "" {
 		req.AuthenticationType = "credential"
 	}
+	if !validAuthType(req.AuthenticationType) {
+		badRequest(w, "authentication_type must be assisted, credential, api_token or oauth.")
+		return
+	}
 	// Finch Sandbox connections hold Finch-generated data: their
 	// connection_type is "finch" (finch-api.md §6).
-	sess := &session{Products: req.Products, Sandbox: "finch"}
+	sess := &session{Products: req.Products, Sandbox: "finch", AuthMethod: req.AuthenticationType}
 	tok, conn, entityID := s.mintSandboxToken(sess, req.ProviderID, req.EmployeeSize)
-	s.mu.Lock()
-	conn.AuthType = req.AuthenticationType // deductions and jobs treat "assisted" connections as Finch does
-	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": tok, "token_type": "bearer", "connection_id": conn.ID, "entity_id": entityID,
 		"account_id": conn.AccountID, "company_id": conn.CompanyID, "provider_id": conn.ProviderID,
@@ -58,7 +64,7 @@ func (s *Server) mintSandboxToken(sess *session, provider string, employees int)
 	conn := s.st.Connections[c.ConnectionID]
 	conn.Employees = min(employees, 10000)
 	tok := s.random(32)
-	s.st.Tokens[digest(tok)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
+	s.st.Tokens[digest(tok)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now(), ClientID: s.opts.ClientID}
 	entityID := ""
 	if len(conn.Entities) > 0 {
 		entityID = conn.Entities[0].ID
@@ -90,7 +96,7 @@ func (s *Server) handleSandboxAccount(w http.ResponseWriter, r *http.Request, c 
 		entityID = c.Entities[0].ID
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"account_id": c.AccountID, "authentication_type": "credential", "company_id": c.CompanyID,
+		"account_id": c.AccountID, "authentication_type": c.authType(), "company_id": c.CompanyID,
 		"connection_id": c.ID, "entity_id": entityID, "products": c.Products, "provider_id": c.ProviderID,
 	})
 }

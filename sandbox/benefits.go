@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -177,8 +176,6 @@ type enrollConfig struct {
 	EffectiveDate           *string       `json:"effective_date"`
 }
 
-var uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 // invalid answers Finch's 400 for a request that does not match its
 // spec: {name: invalid_request_error, finch_code: invalid_request}.
 func invalid(w http.ResponseWriter, message string) {
@@ -240,10 +237,6 @@ func decodeStrict(r *http.Request, v any) (empty bool, err error) {
 	return false, nil
 }
 
-// isAssisted reports whether c is an assisted connection: its deductions
-// are written by Finch's staff, not read live from the provider.
-func (c *connection) isAssisted() bool { return c.AuthType == "assisted" }
-
 // benefitsOf returns c's benefits, adding first the employer's own plans
 // that its pay statements already deduct (see [seededEnrollment]), when
 // the provider supports their types. s.mu must be held.
@@ -258,7 +251,8 @@ func (s *Server) benefitsOf(c *connection) []*benefit {
 	if benefitFeaturesOf(c.ProviderID, "401k") != nil {
 		seeded = append(seeded, &benefit{ID: c.stableID(80, 0), Type: "401k", Description: "401(k)", Frequency: &every, Visible: true, Seed: "401k"})
 	}
-	if benefitFeaturesOf(c.ProviderID, "s125_medical") != nil {
+	if f := benefitFeaturesOf(c.ProviderID, "s125_medical"); f != nil {
+		_ = f
 		seeded = append(seeded, &benefit{ID: c.stableID(80, 1), Type: "s125_medical", Description: "Medical", Frequency: &every, Visible: true, Seed: "medical"})
 	}
 	c.Benefits = append(seeded, c.Benefits...)
@@ -268,7 +262,7 @@ func (s *Server) benefitsOf(c *connection) []*benefit {
 // seededEnrollment is p's enrollment in the employer's own plan b, as
 // p's pay statements deduct it, or nil: a 401(k) for the people who save
 // 5% (matched at half, where the provider has company contributions),
-// medical for full-time staff ($95 a paycheck, $350 from the employer).
+// medical for full-time staff ($95 a month, $350 from the employer).
 func (c *connection) seededEnrollment(b *benefit, p person) *enrollment {
 	f := benefitFeaturesOf(c.ProviderID, b.Type)
 	if f == nil || p.ID == "" {
@@ -347,7 +341,7 @@ func (s *Server) newManualJob(r *http.Request, c *connection, kind, benefitID st
 	}
 	now := s.now()
 	start, done := manualStart, manualDone
-	if c.isAssisted() {
+	if c.assisted() {
 		start, done = assistedManualStart, assistedManualDone
 	}
 	s.st.JobSeq++
@@ -388,7 +382,7 @@ func (s *Server) createBenefit(w http.ResponseWriter, r *http.Request, c *connec
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if kind == "benefit_register" && !c.isAssisted() {
+	if kind == "benefit_register" && !c.assisted() {
 		notImplemented(w, "Registering an existing benefit is available only for assisted connections; create it with POST /employer/benefits.")
 		return
 	}
@@ -544,7 +538,7 @@ func (s *Server) handleBenefitUpdate(w http.ResponseWriter, r *http.Request, c *
 // readable answers 501 for deductions reads of an assisted connection
 // (Finch's guide: "expected"), and reports whether the read may go on.
 func readable(w http.ResponseWriter, c *connection) bool {
-	if c.isAssisted() {
+	if c.assisted() {
 		notImplemented(w, "Deductions cannot be read for assisted connections; Finch writes them but does not read them back.")
 		return false
 	}
@@ -728,7 +722,7 @@ func (s *Server) handleBenefitEnroll(w http.ResponseWriter, r *http.Request, c *
 		benefitNotFound(w)
 		return
 	}
-	if !c.isAssisted() && slices.ContainsFunc(items, func(it enrollItem) bool { return it.Configuration != nil && it.Configuration.EffectiveDate != nil }) {
+	if !c.assisted() && slices.ContainsFunc(items, func(it enrollItem) bool { return it.Configuration != nil && it.Configuration.EffectiveDate != nil }) {
 		unprocessable(w, "unsupported_parameters", "effective_date is supported only for assisted connections; automated integrations write at once.")
 		return
 	}

@@ -174,14 +174,3 @@ func benefitsSupport(provider string) map[string]any {
 	}
 	return out
 }
-
-// authenticationMethod is the data.authentication_method of an
-// account.updated webhook for c: its type and its provider's
-// benefits_support, as the SDK's AccountUpdateEvent has it.
-func (c *connection) authenticationMethod() map[string]any {
-	t := c.AuthType
-	if t == "" {
-		t = "credential"
-	}
-	return map[string]any{"type": t, "benefits_support": benefitsSupport(c.ProviderID)}
-}

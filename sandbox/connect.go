@@ -106,6 +106,9 @@ func (s *Server) handleNewSession(w http.ResponseWriter, r *http.Request) {
 	if req.Integration != nil && providerName(req.Integration.Provider) == "" {
 		problems = append(problems, "integration.provider is not a known provider")
 	}
+	if req.Integration != nil && req.Integration.AuthMethod != "" && !validAuthType(req.Integration.AuthMethod) {
+		problems = append(problems, "integration.auth_method must be assisted, credential, oauth or api_token")
+	}
 	if problems != nil {
 		badRequest(w, strings.Join(problems, "; "))
 		return
@@ -126,6 +129,10 @@ func (s *Server) handleNewSession(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Integration != nil {
 		sess.Provider = req.Integration.Provider
+		sess.AuthMethod = req.Integration.AuthMethod
+	}
+	if req.Manual != nil && *req.Manual {
+		sess.AuthMethod = "assisted" // Finch's manual: true is the assisted flow
 	}
 	s.mu.Lock()
 	s.maybePrune()
@@ -528,6 +535,7 @@ func (s *Server) issueCodeLocked(sess *session, provider, username string) strin
 		for range entities {
 			c.Entities = append(c.Entities, entity{ID: s.id(), Status: "connected"})
 		}
+		s.initAuth(c, sess)
 		s.st.Connections[c.ID] = c
 	}
 	cd := &code{ConnectionID: c.ID, RedirectURI: sess.RedirectURI, Expires: s.now().Add(CodeLifetime)}

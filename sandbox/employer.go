@@ -45,7 +45,7 @@ func (s *Server) countDataCall(c *connection, product string) (string, bool) {
 		c.DataCalls++
 		if c.DataCalls > reauthAfter {
 			c.Status = "reauth"
-			s.emit(c, "account.updated", map[string]any{"status": "reauth", "authentication_method": map[string]any{"type": "credential"}})
+			s.emitStatus(c)
 		}
 		s.dirty = true
 	}
@@ -354,6 +354,7 @@ func (s *Server) handlePayStatements(w http.ResponseWriter, r *http.Request, c *
 		}
 	}
 	out := []any{}
+	dates := map[string]string{} // pay date by payment id, for the rules' labels
 	s.mu.Lock()
 	v := s.viewOf(c).ensureRuns(c)
 	for _, q := range req.Requests {
@@ -362,6 +363,7 @@ func (s *Server) handlePayStatements(w http.ResponseWriter, r *http.Request, c *
 			out = append(out, map[string]any{"payment_id": q.PaymentID, "code": 404, "body": notFoundItem(q.PaymentID, "payment_not_found")})
 			continue
 		}
+		dates[q.PaymentID] = v.runs[i].Pay
 		limit := q.Limit
 		if limit == 0 {
 			limit = 100 // Finch's default
@@ -372,5 +374,6 @@ func (s *Server) handlePayStatements(w http.ResponseWriter, r *http.Request, c *
 		}})
 	}
 	s.mu.Unlock()
+	s.labelPayStatements(c, entity, dates, out) // sb-items: rule metadata
 	writeJSON(w, http.StatusOK, map[string]any{"responses": out})
 }

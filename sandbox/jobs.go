@@ -180,7 +180,7 @@ func (s *Server) handleAutomatedCreate(w http.ResponseWriter, r *http.Request, c
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if c.isAssisted() {
+	if c.assisted() {
 		writeError(w, http.StatusBadRequest, "bad_request", "", "cannot create automated job for Assisted Connect token")
 		return
 	}
@@ -290,7 +290,7 @@ func (s *Server) handleSandboxJob(w http.ResponseWriter, r *http.Request, c *con
 	defer s.mu.Unlock()
 	s.settleJobs()
 	allowed, remaining, _ := s.quota(c)
-	if c.isAssisted() {
+	if c.assisted() {
 		writeJSON(w, http.StatusOK, map[string]any{"job_id": nil, "job_url": nil, "allowed_refreshes": allowed, "remaining_refreshes": remaining})
 		return
 	}
@@ -365,7 +365,7 @@ func (s *Server) completeAutoJob(j *autoJob) {
 		status := map[string]string{"reauth_error": "reauth", "permissions_error": "error_permissions"}[j.Outcome]
 		if status != "" && c.Status != status {
 			c.Status = status
-			s.emit(c, "account.updated", map[string]any{"status": status, "authentication_method": c.authenticationMethod()})
+			s.emitStatus(c)
 		}
 	}
 	s.dirty = true

@@ -33,6 +33,17 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /sandbox/individual/{id}", s.bearer(s.handleSandboxIndividual))
 	m.HandleFunc("PUT /sandbox/employment/{id}", s.bearer(s.handleSandboxEmployment))
 	m.HandleFunc("POST /sandbox/payment", s.bearer(s.handleSandboxPayment))
+	// sb-items: pay statement items and rules, documents, request
+	// forwarding, sandbox accounts.
+	m.HandleFunc("GET /employer/pay-statement-item", s.data("pay_statement", s.handlePayItems))
+	m.HandleFunc("POST /employer/pay-statement-item/rule", s.data("pay_statement", s.handleCreateRule))
+	m.HandleFunc("GET /employer/pay-statement-item/rule", s.data("pay_statement", s.handleListRules))
+	m.HandleFunc("PUT /employer/pay-statement-item/rule/{rule_id}", s.data("pay_statement", s.handleUpdateRule))
+	m.HandleFunc("DELETE /employer/pay-statement-item/rule/{rule_id}", s.data("pay_statement", s.handleDeleteRule))
+	m.HandleFunc("GET /employer/documents", s.data("documents", s.handleDocuments))
+	m.HandleFunc("GET /employer/documents/{document_id}", s.data("documents", s.handleDocument))
+	m.HandleFunc("POST /forward", s.bearer(s.handleForward))
+	m.HandleFunc("POST /sandbox/connections/accounts", s.handleSandboxAccountCreate)
 	// Deductions and jobs (sb-benefits; scopes in products.go).
 	s.scoped("GET /employer/benefits", s.handleBenefitList)
 	s.scoped("POST /employer/benefits", s.handleBenefitCreate)
@@ -56,5 +67,12 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /_sandbox/faults", s.handleAddFault)
 	m.HandleFunc("DELETE /_sandbox/faults", s.handleClearFaults)
 	m.HandleFunc("POST /_sandbox/clock", s.handleClock)
+	// Operations (sb-ops): rate limits and webhook delivery.
+	m.HandleFunc("GET /_sandbox/rate-limits", s.handleRateLimits)
+	m.HandleFunc("PUT /_sandbox/rate-limits", s.handleSetRateLimits)
+	m.HandleFunc("DELETE /_sandbox/rate-limits", s.handleResetRateLimits)
+	m.HandleFunc("GET /_sandbox/webhooks", s.handleWebhooks)
+	m.HandleFunc("PUT /_sandbox/webhooks", s.handleSetWebhooks)
+	m.HandleFunc("POST /_sandbox/webhooks/test", s.handleWebhookTest)
 	m.HandleFunc("/", s.handleNotFound)
 }

@@ -84,6 +84,38 @@ type Options struct {
 	// http URI on localhost, 127.0.0.1 or [::1], and any https URI.
 	RedirectURIs []string
 
+	// Operations (docs/sandbox.md, "Operations: rate limits, assisted
+	// connections, webhooks").
+
+	// RateLimitFactor scales Finch's rate limits (per client id and
+	// product over a sliding minute, and per IP with its lockout): 1 is
+	// Finch's numbers, 2 allows twice as many requests, 0 — the zero
+	// value — turns every limit off, so that tests and load runs
+	// embedding the sandbox are never throttled unless they ask to be.
+	// `finchconnect sandbox` uses 1 (its -rate-limits flag). Negative,
+	// NaN or infinite is an error.
+	RateLimitFactor float64
+
+	// AssistedPending and AssistedProcessing are how long, on the
+	// sandbox's clock, an assisted connection stays pending and then
+	// processing before it is connected. 0 means DefaultAssistedPending
+	// (1 day) and DefaultAssistedProcessing (2 days); a negative value
+	// keeps the status until PUT /sandbox/connections/accounts sets one.
+	AssistedPending, AssistedProcessing time.Duration
+
+	// WebhookRetryDelays are the waits, on the wall clock, before each
+	// retry of a failed webhook delivery: nil is Finch's schedule
+	// (DefaultWebhookRetryDelays: 5 s, 5 min, 30 min, 2 h); an empty
+	// slice never retries.
+	WebhookRetryDelays []time.Duration
+	// WebhookDuplicateEvery > 0 delivers every Nth event twice (same
+	// Finch-Event-Id), as Finch may; 1 duplicates every event.
+	WebhookDuplicateEvery int
+	// WebhookReorderWindow > 1 delivers events in batches of that many,
+	// newest first (a partial batch waits at most a second), as Finch
+	// does not guarantee order.
+	WebhookReorderWindow int
+
 	// RefreshesPerHour is how many data_sync_all jobs POST /jobs/automated
 	// lets a connection start in a clock hour; 0 means Finch's
 	// DefaultRefreshesPerHour (1).
@@ -132,8 +164,9 @@ type Server struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	hooks     chan webhookEvent // nil without WebhookURL
-	hooksDone chan struct{}
+	hooks *hookQueue // webhook delivery (webhooks.go)
+
+	limits limiter // rate limits (ratelimit.go)
 }
 
 // New returns a sandbox, loading DataFile when it exists.
@@ -144,6 +177,7 @@ func New(opts Options) (*Server, error) {
 	if opts.ClientSecret == "" {
 		opts.ClientSecret = DefaultClientSecret
 	}
+	clockInjected := opts.Now != nil
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -151,6 +185,9 @@ func New(opts Options) (*Server, error) {
 		opts.Rand = rand.Reader
 	}
 	opts.PublicURL = strings.TrimSuffix(opts.PublicURL, "/")
+	if err := checkFactor(opts.RateLimitFactor); err != nil {
+		return nil, err
+	}
 	s := &Server{opts: opts, log: opts.Logger, st: newState(), stats: Stats{Requests: map[string]int{}}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -164,10 +201,8 @@ func New(opts Options) (*Server, error) {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.saveLoop()
 	}
-	if opts.WebhookURL != "" {
-		s.hooks, s.hooksDone = make(chan webhookEvent, 1024), make(chan struct{})
-		go s.sendWebhooks()
-	}
+	s.limits.set(opts.RateLimitFactor)
+	s.initWebhooks(clockInjected)
 	s.mux = http.NewServeMux()
 	s.routes()
 	return s, nil
@@ -190,6 +225,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		route = pattern
 	}
 	if !strings.HasPrefix(r.URL.Path, "/_sandbox/") {
+		if !s.allowIP(w, r) {
+			return
+		}
 		s.mu.Lock()
 		s.stats.Requests[route]++
 		f := s.takeFault(route)
@@ -315,6 +353,7 @@ func (s *Server) Advance(d time.Duration) {
 			}
 		}
 		if s.offset.CompareAndSwap(old, sum) {
+			s.tickAssisted()
 			return
 		}
 	}
@@ -330,6 +369,7 @@ func (s *Server) advance(d time.Duration) bool {
 			return false
 		}
 		if s.offset.CompareAndSwap(old, sum) {
+			s.tickAssisted()
 			return true
 		}
 	}
@@ -416,10 +456,11 @@ func (s *Server) SetConnectionStatus(connectionID, status string) error {
 		s.disconnect(c)
 		return nil
 	}
+	c.AssistedNext = time.Time{} // a status set by hand ends an assisted timeline
 	if c.Status != status {
-		s.emit(c, "account.updated", map[string]any{"status": status, "authentication_method": map[string]any{"type": "credential"}})
+		c.Status = status
+		s.emitStatus(c)
 	}
-	c.Status = status
 	s.dirty = true
 	return nil
 }
@@ -436,14 +477,12 @@ func validStatus(st string) bool {
 // Calling it again returns the first call's result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.stopWebhooks()
 		if s.stop == nil {
 			return
 		}
 		close(s.stop)
 		<-s.done
-		if s.hooksDone != nil {
-			<-s.hooksDone
-		}
 		if s.opts.DataFile != "" {
 			s.closeErr = s.save()
 		}

@@ -118,6 +118,7 @@ type session struct {
 	State         string    `json:"state,omitempty"`
 	Sandbox       string    `json:"sandbox,omitempty"` // "finch", "provider" or ""
 	Expires       time.Time `json:"expires"`
+	AuthMethod    string    `json:"auth_method,omitempty"` // "assisted" (manual, integration.auth_method), …; "": credential
 }
 
 // code is an authorization code issued by the Connect page.
@@ -164,6 +165,7 @@ type token struct {
 	ID           string    `json:"id"`
 	Revoked      bool      `json:"revoked"`
 	Created      time.Time `json:"created"`
+	ClientID     string    `json:"client_id,omitempty"` // the application it was issued to; its rate limits
 }
 
 // connection is an employer's connection with its data seed.
@@ -192,9 +194,18 @@ type connection struct {
 	// last refresh noticed; the data of the latest refresh, cached.
 	Payroll *payrollState `json:"payroll,omitempty"`
 	view    *view
+	// sb-items: pay statement item rules (items.go) and the accounts
+	// POST /sandbox/connections/accounts added (accounts.go).
+	Rules    []*itemRule      `json:"rules,omitempty"`
+	Accounts []sandboxAccount `json:"accounts,omitempty"`
+	// AuthType is the authentication type ("": credential); an
+	// "assisted" connection moves from pending to processing to
+	// connected at AssistedNext (zero: no step scheduled). See assisted.go.
+	AuthType     string    `json:"authentication_type,omitempty"`
+	AssistedNext time.Time `json:"assisted_next,omitzero"`
 
-	// Deductions and jobs (benefits.go, jobs.go).
-	AuthType       string     `json:"authentication_type,omitempty"` // POST /sandbox/connections' authentication_type; "" is credential
+	// Deductions and jobs (benefits.go, jobs.go); an assisted
+	// connection (AuthType) is treated as Finch treats it.
 	Benefits       []*benefit `json:"benefits,omitempty"`
 	BenefitsSeeded bool       `json:"benefits_seeded,omitempty"` // the employer's own 401(k) and medical plans were added
 	SyncOutcome    string     `json:"sync_outcome,omitempty"`    // PUT /sandbox/jobs/configuration; "" is complete

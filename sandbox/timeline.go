@@ -218,7 +218,7 @@ func (s *Server) viewOf(c *connection) *view {
 // employer data request and on the background tick, so that a refresh
 // is noticed by the first of the two after it happens. s.mu must be held.
 func (s *Server) noticeRefresh(c *connection) {
-	if s.hooks == nil || c.Status == "disconnected" {
+	if !s.hooks.enabled.Load() || c.Status == "disconnected" {
 		return
 	}
 	k := c.refreshes(s.now())
@@ -273,7 +273,7 @@ func (s *Server) noticeRefresh(c *connection) {
 // noticeRefreshes runs noticeRefresh for every connection, from the
 // background tick. Without a webhook URL it does nothing.
 func (s *Server) noticeRefreshes() {
-	if s.hooks == nil {
+	if !s.hooks.enabled.Load() {
 		return
 	}
 	s.mu.Lock()

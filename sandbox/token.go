@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 )
 
 func mustJSON(v any) string {
@@ -93,11 +94,11 @@ func (s *Server) redeem(value, redirectURI string) (map[string]any, string) {
 		return nil, "The connection this code was issued for has been disconnected."
 	}
 	if c.Reauth != nil {
-		conn.reauthenticate(c.Reauth)
+		s.reauthenticate(conn, c.Reauth)
 		c.Reauth = nil
 	}
 	tok := s.random(32) // 256 bits
-	s.st.Tokens[digest(tok)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now()}
+	s.st.Tokens[digest(tok)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now(), ClientID: s.opts.ClientID}
 	c.Minted = append(c.Minted, digest(tok))
 	s.stats.TokenExchanges++
 	return map[string]any{
@@ -148,10 +149,16 @@ func (s *Server) bearer(h func(http.ResponseWriter, *http.Request, *connection, 
 		// A disconnected connection's tokens are all revoked; checking its
 		// status as well keeps that true for any token minted some other
 		// way. Both are read under the lock: a disconnect may be running.
+		if c != nil {
+			s.assistedTick(c)
+		}
 		valid := t != nil && !t.Revoked && c != nil && c.Status != "disconnected"
 		s.mu.Unlock()
 		if !valid {
 			writeError(w, http.StatusUnauthorized, "invalid_token_error", "", "Invalid access token.")
+			return
+		}
+		if !s.allowApp(w, r, t) {
 			return
 		}
 		h(w, r, c, t)
@@ -162,7 +169,10 @@ func (s *Server) bearer(h func(http.ResponseWriter, *http.Request, *connection, 
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, c *connection, t *token) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	status := map[string]any{"status": c.Status, "last_successful_sync": s.now().UTC().Add(-3 * 3600e9).Format("2006-01-02T15:04:05Z"), "message": nil}
+	status := map[string]any{"status": c.Status, "last_successful_sync": s.now().UTC().Add(-3 * 3600e9).Format("2006-01-02T15:04:05Z"), "message": statusMessage(c)}
+	if c.assisted() && (c.Status == "pending" || c.Status == "processing") {
+		status["last_successful_sync"] = nil // the first sync has not finished
+	}
 	var entities []any
 	for i, e := range c.Entities {
 		entities = append(entities, map[string]any{"id": e.ID, "name": c.entityName(i), "source_id": nil, "status": e.Status})
@@ -172,9 +182,9 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request, c *con
 		"connection_id": c.ID, "connection_type": c.connectionType(), "connection_status": status,
 		"products": c.Products, "provider_id": c.ProviderID, "account_id": c.AccountID, "company_id": c.CompanyID,
 		"payroll_provider_id":    c.ProviderID,
-		"authentication_methods": []any{map[string]any{"type": "credential", "connection_status": status, "products": c.Products}},
+		"authentication_methods": append([]any{map[string]any{"type": c.authType(), "connection_status": status, "products": c.Products}}, c.accountMethods(status)...),
 		"customer_id":            nullable(c.CustomerID), "customer_name": nullable(c.CustomerName), "customer_email": nullable(c.CustomerEmail),
-		"entities": entities, "manual": false, "username": nullable(c.Username),
+		"entities": entities, "manual": c.assisted(), "username": nullable(c.Username),
 	})
 }
 
@@ -200,7 +210,8 @@ func (s *Server) disconnect(c *connection) {
 	}
 	if c.Status != "disconnected" {
 		c.Status = "disconnected"
-		s.emit(c, "account.updated", map[string]any{"status": "disconnected", "authentication_method": map[string]any{"type": "credential"}})
+		c.AssistedNext = time.Time{}
+		s.emitStatus(c)
 	}
 	s.dirty = true
 }
@@ -223,8 +234,9 @@ func (s *Server) handleDisconnectEntity(w http.ResponseWriter, r *http.Request, 
 		}
 	}
 	for i := range c.Entities {
-		if slices.Contains(req.EntityIDs, c.Entities[i].ID) {
+		if slices.Contains(req.EntityIDs, c.Entities[i].ID) && c.Entities[i].Status != "disconnected" {
 			c.Entities[i].Status = "disconnected"
+			s.emitEntityStatus(c, c.Entities[i]) // Finch: one account.updated per entity removed
 		}
 	}
 	s.dirty = true
@@ -237,8 +249,8 @@ func (s *Server) handleProviders(w http.ResponseWriter, r *http.Request) {
 	for _, p := range providers {
 		out = append(out, map[string]any{
 			"id": p.ID, "display_name": p.Name, "products": providerProducts,
-			"authentication_methods": []any{map[string]any{"type": "credential", "benefits_support": benefitsSupport(p.ID)}}, "beta": false, "icon": nil, "logo": nil,
-			"primary_color": nil, "mfa_required": false, "manual": false,
+			"authentication_methods": []any{map[string]any{"type": "credential", "benefits_support": benefitsSupport(p.ID)}}, "beta": false,
+			"mfa_required": false, "manual": false, // icon, logo, primary_color: the SDK types them string, so absent rather than null
 		})
 	}
 	writeJSON(w, http.StatusOK, out)

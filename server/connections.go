@@ -14,7 +14,6 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/finch"
-	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
 // products are the Finch products the connect form offers (finch-api.md
@@ -28,49 +27,8 @@ type connectForm struct {
 }
 
 type productChoice struct {
-	Name    string
-	Checked bool
-}
-
-type homePage struct {
-	Notice         string
-	Connections    []finchconnect.Connection
-	Next           string
-	Form           connectForm
-	ProductChoices []productChoice
-	Problems       []string
-}
-
-func (s *Server) homeData(r *http.Request, form connectForm, problems []string) (homePage, error) {
-	conns, next, err := s.store.List(r.Context(), tokenstore.Filter{After: r.URL.Query().Get("after"), Limit: 50})
-	if err != nil {
-		return homePage{}, fmt.Errorf("%w: list connections: %v", errStoreDown, err)
-	}
-	if form.Products == nil {
-		form.Products = s.cfg.Products
-	}
-	choices := make([]productChoice, len(products))
-	for i, p := range products {
-		choices[i] = productChoice{Name: p, Checked: slices.Contains(form.Products, p)}
-	}
-	notice := ""
-	if r.URL.Query().Get("disconnected") != "" {
-		notice = "The connection was disconnected at Finch and its token deleted."
-	}
-	return homePage{Notice: notice, Connections: conns, Next: next, Form: form, ProductChoices: choices, Problems: problems}, nil
-}
-
-// handleHome lists the connections this instance holds and offers the form
-// that starts a new one.
-func (s *Server) handleHome() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		data, err := s.homeData(r, connectForm{}, nil)
-		if err != nil {
-			s.fail(w, r, false, err)
-			return
-		}
-		s.render(w, r, http.StatusOK, "home", "Connections", data)
-	})
+	Name, Label string
+	Checked     bool
 }
 
 // validate checks the connect form against Finch's rules for a Connect
@@ -109,6 +67,11 @@ func (s *Server) handleConnect() http.Handler {
 			CustomerID:   strings.TrimSpace(r.PostForm.Get("customer_id")),
 			CustomerName: strings.TrimSpace(r.PostForm.Get("customer_name")),
 			Products:     r.PostForm["products"],
+		}
+		if form.Products == nil {
+			// Nothing ticked is the operator's choice: the form comes back
+			// with the error and every box unticked, not with the defaults.
+			form.Products = []string{}
 		}
 		embedded := r.PostForm.Get("mode") == modeEmbedded || strings.Contains(r.Header.Get("Accept"), "application/json")
 		if problems := form.validate(); problems != nil {
@@ -259,10 +222,13 @@ func (s *Server) handleConnection() http.Handler {
 			page.Company = newCompanyView(company)
 		}
 		if dir != nil && dirErr == nil {
-			page.Directory = newDirectoryView(dir, offset, pageSize)
+			page.Directory = newDirectoryView(dir, offset, pageSize, s.link("/connections/"+url.PathEscape(id)+"/employees/"))
 		}
 		if err != nil {
 			page.DataError = s.dataError(r, id, err, &page)
+			if errors.Is(err, finchconnect.ErrReauthRequired) {
+				page.DataError = "" // the re-authentication notice says it, once
+			}
 		}
 		s.render(w, r, http.StatusOK, "connection", page.Conn.CustomerName, page)
 	})
@@ -315,13 +281,49 @@ func (s *Server) handleReauthenticate() http.Handler {
 // handleDisconnect revokes the connection at Finch, then deletes its token.
 // Finch asks apps to disconnect rather than just forget: billing and access
 // continue until they do.
+//
+// Disconnecting cannot be undone, so it takes a confirmation: a POST
+// without confirm=yes (a stale form, a hand-made request) gets the
+// confirmation page instead, as GET does.
 func (s *Server) handleDisconnect() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.PostFormValue("confirm") != "yes" {
+			s.confirmDisconnect(w, r)
+			return
+		}
 		if err := s.disconnect(r.Context(), r.PathValue("id"), "browser"); err != nil {
 			s.fail(w, r, false, err)
 			return
 		}
 		http.Redirect(w, r, s.link("/?disconnected=1"), http.StatusSeeOther)
+	})
+}
+
+// disconnectPage asks the operator to confirm a disconnect.
+type disconnectPage struct {
+	Conn            finchconnect.Connection
+	Name, Provider  string
+	Status          string
+	ConnURL, Action string
+}
+
+// handleConfirmDisconnect is the page that asks before a disconnect.
+func (s *Server) handleConfirmDisconnect() http.Handler {
+	return http.HandlerFunc(s.confirmDisconnect)
+}
+
+func (s *Server) confirmDisconnect(w http.ResponseWriter, r *http.Request) {
+	conn, err := s.store.Lookup(r.Context(), r.PathValue("id")) // no token opened
+	if err != nil {
+		s.fail(w, r, false, storeFailure(err))
+		return
+	}
+	conn.AccessToken = finchconnect.Secret{}
+	connURL := s.link("/connections/" + url.PathEscape(conn.ConnectionID))
+	name := cmp.Or(conn.CustomerName, conn.CustomerID)
+	s.render(w, r, http.StatusOK, "disconnect", "Disconnect "+name, disconnectPage{
+		Conn: conn, Name: name, Provider: providerName(conn.ProviderID), Status: statusName(conn.Status),
+		ConnURL: connURL, Action: connURL + "/disconnect",
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -27,7 +28,11 @@ type pages struct {
 func newPages() (*pages, error) {
 	funcs := template.FuncMap{
 		"when": when,
-		"join": strings.Join,
+		"num":  num,
+		// A page's status and provider, which it names once each.
+		"statusName":   statusName,
+		"providerName": providerName,
+		"join":         strings.Join,
 		"or": func(s, def string) string {
 			if s == "" {
 				return def
@@ -64,6 +69,24 @@ func when(t time.Time) string {
 		return "—"
 	}
 	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// num writes a count with thousands separators: 3,000.
+func num(n int) string {
+	s := strconv.Itoa(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // pageData is what every page gets; Page holds the page's own data.
@@ -113,5 +136,19 @@ func (s *Server) handleStatic() http.Handler {
 		// Static files hold nothing private; let browsers cache them briefly.
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		files.ServeHTTP(w, r)
+	})
+}
+
+// handleFavicon answers /favicon.ico, which browsers ask for on their own,
+// with the icon the layout links.
+func (s *Server) handleFavicon() http.Handler {
+	icon, err := staticFS.ReadFile("static/favicon.ico")
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/x-icon")
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		_, _ = w.Write(icon)
 	})
 }

@@ -25,7 +25,7 @@ func benchConnectionPage() connectionPage {
 		Locations:   []finch.Location{{Line1: "1 Main St", City: "Springfield", State: "IL", PostalCode: "62701", Country: "US"}},
 		Accounts:    []finch.Account{{AccountName: "Payroll", AccountNumber: "000123456789", AccountType: "checking", InstitutionName: "Bank"}},
 	})
-	page.Directory = newDirectoryView(&finch.DirectoryPage{Individuals: []finch.Individual{{FirstName: "Ada", LastName: "L", IsActive: &active, Department: &finch.Department{Name: "Eng"}}}}, 0, 25)
+	page.Directory = newDirectoryView(&finch.DirectoryPage{Individuals: []finch.Individual{{FirstName: "Ada", LastName: "L", IsActive: &active, Department: &finch.Department{Name: "Eng"}}}}, 0, 25, "")
 	return page
 }
 
@@ -43,7 +43,7 @@ func BenchmarkRenderConnectionPage25(b *testing.B) {
 	for range 25 {
 		people = append(people, finch.Individual{FirstName: "Ada", LastName: "Lovelace", IsActive: &active, Department: &finch.Department{Name: "Engineering"}})
 	}
-	page.Directory = newDirectoryView(&finch.DirectoryPage{Individuals: people, Paging: finch.Paging{Count: 120}}, 0, 25)
+	page.Directory = newDirectoryView(&finch.DirectoryPage{Individuals: people, Paging: finch.Paging{Count: 120}}, 0, 25, "")
 	benchmarkRender(b, page)
 }
 

@@ -15,8 +15,11 @@ func (s *Server) addRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /callback", callback) // embedded flow: answers with JSON
 	mux.Handle("GET /connections/{id}", s.handleConnection())
 	mux.Handle("POST /connections/{id}/reauthenticate", s.handleReauthenticate())
+	mux.Handle("GET /connections/{id}/disconnect", s.handleConfirmDisconnect())
 	mux.Handle("POST /connections/{id}/disconnect", s.handleDisconnect())
+	mux.Handle("GET /connections/{id}/employees/{individual}", s.handleEmployee())
 	mux.Handle("GET /static/", s.handleStatic())
+	mux.Handle("GET /favicon.ico", s.handleFavicon())
 	mux.Handle("POST "+finchWebhookPath, s.handleFinchWebhook())
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", s.handleReadyz())

@@ -422,7 +422,14 @@ func TestConnection_ReauthenticateAndDisconnect(t *testing.T) {
 		t.Errorf("status after re-authentication = %q, want connected", after.Status)
 	}
 
-	res := h.do(h.client, "POST", "/connections/"+id+"/disconnect", url.Values{})
+	ask := h.do(h.client, "POST", "/connections/"+id+"/disconnect", url.Values{})
+	if ask.status != http.StatusOK || !strings.Contains(ask.body, `id="confirm-disconnect"`) {
+		t.Fatalf("POST disconnect without confirm = %d, want 200 and the confirmation page; body:\n%s", ask.status, ask.body)
+	}
+	if _, err := h.store.Lookup(t.Context(), id); err != nil {
+		t.Fatalf("a disconnect without confirmation removed the connection: %v", err)
+	}
+	res := h.do(h.client, "POST", "/connections/"+id+"/disconnect", url.Values{"confirm": {"yes"}})
 	if res.status != http.StatusSeeOther {
 		t.Fatalf("POST disconnect = %d; body:\n%s", res.status, res.body)
 	}
@@ -868,8 +875,8 @@ func TestConnectionPage_ReadsFinchAtOnce(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("a failed company read left the page waiting on the directory's")
 	}
-	if !strings.Contains(page, `id="data-error"`) || !strings.Contains(page, "re-authenticate") || strings.Contains(page, "Lovelace") {
-		t.Errorf("page after a refused company read, want the re-authentication error and no directory:\n%s", page)
+	if !strings.Contains(page, `id="reauth-needed"`) || strings.Count(page, "sign in again") != 1 || strings.Contains(page, "Lovelace") {
+		t.Errorf("page after a refused company read, want the re-authentication notice once and no directory:\n%s", page)
 	}
 }
 

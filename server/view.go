@@ -2,6 +2,7 @@ package server
 
 import (
 	"html/template"
+	"net/url"
 	"strings"
 
 	"github.com/finchconnect/finchconnect/finch"
@@ -34,7 +35,7 @@ func newCompanyView(c *finch.Company) *companyView {
 		Entity:    "—",
 	}
 	if e := c.Entity; e != nil {
-		v.Entity = orDash(strings.TrimSpace(strings.ReplaceAll(e.Type+" "+e.Subtype, "_", " ")))
+		v.Entity = orDash(entityName(e.Type, e.Subtype))
 	}
 	var departments []string
 	for _, d := range c.Departments {
@@ -130,8 +131,9 @@ type directoryView struct {
 }
 
 // newDirectoryView shows p, the directory read from offset in pages of
-// pageSize.
-func newDirectoryView(p *finch.DirectoryPage, offset, pageSize int) *directoryView {
+// pageSize. Each name links to employeeLink + the individual's id (path
+// escaped), the employee's page; "" links nothing.
+func newDirectoryView(p *finch.DirectoryPage, offset, pageSize int, employeeLink string) *directoryView {
 	v := &directoryView{From: offset + 1, To: offset + len(p.Individuals), Total: p.Paging.Count}
 	if len(p.Individuals) == 0 {
 		v.From = offset
@@ -149,11 +151,22 @@ func newDirectoryView(p *finch.DirectoryPage, offset, pageSize int) *directoryVi
 		default:
 			active = "no"
 		}
-		rows.WriteString("<tr><td>")
-		rows.WriteString(escapeText(joinNonEmpty(" ", in.FirstName, in.MiddleName, in.LastName)))
-		rows.WriteString("</td><td>")
+		name := orDash(joinNonEmpty(" ", in.FirstName, in.MiddleName, in.LastName))
+		rows.WriteString(`<tr><td data-label="Name">`)
+		if employeeLink != "" && in.ID != "" {
+			// escapeText covers what a double-quoted attribute needs: the
+			// quotes, & and <, and PathEscape leaves nothing else unsafe.
+			rows.WriteString(`<a href="`)
+			rows.WriteString(escapeText(employeeLink + url.PathEscape(in.ID)))
+			rows.WriteString(`">`)
+			rows.WriteString(escapeText(name))
+			rows.WriteString("</a>")
+		} else {
+			rows.WriteString(escapeText(name))
+		}
+		rows.WriteString(`</td><td data-label="Department">`)
 		rows.WriteString(escapeText(department))
-		rows.WriteString("</td><td>")
+		rows.WriteString(`</td><td data-label="Active">`)
 		rows.WriteString(escapeText(active))
 		rows.WriteString("</td></tr>\n")
 	}

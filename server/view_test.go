@@ -2,6 +2,7 @@ package server
 
 import (
 	"html/template"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -33,7 +34,7 @@ func TestDirectoryRows_escapedAsTheTemplateWould(t *testing.T) {
 			return def
 		}
 		return s
-	}}).Parse(`{{range .}}<tr><td>{{.Name}}</td><td>{{or .Department "—"}}</td><td>{{.Active}}</td></tr>
+	}}).Parse(`{{range .}}<tr><td data-label="Name">{{if .Href}}<a href="{{.Href}}">{{.Name}}</a>{{else}}{{.Name}}{{end}}</td><td data-label="Department">{{or .Department "—"}}</td><td data-label="Active">{{.Active}}</td></tr>
 {{end}}`))
 	yes, no := true, false
 	hostile := []string{
@@ -41,11 +42,14 @@ func TestDirectoryRows_escapedAsTheTemplateWould(t *testing.T) {
 		"{{.}}", "&amp;", "ünïcødé — ok", "",
 	}
 	var in []finch.Individual
-	type person struct{ Name, Department, Active string }
+	type person struct{ Href, Name, Department, Active string }
 	var want []person
 	for i, h := range hostile {
 		ind := finch.Individual{FirstName: h, LastName: "L" + h}
 		p := person{Name: joinNonEmpty(" ", h, "L"+h), Active: "—"}
+		if i%2 == 0 && h != "" { // a hostile id, linked
+			ind.ID, p.Href = h, "/connections/c%201/employees/"+url.PathEscape(h)
+		}
 		switch i % 3 {
 		case 0:
 			ind.IsActive, p.Active = &yes, "yes"
@@ -60,7 +64,7 @@ func TestDirectoryRows_escapedAsTheTemplateWould(t *testing.T) {
 	if err := ref.Execute(&b, want); err != nil {
 		t.Fatal(err)
 	}
-	got := newDirectoryView(&finch.DirectoryPage{Individuals: in}, 0, 25).Rows
+	got := newDirectoryView(&finch.DirectoryPage{Individuals: in}, 0, 25, "/connections/c%201/employees/").Rows
 	if string(got) != b.String() {
 		t.Errorf("directory rows differ from the template's:\ngot:\n%s\nwant:\n%s", got, b.String())
 	}
@@ -86,7 +90,7 @@ func TestDirectoryView_Paging(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := newDirectoryView(&finch.DirectoryPage{Individuals: people(tt.rows), Paging: finch.Paging{Count: tt.count}}, tt.off, 25)
+			v := newDirectoryView(&finch.DirectoryPage{Individuals: people(tt.rows), Paging: finch.Paging{Count: tt.count}}, tt.off, 25, "")
 			prev, next := -1, -1
 			if v.HasPrev {
 				prev = v.Prev

@@ -109,8 +109,8 @@ func TestBrowser_DemoFlow(t *testing.T) {
 	if strings.TrimSpace(legalName) == "" || legalName == "—" {
 		t.Errorf("legal name on the page = %q, want the sandbox company's", legalName)
 	}
-	if status != "connected" {
-		t.Errorf("status on the page = %q, want connected", status)
+	if status != "Connected" { // statusName("connected")
+		t.Errorf("status on the page = %q, want Connected", status)
 	}
 	dir := os.Getenv("FINCHCONNECT_TEST_ARTIFACTS")
 	if dir == "" {

@@ -15,7 +15,7 @@ import (
 	"github.com/finchconnect/finchconnect/sandbox"
 )
 
-const sandboxSynopsis = "finchconnect sandbox [-addr 127.0.0.1:4000] [-client-id ID] [-client-secret SECRET] [-data FILE] [-revoke-on-reuse] [-public-url URL]"
+const sandboxSynopsis = "finchconnect sandbox [-addr 127.0.0.1:4000] [-client-id ID] [-client-secret SECRET] [-data FILE] [-revoke-on-reuse] [-public-url URL] [-rate-limits 1]"
 
 // runSandbox runs the offline Finch-compatible sandbox until ctx is done.
 // Its flags fall back to FINCHCONNECT_SANDBOX_* variables.
@@ -29,6 +29,7 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	publicURL := fs.String("public-url", "", "URL clients reach the sandbox at (default http://ADDR)")
 	webhookURL := fs.String("webhook-url", "", "URL that receives signed Finch webhooks for status and data changes")
 	webhookSecret := fs.String("webhook-secret", "", "base64 secret that signs the webhooks (required with -webhook-url)")
+	rateLimits := fs.Float64("rate-limits", 1, "factor of Finch's rate limits: 1 is Finch's numbers, 2 twice as many requests, 0 turns them off (for load tests)")
 	logLevel := fs.String("log-level", "warn", "log level")
 	if err := parseSandboxFlags(fs, args, getenv); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -59,6 +60,7 @@ func runSandbox(ctx context.Context, args []string, getenv func(string) string, 
 		ClientID: *clientID, ClientSecret: *clientSecret, PublicURL: base,
 		DataFile: *dataFile, RevokeOnReuse: *revoke, Logger: logger,
 		WebhookURL: *webhookURL, WebhookSecret: *webhookSecret,
+		RateLimitFactor: *rateLimits,
 	})
 	if err != nil {
 		return err
