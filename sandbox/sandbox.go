@@ -197,12 +197,14 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	s.limits.set(opts.RateLimitFactor)
+	s.initWebhooks(clockInjected)
+	// The loop starts after the webhook queue exists: its tick sends
+	// webhooks (refresh notices, finished jobs) through s.hooks.
 	if opts.DataFile != "" || opts.WebhookURL != "" {
 		s.stop, s.done = make(chan struct{}), make(chan struct{})
 		go s.saveLoop()
 	}
-	s.limits.set(opts.RateLimitFactor)
-	s.initWebhooks(clockInjected)
 	s.mux = http.NewServeMux()
 	s.routes()
 	return s, nil
