@@ -252,8 +252,13 @@ func (s *Server) benefitsOf(c *connection) []*benefit {
 		seeded = append(seeded, &benefit{ID: c.stableID(80, 0), Type: "401k", Description: "401(k)", Frequency: &every, Visible: true, Seed: "401k"})
 	}
 	if f := benefitFeaturesOf(c.ProviderID, "s125_medical"); f != nil {
-		_ = f
-		seeded = append(seeded, &benefit{ID: c.stableID(80, 1), Type: "s125_medical", Description: "Medical", Frequency: &every, Visible: true, Seed: "medical"})
+		// Pay statements deduct the premium monthly, spread over the
+		// month's runs: monthly where the provider has that frequency.
+		freq := every
+		if slices.Contains(f.Frequencies, "monthly") {
+			freq = "monthly"
+		}
+		seeded = append(seeded, &benefit{ID: c.stableID(80, 1), Type: "s125_medical", Description: "Medical", Frequency: &freq, Visible: true, Seed: "medical"})
 	}
 	c.Benefits = append(seeded, c.Benefits...)
 	return c.Benefits
