@@ -55,6 +55,8 @@ var routeProducts = map[string]string{
 	"POST /sandbox/jobs":              "",
 	"GET /sandbox/jobs/configuration": "",
 	"PUT /sandbox/jobs/configuration": "",
+	// Request forwarding needs no product of its own either.
+	"POST /forward": "",
 }
 
 // productFor is the product route pattern needs; it panics for a pattern
