@@ -78,7 +78,7 @@ func TestAutomatedJobs_QuotaAndConcurrency(t *testing.T) {
 	}
 	want(t, "unknown type", e.call("POST", "/jobs/automated", docs, map[string]any{"type": "everything"}), http.StatusBadRequest, "invalid_request")
 	e.advance(2 * time.Minute)
-	hook = hooks.next(t, "job.w4_form_employee_sync.completed")
+	hooks.next(t, "job.w4_form_employee_sync.completed")
 	w4job := want(t, "get w4", e.call("GET", "/jobs/automated/"+w4["job_id"].(string), docs, nil), http.StatusOK, "")
 	if w4job["params"].(map[string]any)["individual_id"] != id || w4job["status"] != "complete" {
 		t.Fatalf("w4 job = %v", w4job)
