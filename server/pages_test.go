@@ -338,12 +338,12 @@ func TestEmployeePage(t *testing.T) {
 			t.Errorf("employee page lacks %q:\n%s", want, emp.body)
 		}
 	}
-	// The sandbox's SSN is 000-00- and the id's last four: only those four show.
-	ssn := "000-00-" + individual[len(individual)-4:]
-	if strings.Contains(emp.body, ssn) || strings.Contains(emp.body, "000-00") {
-		t.Errorf("employee page shows the SSN %s unmasked:\n%s", ssn, emp.body)
+	// The SSN as the sandbox holds it: only its last four show.
+	ssn := sandboxSSN(t, h, conn.AccessToken.Reveal(), individual)
+	if strings.Contains(emp.body, ssn) || strings.Contains(emp.body, ssn[:6]) {
+		t.Errorf("employee page shows the SSN unmasked:\n%s", emp.body)
 	}
-	if !strings.Contains(emp.body, `id="ssn">•••-••-`+individual[len(individual)-4:]+`<`) {
+	if !strings.Contains(emp.body, `id="ssn">•••-••-`+ssn[len(ssn)-4:]+`<`) {
 		t.Errorf("employee page does not show the SSN's last four digits, masked:\n%s", emp.body)
 	}
 	if strings.Contains(emp.body, conn.AccessToken.Reveal()) {
@@ -410,4 +410,30 @@ func TestConnectionPage_ReauthSaidOnce(t *testing.T) {
 	if n := strings.Count(strings.ToLower(page.body), "re-authenticat"); n != 2 { // the status, the button
 		t.Errorf("re-authentication is mentioned %d times, want the status and the button only:\n%s", n, page.body)
 	}
+}
+
+// sandboxSSN asks the sandbox for an individual's SSN, as Finch gives it
+// with the ssn product.
+func sandboxSSN(t *testing.T, h *harness, token, individual string) string {
+	t.Helper()
+	body := `{"requests":[{"individual_id":"` + individual + `"}],"options":{"include":["ssn"]}}`
+	req, _ := http.NewRequest("POST", h.ts.URL+"/finch/employer/individual", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		Responses []struct {
+			Body struct {
+				SSN string `json:"ssn"`
+			} `json:"body"`
+		} `json:"responses"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || len(out.Responses) != 1 || len(out.Responses[0].Body.SSN) != 11 {
+		t.Fatalf("the sandbox's individual %s: %v %+v", individual, err, out)
+	}
+	return out.Responses[0].Body.SSN
 }
