@@ -13,19 +13,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	goredis "github.com/redis/go-redis/v9"
 )
 
-// quietRedis drops go-redis's own log lines (connection pool retries and
-// the like): a store that cannot be reached is reported once, as an error
-// that names the store and what to do.
-type quietRedis struct{}
-
-func (quietRedis) Printf(context.Context, string, ...any) {}
-
 func main() {
-	goredis.SetLogger(quietRedis{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// The first signal starts a graceful shutdown, which may wait minutes
 	// for callbacks in flight. Stop catching signals then, so that a

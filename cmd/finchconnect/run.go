@@ -6,7 +6,16 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
 )
+
+// quietRedis drops go-redis's own log lines (connection pool retries and
+// the like): a store that cannot be reached is reported once, as an error
+// that names the store and what to do.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
 
 // errUsage is returned when the command line is wrong and usage has already
 // been printed; main exits 2 without printing it again.
@@ -79,6 +88,7 @@ of the machine can read a command line.
 // run is the whole program. main only calls it, so tests can drive every
 // command with their own arguments, environment and streams.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	goredis.SetLogger(quietRedis{})
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}

@@ -40,36 +40,34 @@ func (s *sandboxCmd) flags(fs *flag.FlagSet) {
 }
 
 func (s *sandboxCmd) run(ctx context.Context, c *cli, _ []string) error {
-	addr, clientID, clientSecret, dataFile, revoke := &s.addr, &s.clientID, &s.clientSecret, &s.dataFile, &s.revoke
-	publicURL, webhookURL, webhookSecret, logLevel := &s.publicURL, &s.webhookURL, &s.webhookSecret, &s.logLevel
 	stdout, stderr := c.stdout, c.stderr
-	for _, u := range [][2]string{{"-public-url", *publicURL}, {"-webhook-url", *webhookURL}} {
+	for _, u := range [][2]string{{"-public-url", s.publicURL}, {"-webhook-url", s.webhookURL}} {
 		if u[1] != "" {
 			if err := checkHTTPURL(u[0], u[1]); err != nil {
 				return err
 			}
 		}
 	}
-	if *webhookURL != "" && *webhookSecret == "" {
+	if s.webhookURL != "" && s.webhookSecret == "" {
 		return errorf("-webhook-url needs -webhook-secret (FINCHCONNECT_SANDBOX_WEBHOOK_SECRET), the base64 secret that signs the webhooks")
 	}
-	logger, err := newLogger(stderr, "text", *logLevel)
+	logger, err := newLogger(stderr, "text", s.logLevel)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
-		return fmt.Errorf("cannot listen on %s (%s): pick another -addr", *addr, unwrapNetError(err))
+		return fmt.Errorf("cannot listen on %s (%s): pick another -addr", s.addr, unwrapNetError(err))
 	}
 	defer ln.Close()
-	base := strings.TrimSuffix(*publicURL, "/")
+	base := strings.TrimSuffix(s.publicURL, "/")
 	if base == "" {
 		base = "http://" + ln.Addr().String()
 	}
 	sb, err := sandbox.New(sandbox.Options{
-		ClientID: *clientID, ClientSecret: *clientSecret, PublicURL: base,
-		DataFile: *dataFile, RevokeOnReuse: *revoke, Logger: logger,
-		WebhookURL: *webhookURL, WebhookSecret: *webhookSecret,
+		ClientID: s.clientID, ClientSecret: s.clientSecret, PublicURL: base,
+		DataFile: s.dataFile, RevokeOnReuse: s.revoke, Logger: logger,
+		WebhookURL: s.webhookURL, WebhookSecret: s.webhookSecret,
 	})
 	if err != nil {
 		return err
@@ -86,7 +84,7 @@ func (s *sandboxCmd) run(ctx context.Context, c *cli, _ []string) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
-	fmt.Fprintf(stdout, "\nFinch sandbox at %s\n  FINCH_BASE_URL=%s\n  FINCH_CLIENT_ID=%s\n  FINCH_CLIENT_SECRET=%s\n", base, base, *clientID, *clientSecret)
+	fmt.Fprintf(stdout, "\nFinch sandbox at %s\n  FINCH_BASE_URL=%s\n  FINCH_CLIENT_ID=%s\n  FINCH_CLIENT_SECRET=%s\n", base, base, s.clientID, s.clientSecret)
 	fmt.Fprintf(stdout, "Connect logins (password letmein): authorized_simple, authorized_complex, reauthorization\n")
 	select {
 	case err := <-serveErr:

@@ -297,12 +297,13 @@ func secret(s string) finchconnect.Secret { return finchconnect.NewSecret(s) }
 
 // openVault opens the store and the keyring together, for operator commands.
 func (f *storeFlags) openVault(ctx context.Context, stderr io.Writer) (*tokenstore.Store, func(), error) {
-	kr, err := f.keyring(stderr)
+	b, _, err := f.open(ctx, mustExist)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, _, err := f.open(ctx, mustExist)
+	kr, err := f.keyring(stderr)
 	if err != nil {
+		b.Close()
 		return nil, nil, err
 	}
 	return tokenstore.New(b, kr), func() { b.Close() }, nil
