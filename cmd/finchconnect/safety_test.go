@@ -88,6 +88,11 @@ func TestTokenDelete_DisconnectsAtFinchFirst(t *testing.T) {
 	}
 	finchURL := app.url + "/finch"
 
+	// The demo's vault, without the demo's Finch: refused.
+	_, _, err = runCLI(t, nil, nil, "token", "delete", "-yes", "-data-dir", dir, id)
+	if err == nil || !strings.Contains(err.Error(), "/finch") {
+		t.Errorf("token delete on the demo's vault without -finch-base-url: %v; want a refusal naming the demo's /finch", err)
+	}
 	// Finch unreachable: nothing is deleted.
 	_, _, err = runCLI(t, nil, nil, "token", "delete", "-yes", "-data-dir", dir, "-finch-base-url", "http://127.0.0.1:1", id)
 	if err == nil || !strings.Contains(err.Error(), "kept") {

@@ -242,6 +242,10 @@ func (a *app) checkSettings(limits serveLimits) ([]netip.Prefix, error) {
 // openVault loads the keys and opens the store, creating a SQLite store
 // that does not exist yet, and says so.
 func (a *app) openVault(ctx context.Context) error {
+	// A bad -store is reported before the demo's key file is made for it.
+	if err := a.f.store.check(mayCreate); err != nil {
+		return err
+	}
 	kr, err := a.f.store.keyring(a.c.stderr)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/finchconnect/finchconnect"
@@ -84,13 +85,13 @@ func (f *storeFlags) keyring(stderr io.Writer) (*keyring.Keyring, error) {
 	case f.keys != "":
 		kr, err := keyring.Parse(f.keys)
 		if err != nil {
-			return nil, fmt.Errorf("-keys (FINCHCONNECT_KEYS): %w", err)
+			return nil, fmt.Errorf("-keys (FINCHCONNECT_KEYS) is not a list of keys (%s): write ID:base64 entries, comma-separated, as `finchconnect keygen` prints them", plainError(err))
 		}
 		return kr, nil
 	case f.keysFile != "":
 		kr, err := keyring.LoadFile(f.keysFile)
 		if err != nil {
-			return nil, fmt.Errorf("-keys-file (FINCHCONNECT_KEYS_FILE): %w", err)
+			return nil, fmt.Errorf("cannot use the key file %s (%s): check -keys-file (FINCHCONNECT_KEYS_FILE)", f.keysFile, strings.TrimPrefix(plainError(err), "open "+f.keysFile+": "))
 		}
 		return kr, nil
 	}
@@ -174,6 +175,22 @@ func (f *storeFlags) storeURL() string {
 // created reports that it did not exist and was made now.
 func (f *storeFlags) open(ctx context.Context, mode storeMode) (b tokenstore.Backend, created bool, err error) {
 	return openBackend(ctx, f.storeURL(), mode, f.dataDir)
+}
+
+// check refuses, without opening or creating anything, a store URL that
+// open would refuse for its form or its SQLite path.
+func (f *storeFlags) check(mode storeMode) error {
+	raw := f.storeURL()
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		_, _, err := openBackend(context.Background(), raw, mode, f.dataDir) // the same error, nothing opened
+		return err
+	}
+	if u.Scheme == "sqlite" {
+		_, _, err := checkSQLitePath(u, mode, f.dataDir)
+		return err
+	}
+	return nil
 }
 
 // openBackend opens the store at raw, choosing the backend by the URL's
@@ -280,7 +297,16 @@ func plainError(err error) string {
 	for _, p := range []string{"tokenstore: ", "sqlite: ", "redis: ", "postgres: ", "finchconnect: ", "keyring: ", "apikey: ", "audit: "} {
 		msg = strings.ReplaceAll(msg, p, "")
 	}
-	return msg
+	// Drivers (pgx) list one line per address tried, often the same one:
+	// keep one sentence.
+	var parts []string
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimRight(strings.TrimSpace(line), ":")
+		if line != "" && !slices.Contains(parts, line) {
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, ": ")
 }
 
 // redactURLError keeps a store URL's password out of an error message:

@@ -13,6 +13,8 @@ import (
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
+const defaultFinchBaseURL = "https://api.tryfinch.com"
+
 // tokenDeleteCmd is `token delete`: disconnect a connection at Finch, then
 // delete its token, as DELETE /v1/connections/{id} does. The token is the
 // only way to disconnect, so it is deleted only once Finch has revoked it
@@ -36,7 +38,7 @@ Finch, and only the employer can end it (in their HR system or Finch's dashboard
 
 func (t *tokenDeleteCmd) flags(fs *flag.FlagSet) {
 	t.sf.register(fs)
-	fs.StringVar(&t.finchBaseURL, "finch-base-url", "https://api.tryfinch.com", "Finch API base URL, where the connection is disconnected")
+	fs.StringVar(&t.finchBaseURL, "finch-base-url", defaultFinchBaseURL, "Finch API base URL, where the connection is disconnected")
 	fs.BoolVar(&t.forget, "forget", false, "delete the token WITHOUT disconnecting at Finch (the connection stays live and billed, and can no longer be revoked from here)")
 	fs.BoolVar(&t.yes, "yes", false, "do not ask for confirmation (for scripts)")
 }
@@ -53,6 +55,12 @@ func (t *tokenDeleteCmd) run(ctx context.Context, c *cli, args []string) error {
 	defer closeStore()
 	if t.forget {
 		return t.forgetToken(ctx, c, store, id)
+	}
+	if t.sf.keys == "" && t.sf.keysFile == "" && t.finchBaseURL == defaultFinchBaseURL {
+		// The demo's tokens are the in-process sandbox's: Finch would
+		// refuse them, which would count as disconnected.
+		return fmt.Errorf("this is the demo's vault, whose Finch is the sandbox inside the running demo, not %s: "+
+			"pass -finch-base-url with the demo's address plus /finch (http://127.0.0.1:3000/finch) while it runs", defaultFinchBaseURL)
 	}
 	conn, err := store.Get(ctx, id)
 	if errors.Is(err, finchconnect.ErrDecrypt) {
