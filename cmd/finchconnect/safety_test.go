@@ -330,3 +330,40 @@ func TestKeygen_NeverReusesAnID(t *testing.T) {
 		t.Errorf("keygen -id 4 with key 4 in the file: %v, want a refusal", err)
 	}
 }
+
+// TestServe_ReadyzFollowsTheKeyFile: a degraded start on a key file that
+// lacks a key fails /readyz; once the key is added to the file and the
+// server re-reads it, /readyz is ok again.
+func TestServe_ReadyzFollowsTheKeyFile(t *testing.T) {
+	v := newVaultWith(t, 2, "c1")
+	old, _ := keyring.Generate(1)
+	v.put(t, old.Encode(), "c0")
+	file := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(file, []byte(v.keys+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := start(t, nil, "-addr", "127.0.0.1:0", "-data-dir", v.dir, "-keys-file", file, "-keys-reload", "50ms", "-allow-degraded")
+	if got := readyz(t, app.url); got != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with key 1 missing = %d, want 503", got)
+	}
+	if err := os.WriteFile(file, []byte(v.keys+"\n"+old.Encode()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for readyz(t, app.url) != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still fails after key 1 was added to the key file\n%s", app.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func readyz(t *testing.T, base string) int {
+	t.Helper()
+	res, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
