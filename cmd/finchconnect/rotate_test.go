@@ -82,6 +82,9 @@ func TestKeys_RotateUnderLoad(t *testing.T) {
 	if n := failures.Load(); n > 0 {
 		t.Errorf("%d requests failed during the rotation; first: %v", n, firstFailure.Load())
 	}
+	if !regexpMatch(`(?m)^primary key\s+2$`, out) || !regexpMatch(`(?m)^records re-sealed\s+\d+$`, out) || strings.Contains(out, "{") {
+		t.Errorf("keys rotate's summary:\n%s\nwant a table with the primary key and the records re-sealed", out)
+	}
 	if reads.Load() == 0 || callbacks.Load() == 0 {
 		t.Fatalf("no load ran during the rotation (reads %d, callbacks %d)", reads.Load(), callbacks.Load())
 	}
