@@ -205,7 +205,7 @@ func printUsage(fs *flag.FlagSet, spec cmdSpec, w io.Writer) {
 	fmt.Fprintf(w, "\nFlags:\n")
 	fs.VisitAll(func(f *flag.Flag) {
 		def := ""
-		if f.DefValue != "" && f.DefValue != "false" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 			def = fmt.Sprintf(" (default %q)", f.DefValue)
 		}
 		fmt.Fprintf(w, "  -%s\n    \t%s%s\n", f.Name, f.Usage, def)
