@@ -112,6 +112,12 @@ func (s *Server) handleReadyz() http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "store": "unreachable", "journal_pending": held})
 			return
 		}
+		if s.cfg.Ready != nil {
+			if err := s.cfg.Ready(); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "store": "ok", "error": err.Error(), "journal_pending": held})
+				return
+			}
+		}
 		if held > 0 {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "degraded", "store": "ok", "journal_pending": held})
 			return

@@ -38,6 +38,12 @@ type Config struct {
 	// or "provider") when set.
 	Sandbox string
 
+	// Ready, when set, is asked by GET /readyz after the store answers: a
+	// non-nil error (such as stored records the keyring cannot open) makes
+	// it 503 "unavailable", with the error's text. It must be cheap: it
+	// runs on every probe.
+	Ready func() error
+
 	// ReturnOrigins are origins ("https://app.example.com") besides
 	// PublicURL's to which app-started flows may return the browser.
 	ReturnOrigins []string
