@@ -30,6 +30,7 @@ var (
 	errStateGone     = errors.New("unknown or expired")
 	errInterrupted   = errors.New("server: the callback was interrupted while the code was with Finch")
 	errSaving        = errors.New("server: the token is held in the journal until the store returns")
+	errDisconnected  = errors.New("server: the connection was disconnected while it was being re-authenticated")
 )
 
 // handleCallback receives the authorization code. GET is the redirect flow
@@ -107,6 +108,8 @@ func callbackOutcome(out outcome, err error) string {
 		return "saving"
 	case errors.Is(err, errInterrupted):
 		return "interrupted"
+	case errors.Is(err, errDisconnected):
+		return "disconnected"
 	default:
 		return "error"
 	}
@@ -349,6 +352,7 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWri
 	}
 	s.cfg.Failpoint("before-exchange")
 	conn, err := s.finch.ExchangeCode(ctx, code, redirectURI)
+	s.cfg.Failpoint("after-exchange")
 	if err != nil {
 		if errors.Is(err, finchconnect.ErrInvalidCode) {
 			res.failure = failCode
@@ -433,6 +437,8 @@ func (s *Server) stageAndSave(ctx context.Context, key string, claimed ledgerWri
 			res.failure = failSaving
 		case errors.Is(err, errStoreKept):
 			res.failure = failStoreKept
+		case errors.Is(err, errDisconnected):
+			res.failure = failDisconnected
 		default:
 			res.failure = failStore
 		}
@@ -557,6 +563,11 @@ const (
 	// was with Finch: the code may or may not have been spent, and it is
 	// never sent twice, so the employer must connect again.
 	failInterrupted = "interrupted"
+	// failDisconnected: a re-authentication whose connection was
+	// disconnected (its row deleted) while the code was at Finch. The
+	// disconnect wins; the token the exchange returned was disconnected
+	// at Finch too.
+	failDisconnected = "disconnected"
 )
 
 func failureError(kind string) error {
@@ -575,6 +586,8 @@ func failureError(kind string) error {
 		return errStoreDown
 	case failInterrupted:
 		return errInterrupted
+	case failDisconnected:
+		return errDisconnected
 	default:
 		return errExchange
 	}
@@ -604,6 +617,12 @@ func mustJSON(v any) []byte {
 // When the token is staged in the ledger already, the store has it: the
 // recovery loop finishes the write when the store answers again.
 //
+// A re-authentication (kind reauth) replaces the stored connection and
+// never inserts it ([tokenstore.Store.ReplaceSwap]): when the connection
+// was disconnected while the code was at Finch, the disconnect wins, and
+// the token the exchange returned is disconnected at Finch as well rather
+// than left live with no one holding it (errDisconnected).
+//
 // The vault write also settles the ledger entry settle.Key, in the same
 // atomic write, when the entry still holds settle.Old; settled says whether
 // it did.
@@ -615,8 +634,17 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, kind st
 			case <-ctx.Done():
 			}
 		}
-		if settled, err = s.store.PutSwap(ctx, conn, settle); err == nil {
+		if kind == kindReauth {
+			settled, err = s.store.ReplaceSwap(ctx, conn, settle)
+		} else {
+			settled, err = s.store.PutSwap(ctx, conn, settle)
+		}
+		if err == nil {
 			return settled, nil
+		}
+		if errors.Is(err, finchconnect.ErrNotFound) {
+			s.disconnectOrphan(ctx, conn)
+			return false, fmt.Errorf("%w: %v", errDisconnected, err)
 		}
 	}
 	s.log.Error("store a new connection", "connection_id", conn.ConnectionID, "err", err)
@@ -637,4 +665,14 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, kind st
 		s.log.Error("disconnect an unsaved connection", "connection_id", conn.ConnectionID, "err", derr)
 	}
 	return false, fmt.Errorf("%w: %v", errStore, err)
+}
+
+// disconnectOrphan disconnects at Finch a token that a re-authentication
+// obtained for a connection that was disconnected meanwhile: nothing will
+// hold it, so it must not stay live.
+func (s *Server) disconnectOrphan(ctx context.Context, conn finchconnect.Connection) {
+	s.log.Warn("a re-authenticated connection was disconnected while the code was at Finch; disconnecting the new token too", "connection_id", conn.ConnectionID)
+	if err := s.finch.Disconnect(ctx, conn.AccessToken); err != nil && !errors.Is(err, finchconnect.ErrUnauthorized) {
+		s.log.Error("disconnect the token of a re-authentication whose connection was disconnected", "connection_id", conn.ConnectionID, "err", err)
+	}
 }

@@ -91,14 +91,25 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 		// undoing it would bring back an older token), checked in the
 		// same compare-and-set as the write. Exchanged has whole seconds,
 		// hence the second of margin.
-		stored, err := s.store.PutUnlessNewer(ctx, conn, time.Unix(e.Exchanged+1, 0))
-		if err != nil {
+		// A re-authentication never inserts: its connection may have been
+		// disconnected meanwhile, and the disconnect wins.
+		put := s.store.PutUnlessNewer
+		if e.Kind == kindReauth {
+			put = s.store.ReplaceUnlessNewer
+		}
+		stored, err := put(ctx, conn, time.Unix(e.Exchanged+1, 0))
+		switch {
+		case errors.Is(err, finchconnect.ErrNotFound) && e.Kind == kindReauth:
+			s.disconnectOrphan(ctx, conn)
+			settled.Status, settled.Failure = ledgerFailed, failDisconnected
+		case err != nil:
 			return "", fmt.Errorf("store a staged token: %w", err)
+		default:
+			if !stored {
+				s.log.Warn("recovered callback's token is stored already, or older than the stored one; kept the stored one", "connection_id", conn.ConnectionID)
+			}
+			settled.Status, settled.ConnectionID = ledgerDone, conn.ConnectionID
 		}
-		if !stored {
-			s.log.Warn("recovered callback's token is stored already, or older than the stored one; kept the stored one", "connection_id", conn.ConnectionID)
-		}
-		settled.Status, settled.ConnectionID = ledgerDone, conn.ConnectionID
 	case ledgerPending:
 		settled.Status, settled.Failure = ledgerFailed, failInterrupted
 	default:

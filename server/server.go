@@ -96,7 +96,8 @@ type Config struct {
 	WebhookSecrets []finchconnect.Secret
 
 	// Failpoint is called at named points of a callback ("before-exchange",
-	// "after-stage", reached only on the write-ahead path, "after-commit",
+	// "after-exchange", "after-stage", reached only on the write-ahead
+	// path, "after-commit",
 	// "before-response"), so crash tests can kill the process there. Nil in
 	// production.
 	Failpoint func(name string)
