@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,7 @@ var (
 	errInterrupted   = errors.New("server: the callback was interrupted while the code was with Finch")
 	errSaving        = errors.New("server: the token is held in the journal until the store returns")
 	errDisconnected  = errors.New("server: the connection was disconnected while it was being re-authenticated")
+	errReleased      = errors.New("server: the callback's claim was given back before its exchange")
 )
 
 // handleCallback receives the authorization code. GET is the redirect flow
@@ -160,21 +162,38 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	// winner. A state carries one flow: the first code to spend it wins,
 	// and a second code arriving with the same state is refused before any
 	// exchange.
-	fs, claimed, held, err := s.claimFlow(ctx, key, stateHash, bHash)
-	switch {
-	case errors.Is(err, errStateGone):
-		// A refresh long after the flow finds its state expired, but the
-		// ledger still knows how the code ended: show that instead.
-		if _, lerr := s.backend.Load(ctx, key); lerr == nil {
-			return s.follow(ctx, key, stateHash, bHash)
+	var (
+		fs      flowState
+		claimed ledgerWrite
+	)
+	for range 3 {
+		var how claimResult
+		var first []byte
+		var err error
+		fs, claimed, how, first, err = s.claimFlow(ctx, key, stateHash, bHash)
+		switch {
+		case errors.Is(err, errStateGone):
+			// A refresh long after the flow finds its state expired, but the
+			// ledger still knows how the code ended: show that instead.
+			if _, lerr := s.backend.Load(ctx, key); lerr == nil {
+				return s.follow(ctx, key, stateHash, bHash, nil)
+			}
+			return outcome{}, err
+		case err != nil:
+			return outcome{}, err
+		case how == claimSpent:
+			return outcome{}, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
+		case how == claimDuplicate:
+			out, err := s.follow(ctx, key, stateHash, bHash, first)
+			if errors.Is(err, errReleased) {
+				continue // its claimant gave it back unexchanged: claim it again
+			}
+			return out, err
 		}
-		return outcome{}, err
-	case held == 0:
-		return s.follow(ctx, key, stateHash, bHash)
-	case held == 1:
-		return outcome{}, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
-	case err != nil:
-		return outcome{}, err
+		break
+	}
+	if claimed.raw == nil {
+		return outcome{}, errPending
 	}
 
 	// From here the outcome is recorded in the ledger whatever happens, and
@@ -221,52 +240,180 @@ type ledgerWrite struct {
 	raw   []byte
 }
 
+// claimResult is how a claimFlow ended.
+type claimResult int
+
+const (
+	claimOwned     claimResult = iota // this request holds the claim: it exchanges the code
+	claimDuplicate                    // another request holds it: follow that one
+	claimSpent                        // the state was spent by another code
+)
+
+// claimTries bounds how many times a callback tries its claim while the
+// store fails, and claimBackoff is the first wait between tries (doubled
+// each time): a few seconds of patience in all, for a store that stalls
+// and then answers.
+const (
+	claimTries   = 5
+	claimBackoff = 50 * time.Millisecond
+)
+
 // claimFlow reads the flow state of stateHash for the browser bHash and,
 // in the same step, claims the code's ledger entry under key and spends the
 // state ([tokenstore.Backend.ClaimAllIf], the state's key as the guard). The
 // state's key names the browser the flow is bound to (stateKey), so a
-// request from another browser finds no state and claims nothing. held is
-// ClaimAll's: 0 when the code is claimed already (a duplicate), 1 when the
-// state was spent by another code. A state missing under every key is
-// errStateGone.
-func (s *Server) claimFlow(ctx context.Context, key, stateHash, bHash string) (flowState, ledgerWrite, int, error) {
-	var fs flowState
-	entry := ledgerEntry{Status: ledgerPending, State: stateHash, Started: s.cfg.Now().Unix()}
-	claims := func(e ledgerEntry) ([]tokenstore.Claim, []byte) {
-		raw := mustJSON(e)
-		return []tokenstore.Claim{
-			{Key: key, Value: raw, TTL: ledgerTTL},
-			{Key: prefixStateUsed + stateHash, Value: []byte("used"), TTL: s.cfg.StateTTL},
-		}, raw
+// request from another browser finds no state and claims nothing. A state
+// missing under every key is errStateGone.
+//
+// The entry carries this request's own nonce, so that a claim whose answer
+// was lost (a store that timed out after the write, a client that sent the
+// script again while the store ran the first copy too) is recognised as
+// its own: after a store error or a conflict it reads the entry back, and
+// when the nonce is its own it carries on as the owner. After a store
+// error with nothing read back, it tries the same claim again, which
+// either claims or meets its own earlier copy. A request that gives up
+// gives the claim back (releaseClaim), so that no one waits for an
+// exchange nobody is doing. An entry given back by its claimant is taken
+// over, with a compare-and-set, by the next request of the same flow.
+//
+// For claimDuplicate it returns the entry it read, if it read one, as
+// follow's first read.
+func (s *Server) claimFlow(ctx context.Context, key, stateHash, bHash string) (fs flowState, claimed ledgerWrite, how claimResult, first []byte, err error) {
+	nonce, err := s.randomToken()
+	if err != nil {
+		return fs, claimed, 0, nil, err
 	}
+	entry := ledgerEntry{V: ledgerVersion, Nonce: nonce, Status: ledgerPending, State: stateHash, Started: s.cfg.Now().Unix()}
 	for _, b := range bindings(bHash) {
 		entry.Browser = b
-		cs, raw := claims(entry)
-		v, held, err := s.backend.ClaimAllIf(ctx, stateKey(stateHash, b), cs)
-		if errors.Is(err, finchconnect.ErrNotFound) {
-			continue
+		raw := mustJSON(entry)
+		cs := []tokenstore.Claim{
+			{Key: key, Value: raw, TTL: ledgerTTL},
+			{Key: prefixStateUsed + stateHash, Value: []byte("used"), TTL: s.cfg.StateTTL},
 		}
-		if v == nil {
-			return fs, ledgerWrite{}, -1, fmt.Errorf("%w: claim callback: %v", errStoreDown, err)
+		guard := stateKey(stateHash, b)
+		mine := func(v []byte) (flowState, ledgerWrite, claimResult, []byte, error) {
+			var fs flowState
+			if v == nil {
+				// Claimed on an earlier try whose answer was lost: read
+				// the state again.
+				var err error
+				if v, err = s.backend.Load(ctx, guard); err != nil {
+					s.releaseClaim(ctx, key, raw)
+					return fs, ledgerWrite{}, 0, nil, fmt.Errorf("%w: read the state of a claimed callback: %v", errStoreDown, err)
+				}
+			}
+			if err := json.Unmarshal(v, &fs); err != nil {
+				s.releaseClaim(ctx, key, raw)
+				return fs, ledgerWrite{}, 0, nil, fmt.Errorf("server: decode state: %v", err)
+			}
+			e := entry
+			e.ReturnURL, e.Kind = fs.ReturnURL, fs.Kind
+			return fs, ledgerWrite{e, raw}, claimOwned, nil, nil
 		}
-		if jerr := json.Unmarshal(v, &fs); jerr != nil {
-			return fs, ledgerWrite{}, -1, fmt.Errorf("server: decode state: %v", jerr)
+		var last error
+		failed := false // a try failed on the store: an earlier copy may have landed
+		for try := range claimTries {
+			if try > 0 {
+				select {
+				case <-time.After(claimBackoff << (try - 1)):
+				case <-ctx.Done():
+					s.releaseClaim(ctx, key, raw)
+					return fs, claimed, 0, nil, fmt.Errorf("%w: claim callback: %v", errStoreDown, ctx.Err())
+				}
+			}
+			v, held, err := s.backend.ClaimAllIf(ctx, guard, cs)
+			switch {
+			case err == nil:
+				return mine(v)
+			case errors.Is(err, finchconnect.ErrNotFound) && v == nil && !failed:
+				// No state under this binding.
+			case v != nil && held == 1:
+				return fs, claimed, claimSpent, nil, nil
+			case v != nil && held == 0 || errors.Is(err, finchconnect.ErrNotFound):
+				// The code is claimed (or, after a failed try, the state
+				// went away): whose claim is it?
+				cur, lerr := s.backend.Load(ctx, key)
+				if lerr != nil && !errors.Is(lerr, finchconnect.ErrNotFound) {
+					last, failed = lerr, true
+					continue
+				}
+				var e ledgerEntry
+				if lerr == nil && json.Unmarshal(cur, &e) == nil && e.V == ledgerVersion && sameHash(e.Nonce, nonce) {
+					return mine(v)
+				}
+				if lerr == nil && e.Status == ledgerReleased && v != nil {
+					// Given back unexchanged by its claimant: take it over
+					// if it is this flow's.
+					if sameHash(e.State, stateHash) && (e.Browser == "" || sameHash(e.Browser, bHash)) {
+						if s.backend.Swap(ctx, key, cur, raw, ledgerTTL) == nil {
+							return mine(v)
+						}
+						// Another request took it over first (or the
+						// answer was lost, which the next read tells).
+						continue
+					}
+				}
+				if v == nil {
+					break // the state went away: try the next binding
+				}
+				return fs, claimed, claimDuplicate, cur, nil
+			default:
+				last, failed = err, true
+				continue
+			}
+			break
 		}
-		entry.ReturnURL, entry.Kind = fs.ReturnURL, fs.Kind
-		return fs, ledgerWrite{entry, raw}, held, err
+		if failed {
+			// Out of tries with the store failing, or the state gone
+			// after a failed try: whatever landed is given back.
+			s.releaseClaim(ctx, key, raw)
+			if last != nil {
+				return fs, claimed, 0, nil, fmt.Errorf("%w: claim callback: %v", errStoreDown, last)
+			}
+		}
 	}
-	// A state stored before stateKey existed: read, check, then claim.
-	fs, err := s.readState(ctx, legacyStateKey(stateHash), bHash)
-	if err != nil {
-		return fs, ledgerWrite{}, -1, err
+	return fs, claimed, 0, nil, fmt.Errorf("%w: %w", finchconnect.ErrStateMismatch, errStateGone)
+}
+
+// releaseClaim gives back the claim raw under key, which its callback will
+// not exchange: it stores a released entry in its place, or in the empty
+// slot if the claim has not landed (yet), so that a late copy of the claim
+// finds the key taken and claims nothing. A request of the same flow takes
+// a released entry over. On a context of its own: ctx may have run out.
+// Best effort: with the store still down, an entry that lands later is
+// recovered as interrupted (Recover).
+func (s *Server) releaseClaim(ctx context.Context, key string, raw []byte) {
+	var e ledgerEntry
+	if json.Unmarshal(raw, &e) != nil {
+		return
 	}
-	entry.Browser, entry.ReturnURL, entry.Kind = fs.Browser, fs.ReturnURL, fs.Kind
-	cs, raw := claims(entry)
-	held, err := s.backend.ClaimAll(ctx, cs)
-	if err != nil && held < 0 {
-		err = fmt.Errorf("%w: claim callback: %v", errStoreDown, err)
+	e.Status = ledgerReleased
+	released := mustJSON(e)
+	rctx, cancel := detach(ctx, 5*time.Second)
+	defer cancel()
+	for range 3 {
+		err := s.backend.Claim(rctx, key, released, ledgerTTL)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, finchconnect.ErrConflict) {
+			err = s.backend.Swap(rctx, key, raw, released, ledgerTTL)
+			if err == nil {
+				return
+			}
+		}
+		if cur, lerr := s.backend.Load(rctx, key); lerr == nil {
+			var other ledgerEntry
+			if bytes.Equal(cur, released) || json.Unmarshal(cur, &other) != nil || !sameHash(other.Nonce, e.Nonce) {
+				return // given back already, or someone else's
+			}
+		}
+		if rctx.Err() != nil {
+			break
+		}
 	}
-	return fs, ledgerWrite{entry, raw}, held, err
+	s.log.Warn("give back a callback's claim; if it landed, recovery marks it interrupted", "request_id", requestID(ctx))
 }
 
 // settledEntry is the final ledger entry after staged: done with the
@@ -292,7 +439,22 @@ func settleSwap(key string, staged ledgerWrite, connectionID, failure string) to
 // settle settles the ledger entry under key on its own (see settleSwap).
 func (s *Server) settle(ctx context.Context, key string, staged ledgerWrite, connectionID, failure string) error {
 	sw := settleSwap(key, staged, connectionID, failure)
-	return s.backend.Swap(ctx, sw.Key, sw.Old, sw.Value, sw.TTL)
+	return s.swapLedger(ctx, sw.Key, sw.Old, sw.Value)
+}
+
+// swapLedger replaces the ledger entry under key, from old to value. After
+// a store error or a conflict it reads the entry back: a swap whose answer
+// was lost (or that a client sent twice, the second copy finding the first
+// one's value) has landed when the entry holds value.
+func (s *Server) swapLedger(ctx context.Context, key string, old, value []byte) error {
+	err := s.backend.Swap(ctx, key, old, value, ledgerTTL)
+	if err == nil || errors.Is(err, finchconnect.ErrNotFound) {
+		return err
+	}
+	if cur, lerr := s.backend.Load(ctx, key); lerr == nil && bytes.Equal(cur, value) {
+		return nil
+	}
+	return err
 }
 
 // checkSettled logs unless the ledger entry under key is done with
@@ -450,7 +612,7 @@ func (s *Server) stageAndSave(ctx context.Context, key string, claimed ledgerWri
 // whether it did. A failure is logged and the callback goes on: the vault
 // write may still succeed.
 func (s *Server) stage(ctx context.Context, key string, claimed, raw []byte, connectionID string) bool {
-	if err := s.backend.Swap(ctx, key, claimed, raw, ledgerTTL); err != nil {
+	if err := s.swapLedger(ctx, key, claimed, raw); err != nil {
 		s.log.Warn("stage an exchanged token", "connection_id", connectionID, "err", err)
 		return false
 	}
@@ -459,8 +621,10 @@ func (s *Server) stage(ctx context.Context, key string, claimed, raw []byte, con
 
 // follow waits for the ledger entry under key to settle and returns its
 // outcome. It refuses to share the outcome with a request whose state or
-// browser differs from the first one's.
-func (s *Server) follow(ctx context.Context, key, stateHash, bHash string) (outcome, error) {
+// browser differs from the first one's. first, if not nil, is the entry as
+// the caller has just read it, which saves the first read. An entry its
+// claimant gave back unexchanged is errReleased: the caller claims it.
+func (s *Server) follow(ctx context.Context, key, stateHash, bHash string, first []byte) (outcome, error) {
 	deadline := time.Now().Add(s.cfg.WaitTimeout)
 	poll := 10 * time.Millisecond
 	release := func() {}
@@ -469,9 +633,13 @@ func (s *Server) follow(ctx context.Context, key, stateHash, bHash string) (outc
 		release()
 		var ch <-chan struct{}
 		ch, release = s.waiter(key)
-		b, err := s.backend.Load(ctx, key)
-		if err != nil {
-			return outcome{}, fmt.Errorf("%w: read callback ledger: %v", errStoreDown, err)
+		b := first
+		first = nil
+		if b == nil {
+			var err error
+			if b, err = s.backend.Load(ctx, key); err != nil {
+				return outcome{}, fmt.Errorf("%w: read callback ledger: %v", errStoreDown, err)
+			}
 		}
 		var e ledgerEntry
 		if err := json.Unmarshal(b, &e); err != nil {
@@ -485,6 +653,8 @@ func (s *Server) follow(ctx context.Context, key, stateHash, bHash string) (outc
 			return outcome{ConnectionID: e.ConnectionID, ReturnURL: e.ReturnURL, Duplicate: true}, nil
 		case ledgerFailed:
 			return outcome{}, failureError(e.Failure)
+		case ledgerReleased:
+			return outcome{}, errReleased
 		}
 		if s.abandoned(e) {
 			// The process handling this callback died; finish its work.
@@ -548,7 +718,6 @@ func (s *Server) wake(key string) {
 // Failure kinds recorded in the ledger, so that duplicates report the same
 // error as the first callback without holding its text.
 const (
-	failState    = "state" // no longer written (the state is spent with the claim); entries of older versions may hold it
 	failCode     = "code"
 	failExchange = "exchange"
 	failStore    = "store"
@@ -556,9 +725,6 @@ const (
 	// failStoreKept: a re-authentication's token could not be saved, and
 	// the connection keeps its stored token.
 	failStoreKept = "store_kept"
-	// failStoreDown: the store failed before anything reached Finch (no
-	// longer written either; kept for entries of older versions).
-	failStoreDown = "store_down"
 	// failInterrupted marks a callback whose process died while the code
 	// was with Finch: the code may or may not have been spent, and it is
 	// never sent twice, so the employer must connect again.
@@ -572,8 +738,6 @@ const (
 
 func failureError(kind string) error {
 	switch kind {
-	case failState:
-		return fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
 	case failCode:
 		return finchconnect.ErrInvalidCode
 	case failStore:
@@ -582,8 +746,6 @@ func failureError(kind string) error {
 		return errStoreKept
 	case failSaving:
 		return errSaving
-	case failStoreDown:
-		return errStoreDown
 	case failInterrupted:
 		return errInterrupted
 	case failDisconnected:

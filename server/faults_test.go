@@ -121,3 +121,161 @@ func TestWebhooks_ExactlyOnceUnderStoreFaults(t *testing.T) {
 		})
 	}
 }
+
+// faultCase names the store calls of a callback that meet faults, in
+// order: the fault under test for a plain name, Refuse for a name ending
+// in "!" (a call refused to lead the callback to the step under test, or
+// to make it work harder to find out what its write did).
+type faultCase []string
+
+func (c faultCase) String() string { return strings.Join(c, "+") }
+
+func (c faultCase) inject(f *tokenstoretest.Faulty, fault tokenstoretest.Fault) {
+	for _, op := range c {
+		if name, refused := strings.CutSuffix(op, "!"); refused {
+			f.Inject(name, tokenstoretest.Refuse)
+		} else {
+			f.Inject(op, fault)
+		}
+	}
+}
+
+// TestCallback_ExactlyOnceUnderStoreFaults: every store write of a
+// callback, a new connection's and a re-authentication's, meets each fault
+// that leaves the write done but its answer unknown, on every backend. The
+// callback (or, if it could not finish, the employer's refresh) must end
+// with the connection stored, the code exchanged once, the token stored
+// once and announced once; never a wait for an exchange nobody is doing.
+func TestCallback_ExactlyOnceUnderStoreFaults(t *testing.T) {
+	connect := []faultCase{
+		{"ClaimAllIf"},                // the claim
+		{"ClaimAllIf", "Load!"},       // the claim, and the read that would tell whose it is
+		{"PutRowSwap"},                // the vault write that settles the ledger
+		{"PutRowSwap!", "Swap"},       // that write refused: the write-ahead
+		{"PutRowSwap!", "PutRowSwap"}, // ... and the retried vault write
+	}
+	reauth := []faultCase{
+		{"ClaimAllIf"},
+		{"Swap"},       // the write-ahead
+		{"PutRowSwap"}, // the vault write that settles the ledger
+		{"GetRow"},     // the read before it
+	}
+	for _, be := range everyBackend {
+		t.Run(be.name, func(t *testing.T) {
+			for _, flow := range []struct {
+				reauth bool
+				cases  []faultCase
+			}{{false, connect}, {true, reauth}} {
+				for _, c := range flow.cases {
+					for _, fault := range tokenstoretest.Faults {
+						name := "connect/"
+						if flow.reauth {
+							name = "reauth/"
+						}
+						t.Run(name+c.String()+"/"+fault.String(), func(t *testing.T) {
+							callbackUnderFault(t, be.open(t), flow.reauth, c, fault)
+						})
+					}
+				}
+			}
+		})
+	}
+}
+
+func callbackUnderFault(t *testing.T, b tokenstore.Backend, reauth bool, c faultCase, fault tokenstoretest.Fault) {
+	f := tokenstoretest.NewFaulty(b)
+	var log eventLog
+	h := newHarnessWith(t, harnessOptions{backend: f}, func(c *server.Config) {
+		c.Notify = log.notify
+		c.WaitTimeout = 3 * time.Second // a follower of an exchange nobody does fails fast
+	})
+	customer := "acme-fault"
+	var id string
+	var before finchconnect.Connection
+	cb := h.connect(h.client, customer, "authorized_simple")
+	want := finchconnect.EventConnectionCreated
+	if reauth {
+		id = h.finish(h.client, cb)
+		var err error
+		if before, err = h.store.Get(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		cb = startReauth(t, h, id)
+		want = finchconnect.EventConnectionReauthenticated
+	}
+	log.mu.Lock()
+	log.events = nil
+	log.mu.Unlock()
+	exchanges := h.exchanges()
+
+	c.inject(f, fault)
+	res := h.do(h.client, "GET", cb, nil)
+	for _, op := range c {
+		if op = strings.TrimSuffix(op, "!"); f.Pending(op) > 0 {
+			t.Fatalf("a fault on %s met no call; the test did not run its case", op)
+		}
+	}
+	got := ""
+	if m := connPathRe.FindStringSubmatch(res.location); res.status == http.StatusSeeOther && m != nil {
+		got = m[1]
+	} else {
+		t.Logf("the callback answered %d; the employer refreshes", res.status)
+	}
+	again := h.finish(h.client, cb)
+	if got != "" && again != got {
+		t.Errorf("the refresh led to %q, the callback to %q", again, got)
+	}
+	if reauth && again != id {
+		t.Errorf("the re-authentication led to %q, want %q", again, id)
+	}
+	if n := h.exchanges() - exchanges; n != 1 {
+		t.Errorf("the code was exchanged %d times, want once", n)
+	}
+	conn, err := h.store.Get(t.Context(), again)
+	if err != nil {
+		t.Fatalf("the connection is not stored: %v", err)
+	}
+	if reauth && conn.AccessToken.Equal(before.AccessToken) {
+		t.Error("the re-authentication's token was not stored")
+	}
+	rows, err := b.ListRows(t.Context(), tokenstore.Filter{CustomerID: customer})
+	if err != nil || len(rows) != 1 {
+		t.Errorf("rows of the customer = %d, %v; want one", len(rows), err)
+	}
+	if n := strings.Count(strings.Join(log.types(), ","), want); n != 1 {
+		t.Errorf("%s published %d times, want once; events %v", want, n, log.types())
+	}
+}
+
+// TestCallback_GivenBackClaimIsTakenOver: the store keeps failing a
+// callback's claim, whose first copy landed with its answer lost. The
+// callback gives up (503) and gives the claim back, so that the employer's
+// refresh takes it over and exchanges the code, once, instead of waiting
+// for an exchange nobody is doing and ending "interrupted".
+func TestCallback_GivenBackClaimIsTakenOver(t *testing.T) {
+	for _, be := range everyBackend {
+		t.Run(be.name, func(t *testing.T) {
+			f := tokenstoretest.NewFaulty(be.open(t))
+			h := newHarnessWith(t, harnessOptions{backend: f}, func(c *server.Config) {
+				c.WaitTimeout = 3 * time.Second
+			})
+			cb := h.connect(h.client, "acme-given-back", "authorized_simple")
+			f.Inject("ClaimAllIf", tokenstoretest.LoseAnswer)
+			for range 10 {
+				f.Inject("ClaimAllIf", tokenstoretest.Refuse)
+			}
+			res := h.do(h.client, "GET", cb, nil)
+			if res.status != http.StatusServiceUnavailable || h.exchanges() != 0 {
+				t.Fatalf("callback with the store failing every claim = %d after %d exchanges, want 503 and none", res.status, h.exchanges())
+			}
+			f.Drain() // the store answers again
+			id := h.finish(h.client, cb)
+			if n := h.exchanges(); n != 1 {
+				t.Errorf("exchanges = %d, want 1", n)
+			}
+			if _, err := h.store.Get(t.Context(), id); err != nil {
+				t.Errorf("the connection is not stored: %v", err)
+			}
+		})
+	}
+}

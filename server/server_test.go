@@ -670,36 +670,6 @@ func TestServer_CallbackRoundTrips(t *testing.T) {
 	}
 }
 
-// TestCallback_StateFromBeforeUpgrade: a flow whose state an earlier
-// version stored (under the state's hash alone, not bound in its key to a
-// browser) still completes, and still only from its own browser.
-func TestCallback_StateFromBeforeUpgrade(t *testing.T) {
-	h := newHarness(t, harnessOptions{backend: tokenstore.NewMemory()})
-	cb := h.connect(h.client, "acme-legacy", "authorized_simple")
-	ctx := t.Context()
-	es, err := h.backend.Scan(ctx, "state/", "", 10)
-	if err != nil || len(es) != 1 {
-		t.Fatalf("Scan(state/) = %d entries, %v; want the flow's one state", len(es), err)
-	}
-	hash, binding, ok := strings.Cut(strings.TrimPrefix(es[0].Key, "state/"), "/")
-	if !ok || len(hash) != 64 || len(binding) != 64 {
-		t.Fatalf("state key %q, want state/<state hash>/<browser hash>", es[0].Key)
-	}
-	if err := h.backend.Claim(ctx, "state/"+hash, es[0].Value, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.backend.Forget(ctx, es[0].Key); err != nil {
-		t.Fatal(err)
-	}
-	if res := h.do(newBrowser(t), "GET", cb, nil); res.status != http.StatusBadRequest {
-		t.Errorf("the old-style state's callback from another browser = %d, want 400", res.status)
-	}
-	id := h.finish(h.client, cb)
-	if _, err := h.store.Get(ctx, id); err != nil || h.exchanges() != 1 {
-		t.Errorf("after the old-style state's callback: Get(%s) err = %v, %d exchanges; want the connection, 1", id, err, h.exchanges())
-	}
-}
-
 // lostReplyBackend commits the first PutRowSwap and then reports an error,
 // as when the store's answer is lost on the way back.
 type lostReplyBackend struct {

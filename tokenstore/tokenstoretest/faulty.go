@@ -92,6 +92,13 @@ func (f *Faulty) Pending(op string) int {
 	return len(f.plan[op])
 }
 
+// Drain takes back every fault that no call has met yet.
+func (f *Faulty) Drain() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	clear(f.plan)
+}
+
 func (f *Faulty) next(op string) Fault {
 	f.mu.Lock()
 	defer f.mu.Unlock()
