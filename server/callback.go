@@ -814,7 +814,11 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, kind st
 		return false, fmt.Errorf("%w: %v", errSaving, err)
 	}
 	if s.cfg.Journal != nil {
-		jerr := s.cfg.Journal.Hold(conn, journalTag(settle.Key, kind))
+		hold := s.cfg.Journal.Hold
+		if kind == kindReauth {
+			hold = s.cfg.Journal.HoldReplacement // replayed, it never inserts
+		}
+		jerr := hold(conn, journalTag(settle.Key, kind))
 		if jerr == nil {
 			return false, fmt.Errorf("%w: %v", errSaving, err)
 		}

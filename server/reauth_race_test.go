@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -144,5 +145,59 @@ func TestRecover_DisconnectedReauthIsNotStored(t *testing.T) {
 	}
 	if again := h.do(h.client, "GET", cb, nil); again.status != http.StatusConflict {
 		t.Errorf("refreshed callback after recovery = %d, want 409 (disconnected); body:\n%s", again.status, again.body)
+	}
+}
+
+// TestJournal_DisconnectedReauthIsNotReplayed: a re-authentication's token
+// waits in the journal while the store is down; meanwhile the connection
+// is disconnected. Replaying the journal must not bring the connection
+// back: the token is disconnected at Finch and the callback settles as
+// disconnected.
+func TestJournal_DisconnectedReauthIsNotReplayed(t *testing.T) {
+	b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
+	lj := &lateJournal{}
+	h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) { c.Journal = lj })
+	j, err := h.store.OpenJournal(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	lj.j = j
+	key := h.apiKey(apikey.ScopeWrite)
+	id := h.finish(h.client, h.connect(h.client, "acme-journal-race", "authorized_simple"))
+	cb := startReauth(t, h, id)
+
+	b.down.Store(true)
+	if res := h.do(h.client, "GET", cb, nil); res.status != http.StatusAccepted {
+		t.Fatalf("re-authentication's callback with the store down = %d, want 202 (held in the journal)", res.status)
+	}
+	b.down.Store(false)
+	req, err := http.NewRequest("DELETE", h.ts.URL+"/v1/connections/"+id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE = %d, want 204", res.StatusCode)
+	}
+
+	done, err := j.Replay(t.Context())
+	if err != nil || len(done) != 1 {
+		t.Fatalf("Replay = %v, %v; want the one record done", done, err)
+	}
+	h.srv.SettleReplayed(t.Context(), done)
+	if _, err := h.store.Lookup(t.Context(), id); !errors.Is(err, finchconnect.ErrNotFound) {
+		t.Errorf("Lookup(%s) after the replay err = %v, want ErrNotFound: the journal brought the connection back", id, err)
+	}
+	if n := h.sb.Stats().Requests["POST /disconnect"]; n != 2 {
+		t.Errorf("POST /disconnect calls = %d, want 2: the DELETE's, and the journalled token's", n)
+	}
+	if again := h.do(h.client, "GET", cb, nil); again.status != http.StatusConflict {
+		t.Errorf("refreshed callback after the replay = %d, want 409 (disconnected); body:\n%s", again.status, again.body)
 	}
 }

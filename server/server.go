@@ -135,6 +135,9 @@ type Journal interface {
 	// Hold keeps conn until the store takes it; tag (the callback's
 	// ledger key) comes back from the replay, for SettleReplayed.
 	Hold(conn finchconnect.Connection, tag string) error
+	// HoldReplacement is Hold for a re-authentication's token: replayed,
+	// it replaces the stored connection and never inserts one.
+	HoldReplacement(conn finchconnect.Connection, tag string) error
 	Pending() int
 }
 

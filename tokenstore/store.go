@@ -447,7 +447,7 @@ func (s *Store) SealStaged(c finchconnect.Connection) ([]byte, error) {
 	if err := validate(c); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(staged{Connection: c, AccessToken: c.AccessToken.Reveal()})
+	b, err := json.Marshal(staged{V: stagedVersion, Connection: c, AccessToken: c.AccessToken.Reveal()})
 	if err != nil {
 		return nil, fmt.Errorf("tokenstore: stage %s: %v", c.ConnectionID, err)
 	}
@@ -472,6 +472,9 @@ func (s *Store) OpenStaged(sealed []byte) (finchconnect.Connection, error) {
 		// Not json's error: it can quote the input, which holds the token.
 		return finchconnect.Connection{}, errors.New("tokenstore: staged connection: malformed record")
 	}
+	if st.V != stagedVersion {
+		return finchconnect.Connection{}, fmt.Errorf("tokenstore: staged connection: format version %d, want %d", st.V, stagedVersion)
+	}
 	c := st.Connection
 	c.AccessToken = finchconnect.NewSecret(st.AccessToken)
 	return c, nil
@@ -481,9 +484,13 @@ func (s *Store) OpenStaged(sealed []byte) (finchconnect.Connection, error) {
 // at a shallower depth, shadows the embedded Connection's redacting Secret
 // field, so the token is encoded for real — only ever to be sealed.
 type staged struct {
+	V int `json:"v"` // format version: stagedVersion
 	finchconnect.Connection
 	AccessToken string `json:"access_token"`
 }
+
+// stagedVersion is the format version of a staged value.
+const stagedVersion = 1
 
 // encodeRow builds the backend row: index fields and the clear metadata
 // from c, the sealed token as given. The metadata is c without its token.
