@@ -72,11 +72,22 @@ func deliverLikeFinch(h *harness, clk *testClock, id, body string) []string {
 func TestWebhooks_ExactlyOnceUnderStoreFaults(t *testing.T) {
 	for _, be := range everyBackend {
 		t.Run(be.name, func(t *testing.T) {
-			// "Claim+Load": the claim's answer is lost and so is the read
-			// that would tell whose claim it is.
-			for _, op := range []string{"Claim", "Claim+Load", "Swap", "GetRow", "PutRow"} {
-				for _, fault := range tokenstoretest.Faults {
-					t.Run(op+"/"+fault.String(), func(t *testing.T) {
+			cases := []faultCase{
+				{"Claim"},            // the claim
+				{"Claim", "Load!"},   // the claim, and the read that would tell whose it is
+				{"Swap"},             // marking it applied
+				{"GetRow"},           // applying it
+				{"PutRow"},           // ... its write
+				{"GetRow!", "Swap"},  // applying fails: giving the claim back
+				{"GetRow!", "Swap!"}, // ... and that fails too: Finch's redeliveries take it over once stale
+			}
+			for _, c := range cases {
+				faults := tokenstoretest.Faults
+				if !c.hasPlain() {
+					faults = []tokenstoretest.Fault{tokenstoretest.Refuse}
+				}
+				for _, fault := range faults {
+					t.Run(c.String()+"/"+fault.String(), func(t *testing.T) {
 						f := tokenstoretest.NewFaulty(be.open(t))
 						clk := &testClock{}
 						var log eventLog
@@ -88,17 +99,9 @@ func TestWebhooks_ExactlyOnceUnderStoreFaults(t *testing.T) {
 						log.events = nil
 						body := `{"event_type":"account.updated","connection_id":"` + id + `","data":{"status":"reauth"}}`
 
-						first, then, _ := strings.Cut(op, "+")
-						f.Inject(first, fault)
-						if then != "" {
-							f.Inject(then, tokenstoretest.Refuse)
-						}
+						c.inject(f, fault)
 						answers := deliverLikeFinch(h, clk, "msg_fault", body)
-						for _, o := range []string{first, then} {
-							if o != "" && f.Hits(o) == 0 {
-								t.Fatalf("no %s call met the fault; the test did not run its case", o)
-							}
-						}
+						c.checkHit(t, f)
 						c, err := h.store.Lookup(t.Context(), id)
 						if err != nil || c.Status != finchconnect.StatusReauth {
 							t.Fatalf("after deliveries answered %q: status %q, %v; want reauth (the event was lost)", answers, c.Status, err)
@@ -129,6 +132,26 @@ func TestWebhooks_ExactlyOnceUnderStoreFaults(t *testing.T) {
 type faultCase []string
 
 func (c faultCase) String() string { return strings.Join(c, "+") }
+
+// hasPlain reports whether a call of c meets the fault under test.
+func (c faultCase) hasPlain() bool {
+	for _, op := range c {
+		if !strings.HasSuffix(op, "!") {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHit fails the test unless every fault of c met a call.
+func (c faultCase) checkHit(t *testing.T, f *tokenstoretest.Faulty) {
+	t.Helper()
+	for _, op := range c {
+		if op = strings.TrimSuffix(op, "!"); f.Pending(op) > 0 {
+			t.Fatalf("a fault on %s met no call; the test did not run its case", op)
+		}
+	}
+}
 
 func (c faultCase) inject(f *tokenstoretest.Faulty, fault tokenstoretest.Fault) {
 	for _, op := range c {
@@ -210,11 +233,7 @@ func callbackUnderFault(t *testing.T, b tokenstore.Backend, reauth bool, c fault
 
 	c.inject(f, fault)
 	res := h.do(h.client, "GET", cb, nil)
-	for _, op := range c {
-		if op = strings.TrimSuffix(op, "!"); f.Pending(op) > 0 {
-			t.Fatalf("a fault on %s met no call; the test did not run its case", op)
-		}
-	}
+	c.checkHit(t, f)
 	got := ""
 	if m := connPathRe.FindStringSubmatch(res.location); res.status == http.StatusSeeOther && m != nil {
 		got = m[1]

@@ -92,7 +92,7 @@ func (s *Server) handleFinchWebhook() http.Handler {
 			// A context of its own again: ctx may be the one that ran out.
 			fctx, fcancel := detach(r.Context(), 5*time.Second)
 			defer fcancel()
-			if ferr := s.backend.Forget(fctx, claim.key); ferr != nil {
+			if ferr := s.releaseWebhook(fctx, claim); ferr != nil {
 				s.log.Warn("give back a webhook's claim; Finch's retry takes it over once it is stale", "err", ferr, "request_id", requestID(r.Context()))
 			}
 			s.fail(w, r, true, storeFailure(err))
@@ -126,6 +126,7 @@ const (
 	webhookClaimVersion = 1
 	webhookApplying     = "applying"
 	webhookApplied      = "applied"
+	webhookReleased     = "released" // given back unapplied: the next delivery takes it over
 	// webhookClaimStale is how long a claim may stay applying before
 	// another delivery takes it over: longer than any delivery takes to
 	// apply (webhookApplyTimeout, then the give-back), shorter than
@@ -183,10 +184,10 @@ func (s *Server) claimWebhook(ctx context.Context, eventID string) (webhookClaim
 			return c, nil // ours: the write landed, its answer was lost
 		case other.Status == webhookApplied:
 			return webhookClaim{}, errWebhookApplied
-		case s.cfg.Now().Sub(time.Unix(other.At, 0)) <= webhookClaimStale:
+		case other.Status != webhookReleased && s.cfg.Now().Sub(time.Unix(other.At, 0)) <= webhookClaimStale:
 			return webhookClaim{}, errWebhookBusy
 		}
-		// Abandoned: take it over, in one compare-and-set.
+		// Given back, or abandoned: take it over, in one compare-and-set.
 		c.At = s.cfg.Now().Unix()
 		c.raw = mustJSON(c)
 		if last = s.backend.Swap(ctx, c.key, cur, c.raw, webhookDedupTTL); last == nil {
@@ -201,8 +202,21 @@ func (s *Server) claimWebhook(ctx context.Context, eventID string) (webhookClaim
 // markWebhookApplied records the claim c as applied, so that Finch's later
 // deliveries of the event are acknowledged as duplicates.
 func (s *Server) markWebhookApplied(ctx context.Context, c webhookClaim) error {
+	return s.settleWebhook(ctx, c, webhookApplied)
+}
+
+// releaseWebhook gives the claim c back unapplied, so that Finch's next
+// delivery of the event takes it over and applies it. It is a
+// compare-and-set, not a delete, so that it never removes a claim another
+// delivery has taken over meanwhile.
+func (s *Server) releaseWebhook(ctx context.Context, c webhookClaim) error {
+	return s.settleWebhook(ctx, c, webhookReleased)
+}
+
+// settleWebhook moves the claim c to status.
+func (s *Server) settleWebhook(ctx context.Context, c webhookClaim, status string) error {
 	done := c
-	done.Status = webhookApplied
+	done.Status = status
 	raw := mustJSON(done)
 	err := s.backend.Swap(ctx, c.key, c.raw, raw, webhookDedupTTL)
 	if err == nil {
