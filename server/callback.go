@@ -176,7 +176,11 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 			// A refresh long after the flow finds its state expired, but the
 			// ledger still knows how the code ended: show that instead.
 			if _, lerr := s.backend.Load(ctx, key); lerr == nil {
-				return s.follow(ctx, key, stateHash, bHash, nil)
+				out, ferr := s.follow(ctx, key, stateHash, bHash, nil)
+				if errors.Is(ferr, errReleased) {
+					return outcome{}, err // given back unexchanged, and its flow is gone
+				}
+				return out, ferr
 			}
 			return outcome{}, err
 		case err != nil:

@@ -298,3 +298,31 @@ func TestCallback_GivenBackClaimIsTakenOver(t *testing.T) {
 		})
 	}
 }
+
+// TestCallback_GivenBackClaimAfterTheStateExpired: a claim given back
+// unexchanged cannot be taken over once its flow's state has expired (the
+// flow is gone): the refresh is told the link is no longer valid (400),
+// not an internal error, and nothing reaches Finch.
+func TestCallback_GivenBackClaimAfterTheStateExpired(t *testing.T) {
+	clk := &testClock{}
+	mem := tokenstore.NewMemory()
+	mem.Now = clk.Now
+	f := tokenstoretest.NewFaulty(mem)
+	h := newHarness(t, clk.opts(f))
+	cb := h.connect(h.client, "acme-given-back-late", "authorized_simple")
+	for range 10 {
+		f.Inject("ClaimAllIf", tokenstoretest.Refuse)
+	}
+	if res := h.do(h.client, "GET", cb, nil); res.status != http.StatusServiceUnavailable {
+		t.Fatalf("callback with the store failing every claim = %d, want 503", res.status)
+	}
+	f.Drain()
+	clk.Advance(30 * time.Minute) // past the state's 10 minutes, within the ledger's hour
+	res := h.do(h.client, "GET", cb, nil)
+	if res.status != http.StatusBadRequest || !strings.Contains(res.body, "no longer valid") {
+		t.Errorf("refresh after the state expired = %d, want 400 saying the link is no longer valid; body:\n%s", res.status, res.body)
+	}
+	if n := h.exchanges(); n != 0 {
+		t.Errorf("exchanges = %d, want 0", n)
+	}
+}
