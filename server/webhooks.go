@@ -79,6 +79,12 @@ func (s *Server) handleFinchWebhook() http.Handler {
 		case errors.Is(err, errWebhookApplied):
 			writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate"})
 			return
+		case errors.Is(err, errWebhookBusy):
+			// Another delivery of the event is at work: not an operator's
+			// concern. Finch delivers it again.
+			s.log.Info("a webhook is being applied by another delivery; asking Finch to deliver it again", "request_id", requestID(r.Context()))
+			s.writeJSONError(w, r, http.StatusServiceUnavailable, "in_progress", "Another delivery of this event is being applied. Deliver it again later.")
+			return
 		case err != nil:
 			s.fail(w, r, true, err)
 			return
@@ -142,7 +148,7 @@ const (
 var errWebhookApplied = errors.New("server: the webhook was applied already")
 
 // errWebhookBusy: another delivery is applying the event now.
-var errWebhookBusy = fmt.Errorf("%w: another delivery of this webhook is being applied", errStoreDown)
+var errWebhookBusy = errors.New("server: another delivery of this webhook is being applied")
 
 // claimWebhook claims the event id for this delivery. It returns the claim,
 // or errWebhookApplied when another delivery applied the event, or an
