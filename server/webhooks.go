@@ -121,7 +121,7 @@ func (s *Server) handleFinchWebhook() http.Handler {
 type webhookClaim struct {
 	V      int    `json:"v"` // format version: webhookClaimVersion
 	Nonce  string `json:"nonce"`
-	Status string `json:"status"` // webhookApplying or webhookApplied
+	Status string `json:"status"` // webhookApplying, webhookApplied or webhookReleased
 	At     int64  `json:"at"`     // when the claim was made, unix seconds
 
 	key string // where it is stored
