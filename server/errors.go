@@ -55,6 +55,9 @@ func classify(err error) (status int, code, title, detail string) {
 	case errors.Is(err, errInterrupted):
 		return http.StatusConflict, "interrupted", "The connection attempt was interrupted.",
 			"Our server restarted while finishing it. Please connect the employer again from the home page."
+	case errors.Is(err, errDisconnected):
+		return http.StatusConflict, "disconnected", "The connection was disconnected.",
+			"It was disconnected while the employer was signing in again, so the new sign-in was cancelled at Finch. Connect the employer again from the home page if they should be connected."
 	case errors.Is(err, errStoreDown):
 		return http.StatusServiceUnavailable, "store_unavailable", "Our storage is briefly unavailable.",
 			"Nothing was lost. Please try again in a few moments."
