@@ -585,11 +585,7 @@ func fileStamp(path string) string {
 }
 
 func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		out = append(out, p)
-	}
-	return out
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -78,9 +78,11 @@ func (t *tokenDeleteCmd) run(ctx context.Context, c *cli, args []string) error {
 	case errors.Is(err, finchconnect.ErrUnauthorized):
 		fmt.Fprintf(c.stderr, "Finch already refuses the token of %s: it counts as disconnected\n", id)
 	case err != nil:
+		//lint:ignore ST1005 the sentence starts with a name, Finch, and is shown to the operator as it is.
 		return fmt.Errorf("Finch did not disconnect %s (%s), so its token is kept: try again, or check -finch-base-url (%s)", id, plainError(err), t.finchBaseURL)
 	}
 	if err := store.Delete(ctx, id); err != nil && !errors.Is(err, finchconnect.ErrNotFound) {
+		//lint:ignore ST1005 the sentence starts with a name, Finch, and is shown to the operator as it is.
 		return fmt.Errorf("Finch has disconnected %s, but deleting its token failed (%s): run the command again, which deletes it", id, plainError(err))
 	}
 	fmt.Fprintf(c.stdout, "disconnected %s at Finch and deleted its token\n", id)
