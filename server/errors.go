@@ -10,6 +10,7 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/finch"
+	"github.com/finchconnect/finchconnect/keyring"
 )
 
 // fail maps an error to a response, once, for both flows: a page for the
@@ -34,6 +35,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, asJSON bool, err e
 func classify(err error) (status int, code, title, detail string) {
 	var netErr net.Error
 	var apiErr *finch.APIError
+	var missingKey *keyring.MissingKeyError
 	switch {
 	case errors.Is(err, errMissingParams):
 		return http.StatusBadRequest, "bad_request", "This link is incomplete.",
@@ -67,6 +69,13 @@ func classify(err error) (status int, code, title, detail string) {
 	case errors.Is(err, errStore):
 		return http.StatusServiceUnavailable, "store_unavailable", "The connection could not be saved.",
 			"Our storage is unavailable, so the connection was cancelled at Finch. Please connect again in a few minutes."
+	case errors.As(err, &missingKey):
+		return http.StatusServiceUnavailable, "key_missing", "This connection cannot be opened here.",
+			"Its token is sealed under encryption key id " + strconv.FormatUint(uint64(missingKey.KeyID), 10) +
+				", which this server's keyring does not hold. The operator must add that key (docs/key-rotation.md); nothing was lost."
+	case errors.Is(err, finchconnect.ErrDecrypt):
+		return http.StatusServiceUnavailable, "cannot_decrypt", "This connection cannot be opened here.",
+			"Its token does not open with this server's keys: a different key with the same id, or a damaged record. The operator must check the keyring (finchconnect keys status)."
 	case errors.Is(err, finchconnect.ErrInvalidClient):
 		return http.StatusBadGateway, "misconfigured", "Finch refused this application's credentials.",
 			"The operator must check the Finch client id and secret."

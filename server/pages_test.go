@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/finchconnect/finchconnect/keyring"
 	"html"
 	"net/http"
 	"net/url"
@@ -436,4 +437,31 @@ func sandboxSSN(t *testing.T, h *harness, token, individual string) string {
 		t.Fatalf("the sandbox's individual %s: %v %+v", individual, err, out)
 	}
 	return out.Responses[0].Body.SSN
+}
+
+// TestConnectionPage_MissingKey: a row sealed under a key this server's
+// keyring lacks answers 503 naming the key id, on the page and in /v1,
+// and never a bare 500.
+func TestConnectionPage_MissingKey(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	key, err := keyring.Generate(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := keyring.Parse(key.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := finchconnect.Connection{ConnectionID: "c0ffee00-0000-4000-8000-000000000009", AccessToken: finchconnect.NewSecret("sealed-elsewhere-token"),
+		CustomerID: "elsewhere", ProviderID: "gusto", Products: []string{"company"}, Status: "connected", CreatedAt: time.Now()}
+	if err := tokenstore.New(h.backend, other).Put(t.Context(), conn); err != nil {
+		t.Fatal(err)
+	}
+	page := h.do(h.client, "GET", "/connections/"+conn.ConnectionID, nil)
+	if page.status != http.StatusServiceUnavailable || !strings.Contains(page.body, "encryption key id 9") {
+		t.Fatalf("connection page of a row under a missing key = %d, want 503 naming key id 9; body:\n%s", page.status, page.body)
+	}
+	if strings.Contains(page.body, "sealed-elsewhere-token") {
+		t.Error("the page shows the token")
+	}
 }

@@ -326,7 +326,7 @@ func (s *Store) open(row Row) (finchconnect.Connection, error) {
 	if err != nil {
 		// err is the keyring's reason (too short, unknown key id n,
 		// authentication failed); it never carries the bytes.
-		return finchconnect.Connection{}, fmt.Errorf("tokenstore: connection %s: %v: %w", row.ID, err, finchconnect.ErrDecrypt)
+		return finchconnect.Connection{}, fmt.Errorf("tokenstore: connection %s: %w: %w", row.ID, err, finchconnect.ErrDecrypt)
 	}
 	c.AccessToken = finchconnect.NewSecret(string(token))
 	return c, nil
