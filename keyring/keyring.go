@@ -125,7 +125,7 @@ func (kr *Keyring) Open(sealed, aad []byte) ([]byte, error) {
 	id := binary.BigEndian.Uint32(sealed[1:headerSize])
 	aead, ok := kr.aead(id)
 	if !ok {
-		return nil, openError("key id " + strconv.FormatUint(uint64(id), 10) + " is not in the keyring")
+		return nil, &MissingKeyError{KeyID: id}
 	}
 	plaintext, err := aead.Open(nil, nil, sealed[headerSize:], boundAAD(sealed[:headerSize], aad))
 	if err != nil {
@@ -146,6 +146,20 @@ func boundAAD(header, aad []byte) []byte {
 }
 
 func openError(reason string) error { return fmt.Errorf("%w: %s", ErrOpen, reason) }
+
+// MissingKeyError is the error of [Keyring.Open] for a value sealed under a
+// key this keyring does not hold: the operator must add the key. It wraps
+// [ErrOpen].
+type MissingKeyError struct {
+	KeyID uint32 // the id in the value's header
+}
+
+func (e *MissingKeyError) Error() string {
+	return ErrOpen.Error() + ": key id " + strconv.FormatUint(uint64(e.KeyID), 10) + " is not in the keyring"
+}
+
+// Unwrap makes errors.Is(err, ErrOpen) hold.
+func (e *MissingKeyError) Unwrap() error { return ErrOpen }
 
 // KeyID returns the id of the key that sealed a value, read from its header
 // without decrypting, or false if sealed is not a value in a known format.

@@ -33,8 +33,8 @@ func wantStatusHook(t *testing.T, rc *receiver, conn, status string) {
 	// The timeline's data events (a day's hires and raises) may come
 	// first: only status events are this helper's business.
 	h := rc.next()
-	for range 100 {
-		if h.event["event_type"] == "account.updated" {
+	for range 5000 {
+		if h.event["event_type"] == "account.updated" && h.event["connection_id"] == conn {
 			break
 		}
 		h = rc.next()

@@ -428,8 +428,6 @@ type payslip struct {
 	erSS, erMedicare, match, erHealth      int64 // paid by the employer
 }
 
-func (p person) payslip() payslip { return p.payslipAt("9999-12-31", "semi_monthly") }
-
 // periodsPerYear is how many pay runs a pay frequency makes in a year.
 func periodsPerYear(freq string) int64 {
 	switch freq {

@@ -36,7 +36,6 @@ type receiver struct {
 	got  chan hook
 	n    atomic.Int64
 	t    *testing.T
-	mu   sync.Mutex
 	fail func(n int) int
 }
 

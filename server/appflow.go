@@ -68,6 +68,12 @@ func (s *Server) StartFlow(ctx context.Context, req FlowRequest) (*Flow, error) 
 		redirectURI = s.redirectURI()
 	}
 	if req.ConnectionID != "" {
+		// A re-authentication may ask for other products than the
+		// connection has (none: the same ones); they are checked as a new
+		// flow's are.
+		if problems := productProblems(req.Products); problems != nil {
+			return nil, fmt.Errorf("%w: %s", ErrInvalidFlow, problems[0])
+		}
 		conn, err := s.store.Lookup(ctx, req.ConnectionID)
 		if err != nil {
 			return nil, storeFailure(err)

@@ -63,6 +63,12 @@ func newBrowserTab(t *testing.T, width, height int) *browserTab {
 	t.Cleanup(cancelTab)
 	ctx, cancel := context.WithTimeout(tab, 3*time.Minute)
 	t.Cleanup(cancel)
+	// The first action on a tab starts the browser, which ends with that
+	// action's context: start it on the tab's own, so the per-step
+	// timeouts below do not close it.
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
 	dir := os.Getenv("FINCHCONNECT_TEST_ARTIFACTS")
 	if dir == "" {
 		dir = os.TempDir()

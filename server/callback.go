@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,8 @@ var (
 	errStateGone     = errors.New("unknown or expired")
 	errInterrupted   = errors.New("server: the callback was interrupted while the code was with Finch")
 	errSaving        = errors.New("server: the token is held in the journal until the store returns")
+	errDisconnected  = errors.New("server: the connection was disconnected while it was being re-authenticated")
+	errReleased      = errors.New("server: the callback's claim was given back before its exchange")
 )
 
 // handleCallback receives the authorization code. GET is the redirect flow
@@ -107,6 +110,8 @@ func callbackOutcome(out outcome, err error) string {
 		return "saving"
 	case errors.Is(err, errInterrupted):
 		return "interrupted"
+	case errors.Is(err, errDisconnected):
+		return "disconnected"
 	default:
 		return "error"
 	}
@@ -157,21 +162,42 @@ func (s *Server) complete(ctx context.Context, code, state, browser string) (out
 	// winner. A state carries one flow: the first code to spend it wins,
 	// and a second code arriving with the same state is refused before any
 	// exchange.
-	fs, claimed, held, err := s.claimFlow(ctx, key, stateHash, bHash)
-	switch {
-	case errors.Is(err, errStateGone):
-		// A refresh long after the flow finds its state expired, but the
-		// ledger still knows how the code ended: show that instead.
-		if _, lerr := s.backend.Load(ctx, key); lerr == nil {
-			return s.follow(ctx, key, stateHash, bHash)
+	var (
+		fs      flowState
+		claimed ledgerWrite
+	)
+	for range 3 {
+		var how claimResult
+		var first []byte
+		var err error
+		fs, claimed, how, first, err = s.claimFlow(ctx, key, stateHash, bHash)
+		switch {
+		case errors.Is(err, errStateGone):
+			// A refresh long after the flow finds its state expired, but the
+			// ledger still knows how the code ended: show that instead.
+			if _, lerr := s.backend.Load(ctx, key); lerr == nil {
+				out, ferr := s.follow(ctx, key, stateHash, bHash, nil)
+				if errors.Is(ferr, errReleased) {
+					return outcome{}, err // given back unexchanged, and its flow is gone
+				}
+				return out, ferr
+			}
+			return outcome{}, err
+		case err != nil:
+			return outcome{}, err
+		case how == claimSpent:
+			return outcome{}, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
+		case how == claimDuplicate:
+			out, err := s.follow(ctx, key, stateHash, bHash, first)
+			if errors.Is(err, errReleased) {
+				continue // its claimant gave it back unexchanged: claim it again
+			}
+			return out, err
 		}
-		return outcome{}, err
-	case held == 0:
-		return s.follow(ctx, key, stateHash, bHash)
-	case held == 1:
-		return outcome{}, fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
-	case err != nil:
-		return outcome{}, err
+		break
+	}
+	if claimed.raw == nil {
+		return outcome{}, errPending
 	}
 
 	// From here the outcome is recorded in the ledger whatever happens, and
@@ -218,52 +244,180 @@ type ledgerWrite struct {
 	raw   []byte
 }
 
+// claimResult is how a claimFlow ended.
+type claimResult int
+
+const (
+	claimOwned     claimResult = iota // this request holds the claim: it exchanges the code
+	claimDuplicate                    // another request holds it: follow that one
+	claimSpent                        // the state was spent by another code
+)
+
+// claimTries bounds how many times a callback tries its claim while the
+// store fails, and claimBackoff is the first wait between tries (doubled
+// each time): a few seconds of patience in all, for a store that stalls
+// and then answers.
+const (
+	claimTries   = 5
+	claimBackoff = 50 * time.Millisecond
+)
+
 // claimFlow reads the flow state of stateHash for the browser bHash and,
 // in the same step, claims the code's ledger entry under key and spends the
 // state ([tokenstore.Backend.ClaimAllIf], the state's key as the guard). The
 // state's key names the browser the flow is bound to (stateKey), so a
-// request from another browser finds no state and claims nothing. held is
-// ClaimAll's: 0 when the code is claimed already (a duplicate), 1 when the
-// state was spent by another code. A state missing under every key is
-// errStateGone.
-func (s *Server) claimFlow(ctx context.Context, key, stateHash, bHash string) (flowState, ledgerWrite, int, error) {
-	var fs flowState
-	entry := ledgerEntry{Status: ledgerPending, State: stateHash, Started: s.cfg.Now().Unix()}
-	claims := func(e ledgerEntry) ([]tokenstore.Claim, []byte) {
-		raw := mustJSON(e)
-		return []tokenstore.Claim{
-			{Key: key, Value: raw, TTL: ledgerTTL},
-			{Key: prefixStateUsed + stateHash, Value: []byte("used"), TTL: s.cfg.StateTTL},
-		}, raw
+// request from another browser finds no state and claims nothing. A state
+// missing under every key is errStateGone.
+//
+// The entry carries this request's own nonce, so that a claim whose answer
+// was lost (a store that timed out after the write, a client that sent the
+// script again while the store ran the first copy too) is recognised as
+// its own: after a store error or a conflict it reads the entry back, and
+// when the nonce is its own it carries on as the owner. After a store
+// error with nothing read back, it tries the same claim again, which
+// either claims or meets its own earlier copy. A request that gives up
+// gives the claim back (releaseClaim), so that no one waits for an
+// exchange nobody is doing. An entry given back by its claimant is taken
+// over, with a compare-and-set, by the next request of the same flow.
+//
+// For claimDuplicate it returns the entry it read, if it read one, as
+// follow's first read.
+func (s *Server) claimFlow(ctx context.Context, key, stateHash, bHash string) (fs flowState, claimed ledgerWrite, how claimResult, first []byte, err error) {
+	nonce, err := s.randomToken()
+	if err != nil {
+		return fs, claimed, 0, nil, err
 	}
+	entry := ledgerEntry{V: ledgerVersion, Nonce: nonce, Status: ledgerPending, State: stateHash, Started: s.cfg.Now().Unix()}
 	for _, b := range bindings(bHash) {
 		entry.Browser = b
-		cs, raw := claims(entry)
-		v, held, err := s.backend.ClaimAllIf(ctx, stateKey(stateHash, b), cs)
-		if errors.Is(err, finchconnect.ErrNotFound) {
-			continue
+		raw := mustJSON(entry)
+		cs := []tokenstore.Claim{
+			{Key: key, Value: raw, TTL: ledgerTTL},
+			{Key: prefixStateUsed + stateHash, Value: []byte("used"), TTL: s.cfg.StateTTL},
 		}
-		if v == nil {
-			return fs, ledgerWrite{}, -1, fmt.Errorf("%w: claim callback: %v", errStoreDown, err)
+		guard := stateKey(stateHash, b)
+		mine := func(v []byte) (flowState, ledgerWrite, claimResult, []byte, error) {
+			var fs flowState
+			if v == nil {
+				// Claimed on an earlier try whose answer was lost: read
+				// the state again.
+				var err error
+				if v, err = s.backend.Load(ctx, guard); err != nil {
+					s.releaseClaim(ctx, key, raw)
+					return fs, ledgerWrite{}, 0, nil, fmt.Errorf("%w: read the state of a claimed callback: %v", errStoreDown, err)
+				}
+			}
+			if err := json.Unmarshal(v, &fs); err != nil {
+				s.releaseClaim(ctx, key, raw)
+				return fs, ledgerWrite{}, 0, nil, fmt.Errorf("server: decode state: %v", err)
+			}
+			e := entry
+			e.ReturnURL, e.Kind = fs.ReturnURL, fs.Kind
+			return fs, ledgerWrite{e, raw}, claimOwned, nil, nil
 		}
-		if jerr := json.Unmarshal(v, &fs); jerr != nil {
-			return fs, ledgerWrite{}, -1, fmt.Errorf("server: decode state: %v", jerr)
+		var last error
+		failed := false // a try failed on the store: an earlier copy may have landed
+		for try := range claimTries {
+			if try > 0 {
+				select {
+				case <-time.After(claimBackoff << (try - 1)):
+				case <-ctx.Done():
+					s.releaseClaim(ctx, key, raw)
+					return fs, claimed, 0, nil, fmt.Errorf("%w: claim callback: %v", errStoreDown, ctx.Err())
+				}
+			}
+			v, held, err := s.backend.ClaimAllIf(ctx, guard, cs)
+			switch {
+			case err == nil:
+				return mine(v)
+			case errors.Is(err, finchconnect.ErrNotFound) && v == nil && !failed:
+				// No state under this binding.
+			case v != nil && held == 1:
+				return fs, claimed, claimSpent, nil, nil
+			case v != nil && held == 0 || errors.Is(err, finchconnect.ErrNotFound):
+				// The code is claimed (or, after a failed try, the state
+				// went away): whose claim is it?
+				cur, lerr := s.backend.Load(ctx, key)
+				if lerr != nil && !errors.Is(lerr, finchconnect.ErrNotFound) {
+					last, failed = lerr, true
+					continue
+				}
+				var e ledgerEntry
+				if lerr == nil && json.Unmarshal(cur, &e) == nil && e.V == ledgerVersion && sameHash(e.Nonce, nonce) {
+					return mine(v)
+				}
+				if lerr == nil && e.Status == ledgerReleased && v != nil {
+					// Given back unexchanged by its claimant: take it over
+					// if it is this flow's.
+					if sameHash(e.State, stateHash) && (e.Browser == "" || sameHash(e.Browser, bHash)) {
+						if s.backend.Swap(ctx, key, cur, raw, ledgerTTL) == nil {
+							return mine(v)
+						}
+						// Another request took it over first (or the
+						// answer was lost, which the next read tells).
+						continue
+					}
+				}
+				if v == nil {
+					break // the state went away: try the next binding
+				}
+				return fs, claimed, claimDuplicate, cur, nil
+			default:
+				last, failed = err, true
+				continue
+			}
+			break
 		}
-		entry.ReturnURL, entry.Kind = fs.ReturnURL, fs.Kind
-		return fs, ledgerWrite{entry, raw}, held, err
+		if failed {
+			// Out of tries with the store failing, or the state gone
+			// after a failed try: whatever landed is given back.
+			s.releaseClaim(ctx, key, raw)
+			if last != nil {
+				return fs, claimed, 0, nil, fmt.Errorf("%w: claim callback: %v", errStoreDown, last)
+			}
+		}
 	}
-	// A state stored before stateKey existed: read, check, then claim.
-	fs, err := s.readState(ctx, legacyStateKey(stateHash), bHash)
-	if err != nil {
-		return fs, ledgerWrite{}, -1, err
+	return fs, claimed, 0, nil, fmt.Errorf("%w: %w", finchconnect.ErrStateMismatch, errStateGone)
+}
+
+// releaseClaim gives back the claim raw under key, which its callback will
+// not exchange: it stores a released entry in its place, or in the empty
+// slot if the claim has not landed (yet), so that a late copy of the claim
+// finds the key taken and claims nothing. A request of the same flow takes
+// a released entry over. On a context of its own: ctx may have run out.
+// Best effort: with the store still down, an entry that lands later is
+// recovered as interrupted (Recover).
+func (s *Server) releaseClaim(ctx context.Context, key string, raw []byte) {
+	var e ledgerEntry
+	if json.Unmarshal(raw, &e) != nil {
+		return
 	}
-	entry.Browser, entry.ReturnURL, entry.Kind = fs.Browser, fs.ReturnURL, fs.Kind
-	cs, raw := claims(entry)
-	held, err := s.backend.ClaimAll(ctx, cs)
-	if err != nil && held < 0 {
-		err = fmt.Errorf("%w: claim callback: %v", errStoreDown, err)
+	e.Status = ledgerReleased
+	released := mustJSON(e)
+	rctx, cancel := detach(ctx, 5*time.Second)
+	defer cancel()
+	for range 3 {
+		err := s.backend.Claim(rctx, key, released, ledgerTTL)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, finchconnect.ErrConflict) {
+			err = s.backend.Swap(rctx, key, raw, released, ledgerTTL)
+			if err == nil {
+				return
+			}
+		}
+		if cur, lerr := s.backend.Load(rctx, key); lerr == nil {
+			var other ledgerEntry
+			if bytes.Equal(cur, released) || json.Unmarshal(cur, &other) != nil || !sameHash(other.Nonce, e.Nonce) {
+				return // given back already, or someone else's
+			}
+		}
+		if rctx.Err() != nil {
+			break
+		}
 	}
-	return fs, ledgerWrite{entry, raw}, held, err
+	s.log.Warn("give back a callback's claim; if it landed, recovery marks it interrupted", "request_id", requestID(ctx))
 }
 
 // settledEntry is the final ledger entry after staged: done with the
@@ -289,7 +443,22 @@ func settleSwap(key string, staged ledgerWrite, connectionID, failure string) to
 // settle settles the ledger entry under key on its own (see settleSwap).
 func (s *Server) settle(ctx context.Context, key string, staged ledgerWrite, connectionID, failure string) error {
 	sw := settleSwap(key, staged, connectionID, failure)
-	return s.backend.Swap(ctx, sw.Key, sw.Old, sw.Value, sw.TTL)
+	return s.swapLedger(ctx, sw.Key, sw.Old, sw.Value)
+}
+
+// swapLedger replaces the ledger entry under key, from old to value. After
+// a store error or a conflict it reads the entry back: a swap whose answer
+// was lost (or that a client sent twice, the second copy finding the first
+// one's value) has landed when the entry holds value.
+func (s *Server) swapLedger(ctx context.Context, key string, old, value []byte) error {
+	err := s.backend.Swap(ctx, key, old, value, ledgerTTL)
+	if err == nil || errors.Is(err, finchconnect.ErrNotFound) {
+		return err
+	}
+	if cur, lerr := s.backend.Load(ctx, key); lerr == nil && bytes.Equal(cur, value) {
+		return nil
+	}
+	return err
 }
 
 // checkSettled logs unless the ledger entry under key is done with
@@ -349,6 +518,7 @@ func (s *Server) exchangeOnce(ctx context.Context, key string, claimed ledgerWri
 	}
 	s.cfg.Failpoint("before-exchange")
 	conn, err := s.finch.ExchangeCode(ctx, code, redirectURI)
+	s.cfg.Failpoint("after-exchange")
 	if err != nil {
 		if errors.Is(err, finchconnect.ErrInvalidCode) {
 			res.failure = failCode
@@ -433,6 +603,8 @@ func (s *Server) stageAndSave(ctx context.Context, key string, claimed ledgerWri
 			res.failure = failSaving
 		case errors.Is(err, errStoreKept):
 			res.failure = failStoreKept
+		case errors.Is(err, errDisconnected):
+			res.failure = failDisconnected
 		default:
 			res.failure = failStore
 		}
@@ -444,7 +616,7 @@ func (s *Server) stageAndSave(ctx context.Context, key string, claimed ledgerWri
 // whether it did. A failure is logged and the callback goes on: the vault
 // write may still succeed.
 func (s *Server) stage(ctx context.Context, key string, claimed, raw []byte, connectionID string) bool {
-	if err := s.backend.Swap(ctx, key, claimed, raw, ledgerTTL); err != nil {
+	if err := s.swapLedger(ctx, key, claimed, raw); err != nil {
 		s.log.Warn("stage an exchanged token", "connection_id", connectionID, "err", err)
 		return false
 	}
@@ -453,8 +625,10 @@ func (s *Server) stage(ctx context.Context, key string, claimed, raw []byte, con
 
 // follow waits for the ledger entry under key to settle and returns its
 // outcome. It refuses to share the outcome with a request whose state or
-// browser differs from the first one's.
-func (s *Server) follow(ctx context.Context, key, stateHash, bHash string) (outcome, error) {
+// browser differs from the first one's. first, if not nil, is the entry as
+// the caller has just read it, which saves the first read. An entry its
+// claimant gave back unexchanged is errReleased: the caller claims it.
+func (s *Server) follow(ctx context.Context, key, stateHash, bHash string, first []byte) (outcome, error) {
 	deadline := time.Now().Add(s.cfg.WaitTimeout)
 	poll := 10 * time.Millisecond
 	release := func() {}
@@ -463,9 +637,13 @@ func (s *Server) follow(ctx context.Context, key, stateHash, bHash string) (outc
 		release()
 		var ch <-chan struct{}
 		ch, release = s.waiter(key)
-		b, err := s.backend.Load(ctx, key)
-		if err != nil {
-			return outcome{}, fmt.Errorf("%w: read callback ledger: %v", errStoreDown, err)
+		b := first
+		first = nil
+		if b == nil {
+			var err error
+			if b, err = s.backend.Load(ctx, key); err != nil {
+				return outcome{}, fmt.Errorf("%w: read callback ledger: %v", errStoreDown, err)
+			}
 		}
 		var e ledgerEntry
 		if err := json.Unmarshal(b, &e); err != nil {
@@ -479,6 +657,8 @@ func (s *Server) follow(ctx context.Context, key, stateHash, bHash string) (outc
 			return outcome{ConnectionID: e.ConnectionID, ReturnURL: e.ReturnURL, Duplicate: true}, nil
 		case ledgerFailed:
 			return outcome{}, failureError(e.Failure)
+		case ledgerReleased:
+			return outcome{}, errReleased
 		}
 		if s.abandoned(e) {
 			// The process handling this callback died; finish its work.
@@ -542,7 +722,6 @@ func (s *Server) wake(key string) {
 // Failure kinds recorded in the ledger, so that duplicates report the same
 // error as the first callback without holding its text.
 const (
-	failState    = "state" // no longer written (the state is spent with the claim); entries of older versions may hold it
 	failCode     = "code"
 	failExchange = "exchange"
 	failStore    = "store"
@@ -550,19 +729,19 @@ const (
 	// failStoreKept: a re-authentication's token could not be saved, and
 	// the connection keeps its stored token.
 	failStoreKept = "store_kept"
-	// failStoreDown: the store failed before anything reached Finch (no
-	// longer written either; kept for entries of older versions).
-	failStoreDown = "store_down"
 	// failInterrupted marks a callback whose process died while the code
 	// was with Finch: the code may or may not have been spent, and it is
 	// never sent twice, so the employer must connect again.
 	failInterrupted = "interrupted"
+	// failDisconnected: a re-authentication whose connection was
+	// disconnected (its row deleted) while the code was at Finch. The
+	// disconnect wins; the token the exchange returned was disconnected
+	// at Finch too.
+	failDisconnected = "disconnected"
 )
 
 func failureError(kind string) error {
 	switch kind {
-	case failState:
-		return fmt.Errorf("%w: already used", finchconnect.ErrStateMismatch)
 	case failCode:
 		return finchconnect.ErrInvalidCode
 	case failStore:
@@ -571,10 +750,10 @@ func failureError(kind string) error {
 		return errStoreKept
 	case failSaving:
 		return errSaving
-	case failStoreDown:
-		return errStoreDown
 	case failInterrupted:
 		return errInterrupted
+	case failDisconnected:
+		return errDisconnected
 	default:
 		return errExchange
 	}
@@ -604,6 +783,12 @@ func mustJSON(v any) []byte {
 // When the token is staged in the ledger already, the store has it: the
 // recovery loop finishes the write when the store answers again.
 //
+// A re-authentication (kind reauth) replaces the stored connection and
+// never inserts it ([tokenstore.Store.ReplaceSwap]): when the connection
+// was disconnected while the code was at Finch, the disconnect wins, and
+// the token the exchange returned is disconnected at Finch as well rather
+// than left live with no one holding it (errDisconnected).
+//
 // The vault write also settles the ledger entry settle.Key, in the same
 // atomic write, when the entry still holds settle.Old; settled says whether
 // it did.
@@ -615,8 +800,17 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, kind st
 			case <-ctx.Done():
 			}
 		}
-		if settled, err = s.store.PutSwap(ctx, conn, settle); err == nil {
+		if kind == kindReauth {
+			settled, err = s.store.ReplaceSwap(ctx, conn, settle)
+		} else {
+			settled, err = s.store.PutSwap(ctx, conn, settle)
+		}
+		if err == nil {
 			return settled, nil
+		}
+		if errors.Is(err, finchconnect.ErrNotFound) {
+			s.disconnectOrphan(ctx, conn)
+			return false, fmt.Errorf("%w: %v", errDisconnected, err)
 		}
 	}
 	s.log.Error("store a new connection", "connection_id", conn.ConnectionID, "err", err)
@@ -624,7 +818,11 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, kind st
 		return false, fmt.Errorf("%w: %v", errSaving, err)
 	}
 	if s.cfg.Journal != nil {
-		jerr := s.cfg.Journal.Hold(conn, journalTag(settle.Key, kind))
+		hold := s.cfg.Journal.Hold
+		if kind == kindReauth {
+			hold = s.cfg.Journal.HoldReplacement // replayed, it never inserts
+		}
+		jerr := hold(conn, journalTag(settle.Key, kind))
 		if jerr == nil {
 			return false, fmt.Errorf("%w: %v", errSaving, err)
 		}
@@ -637,4 +835,14 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, kind st
 		s.log.Error("disconnect an unsaved connection", "connection_id", conn.ConnectionID, "err", derr)
 	}
 	return false, fmt.Errorf("%w: %v", errStore, err)
+}
+
+// disconnectOrphan disconnects at Finch a token that a re-authentication
+// obtained for a connection that was disconnected meanwhile: nothing will
+// hold it, so it must not stay live.
+func (s *Server) disconnectOrphan(ctx context.Context, conn finchconnect.Connection) {
+	s.log.Warn("a re-authenticated connection was disconnected while the code was at Finch; disconnecting the new token too", "connection_id", conn.ConnectionID)
+	if err := s.finch.Disconnect(ctx, conn.AccessToken); err != nil && !errors.Is(err, finchconnect.ErrUnauthorized) {
+		s.log.Error("disconnect the token of a re-authentication whose connection was disconnected", "connection_id", conn.ConnectionID, "err", err)
+	}
 }

@@ -44,7 +44,15 @@ func (f connectForm) validate() []string {
 	if len(f.Products) == 0 {
 		problems = append(problems, "Choose at least one product.")
 	}
-	for _, p := range f.Products {
+	return append(problems, productProblems(f.Products)...)
+}
+
+// productProblems names each of ps that is not a Finch product. Every path
+// that asks Finch for a session checks its products with it, so that a typo
+// is the caller's 400, not Finch's refusal (a 502).
+func productProblems(ps []string) []string {
+	var problems []string
+	for _, p := range ps {
 		if !slices.Contains(products, p) {
 			problems = append(problems, fmt.Sprintf("%q is not a Finch product.", p))
 		}

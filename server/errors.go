@@ -10,6 +10,7 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/finch"
+	"github.com/finchconnect/finchconnect/keyring"
 )
 
 // fail maps an error to a response, once, for both flows: a page for the
@@ -34,6 +35,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, asJSON bool, err e
 func classify(err error) (status int, code, title, detail string) {
 	var netErr net.Error
 	var apiErr *finch.APIError
+	var missingKey *keyring.MissingKeyError
 	switch {
 	case errors.Is(err, errMissingParams):
 		return http.StatusBadRequest, "bad_request", "This link is incomplete.",
@@ -55,6 +57,9 @@ func classify(err error) (status int, code, title, detail string) {
 	case errors.Is(err, errInterrupted):
 		return http.StatusConflict, "interrupted", "The connection attempt was interrupted.",
 			"Our server restarted while finishing it. Please connect the employer again from the home page."
+	case errors.Is(err, errDisconnected):
+		return http.StatusConflict, "disconnected", "The connection was disconnected.",
+			"It was disconnected while the employer was signing in again, so the new sign-in was cancelled at Finch. Connect the employer again from the home page if they should be connected."
 	case errors.Is(err, errStoreDown):
 		return http.StatusServiceUnavailable, "store_unavailable", "Our storage is briefly unavailable.",
 			"Nothing was lost. Please try again in a few moments."
@@ -64,6 +69,13 @@ func classify(err error) (status int, code, title, detail string) {
 	case errors.Is(err, errStore):
 		return http.StatusServiceUnavailable, "store_unavailable", "The connection could not be saved.",
 			"Our storage is unavailable, so the connection was cancelled at Finch. Please connect again in a few minutes."
+	case errors.As(err, &missingKey):
+		return http.StatusServiceUnavailable, "key_missing", "This connection cannot be opened here.",
+			"Its token is sealed under encryption key id " + strconv.FormatUint(uint64(missingKey.KeyID), 10) +
+				", which this server's keyring does not hold. The operator must add that key (docs/key-rotation.md); nothing was lost."
+	case errors.Is(err, finchconnect.ErrDecrypt):
+		return http.StatusServiceUnavailable, "cannot_decrypt", "This connection cannot be opened here.",
+			"Its token does not open with this server's keys: a different key with the same id, or a damaged record. The operator must check the keyring (finchconnect keys status)."
 	case errors.Is(err, finchconnect.ErrInvalidClient):
 		return http.StatusBadGateway, "misconfigured", "Finch refused this application's credentials.",
 			"The operator must check the Finch client id and secret."
@@ -111,6 +123,12 @@ func (s *Server) handleReadyz() http.Handler {
 			s.log.Warn("readiness: store unreachable", "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "store": "unreachable", "journal_pending": held})
 			return
+		}
+		if s.cfg.Ready != nil {
+			if err := s.cfg.Ready(); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "store": "ok", "error": err.Error(), "journal_pending": held})
+				return
+			}
 		}
 		if held > 0 {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "degraded", "store": "ok", "journal_pending": held})

@@ -78,7 +78,9 @@ type flowState struct {
 
 // ledgerEntry is the callback ledger's record of one code.
 type ledgerEntry struct {
-	Status       string `json:"status"`  // pending, done or failed
+	V            int    `json:"v"`       // format version: ledgerVersion
+	Nonce        string `json:"nonce"`   // the claimant's own random nonce, to tell its claim from another's
+	Status       string `json:"status"`  // pending, exchanged, done, failed or released
 	State        string `json:"state"`   // hex SHA-256 of the state the code came with
 	Browser      string `json:"browser"` // hex SHA-256 of the browser cookie
 	ConnectionID string `json:"connection_id,omitempty"`
@@ -100,7 +102,11 @@ const (
 	ledgerExchanged = "exchanged" // Finch answered; the sealed token is staged in the entry
 	ledgerDone      = "done"      // the connection is in the vault
 	ledgerFailed    = "failed"
+	ledgerReleased  = "released" // given back by its claimant before any exchange; the next request of the flow takes it over
 )
+
+// ledgerVersion is the format version of a ledger entry.
+const ledgerVersion = 1
 
 func hashHex(s string) string {
 	sum := sha256.Sum256([]byte(s))
@@ -168,10 +174,6 @@ func (s *Server) newState(ctx context.Context, browser string, fs flowState) (st
 // cannot so much as claim the code (claimFlow).
 func stateKey(stateHash, bHash string) string { return prefixState + stateHash + "/" + bHash }
 
-// legacyStateKey is where versions before stateKey stored a state, bound
-// or not; states live minutes, so this matters only across an upgrade.
-func legacyStateKey(stateHash string) string { return prefixState + stateHash }
-
 // bindings are the browser bindings a request from the browser whose hash
 // is bHash may complete: its own, and none.
 func bindings(bHash string) []string {
@@ -186,13 +188,15 @@ func bindings(bHash string) []string {
 // ErrStateMismatch with a reason.
 func (s *Server) loadState(ctx context.Context, stateHash, browser string) (flowState, error) {
 	bHash := browserHash(browser)
+	var fs flowState
+	var err error
 	for _, b := range bindings(bHash) {
-		fs, err := s.readState(ctx, stateKey(stateHash, b), bHash)
+		fs, err = s.readState(ctx, stateKey(stateHash, b), bHash)
 		if !errors.Is(err, errStateGone) {
 			return fs, err
 		}
 	}
-	return s.readState(ctx, legacyStateKey(stateHash), bHash)
+	return fs, err
 }
 
 // readState reads the flow state under key and checks its browser binding

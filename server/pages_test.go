@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/finchconnect/finchconnect/keyring"
 	"html"
 	"net/http"
 	"net/url"
@@ -338,12 +339,12 @@ func TestEmployeePage(t *testing.T) {
 			t.Errorf("employee page lacks %q:\n%s", want, emp.body)
 		}
 	}
-	// The sandbox's SSN is 000-00- and the id's last four: only those four show.
-	ssn := "000-00-" + individual[len(individual)-4:]
-	if strings.Contains(emp.body, ssn) || strings.Contains(emp.body, "000-00") {
-		t.Errorf("employee page shows the SSN %s unmasked:\n%s", ssn, emp.body)
+	// The SSN as the sandbox holds it: only its last four show.
+	ssn := sandboxSSN(t, h, conn.AccessToken.Reveal(), individual)
+	if strings.Contains(emp.body, ssn) || strings.Contains(emp.body, ssn[:6]) {
+		t.Errorf("employee page shows the SSN unmasked:\n%s", emp.body)
 	}
-	if !strings.Contains(emp.body, `id="ssn">•••-••-`+individual[len(individual)-4:]+`<`) {
+	if !strings.Contains(emp.body, `id="ssn">•••-••-`+ssn[len(ssn)-4:]+`<`) {
 		t.Errorf("employee page does not show the SSN's last four digits, masked:\n%s", emp.body)
 	}
 	if strings.Contains(emp.body, conn.AccessToken.Reveal()) {
@@ -409,5 +410,58 @@ func TestConnectionPage_ReauthSaidOnce(t *testing.T) {
 	}
 	if n := strings.Count(strings.ToLower(page.body), "re-authenticat"); n != 2 { // the status, the button
 		t.Errorf("re-authentication is mentioned %d times, want the status and the button only:\n%s", n, page.body)
+	}
+}
+
+// sandboxSSN asks the sandbox for an individual's SSN, as Finch gives it
+// with the ssn product.
+func sandboxSSN(t *testing.T, h *harness, token, individual string) string {
+	t.Helper()
+	body := `{"requests":[{"individual_id":"` + individual + `"}],"options":{"include":["ssn"]}}`
+	req, _ := http.NewRequest("POST", h.ts.URL+"/finch/employer/individual", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		Responses []struct {
+			Body struct {
+				SSN string `json:"ssn"`
+			} `json:"body"`
+		} `json:"responses"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || len(out.Responses) != 1 || len(out.Responses[0].Body.SSN) != 11 {
+		t.Fatalf("the sandbox's individual %s: %v %+v", individual, err, out)
+	}
+	return out.Responses[0].Body.SSN
+}
+
+// TestConnectionPage_MissingKey: a row sealed under a key this server's
+// keyring lacks answers 503 naming the key id, on the page and in /v1,
+// and never a bare 500.
+func TestConnectionPage_MissingKey(t *testing.T) {
+	h := newHarness(t, harnessOptions{})
+	key, err := keyring.Generate(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := keyring.Parse(key.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := finchconnect.Connection{ConnectionID: "c0ffee00-0000-4000-8000-000000000009", AccessToken: finchconnect.NewSecret("sealed-elsewhere-token"),
+		CustomerID: "elsewhere", ProviderID: "gusto", Products: []string{"company"}, Status: "connected", CreatedAt: time.Now()}
+	if err := tokenstore.New(h.backend, other).Put(t.Context(), conn); err != nil {
+		t.Fatal(err)
+	}
+	page := h.do(h.client, "GET", "/connections/"+conn.ConnectionID, nil)
+	if page.status != http.StatusServiceUnavailable || !strings.Contains(page.body, "encryption key id 9") {
+		t.Fatalf("connection page of a row under a missing key = %d, want 503 naming key id 9; body:\n%s", page.status, page.body)
+	}
+	if strings.Contains(page.body, "sealed-elsewhere-token") {
+		t.Error("the page shows the token")
 	}
 }

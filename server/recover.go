@@ -91,14 +91,25 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 		// undoing it would bring back an older token), checked in the
 		// same compare-and-set as the write. Exchanged has whole seconds,
 		// hence the second of margin.
-		stored, err := s.store.PutUnlessNewer(ctx, conn, time.Unix(e.Exchanged+1, 0))
-		if err != nil {
+		// A re-authentication never inserts: its connection may have been
+		// disconnected meanwhile, and the disconnect wins.
+		put := s.store.PutUnlessNewer
+		if e.Kind == kindReauth {
+			put = s.store.ReplaceUnlessNewer
+		}
+		stored, err := put(ctx, conn, time.Unix(e.Exchanged+1, 0))
+		switch {
+		case errors.Is(err, finchconnect.ErrNotFound) && e.Kind == kindReauth:
+			s.disconnectOrphan(ctx, conn)
+			settled.Status, settled.Failure = ledgerFailed, failDisconnected
+		case err != nil:
 			return "", fmt.Errorf("store a staged token: %w", err)
+		default:
+			if !stored {
+				s.log.Warn("recovered callback's token is stored already, or older than the stored one; kept the stored one", "connection_id", conn.ConnectionID)
+			}
+			settled.Status, settled.ConnectionID = ledgerDone, conn.ConnectionID
 		}
-		if !stored {
-			s.log.Warn("recovered callback's token is stored already, or older than the stored one; kept the stored one", "connection_id", conn.ConnectionID)
-		}
-		settled.Status, settled.ConnectionID = ledgerDone, conn.ConnectionID
 	case ledgerPending:
 		settled.Status, settled.Failure = ledgerFailed, failInterrupted
 	default:
@@ -114,7 +125,7 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 		// The callback ended before it could tell the app; the connection
 		// may have been announced already (its first write landed and
 		// only the answer was lost): events are at least once.
-		s.announceStored(ctx, settled.ConnectionID, e.Kind, time.Unix(e.Started, 0))
+		s.announceStored(ctx, settled.ConnectionID, e.Kind)
 	}
 	s.wake(key)
 	s.log.Warn("recovered an abandoned callback", "status", settled.Status, "connection_id", settled.ConnectionID)
@@ -128,6 +139,11 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed) {
 	for _, r := range done {
 		key, kind := splitJournalTag(r.Tag)
+		if r.Orphan != nil {
+			// A re-authentication whose connection was disconnected while
+			// its token waited in the journal: the disconnect wins.
+			s.disconnectOrphan(ctx, *r.Orphan)
+		}
 		if !strings.HasPrefix(key, prefixLedger) {
 			continue
 		}
@@ -135,7 +151,9 @@ func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed)
 		if errors.Is(err, finchconnect.ErrNotFound) {
 			// The entry expired during a long outage: nothing to settle,
 			// but the app has still not been told.
-			s.announceStored(ctx, r.ConnectionID, kind, time.Time{})
+			if r.Orphan == nil {
+				s.announceStored(ctx, r.ConnectionID, kind)
+			}
 			continue
 		}
 		if err != nil {
@@ -147,9 +165,14 @@ func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed)
 		}
 		settled := e
 		settled.Status, settled.ConnectionID, settled.Failure, settled.Sealed = ledgerDone, r.ConnectionID, "", nil
-		if err := s.backend.Swap(ctx, key, raw, mustJSON(settled), ledgerTTL); err == nil {
+		if r.Orphan != nil {
+			settled.Status, settled.ConnectionID, settled.Failure = ledgerFailed, "", failDisconnected
+		}
+		if err := s.swapLedger(ctx, key, raw, mustJSON(settled)); err == nil {
 			s.wake(key)
-			s.announceStored(ctx, r.ConnectionID, cmp.Or(kind, e.Kind), time.Unix(e.Started, 0))
+			if r.Orphan == nil {
+				s.announceStored(ctx, r.ConnectionID, cmp.Or(kind, e.Kind))
+			}
 		}
 	}
 }
@@ -159,8 +182,7 @@ func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed)
 // yet (see ledgerEntry.Kind).
 func journalTag(key, kind string) string { return key + "|" + kind }
 
-// splitJournalTag undoes journalTag. A tag of an older version is the key
-// alone.
+// splitJournalTag undoes journalTag.
 func splitJournalTag(tag string) (key, kind string) {
 	key, kind, _ = strings.Cut(tag, "|")
 	return key, kind
@@ -168,17 +190,12 @@ func splitJournalTag(tag string) (key, kind string) {
 
 // announceStored tells the app about a callback's connection that reached
 // the vault late, from the journal or by recovery: the callback itself
-// ended before it could. kind is the flow's; records written by an older
-// version have none, and then a connection created before the callback
-// started (started, if known) was re-authenticated.
-func (s *Server) announceStored(ctx context.Context, connectionID, kind string, started time.Time) {
+// ended before it could. kind is the flow's.
+func (s *Server) announceStored(ctx context.Context, connectionID, kind string) {
 	conn, err := s.store.Lookup(ctx, connectionID)
 	if err != nil {
 		s.log.Error("an event about a connection stored late was not published", "connection_id", connectionID, "err", err)
 		return
-	}
-	if kind == "" && !started.IsZero() && conn.CreatedAt.Before(started) {
-		kind = kindReauth
 	}
 	event := finchconnect.EventConnectionCreated
 	if kind == kindReauth {

@@ -38,6 +38,12 @@ type Config struct {
 	// or "provider") when set.
 	Sandbox string
 
+	// Ready, when set, is asked by GET /readyz after the store answers: a
+	// non-nil error (such as stored records the keyring cannot open) makes
+	// it 503 "unavailable", with the error's text. It must be cheap: it
+	// runs on every probe.
+	Ready func() error
+
 	// ReturnOrigins are origins ("https://app.example.com") besides
 	// PublicURL's to which app-started flows may return the browser.
 	ReturnOrigins []string
@@ -96,7 +102,8 @@ type Config struct {
 	WebhookSecrets []finchconnect.Secret
 
 	// Failpoint is called at named points of a callback ("before-exchange",
-	// "after-stage", reached only on the write-ahead path, "after-commit",
+	// "after-exchange", "after-stage", reached only on the write-ahead
+	// path, "after-commit",
 	// "before-response"), so crash tests can kill the process there. Nil in
 	// production.
 	Failpoint func(name string)
@@ -135,6 +142,9 @@ type Journal interface {
 	// Hold keeps conn until the store takes it; tag (the callback's
 	// ledger key) comes back from the replay, for SettleReplayed.
 	Hold(conn finchconnect.Connection, tag string) error
+	// HoldReplacement is Hold for a re-authentication's token: replayed,
+	// it replaces the stored connection and never inserts one.
+	HoldReplacement(conn finchconnect.Connection, tag string) error
 	Pending() int
 }
 

@@ -670,39 +670,10 @@ func TestServer_CallbackRoundTrips(t *testing.T) {
 	}
 	got = b.take()
 	delete(got, "Claim")
-	// PutSwap tries the insert first, finds the row, reads it and replaces it.
-	if diff := cmp.Diff(map[string]int{"ClaimAllIf": 1, "Swap": 1, "PutRowSwap": 2, "GetRow": 1}, got); diff != "" {
+	// ReplaceSwap reads the stored row and replaces it; it never tries an
+	// insert.
+	if diff := cmp.Diff(map[string]int{"ClaimAllIf": 1, "Swap": 1, "PutRowSwap": 1, "GetRow": 1}, got); diff != "" {
 		t.Errorf("backend calls of a re-authentication's callback (-want +got):\n%s", diff)
-	}
-}
-
-// TestCallback_StateFromBeforeUpgrade: a flow whose state an earlier
-// version stored (under the state's hash alone, not bound in its key to a
-// browser) still completes, and still only from its own browser.
-func TestCallback_StateFromBeforeUpgrade(t *testing.T) {
-	h := newHarness(t, harnessOptions{backend: tokenstore.NewMemory()})
-	cb := h.connect(h.client, "acme-legacy", "authorized_simple")
-	ctx := t.Context()
-	es, err := h.backend.Scan(ctx, "state/", "", 10)
-	if err != nil || len(es) != 1 {
-		t.Fatalf("Scan(state/) = %d entries, %v; want the flow's one state", len(es), err)
-	}
-	hash, binding, ok := strings.Cut(strings.TrimPrefix(es[0].Key, "state/"), "/")
-	if !ok || len(hash) != 64 || len(binding) != 64 {
-		t.Fatalf("state key %q, want state/<state hash>/<browser hash>", es[0].Key)
-	}
-	if err := h.backend.Claim(ctx, "state/"+hash, es[0].Value, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.backend.Forget(ctx, es[0].Key); err != nil {
-		t.Fatal(err)
-	}
-	if res := h.do(newBrowser(t), "GET", cb, nil); res.status != http.StatusBadRequest {
-		t.Errorf("the old-style state's callback from another browser = %d, want 400", res.status)
-	}
-	id := h.finish(h.client, cb)
-	if _, err := h.store.Get(ctx, id); err != nil || h.exchanges() != 1 {
-		t.Errorf("after the old-style state's callback: Get(%s) err = %v, %d exchanges; want the connection, 1", id, err, h.exchanges())
 	}
 }
 
@@ -1249,13 +1220,15 @@ func TestConnect_RateLimitBehindProxy(t *testing.T) {
 type lateJournal struct{ j *tokenstore.Journal }
 
 func (l *lateJournal) Hold(c finchconnect.Connection, tag string) error { return l.j.Hold(c, tag) }
-func (l *lateJournal) Pending() int                                     { return l.j.Pending() }
+func (l *lateJournal) HoldReplacement(c finchconnect.Connection, tag string) error {
+	return l.j.HoldReplacement(c, tag)
+}
+func (l *lateJournal) Pending() int { return l.j.Pending() }
 
 // TestCallback_StoredLateIsAnnounced: a connection that reaches the vault
 // after its callback ended (from the journal, or by the recovery of its
 // staged token) is announced to the app then, as the callback could not;
-// also when its ledger entry expired during a long outage, and, for
-// records of an older version that lack the flow's kind, as the
+// also when its ledger entry expired during a long outage, and as the
 // re-authentication it was.
 func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 	journalled := func(t *testing.T, expire bool) {
@@ -1316,7 +1289,6 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 		want := finchconnect.EventConnectionCreated
 		if reauth {
 			id := h.finish(h.client, cb)
-			time.Sleep(1100 * time.Millisecond) // the ledger counts whole seconds
 			start := h.do(h.client, "POST", "/connections/"+id+"/reauthenticate", url.Values{})
 			cb = h.signIn(h.client, start.location, "authorized_simple")
 			want = finchconnect.EventConnectionReauthenticated
@@ -1329,24 +1301,6 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 			t.Fatal("the callback stored its connection with the vault down")
 		}
 		b.down.Store(false)
-		if reauth { // as an older version staged it: no kind
-			entries, err := b.Scan(t.Context(), "callback/", "", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range entries {
-				if !bytes.Contains(e.Value, []byte(`"exchanged"`)) {
-					continue
-				}
-				old := bytes.Replace(e.Value, []byte(`,"kind":"reauth"`), nil, 1)
-				if bytes.Equal(old, e.Value) {
-					t.Fatalf("the staged entry names no kind: %s", e.Value)
-				}
-				if err := b.Swap(t.Context(), e.Key, e.Value, old, time.Hour); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
 		if res, err := h.srv.Recover(t.Context()); err != nil || res.Stored != 1 {
 			t.Fatalf("Recover() = %+v, %v; want the staged connection stored", res, err)
 		}
@@ -1355,5 +1309,5 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 		}
 	}
 	t.Run("recovery", func(t *testing.T) { recovered(t, false) })
-	t.Run("recovery of an older version's re-authentication", func(t *testing.T) { recovered(t, true) })
+	t.Run("recovery of a re-authentication", func(t *testing.T) { recovered(t, true) })
 }

@@ -137,10 +137,7 @@ func (s *Server) handleAPIConnectSession() http.Handler {
 		if id := r.PathValue("id"); id != "" {
 			req.ConnectionID = id
 		}
-		flow, err := s.StartFlow(r.Context(), FlowRequest{
-			CustomerID: req.CustomerID, CustomerName: req.CustomerName, CustomerEmail: req.CustomerEmail,
-			Products: req.Products, ConnectionID: req.ConnectionID, Embedded: req.Embedded, ReturnURL: req.ReturnURL,
-		})
+		flow, err := s.StartFlow(r.Context(), FlowRequest(req))
 		if errors.Is(err, ErrInvalidFlow) {
 			s.writeJSONError(w, r, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), ErrInvalidFlow.Error()+": "))
 			return

@@ -143,6 +143,20 @@ func (b *flakyBackend) Load(ctx context.Context, key string) ([]byte, error) {
 	return b.Backend.Load(ctx, key)
 }
 
+func (b *flakyBackend) ClaimAllIf(ctx context.Context, guard string, cs []tokenstore.Claim) ([]byte, int, error) {
+	if err := b.keyErr(guard); err != nil {
+		return nil, -1, err
+	}
+	return b.Backend.ClaimAllIf(ctx, guard, cs)
+}
+
+func (b *flakyBackend) PutRowSwap(ctx context.Context, row tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
+	if err := b.err(); err != nil {
+		return 0, false, err
+	}
+	return b.Backend.PutRowSwap(ctx, row, expect, sw)
+}
+
 func (b *flakyBackend) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error {
 	if err := b.keyErr(key); err != nil {
 		return err

@@ -231,6 +231,19 @@ func TestAPI_Routes(t *testing.T) {
 	if r := api.call("POST", "/v1/connections/"+id+"/reauthenticate", `{}`); r.status != http.StatusCreated || !strings.Contains(r.body, "connect_url") {
 		t.Errorf("reauthenticate = %d %s", r.status, r.body)
 	}
+	// Products are checked on a re-authentication as on a new flow: a typo
+	// is the caller's 400, never Finch's refusal passed on as a 502.
+	sessions := h.sb.Stats().Requests["POST /connect/sessions/reauthenticate"]
+	if sessions == 0 {
+		t.Fatal("the sandbox counted no re-authentication session; the count below would prove nothing")
+	}
+	if r := api.call("POST", "/v1/connections/"+id+"/reauthenticate", `{"products":["bogus"]}`); r.status != http.StatusBadRequest ||
+		!strings.Contains(r.body, `"invalid_request"`) || !strings.Contains(r.body, `\"bogus\" is not a Finch product`) {
+		t.Errorf("reauthenticate with an unknown product = %d %s, want 400 invalid_request naming it", r.status, r.body)
+	}
+	if got := h.sb.Stats().Requests["POST /connect/sessions/reauthenticate"]; got != sessions {
+		t.Errorf("a refused re-authentication reached Finch (%d session requests, want %d)", got, sessions)
+	}
 
 	// Embedded flow through the API: complete exactly once.
 	r := api.call("POST", "/v1/connect/sessions", `{"customer_id":"api-emb","customer_name":"Embedded","products":["company"],"embedded":true}`)

@@ -124,9 +124,9 @@ func PendingInJournal(path string) ([]HeldRecord, error) {
 	}
 	held := make([]HeldRecord, 0, len(recs))
 	for i, rec := range recs {
-		tag, sealed, ok := splitRecord(rec)
+		_, tag, sealed, ok := splitRecord(rec)
 		if !ok {
-			return nil, fmt.Errorf("tokenstore: journal %s: record %d is corrupt", path, i)
+			return nil, fmt.Errorf("tokenstore: journal %s: record %d is corrupt, or in an unknown format", path, i)
 		}
 		id, _ := keyring.KeyID(sealed)
 		held = append(held, HeldRecord{Tag: tag, KeyID: id})
@@ -134,11 +134,18 @@ func PendingInJournal(path string) ([]HeldRecord, error) {
 	return held, nil
 }
 
-// Replayed names a connection that Replay stored, with the tag it was held
-// under.
+// Replayed names a connection that Replay is done with, with the tag it was
+// held under.
 type Replayed struct {
 	Tag          string
 	ConnectionID string
+
+	// Orphan is set, token and all, when the record was held with
+	// [Journal.HoldReplacement] and its connection is no longer stored (a
+	// re-authentication whose connection was disconnected meanwhile):
+	// Replay did not write it, and the caller must disconnect the token
+	// at Finch, since nothing holds it.
+	Orphan *finchconnect.Connection
 }
 
 // Hold appends c to the journal and fsyncs it. tag travels with it
@@ -149,6 +156,18 @@ type Replayed struct {
 // TokenAt (whatever c.TokenAt was), so that [Journal.Replay] never puts it
 // over a token the store received later.
 func (j *Journal) Hold(c finchconnect.Connection, tag string) error {
+	return j.hold(c, tag, 0)
+}
+
+// HoldReplacement is [Journal.Hold] for a connection that must be stored
+// already, as a re-authentication's is: Replay replaces it
+// ([Store.ReplaceUnlessNewer]) and never inserts it, and reports it as an
+// orphan ([Replayed].Orphan) if it is gone.
+func (j *Journal) HoldReplacement(c finchconnect.Connection, tag string) error {
+	return j.hold(c, tag, recordReplace)
+}
+
+func (j *Journal) hold(c finchconnect.Connection, tag string, flags byte) error {
 	c.TokenAt = j.store.now()
 	sealed, err := j.store.SealStaged(c)
 	if err != nil {
@@ -157,7 +176,7 @@ func (j *Journal) Hold(c finchconnect.Connection, tag string) error {
 	if len(tag) > 1<<10 {
 		return fmt.Errorf("tokenstore: journal tag too long")
 	}
-	rec := appendRecord(nil, tag, sealed)
+	rec := appendRecord(nil, flags, tag, sealed)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.broken != nil {
@@ -217,9 +236,9 @@ func (j *Journal) Pending() int {
 //
 // A record is not written, but counts as done, when the store holds a token
 // for its connection that it received after the record was held (a
-// re-authentication that reached the store directly): the newer token stays.
-// Records written by versions that did not keep the hold time are always
-// written.
+// re-authentication that reached the store directly): the newer token stays;
+// or when it was held with HoldReplacement and its connection is gone (see
+// [Replayed].Orphan).
 func (j *Journal) Replay(ctx context.Context) ([]Replayed, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -257,21 +276,24 @@ func (j *Journal) Replay(ctx context.Context) ([]Replayed, error) {
 // replayOne puts record i into the store, unless the store has a newer
 // token for its connection.
 func (j *Journal) replayOne(ctx context.Context, i int, rec []byte) (Replayed, error) {
-	tag, sealed, ok := splitRecord(rec)
+	flags, tag, sealed, ok := splitRecord(rec)
 	if !ok {
-		return Replayed{}, fmt.Errorf("tokenstore: journal record %d is corrupt", i)
+		return Replayed{}, fmt.Errorf("tokenstore: journal record %d is corrupt, or in an unknown format", i)
 	}
 	c, err := j.store.OpenStaged(sealed)
 	if err != nil {
 		return Replayed{}, fmt.Errorf("tokenstore: journal record %d: %w", i, err)
 	}
 	r := Replayed{Tag: tag, ConnectionID: c.ConnectionID}
-	// c.TokenAt is when Hold held it (zero in records from before Hold kept
-	// it). Put replaces tokens unconditionally, so a token stored after
-	// this one was held, from a later exchange, is kept: PutUnlessNewer
-	// checks in the same compare-and-set as its write.
-	if c.TokenAt.IsZero() {
-		err = j.store.Put(ctx, c)
+	// c.TokenAt is when Hold held it. A token stored after this one was
+	// held, from a later exchange, is kept: PutUnlessNewer checks in the
+	// same compare-and-set as its write.
+	if flags&recordReplace != 0 {
+		_, err = j.store.ReplaceUnlessNewer(ctx, c, c.TokenAt)
+		if errors.Is(err, finchconnect.ErrNotFound) {
+			r.Orphan = &c
+			return r, nil
+		}
 	} else {
 		_, err = j.store.PutUnlessNewer(ctx, c, c.TokenAt)
 	}
@@ -325,23 +347,35 @@ func (j *Journal) rewrite(recs [][]byte) error {
 	return nil
 }
 
-// appendRecord appends one journal record to b: its length, then the tag's
-// length, the tag and the sealed connection.
-func appendRecord(b []byte, tag string, sealed []byte) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(2+len(tag)+len(sealed)))
+// journalRecordVersion is the format version that starts every journal
+// record's body.
+const journalRecordVersion = 1
+
+// Record flags.
+const (
+	recordReplace byte = 1 << iota // HoldReplacement: replace, never insert
+)
+
+// appendRecord appends one journal record to b: its length, then the
+// format version, the flags, the tag's length, the tag and the sealed
+// connection.
+func appendRecord(b []byte, flags byte, tag string, sealed []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(4+len(tag)+len(sealed)))
+	b = append(b, journalRecordVersion, flags)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(tag)))
 	b = append(b, tag...)
 	return append(b, sealed...)
 }
 
-// splitRecord splits a record's body (after its length) into its tag and
-// sealed connection; ok is false if it is malformed.
-func splitRecord(rec []byte) (tag string, sealed []byte, ok bool) {
-	if len(rec) < 2 || int(binary.BigEndian.Uint16(rec))+2 > len(rec) {
-		return "", nil, false
+// splitRecord splits a record's body (after its length) into its flags,
+// tag and sealed connection; ok is false if it is malformed or of another
+// format version.
+func splitRecord(rec []byte) (flags byte, tag string, sealed []byte, ok bool) {
+	if len(rec) < 4 || rec[0] != journalRecordVersion || int(binary.BigEndian.Uint16(rec[2:]))+4 > len(rec) {
+		return 0, "", nil, false
 	}
-	n := int(binary.BigEndian.Uint16(rec))
-	return string(rec[2 : 2+n]), rec[2+n:], true
+	n := int(binary.BigEndian.Uint16(rec[2:]))
+	return rec[1], string(rec[4 : 4+n]), rec[4+n:], true
 }
 
 // readJournal returns the body of every complete record in the journal at

@@ -469,12 +469,13 @@ func TestJournal_ReplayKeepsNewerToken(t *testing.T) {
 	}
 }
 
-// TestJournal_ReplaysRecordsWithoutHoldTime checks that records written
-// before Hold kept the hold time still replay, unconditionally as then.
-func TestJournal_ReplaysRecordsWithoutHoldTime(t *testing.T) {
+// TestJournal_RefusesAnUnknownFormat: a record that does not start with
+// this version's format version (here, the unversioned layout of a build
+// that was never released) is not replayed and not dropped: Replay says
+// so, and the record stays held for an operator.
+func TestJournal_RefusesAnUnknownFormat(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	store := newJournalStore(t, tokenstore.NewMemory(), &now)
-	// An old record: the staged connection has no TokenAt.
 	sealed, err := store.SealStaged(conn("c1", "c1-held"))
 	if err != nil {
 		t.Fatal(err)
@@ -487,19 +488,68 @@ func TestJournal_ReplaysRecordsWithoutHoldTime(t *testing.T) {
 	if err := os.WriteFile(path, rec, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Put(t.Context(), conn("c1", "c1-stored")); err != nil {
-		t.Fatal(err)
-	}
 	j, err := store.OpenJournal(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	if done, err := j.Replay(t.Context()); err != nil || len(done) != 1 {
-		t.Fatalf("Replay() = %+v, %v; want c1", done, err)
+	if done, err := j.Replay(t.Context()); err == nil || !strings.Contains(err.Error(), "unknown format") || len(done) != 0 {
+		t.Fatalf("Replay() = %+v, %v; want nothing done and an error naming the unknown format", done, err)
 	}
-	if got, _ := store.Get(t.Context(), "c1"); got.AccessToken.Reveal() != "c1-held" {
-		t.Errorf("Get(c1) after replaying an old record: token %q, want %q", got.AccessToken.Reveal(), "c1-held")
+	if j.Pending() != 1 {
+		t.Errorf("Pending() after a refused record = %d, want 1 (kept)", j.Pending())
+	}
+	if _, err := store.Get(t.Context(), "c1"); !errors.Is(err, finchconnect.ErrNotFound) {
+		t.Errorf("Get(c1) after a refused record err = %v, want ErrNotFound", err)
+	}
+}
+
+// TestJournal_HoldReplacementNeverInserts: a re-authentication's token held
+// with HoldReplacement replaces its stored connection when replayed, and is
+// handed back as an orphan, not stored, when the connection was deleted
+// meanwhile (a disconnect that won).
+func TestJournal_HoldReplacementNeverInserts(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	store := newJournalStore(t, tokenstore.NewMemory(), &now)
+	ctx := t.Context()
+	for _, id := range []string{"kept", "gone"} {
+		if err := store.Put(ctx, conn(id, id+"-old")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j, err := store.OpenJournal(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	now = now.Add(time.Minute)
+	for _, id := range []string{"kept", "gone"} {
+		if err := j.HoldReplacement(conn(id, id+"-new"), "tag-"+id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Minute)
+	done, err := j.Replay(ctx)
+	if err != nil || len(done) != 2 {
+		t.Fatalf("Replay() = %+v, %v; want both records done", done, err)
+	}
+	if done[0].Orphan != nil {
+		t.Errorf("the record of a stored connection came back as an orphan")
+	}
+	if got, _ := store.Get(ctx, "kept"); got.AccessToken.Reveal() != "kept-new" {
+		t.Errorf("Get(kept) after Replay: token %q, want kept-new", got.AccessToken.Reveal())
+	}
+	if o := done[1].Orphan; o == nil || o.AccessToken.Reveal() != "gone-new" {
+		t.Errorf("the record of a deleted connection: Orphan = %v, want it with its token", o)
+	}
+	if _, err := store.Get(ctx, "gone"); !errors.Is(err, finchconnect.ErrNotFound) {
+		t.Errorf("Get(gone) after Replay err = %v, want ErrNotFound (a replacement never inserts)", err)
+	}
+	if j.Pending() != 0 {
+		t.Errorf("Pending() = %d, want 0", j.Pending())
 	}
 }
 

@@ -161,11 +161,33 @@ func (s *Store) CreateSwap(ctx context.Context, c finchconnect.Connection, sw Sw
 	return swapped, err
 }
 
+// ReplaceSwap is [Store.PutSwap] for a connection that must be stored
+// already, as a re-authentication's is: it replaces the stored connection
+// and never inserts one. When none is stored under c's id (it was deleted,
+// say by a disconnect that landed while the re-authentication was at
+// Finch) it writes nothing, neither the connection nor the swap, and
+// returns an error wrapping [finchconnect.ErrNotFound]. The check is the
+// write's compare-and-set, so a delete that lands between the read and
+// the write is seen too.
+func (s *Store) ReplaceSwap(ctx context.Context, c finchconnect.Connection, sw Swap) (swapped bool, err error) {
+	swapped, _, err = s.put(ctx, c, putOptions{swap: &sw, replaceOnly: true})
+	return swapped, err
+}
+
+// ReplaceUnlessNewer is [Store.PutUnlessNewer] for a connection that must
+// be stored already (see [Store.ReplaceSwap]): it returns an error wrapping
+// [finchconnect.ErrNotFound], and writes nothing, when none is.
+func (s *Store) ReplaceUnlessNewer(ctx context.Context, c finchconnect.Connection, asOf time.Time) (stored bool, err error) {
+	_, kept, err := s.put(ctx, c, putOptions{keepAfter: asOf, replaceOnly: true})
+	return err == nil && !kept, err
+}
+
 // putOptions are the variants of put.
 type putOptions struct {
-	swap       *Swap     // a swap in the same write
-	createOnly bool      // make the first write only, the one that inserts
-	keepAfter  time.Time // keep a stored token received after this (not zero)
+	swap        *Swap     // a swap in the same write
+	createOnly  bool      // make the first write only, the one that inserts
+	replaceOnly bool      // never insert: ErrNotFound when no row is stored
+	keepAfter   time.Time // keep a stored token received after this (not zero)
 }
 
 // put is Put and its variants (see putOptions). kept says it wrote nothing
@@ -204,10 +226,12 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions
 		return false, false, err
 	}
 	row.Version = s.insertVersion()
-	if swapped, err := write(row, 0); err == nil {
-		return swapped, false, nil
-	} else if createOnly || !errors.Is(err, finchconnect.ErrConflict) {
-		return false, false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
+	if !o.replaceOnly {
+		if swapped, err := write(row, 0); err == nil {
+			return swapped, false, nil
+		} else if createOnly || !errors.Is(err, finchconnect.ErrConflict) {
+			return false, false, fmt.Errorf("tokenstore: put %s: %w", c.ConnectionID, err)
+		}
 	}
 	for range maxAttempts {
 		var expect int64
@@ -238,6 +262,8 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions
 				c.TokenAt = prev.TokenAt // the same token, written again
 			}
 			expect = cur.Version
+		case errors.Is(err, finchconnect.ErrNotFound) && o.replaceOnly:
+			return false, false, fmt.Errorf("tokenstore: replace %s: %w", c.ConnectionID, err)
 		case errors.Is(err, finchconnect.ErrNotFound):
 			if c.CreatedAt.IsZero() {
 				c.CreatedAt = s.now()
@@ -300,7 +326,7 @@ func (s *Store) open(row Row) (finchconnect.Connection, error) {
 	if err != nil {
 		// err is the keyring's reason (too short, unknown key id n,
 		// authentication failed); it never carries the bytes.
-		return finchconnect.Connection{}, fmt.Errorf("tokenstore: connection %s: %v: %w", row.ID, err, finchconnect.ErrDecrypt)
+		return finchconnect.Connection{}, fmt.Errorf("tokenstore: connection %s: %w: %w", row.ID, err, finchconnect.ErrDecrypt)
 	}
 	c.AccessToken = finchconnect.NewSecret(string(token))
 	return c, nil
@@ -421,7 +447,7 @@ func (s *Store) SealStaged(c finchconnect.Connection) ([]byte, error) {
 	if err := validate(c); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(staged{Connection: c, AccessToken: c.AccessToken.Reveal()})
+	b, err := json.Marshal(staged{V: stagedVersion, Connection: c, AccessToken: c.AccessToken.Reveal()})
 	if err != nil {
 		return nil, fmt.Errorf("tokenstore: stage %s: %v", c.ConnectionID, err)
 	}
@@ -446,6 +472,9 @@ func (s *Store) OpenStaged(sealed []byte) (finchconnect.Connection, error) {
 		// Not json's error: it can quote the input, which holds the token.
 		return finchconnect.Connection{}, errors.New("tokenstore: staged connection: malformed record")
 	}
+	if st.V != stagedVersion {
+		return finchconnect.Connection{}, fmt.Errorf("tokenstore: staged connection: format version %d, want %d", st.V, stagedVersion)
+	}
 	c := st.Connection
 	c.AccessToken = finchconnect.NewSecret(st.AccessToken)
 	return c, nil
@@ -455,9 +484,13 @@ func (s *Store) OpenStaged(sealed []byte) (finchconnect.Connection, error) {
 // at a shallower depth, shadows the embedded Connection's redacting Secret
 // field, so the token is encoded for real — only ever to be sealed.
 type staged struct {
+	V int `json:"v"` // format version: stagedVersion
 	finchconnect.Connection
 	AccessToken string `json:"access_token"`
 }
+
+// stagedVersion is the format version of a staged value.
+const stagedVersion = 1
 
 // encodeRow builds the backend row: index fields and the clear metadata
 // from c, the sealed token as given. The metadata is c without its token.

@@ -2,88 +2,101 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"text/tabwriter"
 
+	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
 )
 
-const apikeySynopsis = `finchconnect apikey create -scope read|write [-name NAME] [store flags]
-       finchconnect apikey list [store flags]
-       finchconnect apikey revoke [store flags] ID`
+// The apikey commands manage the keys of the /v1 API. create prints the
+// key once, on stdout; only its hash is stored.
 
-// runAPIKey manages the keys of the /v1 API. create prints the key once, on
-// stdout; only its hash is stored.
-func runAPIKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintf(stderr, "Usage: %s\n", apikeySynopsis)
-		return errUsage
-	}
-	sub, args := args[0], args[1:]
-	var sf storeFlags
-	var scope, name string
-	fs := flag.NewFlagSet("apikey "+sub, flag.ContinueOnError)
-	sf.register(fs)
-	switch sub {
-	case "create":
-		fs.StringVar(&scope, "scope", "read", "read (GET routes, reads through the proxy) or write (everything)")
-		fs.StringVar(&name, "name", "", "what the key is for, shown by apikey list")
-	case "list", "revoke":
-	default:
-		fmt.Fprintf(stderr, "finchconnect: unknown apikey command %q\nUsage: %s\n", sub, apikeySynopsis)
-		return errUsage
-	}
-	pos, flagArgs := splitPositional(args)
-	if err := parseFlags(fs, flagArgs, getenv, stderr); err != nil {
-		return handleParseError(err, fs, stdout, stderr, apikeySynopsis)
-	}
-	if sub == "revoke" && len(pos) != 1 {
-		fmt.Fprintf(stderr, "finchconnect: apikey revoke takes one key id (got %q)\nUsage: %s\n", pos, apikeySynopsis)
-		return errUsage
-	}
-	if sub != "revoke" && len(pos) > 0 {
-		fmt.Fprintf(stderr, "finchconnect: apikey %s takes no argument (got %q)\nUsage: %s\n", sub, pos[0], apikeySynopsis)
-		return errUsage
-	}
-	id := ""
-	if len(pos) == 1 {
-		id = pos[0]
-	}
-	b, err := sf.open(ctx)
+type apikeyCreateCmd struct {
+	sf          storeFlags
+	scope, name string
+}
+
+func (*apikeyCreateCmd) spec() cmdSpec {
+	return cmdSpec{name: "apikey create", env: sharedEnv,
+		summary: "Create a /v1 API key and print it, once, on stdout."}
+}
+
+func (a *apikeyCreateCmd) flags(fs *flag.FlagSet) {
+	a.sf.register(fs)
+	enumVar(fs, &a.scope, "scope", apikey.ScopeRead, []string{apikey.ScopeRead, apikey.ScopeWrite},
+		"read: GET routes and reads through the proxy; write: everything")
+	fs.StringVar(&a.name, "name", "", "what the key is for, shown by apikey list")
+}
+
+func (a *apikeyCreateCmd) run(ctx context.Context, c *cli, _ []string) error {
+	b, _, err := a.sf.open(ctx, mustExist)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	switch sub {
-	case "create":
-		key, rec, err := apikey.Create(ctx, b, name, scope)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "created %s key %s; it is shown once — store it in your app's secrets now\n", rec.Scope, rec.ID)
-		fmt.Fprintln(stdout, key.Reveal())
-	case "list":
-		recs, err := apikey.List(ctx, b)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSCOPE\tNAME\tCREATED\tREVOKED")
-		for _, r := range recs {
-			revoked := "-"
-			if !r.RevokedAt.IsZero() {
-				revoked = r.RevokedAt.Format("2006-01-02 15:04")
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Scope, orDash(r.Name), r.CreatedAt.Format("2006-01-02 15:04"), revoked)
-		}
-		return tw.Flush()
-	case "revoke":
-		if err := apikey.Revoke(ctx, b, id); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "revoked %s\n", id)
+	key, rec, err := apikey.Create(ctx, b, a.name, a.scope)
+	if err != nil {
+		return fmt.Errorf("cannot create the API key: %s", plainError(err))
 	}
+	fmt.Fprintf(c.stderr, "created %s key %s; it is shown once — store it in your app's secrets now\n", rec.Scope, rec.ID)
+	fmt.Fprintln(c.stdout, key.Reveal())
+	return nil
+}
+
+type apikeyListCmd struct{ sf storeFlags }
+
+func (*apikeyListCmd) spec() cmdSpec {
+	return cmdSpec{name: "apikey list", env: sharedEnv, summary: "List the /v1 API keys (never the keys themselves)."}
+}
+
+func (a *apikeyListCmd) flags(fs *flag.FlagSet) { a.sf.register(fs) }
+
+func (a *apikeyListCmd) run(ctx context.Context, c *cli, _ []string) error {
+	b, _, err := a.sf.open(ctx, mustExist)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	recs, err := apikey.List(ctx, b)
+	if err != nil {
+		return fmt.Errorf("cannot list the API keys: %s", plainError(err))
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSCOPE\tNAME\tCREATED\tREVOKED")
+	for _, r := range recs {
+		revoked := "-"
+		if !r.RevokedAt.IsZero() {
+			revoked = r.RevokedAt.Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Scope, orDash(r.Name), r.CreatedAt.Format("2006-01-02 15:04"), revoked)
+	}
+	return tw.Flush()
+}
+
+type apikeyRevokeCmd struct{ sf storeFlags }
+
+func (*apikeyRevokeCmd) spec() cmdSpec {
+	return cmdSpec{name: "apikey revoke", args: "ID", env: sharedEnv,
+		summary: "Revoke a /v1 API key: requests with it are refused from then on."}
+}
+
+func (a *apikeyRevokeCmd) flags(fs *flag.FlagSet) { a.sf.register(fs) }
+
+func (a *apikeyRevokeCmd) run(ctx context.Context, c *cli, args []string) error {
+	b, _, err := a.sf.open(ctx, mustExist)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := apikey.Revoke(ctx, b, args[0]); err != nil {
+		if errors.Is(err, finchconnect.ErrNotFound) {
+			return fmt.Errorf("no API key %q: `finchconnect apikey list` lists them", args[0])
+		}
+		return fmt.Errorf("cannot revoke API key %s: %s", args[0], plainError(err))
+	}
+	fmt.Fprintf(c.stdout, "revoked %s\n", args[0])
 	return nil
 }

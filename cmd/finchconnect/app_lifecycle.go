@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/finchconnect/finchconnect"
@@ -62,28 +61,23 @@ func (f *lifecycleFlags) webhookSecrets() []finchconnect.Secret {
 	return secrets
 }
 
-// lifecycle runs the connection-lifecycle machinery beside the server: the
-// outbox and its deliverer, the audit trail, health sweeps, metrics.
+// lifecycle is the connection-lifecycle machinery beside the server: the
+// outbox and its deliverer, the audit trail, health sweeps, metrics. Its
+// loops run in serve's run group.
 type lifecycle struct {
 	f *lifecycleFlags
 	// audits queue for the audit writer, which writes them in batches, so
-	// a request does not wait for its record's store write; stop drains
+	// a request does not wait for its record's store write; close drains
 	// the queue.
 	auditQ  *audit.Queue
 	d       *appDeps
 	outbox  *events.Outbox
-	cancel  context.CancelFunc
-	ctx     context.Context
-	wg      sync.WaitGroup
 	metrics *metrics.Metrics
 }
 
-func startLifecycle(ctx context.Context, f *lifecycleFlags, d *appDeps) (*lifecycle, error) {
-	if err := f.validate(); err != nil {
-		return nil, err
-	}
+// newLifecycle builds the lifecycle of validated flags f.
+func newLifecycle(f *lifecycleFlags, d *appDeps) *lifecycle {
 	l := &lifecycle{f: f, d: d, outbox: events.NewOutbox(d.backend), metrics: d.metrics}
-	l.ctx, l.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	l.auditQ = audit.NewQueue(audit.New(d.backend), 4096, func(err error, rs []finchconnect.AuditRecord) {
 		d.logger.Error("record the audit trail", "records", len(rs), "action", rs[0].Action, "connection_id", rs[0].ConnectionID, "err", err)
 	})
@@ -91,38 +85,40 @@ func startLifecycle(ctx context.Context, f *lifecycleFlags, d *appDeps) (*lifecy
 		n, _ := l.outbox.Depth(context.Background())
 		return float64(n)
 	})
-	if f.eventsURL != "" {
-		dl := &events.Deliverer{Outbox: l.outbox, URL: f.eventsURL, Secret: finchconnect.NewSecret(f.eventsSecret), Logger: d.logger.With("component", "events"),
-			Delivered: func(finchconnect.Event) { l.metrics.EventDelivered() },
-			Dropped:   func(finchconnect.Event) { l.metrics.EventDropped() }}
-		l.wg.Go(func() { dl.Run(l.ctx) })
-	}
-	return l, nil
+	return l
 }
 
-// startSweeps introspects every connection every -sweep-interval, with
-// jitter so that replicas and restarts do not sweep in step.
-func (l *lifecycle) startSweeps(srv *server.Server) {
-	if l.f.sweepInterval <= 0 {
-		return
+// addTo adds the event deliverer and the health sweeps to g.
+func (l *lifecycle) addTo(g *runGroup, srv *server.Server) {
+	if l.f.eventsURL != "" {
+		dl := &events.Deliverer{Outbox: l.outbox, URL: l.f.eventsURL, Secret: finchconnect.NewSecret(l.f.eventsSecret), Logger: l.d.logger.With("component", "events"),
+			Delivered: func(finchconnect.Event) { l.metrics.EventDelivered() },
+			Dropped:   func(finchconnect.Event) { l.metrics.EventDropped() }}
+		g.add("deliver events", func(ctx context.Context) error { dl.Run(ctx); return nil }, nil)
 	}
-	l.wg.Go(func() {
-		for {
-			wait := time.Duration(float64(l.f.sweepInterval) * (0.8 + 0.4*rand.Float64()))
-			select {
-			case <-l.ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-			res, err := srv.Sweep(l.ctx, server.SweepOptions{PerMinute: l.f.sweepPerMinute})
-			l.metrics.Sweep(res.Checked, res.Changed, err == nil)
-			if err != nil && l.ctx.Err() == nil {
-				l.d.logger.Warn("health sweep", "err", err)
-			} else if err == nil {
-				l.d.logger.Info("health sweep", "checked", res.Checked, "changed", res.Changed, "failed", res.Failed)
-			}
+	if l.f.sweepInterval > 0 {
+		g.add("health sweeps", func(ctx context.Context) error { l.sweepLoop(ctx, srv); return nil }, nil)
+	}
+}
+
+// sweepLoop introspects every connection every -sweep-interval, with
+// jitter so that replicas and restarts do not sweep in step.
+func (l *lifecycle) sweepLoop(ctx context.Context, srv *server.Server) {
+	for {
+		wait := time.Duration(float64(l.f.sweepInterval) * (0.8 + 0.4*rand.Float64()))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
 		}
-	})
+		res, err := srv.Sweep(ctx, server.SweepOptions{PerMinute: l.f.sweepPerMinute})
+		l.metrics.Sweep(res.Checked, res.Changed, err == nil)
+		if err != nil && ctx.Err() == nil {
+			l.d.logger.Warn("health sweep", "err", err)
+		} else if err == nil {
+			l.d.logger.Info("health sweep", "checked", res.Checked, "changed", res.Changed, "failed", res.Failed)
+		}
+	}
 }
 
 // notify queues an event for the app. Without -events-url events are only
@@ -145,13 +141,9 @@ func (l *lifecycle) observe(outcome string, d time.Duration) { l.metrics.Callbac
 
 func (l *lifecycle) mount(mux *http.ServeMux) { mux.Handle("GET /metrics", l.metrics.Handler()) }
 
-// stop ends the background work and waits for it; queued audit records
-// are written first. Call it after the server has stopped taking requests.
-func (l *lifecycle) stop() {
-	l.cancel()
-	l.wg.Wait() // sweeps, which audit, are over
-	l.auditQ.Close()
-}
+// close writes the queued audit records. Call it once the server and the
+// sweeps, which audit, have stopped.
+func (l *lifecycle) close() { l.auditQ.Close() }
 
 type cliError string
 

@@ -22,11 +22,7 @@ import (
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
-const keysSynopsis = `finchconnect keys status [store flags]
-       finchconnect keys rotate [-rate N] [-reload-wait D] [-rewrap-only] [store flags]
-       finchconnect keys retire -id N [store flags]`
-
-// runKeys shows and rotates the vault's encryption keys.
+// The keys commands show and rotate the vault's encryption keys.
 //
 // rotate works while servers run, in three steps that keep every server
 // able to open every record: it adds a new key to the key file as a
@@ -38,155 +34,245 @@ const keysSynopsis = `finchconnect keys status [store flags]
 // the key file, and refuses while any record, a token held in the journal,
 // or a token staged in the callback ledger still uses it, or when it cannot
 // tell.
-func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintf(stderr, "Usage: %s\n", keysSynopsis)
-		return errUsage
-	}
-	sub, args := args[0], args[1:]
-	var (
-		sf         storeFlags
-		rate       float64
-		rewrapOnly bool
-		retireID   uint
-		reloadWait time.Duration
-	)
-	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
-	sf.register(fs)
-	switch sub {
-	case "status":
-	case "rotate":
-		fs.Float64Var(&rate, "rate", 0, "records re-sealed per second at most (0: as fast as the store allows)")
-		fs.BoolVar(&rewrapOnly, "rewrap-only", false, "do not add a key; re-seal records under the current primary (resume an interrupted rotation)")
-		fs.DurationVar(&reloadWait, "reload-wait", 25*time.Second, "how long servers need to re-read the key file (their -keys-reload, plus margin); 0 when no server runs")
-	case "retire":
-		fs.UintVar(&retireID, "id", 0, "the key id to remove")
-	default:
-		fmt.Fprintf(stderr, "finchconnect: unknown keys command %q\nUsage: %s\n", sub, keysSynopsis)
-		return errUsage
-	}
-	if err := parseFlags(fs, args, getenv, stderr); err != nil {
-		return handleParseError(err, fs, stdout, stderr, keysSynopsis)
-	}
 
-	switch sub {
-	case "rotate":
-		if !rewrapOnly {
-			path, err := sf.writableKeyFile()
-			if err != nil {
-				return err
-			}
-			id, err := addKey(path)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "added key %d to %s as a read-only key; waiting %s for servers to load it\n", id, path, reloadWait)
-			if err := sleepCtx(ctx, reloadWait); err != nil {
-				return err
-			}
-			if err := promoteKey(path, id); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "made key %d the primary; waiting %s for servers to seal with it\n", id, reloadWait)
-			if err := sleepCtx(ctx, reloadWait); err != nil {
-				return err
-			}
-		}
-	case "retire":
-		if retireID == 0 {
-			return errors.New("keys retire: -id is required")
-		}
-		// uint32(retireID) below must not wrap around onto another key.
-		if retireID > math.MaxUint32 {
-			return fmt.Errorf("keys retire: -id %d is not a key id (they run from 1 to %d)", retireID, uint32(math.MaxUint32))
+// keysStatusCmd is `keys status`.
+type keysStatusCmd struct{ sf storeFlags }
+
+func (*keysStatusCmd) spec() cmdSpec {
+	return cmdSpec{name: "keys status", env: sharedEnv,
+		summary: "Show which keys seal the vault; exit 1 if a record's key is missing or wrong.",
+		detail: "It counts the records sealed under each key id, and opens a few records of each key, so a key\n" +
+			"of the right id but the wrong value is found too."}
+}
+
+func (k *keysStatusCmd) flags(fs *flag.FlagSet) { k.sf.register(fs) }
+
+func (k *keysStatusCmd) run(ctx context.Context, c *cli, _ []string) error {
+	store, closeStore, err := k.sf.openVault(ctx, c.stderr)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	return keyStatus(ctx, store, k.sf.journalPath(), c.stdout)
+}
+
+// keyStatus prints the key table, and fails when records cannot be opened.
+func keyStatus(ctx context.Context, store *tokenstore.Store, journal string, w io.Writer) error {
+	rep, err := checkKeys(ctx, store, journal)
+	if err != nil {
+		return err
+	}
+	kr := store.Keyring()
+	ids := kr.IDs()
+	for id := range rep.usage {
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
 		}
 	}
+	ids = append(ids, rep.missing...)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY ID\tROLE\tRECORDS\tJOURNAL")
+	for _, id := range ids {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\n", id, keyRole(rep, kr, id), rep.usage[id], rep.journal[id])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := rep.problem(); err != nil {
+		return fmt.Errorf("%v: those connections cannot be used. Add the key that sealed them to -keys or -keys-file (FINCHCONNECT_KEYS, FINCHCONNECT_KEYS_FILE)", err)
+	}
+	return nil
+}
 
-	store, closeStore, err := sf.openVault(ctx, stderr)
+func keyRole(rep *keyReport, kr *keyring.Keyring, id uint32) string {
+	switch {
+	case id == 0:
+		return "not a sealed value (unreadable rows)"
+	case !kr.Has(id):
+		return "MISSING from the keyring: these records cannot be opened"
+	case slices.Contains(rep.wrongKeys(), id):
+		return "WRONG KEY: it does not open the records sealed under its id"
+	case id == kr.PrimaryID():
+		return "primary"
+	}
+	return "read only"
+}
+
+// keysRotateCmd is `keys rotate`.
+type keysRotateCmd struct {
+	sf         storeFlags
+	rate       float64
+	rewrapOnly bool
+	reloadWait time.Duration
+	asJSON     bool
+}
+
+func (*keysRotateCmd) spec() cmdSpec {
+	return cmdSpec{name: "keys rotate", env: sharedEnv,
+		summary: "Add a new primary key to the key file and re-seal every record under it.",
+		detail: "It works while servers run: the new key is added read-only, then made the primary, each time\n" +
+			"waiting -reload-wait for servers to re-read the key file; then every record is re-sealed.\n" +
+			"See docs/key-rotation.md."}
+}
+
+func (k *keysRotateCmd) flags(fs *flag.FlagSet) {
+	k.sf.register(fs)
+	fs.Float64Var(&k.rate, "rate", 0, "records re-sealed per second at most (0: as fast as the store allows)")
+	fs.BoolVar(&k.rewrapOnly, "rewrap-only", false, "do not add a key; re-seal records under the current primary (resume an interrupted rotation)")
+	fs.DurationVar(&k.reloadWait, "reload-wait", 25*time.Second, "how long servers need to re-read the key file (their -keys-reload, plus margin); 0 when no server runs")
+	fs.BoolVar(&k.asJSON, "json", false, "print the summary as JSON")
+}
+
+func (k *keysRotateCmd) run(ctx context.Context, c *cli, _ []string) error {
+	if !k.rewrapOnly {
+		if err := k.addPrimary(ctx, c); err != nil {
+			return err
+		}
+	}
+	store, closeStore, err := k.sf.openVault(ctx, c.stderr)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
 	kr := store.Keyring()
-
-	switch sub {
-	case "status":
-		return keyStatus(ctx, store, kr, stdout)
-	case "rotate":
-		bar := newProgress(stderr, "re-sealing")
-		res, err := store.Rewrap(ctx, tokenstore.RewrapOptions{
-			Rate:     rate,
-			Progress: func(done, total int, _ string) { bar.update(done, total) },
-		})
-		bar.finish()
-		if err != nil {
-			return fmt.Errorf("keys rotate: %w (run `keys rotate -rewrap-only` to resume)", err)
-		}
-		fmt.Fprintf(stdout, "re-sealed %d of %d records under key %d\n", res.Rewrapped, res.Scanned, kr.PrimaryID())
-		if err := audit.New(store.Backend()).Record(ctx, finchconnect.AuditRecord{
-			Action: finchconnect.AuditRotated, ConnectionID: "*", Actor: "operator",
-			Purpose: fmt.Sprintf("re-sealed %d of %d records under key %d", res.Rewrapped, res.Scanned, kr.PrimaryID()),
-		}); err != nil {
-			fmt.Fprintf(stderr, "warning: the audit trail refused the rotation record: %v\n", err)
-		}
-		return keyStatus(ctx, store, kr, stdout)
-	case "retire":
-		id := uint32(retireID)
-		if id == kr.PrimaryID() {
-			return fmt.Errorf("keys retire: key %d is the primary key", id)
-		}
-		usage, err := store.KeyUsage(ctx)
-		if err != nil {
-			return err
-		}
-		if n := usage[id]; n > 0 {
-			return fmt.Errorf("keys retire: %d records are still sealed under key %d; run `finchconnect keys rotate -rewrap-only` first", n, id)
-		}
-		if err := checkJournal(filepath.Join(sf.dataDir, "journal"), id); err != nil {
-			return err
-		}
-		if err := checkStaged(ctx, store.Backend(), id); err != nil {
-			return err
-		}
-		path, err := sf.writableKeyFile()
-		if err != nil {
-			return err
-		}
-		if err := removeKey(path, id); err != nil {
-			return fmt.Errorf("keys retire: %w", err)
-		}
-		fmt.Fprintf(stdout, "removed key %d from %s; no record, journal record or staged callback uses it\n", id, path)
+	bar := newProgress(c.stderr, "re-sealing")
+	res, err := store.Rewrap(ctx, tokenstore.RewrapOptions{
+		Rate:     k.rate,
+		Progress: func(done, total int, _ string) { bar.update(done, total) },
+	})
+	bar.finish()
+	if err != nil {
+		return fmt.Errorf("re-sealing stopped (%s); run `finchconnect keys rotate -rewrap-only` to resume", plainError(err))
 	}
-	return nil
+	summary := fmt.Sprintf("re-sealed %d of %d records under key %d", res.Rewrapped, res.Scanned, kr.PrimaryID())
+	if err := audit.New(store.Backend()).Record(ctx, finchconnect.AuditRecord{
+		Action: finchconnect.AuditRotated, ConnectionID: "*", Actor: "operator", Purpose: summary,
+	}); err != nil {
+		fmt.Fprintf(c.stderr, "finchconnect: warning: the audit trail refused the rotation record: %s\n", plainError(err))
+	}
+	if err := printSummary(c.stdout, k.asJSON, rotateSummary{Primary: kr.PrimaryID(), Scanned: res.Scanned, Rewrapped: res.Rewrapped, Failed: res.Failed}); err != nil {
+		return err
+	}
+	if len(res.Failed) > 0 {
+		return fmt.Errorf("%d records did not open and were not re-sealed (%s…): run `finchconnect keys status`", len(res.Failed), res.Failed[0])
+	}
+	if k.asJSON {
+		return nil
+	}
+	fmt.Fprintln(c.stdout)
+	return keyStatus(ctx, store, k.sf.journalPath(), c.stdout)
 }
 
-func keyStatus(ctx context.Context, store *tokenstore.Store, kr *keyring.Keyring, w io.Writer) error {
-	usage, err := store.KeyUsage(ctx)
+// addPrimary adds a new key to the key file, waits for servers to load
+// it, makes it the primary and waits again.
+func (k *keysRotateCmd) addPrimary(ctx context.Context, c *cli) error {
+	path, err := k.sf.writableKeyFile()
 	if err != nil {
 		return err
 	}
-	ids := kr.IDs()
-	for id := range usage {
-		if !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
+	id, err := addKey(path)
+	if err != nil {
+		return err
 	}
-	slices.Sort(ids)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY ID\tROLE\tRECORDS")
-	for _, id := range ids {
-		role := "read only"
-		switch {
-		case id == 0:
-			role = "not a sealed value (unreadable rows)"
-		case id == kr.PrimaryID():
-			role = "primary"
-		case !kr.Has(id):
-			role = "MISSING from the keyring: these records cannot be opened"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\n", id, role, usage[id])
+	fmt.Fprintf(c.stderr, "added key %d to %s as a read-only key; waiting %s for servers to load it\n", id, path, k.reloadWait)
+	if err := sleepCtx(ctx, k.reloadWait); err != nil {
+		return err
 	}
-	return tw.Flush()
+	if err := promoteKey(path, id); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "made key %d the primary; waiting %s for servers to seal with it\n", id, k.reloadWait)
+	return sleepCtx(ctx, k.reloadWait)
+}
+
+type rotateSummary struct {
+	Primary   uint32   `json:"primary_key"`
+	Scanned   int      `json:"records_scanned"`
+	Rewrapped int      `json:"records_resealed"`
+	Failed    []string `json:"records_failed"`
+}
+
+func (s rotateSummary) rows() [][2]string {
+	return [][2]string{
+		{"primary key", fmt.Sprint(s.Primary)},
+		{"records scanned", fmt.Sprint(s.Scanned)},
+		{"records re-sealed", fmt.Sprint(s.Rewrapped)},
+		{"records that did not open", fmt.Sprint(len(s.Failed))},
+	}
+}
+
+// keysRetireCmd is `keys retire`.
+type keysRetireCmd struct {
+	sf  storeFlags
+	id  uint
+	yes bool
+}
+
+func (*keysRetireCmd) spec() cmdSpec {
+	return cmdSpec{name: "keys retire", env: sharedEnv,
+		summary: "Remove a key no record uses from the key file.",
+		detail: "It refuses while a record, a token in the journal or a token staged in the callback ledger\n" +
+			"still uses the key. The key is gone for good: it asks you to type its id first (or takes -yes,\n" +
+			"for scripts); without a terminal and without -yes it refuses."}
+}
+
+func (k *keysRetireCmd) flags(fs *flag.FlagSet) {
+	k.sf.register(fs)
+	fs.UintVar(&k.id, "id", 0, "the key id to remove (required)")
+	fs.BoolVar(&k.yes, "yes", false, "do not ask for confirmation (for scripts)")
+}
+
+func (k *keysRetireCmd) run(ctx context.Context, c *cli, _ []string) error {
+	if k.id == 0 {
+		return errors.New("-id is required: the id of the key to retire, as `finchconnect keys status` lists them")
+	}
+	// uint32(k.id) below must not wrap around onto another key.
+	if k.id > math.MaxUint32 {
+		return fmt.Errorf("-id %d is not a key id (they run from 1 to %d)", k.id, uint32(math.MaxUint32))
+	}
+	id := uint32(k.id)
+	store, closeStore, err := k.sf.openVault(ctx, c.stderr)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	if kr := store.Keyring(); !kr.Has(id) {
+		return fmt.Errorf("key %d is not in the keyring (it holds keys %s): nothing to retire", id, joinIDs(kr.IDs()))
+	}
+	if id == store.Keyring().PrimaryID() {
+		return fmt.Errorf("key %d is the primary key, which seals new tokens: rotate to a new primary first (`finchconnect keys rotate`)", id)
+	}
+	if err := k.checkUnused(ctx, store, id); err != nil {
+		return err
+	}
+	path, err := k.sf.writableKeyFile()
+	if err != nil {
+		return err
+	}
+	if err := c.confirm(fmt.Sprintf("remove key %d from %s for good", id, path), fmt.Sprint(id), k.yes); err != nil {
+		return err
+	}
+	if err := removeKey(path, id); err != nil {
+		return fmt.Errorf("cannot remove key %d: %s", id, plainError(err))
+	}
+	fmt.Fprintf(c.stdout, "removed key %d from %s; no record, journal record or staged callback uses it\n", id, path)
+	return nil
+}
+
+func (k *keysRetireCmd) checkUnused(ctx context.Context, store *tokenstore.Store, id uint32) error {
+	usage, err := store.KeyUsage(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot tell which records use key %d (%s), so it stays", id, plainError(err))
+	}
+	if n := usage[id]; n > 0 {
+		return fmt.Errorf("%d records are still sealed under key %d: run `finchconnect keys rotate -rewrap-only` first", n, id)
+	}
+	if err := checkJournal(k.sf.journalPath(), id); err != nil {
+		return err
+	}
+	return checkStaged(ctx, store.Backend(), id)
 }
 
 // writableKeyFile is the key file rotate and retire edit: -keys-file, or the
@@ -414,7 +500,7 @@ func writeKeyFile(path string, lines []string, want []uint32) error {
 func checkJournal(path string, id uint32) error {
 	held, err := tokenstore.PendingInJournal(path)
 	if err != nil {
-		return fmt.Errorf("keys retire: cannot tell whether the journal holds tokens under key %d, so it stays: %w", id, err)
+		return fmt.Errorf("cannot tell whether the journal holds tokens under key %d (%s), so it stays", id, plainError(err))
 	}
 	n := 0
 	for _, h := range held {
@@ -423,7 +509,7 @@ func checkJournal(path string, id uint32) error {
 		}
 	}
 	if n > 0 {
-		return fmt.Errorf("keys retire: the journal %s still holds %d tokens sealed under key %d for the store; "+
+		return fmt.Errorf("the journal %s still holds %d tokens sealed under key %d for the store; "+
 			"let a server replay it first (it does within seconds of the store answering), then run `keys retire` again", path, n, id)
 	}
 	return nil
@@ -440,7 +526,7 @@ func checkStaged(ctx context.Context, b tokenstore.Backend, id uint32) error {
 	for {
 		entries, err := b.Scan(ctx, server.LedgerPrefix, after, 200)
 		if err != nil {
-			return fmt.Errorf("keys retire: cannot tell whether the callback ledger holds tokens staged under key %d, so it stays: %w", id, err)
+			return fmt.Errorf("cannot tell whether the callback ledger holds tokens staged under key %d (%s), so it stays", id, plainError(err))
 		}
 		// Page until an empty page rather than a short one: a backend may
 		// return fewer than asked, and stopping early would let the check
@@ -457,7 +543,7 @@ func checkStaged(ctx context.Context, b tokenstore.Backend, id uint32) error {
 			}
 			var sealed []byte
 			if err := json.Unmarshal(entry.Sealed, &sealed); err != nil {
-				return fmt.Errorf("keys retire: callback ledger entry %s: cannot read the key of its staged token, so key %d stays", e.Key, id)
+				return fmt.Errorf("callback ledger entry %s: cannot read the key of its staged token, so key %d stays", e.Key, id)
 			}
 			if k, ok := keyring.KeyID(sealed); ok && k == id {
 				n++
@@ -466,7 +552,7 @@ func checkStaged(ctx context.Context, b tokenstore.Backend, id uint32) error {
 		after = entries[len(entries)-1].Key
 	}
 	if n > 0 {
-		return fmt.Errorf("keys retire: %d callbacks have a token staged in the callback ledger under key %d "+
+		return fmt.Errorf("%d callbacks have a token staged in the callback ledger under key %d "+
 			"(re-authentications whose vault write has not landed yet); a running server's recovery loop stores them "+
 			"once they are -recover-after old (default 3m), and a server stores them when it starts: "+
 			"wait for that, or restart a server, then run `keys retire` again", n, id)

@@ -149,13 +149,14 @@ func newRetireSetup(t *testing.T) *retireSetup {
 	if err := os.WriteFile(filepath.Join(s.dir, "keys"), []byte(s.keysText), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	s.store(t, s.ring2) // creates the empty store
 	return s
 }
 
 // store opens the data folder's store, sealing under ring.
 func (s *retireSetup) store(t *testing.T, ring *keyring.Keyring) *tokenstore.Store {
 	t.Helper()
-	b, err := openBackend(t.Context(), "sqlite://"+filepath.Join(s.dir, "finchconnect.db"))
+	b, _, err := openBackend(t.Context(), "sqlite://"+filepath.Join(s.dir, "finchconnect.db"), mayCreate, s.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func (s *retireSetup) store(t *testing.T, ring *keyring.Keyring) *tokenstore.Sto
 func (s *retireSetup) retire(t *testing.T, id uint32) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := run(t.Context(), []string{"finchconnect", "keys", "retire", "-id", fmt.Sprint(id), "-data-dir", s.dir},
+	err := run(t.Context(), []string{"finchconnect", "keys", "retire", "-yes", "-id", fmt.Sprint(id), "-data-dir", s.dir},
 		func(string) string { return "" }, nil, &out, &errOut)
 	return out.String() + errOut.String(), err
 }

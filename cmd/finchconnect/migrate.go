@@ -5,53 +5,96 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
-const migrateSynopsis = "finchconnect migrate -from URL -to URL"
+// migrateCmd copies every record from one store to another: sealed bytes
+// as they are, so no key is needed. It verifies the copy and is safe to
+// re-run. The source must exist; the destination is created if it is a
+// SQLite file that does not exist yet.
+type migrateCmd struct {
+	from, to string
+	asJSON   bool
+}
 
-// runMigrate copies every record from one store to another: sealed bytes as
-// they are, so no key is needed. It verifies the copy and is safe to re-run.
-func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	from := fs.String("from", "", "source store URL (sqlite:///…, redis://…, postgres://…)")
-	to := fs.String("to", "", "destination store URL")
-	if err := parseFlags(fs, args, getenv, stderr); err != nil {
-		return handleParseError(err, fs, stdout, stderr, migrateSynopsis)
+func (*migrateCmd) spec() cmdSpec {
+	return cmdSpec{name: "migrate", summary: "Copy every record from one store to another, and verify the copy.",
+		detail: "Sealed tokens are copied as they are, so no key is needed. It is safe to run again. -from must\n" +
+			"exist; -to is created if it is a SQLite file that does not exist yet (in a folder that does)."}
+}
+
+func (m *migrateCmd) flags(fs *flag.FlagSet) {
+	fs.StringVar(&m.from, "from", "", "source store URL: sqlite:///…, redis://…, postgres://… (required)")
+	fs.StringVar(&m.to, "to", "", "destination store URL (required)")
+	fs.BoolVar(&m.asJSON, "json", false, "print the summary as JSON")
+}
+
+func (m *migrateCmd) run(ctx context.Context, c *cli, _ []string) error {
+	if m.from == "" || m.to == "" {
+		return errors.New("-from and -to are both required: finchconnect migrate -from sqlite:///old.db -to postgres://…")
 	}
-	if *from == "" || *to == "" {
-		return errors.New("migrate: -from and -to are both required")
-	}
-	src, err := openBackend(ctx, *from)
+	src, _, err := openBackend(ctx, m.from, mustExist, "")
 	if err != nil {
-		return fmt.Errorf("migrate: open -from: %w", err)
+		return fmt.Errorf("-from: %w", err)
 	}
 	defer src.Close()
-	dst, err := openBackend(ctx, *to)
+	dst, _, err := openBackend(ctx, m.to, mayCreate, "")
 	if err != nil {
-		return fmt.Errorf("migrate: open -to: %w", err)
+		return fmt.Errorf("-to: %w", err)
 	}
 	defer dst.Close()
 
 	bars := map[string]*progress{}
+	var last *progress
 	res, err := tokenstore.Migrate(ctx, src, dst, tokenstore.MigrateOptions{
 		Progress: func(p tokenstore.MigrateProgress) {
 			bar, ok := bars[p.Phase]
 			if !ok {
-				bar = newProgress(stderr, p.Phase)
-				bars[p.Phase] = bar
+				if last != nil {
+					last.finish()
+				}
+				bar = newProgress(c.stderr, p.Phase)
+				bars[p.Phase], last = bar, bar
 			}
 			bar.update(p.Done, p.Total)
 		},
 	})
-	for _, bar := range bars {
-		bar.finish()
+	if last != nil {
+		last.finish()
 	}
 	if err != nil {
-		return fmt.Errorf("migrate %s → %s: %w", describeStore(*from), describeStore(*to), err)
+		return fmt.Errorf("the copy from %s to %s stopped (%s); run the same command again: it copies what is missing", describeStore(m.from), describeStore(m.to), plainError(err))
 	}
-	fmt.Fprintf(stdout, "migrated %s → %s: %+v\n", describeStore(*from), describeStore(*to), res)
-	return nil
+	if !m.asJSON {
+		fmt.Fprintf(c.stdout, "migrated %s → %s\n", describeStore(m.from), describeStore(m.to))
+	}
+	return printSummary(c.stdout, m.asJSON, newMigrateSummary(m.from, m.to, res))
+}
+
+type migrateSummary struct {
+	From               string `json:"from"`
+	To                 string `json:"to"`
+	Connections        int    `json:"connections"`
+	ConnectionsCopied  int    `json:"connections_copied"`
+	ConnectionsChecked int    `json:"connections_verified"`
+	Entries            int    `json:"entries"`
+	EntriesCopied      int    `json:"entries_copied"`
+	EntriesOverwritten int    `json:"entries_overwritten"`
+	EntriesChecked     int    `json:"entries_verified"`
+}
+
+func newMigrateSummary(from, to string, r tokenstore.MigrateResult) migrateSummary {
+	return migrateSummary{From: describeStore(from), To: describeStore(to),
+		Connections: r.Rows, ConnectionsCopied: r.RowsCopied, ConnectionsChecked: r.Verified,
+		Entries: r.Entries, EntriesCopied: r.EntriesCopied, EntriesOverwritten: r.EntriesOverwritten, EntriesChecked: r.EntriesVerified}
+}
+
+func (s migrateSummary) rows() [][2]string {
+	copied := s.EntriesCopied + s.EntriesOverwritten
+	return [][2]string{
+		{"", "IN SOURCE\tCOPIED\tALREADY THERE\tVERIFIED"},
+		{"connections", fmt.Sprintf("%d\t%d\t%d\t%d", s.Connections, s.ConnectionsCopied, s.Connections-s.ConnectionsCopied, s.ConnectionsChecked)},
+		{"entries", fmt.Sprintf("%d\t%d\t%d\t%d", s.Entries, copied, s.Entries-copied, s.EntriesChecked)},
+	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,17 +23,23 @@ func TestMigrate_Command(t *testing.T) {
 	}
 	from := "sqlite://" + filepath.Join(dir, "finchconnect.db")
 	to := "sqlite://" + filepath.Join(t.TempDir(), "copy.db")
-	for i, want := range []string{"RowsCopied:1", "RowsCopied:0"} {
+	for i, want := range []int{1, 0} {
 		var out, errOut bytes.Buffer
-		if err := run(t.Context(), []string{"finchconnect", "migrate", "-from", from, "-to", to}, func(string) string { return "" }, nil, &out, &errOut); err != nil {
+		if err := run(t.Context(), []string{"finchconnect", "migrate", "-json", "-from", from, "-to", to}, func(string) string { return "" }, nil, &out, &errOut); err != nil {
 			t.Fatalf("migrate #%d: %v\n%s", i+1, err, errOut.String())
 		}
-		if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "Verified:1") {
-			t.Errorf("migrate #%d printed %q, want %s and Verified:1", i+1, out.String(), want)
+		var sum migrateSummary
+		if err := json.Unmarshal(out.Bytes(), &sum); err != nil || sum.Connections != 1 || sum.ConnectionsCopied != want || sum.ConnectionsChecked != 1 {
+			t.Errorf("migrate -json #%d printed %q (%v), want 1 connection, %d copied, 1 verified", i+1, out.String(), err, want)
 		}
 		if !strings.Contains(errOut.String(), "connections: 1/1") {
 			t.Errorf("migrate #%d progress = %q, want a connections line", i+1, errOut.String())
 		}
+	}
+	var table bytes.Buffer
+	if err := run(t.Context(), []string{"finchconnect", "migrate", "-from", from, "-to", to}, func(string) string { return "" }, nil, &table, io.Discard); err != nil ||
+		!regexpMatch(`(?m)^connections\s+1\s+0\s+1\s+1$`, table.String()) || strings.Contains(table.String(), "{") {
+		t.Errorf("migrate's summary = %v\n%s; want a table: 1 connection in the source, 0 copied, 1 already there, 1 verified", err, table.String())
 	}
 	var tok bytes.Buffer
 	if err := run(t.Context(), []string{"finchconnect", "token", "get", "-reveal", "-store", to, "-data-dir", dir, id}, func(string) string { return "" }, nil, &tok, &bytes.Buffer{}); err != nil || len(strings.TrimSpace(tok.String())) < 32 {

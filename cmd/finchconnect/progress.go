@@ -1,70 +1,96 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 )
 
-// progress reports a long operation: a redrawn bar on a terminal, a log line
-// every few seconds otherwise (CI logs, files).
+// progress reports a long operation: a bar redrawn in place with count,
+// total, rate and time left on a terminal, a plain line every few seconds
+// otherwise (CI logs, files).
 type progress struct {
 	w     io.Writer
 	label string
 	tty   bool
 	start time.Time
 	last  time.Time
+	now   func() time.Time
+	drawn bool
 }
 
 func newProgress(w io.Writer, label string) *progress {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	return &progress{w: w, label: label, tty: tty, start: time.Now()}
+	return &progress{w: w, label: label, tty: isTerminal(w), start: time.Now(), now: time.Now}
 }
 
-// update reports done out of total (total 0: unknown).
+// update reports done out of total (total 0: not known yet).
 func (p *progress) update(done, total int) {
-	now := time.Now()
+	now := p.now()
+	every := 2 * time.Second
 	if p.tty {
-		if now.Sub(p.last) < 100*time.Millisecond && done != total {
-			return
-		}
-		p.last = now
-		const width = 30
-		bar := strings.Repeat(" ", width)
-		pct := 0.0
-		if total > 0 {
-			pct = float64(done) / float64(total)
-			n := int(pct * width)
-			bar = strings.Repeat("█", n) + strings.Repeat("░", width-n)
-		}
-		fmt.Fprintf(p.w, "\r%s [%s] %d/%d %3.0f%% %s", p.label, bar, done, total, pct*100, p.rate(done))
-		return
+		every = 100 * time.Millisecond
 	}
-	if now.Sub(p.last) < 2*time.Second && done != total {
+	if !p.last.IsZero() && now.Sub(p.last) < every && done != total {
 		return
 	}
 	p.last = now
-	fmt.Fprintf(p.w, "%s: %d/%d %s\n", p.label, done, total, p.rate(done))
+	if !p.tty {
+		fmt.Fprintf(p.w, "%s: %s\n", p.label, p.counts(done, total, now))
+		return
+	}
+	const width = 30
+	bar := strings.Repeat("░", width)
+	if total > 0 {
+		n := min(width, done*width/total)
+		bar = strings.Repeat("█", n) + strings.Repeat("░", width-n)
+	}
+	fmt.Fprintf(p.w, "\r\033[K%s [%s] %s", p.label, bar, p.counts(done, total, now))
+	p.drawn = true
 }
 
-func (p *progress) rate(done int) string {
-	secs := time.Since(p.start).Seconds()
-	if secs <= 0 {
-		return ""
+// counts is "120/3011 (4%), 850/s, 3s left"; without a total, "120, 850/s".
+func (p *progress) counts(done, total int, now time.Time) string {
+	secs := now.Sub(p.start).Seconds()
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(done) / secs
 	}
-	return fmt.Sprintf("(%.0f/s)", float64(done)/secs)
+	if total <= 0 || done > total {
+		return fmt.Sprintf("%d, %.0f/s", done, rate)
+	}
+	s := fmt.Sprintf("%d/%d (%d%%), %.0f/s", done, total, done*100/total, rate)
+	switch {
+	case done == total:
+		s += fmt.Sprintf(", done in %s", now.Sub(p.start).Round(time.Millisecond))
+	case rate > 0:
+		s += fmt.Sprintf(", %s left", (time.Duration(float64(total-done) / rate * float64(time.Second))).Round(time.Second))
+	}
+	return s
 }
 
 // finish ends the bar's line on a terminal.
 func (p *progress) finish() {
-	if p.tty {
+	if p.tty && p.drawn {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// summary is the result of a long operation: a table for people, JSON for
+// machines (-json).
+type summary interface{ rows() [][2]string }
+
+func printSummary(w io.Writer, asJSON bool, s summary) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range s.rows() {
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+	}
+	return tw.Flush()
 }

@@ -82,6 +82,9 @@ func TestKeys_RotateUnderLoad(t *testing.T) {
 	if n := failures.Load(); n > 0 {
 		t.Errorf("%d requests failed during the rotation; first: %v", n, firstFailure.Load())
 	}
+	if !regexpMatch(`(?m)^primary key\s+2$`, out) || !regexpMatch(`(?m)^records re-sealed\s+\d+$`, out) || strings.Contains(out, "{") {
+		t.Errorf("keys rotate's summary:\n%s\nwant a table with the primary key and the records re-sealed", out)
+	}
 	if reads.Load() == 0 || callbacks.Load() == 0 {
 		t.Fatalf("no load ran during the rotation (reads %d, callbacks %d)", reads.Load(), callbacks.Load())
 	}
@@ -91,13 +94,13 @@ func TestKeys_RotateUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !regexpMatch(`(?m)^2\s+primary\s+\d+$`, status) || !regexpMatch(`(?m)^1\s+read only\s+0$`, status) {
+	if !regexpMatch(`(?m)^2\s+primary\s+\d+\s+0$`, status) || !regexpMatch(`(?m)^1\s+read only\s+0\s+0$`, status) {
 		t.Errorf("keys status after rotation:\n%s\nwant key 2 primary and no record under key 1", status)
 	}
 	if trail, err := cmd("audit", "-data-dir", dir); err != nil || !strings.Contains(trail, "token.rotated") || !strings.Contains(trail, "token.exchanged") {
 		t.Errorf("audit trail after the rotation (err %v):\n%s\nwant token.exchanged and token.rotated records", err, trail)
 	}
-	if out, err := cmd("keys", "retire", "-id", "1", "-data-dir", dir); err != nil {
+	if out, err := cmd("keys", "retire", "-yes", "-id", "1", "-data-dir", dir); err != nil {
 		t.Errorf("keys retire -id 1: %v\n%s", err, out)
 	}
 	// The server keeps working on the rotated file.

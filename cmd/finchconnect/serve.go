@@ -21,7 +21,6 @@ import (
 
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/internal/inflight"
-	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/metrics"
 	"github.com/finchconnect/finchconnect/sandbox"
 	"github.com/finchconnect/finchconnect/server"
@@ -50,20 +49,26 @@ type serveFlags struct {
 	callbackLimit             float64
 	trustedProxies            string
 	demo                      bool
+	allowDegraded             bool
 }
+
+// connectProducts are the products the connect form offers.
+var connectProducts = []string{"company", "directory", "individual", "employment", "payment", "pay_statement", "benefits", "ssn", "documents"}
+
+var logLevels = []string{"debug", "info", "warn", "error"}
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:3000", "address to listen on")
 	fs.StringVar(&f.publicURL, "public-url", "", "URL browsers reach this server at; redirect_uri is this plus /callback (default http://ADDR)")
-	fs.StringVar(&f.products, "products", "company,directory,individual,employment", "products ticked by default on the connect form, comma-separated")
+	enumListVar(fs, &f.products, "products", "company,directory,individual,employment", connectProducts, "products ticked by default on the connect form")
 	f.store.register(fs)
 	fs.StringVar(&f.clientID, "client-id", "", "Finch client id; without it and -client-secret, the offline demo runs, on a loopback -addr only unless -demo")
 	fs.StringVar(&f.clientSecret, "client-secret", "", "Finch client secret (pass it in the environment: a command line is visible to every user)")
 	fs.BoolVar(&f.demo, "demo", false, "run the offline demo even on an address other machines can reach (its pages and the sandbox's admin API have no authentication)")
 	fs.StringVar(&f.finchBaseURL, "finch-base-url", "https://api.tryfinch.com", "Finch API base URL (point it at `finchconnect sandbox` to test offline)")
-	fs.StringVar(&f.sandboxMode, "sandbox", "", `Connect session "sandbox" field: finch or provider (Finch's own sandboxes)`)
-	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	enumVar(fs, &f.sandboxMode, "sandbox", "", []string{"finch", "provider"}, `Connect session "sandbox" field, for Finch's own sandboxes`)
+	enumVar(fs, &f.logFormat, "log-format", "text", []string{"text", "json"}, "log format")
+	enumVar(fs, &f.logLevel, "log-level", "info", logLevels, "log level")
 	fs.Float64Var(&f.connectLimit, "connect-limit", 20, "flows one client address may start per minute (0 disables)")
 	fs.Float64Var(&f.callbackLimit, "callback-limit", 120, "callbacks one client address may make per minute (0 disables)")
 	fs.DurationVar(&f.recoverAfter, "recover-after", 3*time.Minute, "how long a callback may be in flight before it counts as abandoned by a crashed process (at least "+minRecoverAfter.String()+")")
@@ -71,9 +76,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.returnOrigins, "return-origins", "", "origins (https://app.example.com), comma-separated, besides -public-url's, that API-started flows may return the browser to")
 	fs.DurationVar(&f.keysReload, "keys-reload", 10*time.Second, "how often to re-read a changed key file, so `keys rotate` needs no restart (0 disables)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown; callbacks holding a code get up to "+drainTimeout.String()+" more to store their token")
+	fs.BoolVar(&f.allowDegraded, "allow-degraded", false, "start even when stored records name keys the keyring lacks, or do not open with its keys (/readyz then fails until they do)")
 }
-
-const serveSynopsis = "finchconnect [serve] [flags]"
 
 // minRecoverAfter is the shortest -recover-after: a callback may run for
 // server.CallbackTimeout after it claims its code, so a shorter wait would
@@ -89,298 +93,355 @@ const minRecoverAfter = server.CallbackTimeout + 30*time.Second
 const drainTimeout = server.CallbackTimeout + 10*time.Second
 
 // serveLimits are the bounds of serve's settings that tests must be able
-// to lower without a flag an operator could set: runServe always uses
+// to lower without a flag an operator could set: the binary always uses
 // the real ones.
 type serveLimits struct {
 	minRecoverAfter time.Duration
 }
 
-// runServe runs the Connect back-end until ctx is cancelled (SIGINT or
+// serveCmd runs the Connect back-end until ctx is cancelled (SIGINT or
 // SIGTERM in main), then shuts down gracefully: the listener closes,
 // in-flight requests finish, callbacks that hold a code store their token
 // (even past -shutdown-timeout), and the store closes last.
-func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	// recoverAfterFloor is minRecoverAfter, except in the crash tests'
-	// failpoints builds (failpoint_on.go).
-	return serve(ctx, args, getenv, stdout, stderr, serveLimits{minRecoverAfter: recoverAfterFloor})
+type serveCmd struct {
+	f      serveFlags
+	lcF    *lifecycleFlags
+	limits serveLimits
 }
 
+func (*serveCmd) spec() cmdSpec {
+	return cmdSpec{name: "serve", env: serverEnv,
+		summary: "Run the Connect back-end (without Finch credentials: the offline demo, on this machine only unless -demo).",
+		detail: "Every flag can also be set with its environment variable, listed below; a flag given on the\n" +
+			"command line wins. See docs/configuration.md."}
+}
+
+func (s *serveCmd) flags(fs *flag.FlagSet) {
+	s.f.register(fs)
+	s.lcF = registerLifecycleFlags(fs)
+}
+
+func (s *serveCmd) run(ctx context.Context, c *cli, _ []string) error {
+	a := &app{f: &s.f, lcF: s.lcF, c: c, getenv: c.getenv}
+	defer a.close()
+	if err := a.setup(ctx, s.limits); err != nil {
+		return err
+	}
+	return a.serve(ctx)
+}
+
+// serve is `finchconnect serve` with the limits given, for the tests.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, limits serveLimits) error {
-	var f serveFlags
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	f.register(fs)
-	lcF := registerLifecycleFlags(fs)
-	if err := parseFlags(fs, args, getenv, stderr); err != nil {
-		return handleParseError(err, fs, stdout, stderr, serveSynopsis)
-	}
-	logger, err := newLogger(stderr, f.logFormat, f.logLevel)
-	if err != nil {
-		return err
-	}
-	demo, err := f.demoMode()
-	if err != nil {
-		return err
-	}
-	f.store.demoKey = demoKeyRefuse
-	if demo {
-		f.store.demoKey = demoKeyCreate
-	}
-	if f.recoverAfter < limits.minRecoverAfter {
-		return fmt.Errorf("-recover-after %s is too short: a callback may run for %s after it claims its code, so under %s a live callback would be taken for abandoned",
-			f.recoverAfter, server.CallbackTimeout, limits.minRecoverAfter)
-	}
-	if host, _, err := net.SplitHostPort(f.addr); err == nil && f.publicURL == "" && unspecifiedHost(host) {
-		return fmt.Errorf("-addr %s listens on every interface, so the URL browsers reach finchconnect at (and Finch's redirect_uri) cannot be derived from it: set -public-url (FINCHCONNECT_PUBLIC_URL), e.g. https://app.example.com", f.addr)
-	}
-	trustedProxies, err := parseTrustedProxies(f.trustedProxies)
-	if err != nil {
-		return err
-	}
-	kr, err := f.store.keyring(stderr)
-	if err != nil {
-		return err
-	}
-	backend, err := f.store.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer backend.Close()
-	// Metrics see every store operation and every call to Finch.
-	m := metrics.New()
-	backend = m.Backend(backend)
-	store := tokenstore.New(backend, kr)
-	// The Finch client keeps its own pool of connections (not
-	// http.DefaultTransport's two idle per host) and never follows redirects.
-	finchHTTP := &http.Client{Transport: m.Transport(finch.NewTransport()), CheckRedirect: finch.NoRedirects}
+	c := &cli{getenv: getenv, stdin: strings.NewReader(""), stdout: stdout, stderr: stderr}
+	return c.runCommand(ctx, &serveCmd{limits: limits}, args)
+}
 
-	// Listen before anything else starts, so a busy port is reported at once
-	// and -addr 127.0.0.1:0 yields the real address.
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", f.addr, err)
-	}
-	defer ln.Close()
-	publicURL := strings.TrimSuffix(f.publicURL, "/")
-	if publicURL == "" {
-		publicURL = "http://" + ln.Addr().String()
-	}
-	if demo && !loopbackHost(ln.Addr().(*net.TCPAddr).IP.String()) {
-		logger.Warn("the demo is reachable from other machines: its pages and the sandbox's admin API have no authentication; use Finch credentials for anything but a demo",
-			"addr", ln.Addr().String(), "public_url", publicURL)
-	}
+// app is a running `serve`: what it opened, in order, and what it runs.
+type app struct {
+	f      *serveFlags
+	lcF    *lifecycleFlags
+	c      *cli
+	getenv func(string) string
 
-	mux := http.NewServeMux()
-	fc := &finch.Client{BaseURL: f.finchBaseURL, ClientID: f.clientID, ClientSecret: secret(f.clientSecret), HTTPClient: finchHTTP}
-	var sb *sandbox.Server
-	webhookSecrets := lcF.webhookSecrets()
-	if demo {
-		// The demo's sandbox sends its webhooks to this server, signed
-		// with a secret made for this run, so the whole lifecycle runs.
-		demoSecret := base64.StdEncoding.EncodeToString([]byte(randomString(32)))
-		webhookSecrets = append(webhookSecrets, finchconnect.NewSecret(demoSecret))
-		// The demo runs the sandbox in-process under /finch on the same
-		// listener, so one URL serves both the app and the Connect pages.
-		sb, err = sandbox.New(sandbox.Options{
-			ClientID:      demoClientID,
-			ClientSecret:  demoClientSecret,
-			PublicURL:     publicURL + "/finch",
-			DataFile:      filepath.Join(f.store.dataDir, "sandbox.json"),
-			Logger:        logger.With("component", "sandbox"),
-			WebhookURL:    "http://" + ln.Addr().String() + "/webhooks/finch",
-			WebhookSecret: demoSecret,
-		})
-		if err != nil {
+	logger    *slog.Logger
+	demo      bool
+	closers   []func() // run in reverse by close
+	store     *tokenstore.Store
+	backend   tokenstore.Backend
+	metrics   *metrics.Metrics
+	ln        net.Listener
+	publicURL string
+	mux       *http.ServeMux
+	fc        *finch.Client
+	webhooks  []finchconnect.Secret
+	journal   *tokenstore.Journal
+	lc        *lifecycle
+	srv       *server.Server
+	keys      keyHealth
+	requests  inflight.Group
+	hs        *http.Server
+}
+
+func (a *app) onClose(f func()) { a.closers = append(a.closers, f) }
+
+// close closes what setup opened, last opened first: the store last.
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+}
+
+// setup checks the settings, opens the vault, checks its keys, listens,
+// and builds the server; nothing is served yet.
+func (a *app) setup(ctx context.Context, limits serveLimits) error {
+	trusted, err := a.checkSettings(limits)
+	if err != nil {
+		return err
+	}
+	if err := a.openVault(ctx); err != nil {
+		return err
+	}
+	if err := a.checkKeysAtStart(ctx); err != nil {
+		return err
+	}
+	if err := a.listen(); err != nil {
+		return err
+	}
+	a.mux = http.NewServeMux()
+	finchHTTP := &http.Client{Transport: a.metrics.Transport(finch.NewTransport()), CheckRedirect: finch.NoRedirects}
+	a.fc = &finch.Client{BaseURL: a.f.finchBaseURL, ClientID: a.f.clientID, ClientSecret: secret(a.f.clientSecret), HTTPClient: finchHTTP}
+	a.webhooks = a.lcF.webhookSecrets()
+	if a.demo {
+		if err := a.startDemoSandbox(finchHTTP); err != nil {
 			return err
 		}
-		defer sb.Close()
-		mux.Handle("/finch/", http.StripPrefix("/finch", sb))
-		fc = &finch.Client{BaseURL: "http://" + ln.Addr().String() + "/finch", ClientID: demoClientID, ClientSecret: finchconnect.NewSecret(demoClientSecret), HTTPClient: finchHTTP}
 	}
 	// Tokens exchanged while the store is down wait, sealed, in a local
 	// journal, and are replayed as soon as it answers again.
-	journal, err := store.OpenJournal(filepath.Join(f.store.dataDir, "journal"))
+	if a.journal, err = a.store.OpenJournal(a.f.store.journalPath()); err != nil {
+		return fmt.Errorf("cannot open the journal %s: %s", a.f.store.journalPath(), plainError(err))
+	}
+	a.onClose(func() { a.journal.Close() })
+	return a.newServer(ctx, trusted)
+}
+
+// checkSettings validates the flags that need more than their own parse.
+func (a *app) checkSettings(limits serveLimits) ([]netip.Prefix, error) {
+	f := a.f
+	var err error
+	if a.logger, err = newLogger(a.c.stderr, f.logFormat, f.logLevel); err != nil {
+		return nil, err
+	}
+	for _, u := range [][2]string{{"-public-url", f.publicURL}, {"-finch-base-url", f.finchBaseURL}, {"-events-url", a.lcF.eventsURL}} {
+		if u[1] != "" {
+			if err := checkHTTPURL(u[0], u[1]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if a.demo, err = f.demoMode(); err != nil {
+		return nil, err
+	}
+	f.store.demoKey = demoKeyRefuse
+	if a.demo {
+		f.store.demoKey = demoKeyCreate
+	}
+	if f.recoverAfter < limits.minRecoverAfter {
+		return nil, fmt.Errorf("-recover-after %s is too short: a callback may run for %s after it claims its code, so under %s a live callback would be taken for abandoned",
+			f.recoverAfter, server.CallbackTimeout, limits.minRecoverAfter)
+	}
+	if host, _, err := net.SplitHostPort(f.addr); err == nil && f.publicURL == "" && unspecifiedHost(host) {
+		return nil, fmt.Errorf("-addr %s listens on every interface, so the URL browsers reach finchconnect at (and Finch's redirect_uri) cannot be derived from it: set -public-url (FINCHCONNECT_PUBLIC_URL), e.g. https://app.example.com", f.addr)
+	}
+	if err := a.lcF.validate(); err != nil {
+		return nil, err
+	}
+	return parseTrustedProxies(f.trustedProxies)
+}
+
+// openVault loads the keys and opens the store, creating a SQLite store
+// that does not exist yet, and says so.
+func (a *app) openVault(ctx context.Context) error {
+	// A bad -store is reported before the demo's key file is made for it.
+	if err := a.f.store.check(mayCreate); err != nil {
+		return err
+	}
+	kr, err := a.f.store.keyring(a.c.stderr)
 	if err != nil {
 		return err
 	}
-	defer journal.Close()
-
-	deps := &appDeps{logger: logger, store: store, backend: backend, finch: fc, publicURL: publicURL, dataDir: f.store.dataDir, demo: demo, metrics: m}
-	lc, err := startLifecycle(ctx, lcF, deps)
+	backend, created, err := a.f.store.open(ctx, mayCreate)
 	if err != nil {
 		return err
 	}
-	defer lc.stop()
+	a.onClose(func() { backend.Close() })
+	if created {
+		a.logger.Info("created a new, empty store", "store", describeStore(a.f.store.storeURL()))
+	}
+	// Metrics see every store operation and every call to Finch.
+	a.metrics = metrics.New()
+	a.backend = a.metrics.Backend(backend)
+	a.store = tokenstore.New(a.backend, kr)
+	return nil
+}
 
-	products := splitList(f.products)
+// listen listens before anything else starts, so a busy port is reported
+// at once and -addr 127.0.0.1:0 yields the real address.
+func (a *app) listen() error {
+	ln, err := net.Listen("tcp", a.f.addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (%s): pick another -addr (FINCHCONNECT_ADDR), or stop what uses it", a.f.addr, unwrapNetError(err))
+	}
+	a.ln = ln
+	a.onClose(func() { ln.Close() })
+	a.publicURL = strings.TrimSuffix(a.f.publicURL, "/")
+	if a.publicURL == "" {
+		a.publicURL = "http://" + ln.Addr().String()
+	}
+	if a.demo && !loopbackHost(ln.Addr().(*net.TCPAddr).IP.String()) {
+		a.logger.Warn("the demo is reachable from other machines: its pages and the sandbox's admin API have no authentication; use Finch credentials for anything but a demo",
+			"addr", ln.Addr().String(), "public_url", a.publicURL)
+	}
+	return nil
+}
+
+// startDemoSandbox runs the sandbox in-process under /finch on the same
+// listener, so one URL serves both the app and the Connect pages. It sends
+// its webhooks to this server, signed with a secret made for this run, so
+// the whole lifecycle runs.
+func (a *app) startDemoSandbox(finchHTTP *http.Client) error {
+	demoSecret := base64.StdEncoding.EncodeToString([]byte(randomString(32)))
+	a.webhooks = append(a.webhooks, finchconnect.NewSecret(demoSecret))
+	sb, err := sandbox.New(sandbox.Options{
+		ClientID:      demoClientID,
+		ClientSecret:  demoClientSecret,
+		PublicURL:     a.publicURL + "/finch",
+		DataFile:      filepath.Join(a.f.store.dataDir, "sandbox.json"),
+		Logger:        a.logger.With("component", "sandbox"),
+		WebhookURL:    "http://" + a.ln.Addr().String() + "/webhooks/finch",
+		WebhookSecret: demoSecret,
+	})
+	if err != nil {
+		return fmt.Errorf("cannot start the demo's sandbox: %s", plainError(err))
+	}
+	a.onClose(func() { sb.Close() })
+	a.mux.Handle("/finch/", http.StripPrefix("/finch", sb))
+	a.fc = &finch.Client{BaseURL: "http://" + a.ln.Addr().String() + "/finch", ClientID: demoClientID, ClientSecret: finchconnect.NewSecret(demoClientSecret), HTTPClient: finchHTTP}
+	return nil
+}
+
+// newServer builds the lifecycle machinery and the Connect server, and
+// finishes what a crashed predecessor left half done.
+func (a *app) newServer(ctx context.Context, trusted []netip.Prefix) error {
+	deps := &appDeps{logger: a.logger, store: a.store, backend: a.backend, finch: a.fc, publicURL: a.publicURL, dataDir: a.f.store.dataDir, demo: a.demo, metrics: a.metrics}
+	a.lc = newLifecycle(a.lcF, deps)
+	a.onClose(a.lc.close)
 	srv, err := server.New(server.Config{
-		PublicURL:      publicURL,
-		Products:       products,
-		Sandbox:        f.sandboxMode,
-		Logger:         logger,
-		Notify:         lc.notify,
-		Audit:          lc.audit,
-		Observe:        lc.observe,
-		Failpoint:      failpoint(getenv),
-		WebhookSecrets: webhookSecrets,
-		Journal:        journal,
-		RecoverAfter:   f.recoverAfter,
-		ReturnOrigins:  splitList(f.returnOrigins),
-		TrustedProxies: trustedProxies,
+		PublicURL:      a.publicURL,
+		Products:       splitList(a.f.products),
+		Sandbox:        a.f.sandboxMode,
+		Logger:         a.logger,
+		Notify:         a.lc.notify,
+		Audit:          a.lc.audit,
+		Observe:        a.lc.observe,
+		Failpoint:      failpoint(a.getenv),
+		WebhookSecrets: a.webhooks,
+		Journal:        a.journal,
+		RecoverAfter:   a.f.recoverAfter,
+		ReturnOrigins:  splitList(a.f.returnOrigins),
+		TrustedProxies: trusted,
+		Ready:          a.keys.get,
 		// Bursts: a page of tabs for /connect; a crowd of duplicates for
 		// /callback, which are cheap once the first has claimed the code.
-		ConnectLimit:  rateLimit(f.connectLimit, 1),
-		CallbackLimit: rateLimit(f.callbackLimit, 2),
-	}, fc, store)
+		ConnectLimit:  rateLimit(a.f.connectLimit, 1),
+		CallbackLimit: rateLimit(a.f.callbackLimit, 2),
+	}, a.fc, a.store)
 	if err != nil {
 		return err
 	}
-	// Finish what a crashed predecessor left half done before serving.
-	replayed, err := journal.Replay(ctx)
+	a.srv, deps.flows = srv, srv
+	replayed, err := a.journal.Replay(ctx)
 	if err != nil {
-		logger.Warn("replay the journal", "err", err, "pending", journal.Pending())
+		a.logger.Warn("replay the journal", "err", err, "pending", a.journal.Pending())
 	} else if len(replayed) > 0 {
-		logger.Info("replayed the journal into the store", "connections", len(replayed))
+		a.logger.Info("replayed the journal into the store", "connections", len(replayed))
 	}
 	srv.SettleReplayed(ctx, replayed)
 	if res, err := srv.Recover(ctx); err != nil {
-		logger.Error("recover callbacks", "err", err)
+		a.logger.Error("recover callbacks", "err", err)
 	} else if res.Stored+res.Interrupted > 0 {
-		logger.Warn("recovered callbacks", "stored", res.Stored, "interrupted", res.Interrupted)
+		a.logger.Warn("recovered callbacks", "stored", res.Stored, "interrupted", res.Interrupted)
 	}
-	// A key file that changes (keys rotate) is re-read, so rotation needs
-	// no restart.
-	keyFile := f.store.keyFilePath()
-	keyStamp := fileStamp(keyFile)
-	reloadKeys := func() {
-		stamp := fileStamp(keyFile)
-		if stamp == keyStamp {
-			return
-		}
-		kr, err := keyring.LoadFile(keyFile)
-		if err != nil {
-			logger.Error("reload the key file; keeping the current keys", "err", err)
-			return
-		}
-		keyStamp = stamp
-		store.SetKeyring(kr)
-		logger.Info("reloaded the key file", "primary", kr.PrimaryID(), "keys", len(kr.IDs()))
+	a.lc.mount(a.mux)
+	a.metrics.Gauge("finchconnect_journal_pending", "Tokens held in the local journal until the store takes them.", func() float64 { return float64(a.journal.Pending()) })
+	a.mux.Handle("/", srv)
+	return nil
+}
+
+// serve runs the HTTP server and every background loop in one run group
+// until ctx is done or one of them fails; the group then stops them in
+// the reverse order they were added: the HTTP server first (its requests
+// and callbacks finish), then the sweeps and event delivery, then the
+// recovery, journal and key loops. close then closes the audit queue, the
+// journal, the sandbox and the store, in that order.
+func (a *app) serve(ctx context.Context) error {
+	var g runGroup
+	g.add("recover callbacks", a.recoverLoop, nil)
+	g.add("replay the journal", a.journalLoop, nil)
+	if path := a.f.store.keyFilePath(); path != "" && a.f.keysReload > 0 {
+		g.add("reload the key file", func(ctx context.Context) error { return a.keyReloadLoop(ctx, path) }, nil)
 	}
-
-	// Keep finishing abandoned callbacks whose users never came back,
-	// replay the journal as soon as the store takes writes again, and watch
-	// the key file.
-	recoverCtx, stopRecover := context.WithCancel(ctx)
-	recoverDone := make(chan struct{})
-	go func() {
-		defer close(recoverDone)
-		recoverTick := time.NewTicker(max(f.recoverAfter/2, time.Second))
-		defer recoverTick.Stop()
-		journalTick := time.NewTicker(2 * time.Second)
-		defer journalTick.Stop()
-		var reloadTick <-chan time.Time
-		if keyFile != "" && f.keysReload > 0 {
-			t := time.NewTicker(f.keysReload)
-			defer t.Stop()
-			reloadTick = t.C
-		}
-		for {
-			select {
-			case <-recoverCtx.Done():
-				return
-			case <-recoverTick.C:
-				if _, err := srv.Recover(recoverCtx); err != nil && recoverCtx.Err() == nil {
-					logger.Error("recover callbacks", "err", err)
-				}
-			case <-reloadTick:
-				reloadKeys()
-			case <-journalTick.C:
-				if journal.Pending() == 0 {
-					continue
-				}
-				done, err := journal.Replay(recoverCtx)
-				if err != nil && recoverCtx.Err() == nil {
-					logger.Warn("replay the journal", "err", err, "pending", journal.Pending())
-				}
-				if len(done) > 0 {
-					logger.Info("replayed the journal into the store", "connections", len(done))
-					srv.SettleReplayed(recoverCtx, done)
-				}
-			}
-		}
-	}()
-	defer func() { stopRecover(); <-recoverDone }()
-	deps.flows = srv
-	lc.mount(mux)
-	lc.startSweeps(srv)
-	m.Gauge("finchconnect_journal_pending", "Tokens held in the local journal until the store takes them.", func() float64 { return float64(journal.Pending()) })
-	mux.Handle("/", srv)
-
-	// Requests are counted, so that shutdown can wait for the ones still
-	// running after -shutdown-timeout before it closes what they use.
-	var requests inflight.Group
-	hs := &http.Server{
-		Handler:           requests.Track(mux),
+	g.add("check the keys", a.keyCheckLoop, nil)
+	a.lc.addTo(&g, a.srv)
+	a.hs = &http.Server{
+		Handler:           a.requests.Track(a.mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// A duplicate callback may wait for the first one's exchange.
 		WriteTimeout:   3 * time.Minute,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
-		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:       slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn),
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
+	g.add("serve HTTP", a.serveHTTP, a.shutdownHTTP)
+	a.announce()
+	return g.run(ctx)
+}
 
-	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
-	if demo {
-		fmt.Fprintf(stdout, "\nfinchconnect demo: open %s/ and connect an employer.\n", publicURL)
-		fmt.Fprintf(stdout, "Finch is the offline sandbox at %s/finch; sign in as authorized_simple / letmein.\n", publicURL)
-		fmt.Fprintf(stdout, "Data (store, key file, sandbox state) is kept in %s. Stop with Ctrl-C.\n", f.store.dataDir)
+func (a *app) announce() {
+	out := a.c.stdout
+	fmt.Fprintf(out, "listening on http://%s\n", a.ln.Addr())
+	if a.demo {
+		fmt.Fprintf(out, "\nfinchconnect demo: open %s/ and connect an employer.\n", a.publicURL)
+		fmt.Fprintf(out, "Finch is the offline sandbox at %s/finch; sign in as authorized_simple / letmein.\n", a.publicURL)
+		fmt.Fprintf(out, "Data (store, key file, sandbox state) is kept in %s. Stop with Ctrl-C.\n", a.f.store.dataDir)
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "public_url", publicURL, "demo", demo)
+	a.logger.Info("serving", "addr", a.ln.Addr().String(), "public_url", a.publicURL, "demo", a.demo)
+}
 
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+func (a *app) serveHTTP(context.Context) error {
+	if err := a.hs.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("the HTTP server stopped: %w", err)
 	}
-	logger.Info("shutting down; waiting for requests in flight", "shutdown_timeout", f.shutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.shutdownTimeout)
+	return nil
+}
+
+// shutdownHTTP stops taking requests and lets those in flight finish for
+// -shutdown-timeout. Requests may still run then: a callback past its
+// claim may be waiting for Finch to answer the exchange (up to
+// server.CallbackTimeout), and the token Finch issues must find the store,
+// the journal and the audit queue open. So it waits for those callbacks
+// first, so they also answer their browsers; then closes the connections
+// left, which ends the other requests' contexts, and waits for their
+// handlers to return.
+func (a *app) shutdownHTTP() error {
+	a.logger.Info("shutting down; waiting for requests in flight", "shutdown_timeout", a.f.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), a.f.shutdownTimeout)
 	defer cancel()
-	err = hs.Shutdown(sctx)
-	<-serveErr // Serve returned http.ErrServerClosed as soon as Shutdown began
-	if err == nil {
-		return nil // every request has finished; the deferred closes run in order
+	if err := a.hs.Shutdown(sctx); err == nil {
+		return nil // every request has finished
 	}
-	// Requests still run. A callback past its claim may be waiting for
-	// Finch to answer the exchange (up to server.CallbackTimeout): the token
-	// Finch issues must find the store, the journal and the audit queue
-	// open. Wait for those callbacks first, so they also answer their
-	// browsers; then close the connections left, which ends the other
-	// requests' contexts, and wait for their handlers to return. Only then
-	// do the deferred closes run: the recovery loop, the lifecycle (audit
-	// queue, outbox), the journal, the store.
-	logger.Warn("requests still running after -shutdown-timeout; waiting for callbacks that hold a code to store their token",
-		"requests", requests.Running(), "wait_at_most", drainTimeout)
-	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+	a.logger.Warn("requests still running after -shutdown-timeout; waiting for callbacks that hold a code to store their token",
+		"requests", a.requests.Running(), "wait_at_most", drainTimeout)
+	dctx, dcancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer dcancel()
-	if err := srv.Drain(dctx); err != nil {
-		// Their ledger entries stay in flight; the next start's recovery
-		// finishes what it can.
+	// Their ledger entries stay in flight if they outlast the wait; the
+	// next start's recovery finishes what it can.
+	if err := a.srv.Drain(dctx); err != nil {
 		return fmt.Errorf("shutdown: callbacks still running after %s more; stopping anyway: %w", drainTimeout, err)
 	}
-	hs.Close()
+	a.hs.Close()
 	// A callback may have claimed its code between Drain's return and
 	// Close; closing its connection does not stop its exchange.
-	if err := srv.Drain(dctx); err != nil {
+	if err := a.srv.Drain(dctx); err != nil {
 		return fmt.Errorf("shutdown: callbacks still running after %s more; stopping anyway: %w", drainTimeout, err)
 	}
-	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer wcancel()
-	if err := requests.Wait(wctx); err != nil {
-		return fmt.Errorf("shutdown: %d requests still running after their connections closed; stopping anyway: %w", requests.Running(), err)
+	if err := a.requests.Wait(wctx); err != nil {
+		return fmt.Errorf("shutdown: %d requests still running after their connections closed; stopping anyway: %w", a.requests.Running(), err)
 	}
-	logger.Info("callbacks in flight have finished; closing the store")
+	a.logger.Info("callbacks in flight have finished; closing the store")
 	return nil
 }
 
@@ -524,11 +585,7 @@ func fileStamp(path string) string {
 }
 
 func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
-		out = append(out, p)
-	}
-	return out
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
@@ -550,3 +607,23 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // fileMode0600 is the mode of every file finchconnect creates that holds a
 // secret.
 const fileMode0600 os.FileMode = 0o600
+
+// checkHTTPURL refuses a URL flag that is not an absolute http or https
+// URL with a host.
+func checkHTTPURL(flagName, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s %q is not a URL: write it in full, such as https://app.example.com", flagName, raw)
+	}
+	return nil
+}
+
+// unwrapNetError is a listen or dial failure without the operation and
+// addresses the message already names ("address already in use").
+func unwrapNetError(err error) string {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return unwrapPathError(oe.Err).Error()
+	}
+	return err.Error()
+}

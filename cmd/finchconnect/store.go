@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/finchconnect/finchconnect"
@@ -84,13 +85,13 @@ func (f *storeFlags) keyring(stderr io.Writer) (*keyring.Keyring, error) {
 	case f.keys != "":
 		kr, err := keyring.Parse(f.keys)
 		if err != nil {
-			return nil, fmt.Errorf("-keys (FINCHCONNECT_KEYS): %w", err)
+			return nil, fmt.Errorf("-keys (FINCHCONNECT_KEYS) is not a list of keys (%s): write ID:base64 entries, comma-separated, as `finchconnect keygen` prints them", plainError(err))
 		}
 		return kr, nil
 	case f.keysFile != "":
 		kr, err := keyring.LoadFile(f.keysFile)
 		if err != nil {
-			return nil, fmt.Errorf("-keys-file (FINCHCONNECT_KEYS_FILE): %w", err)
+			return nil, fmt.Errorf("cannot use the key file %s (%s): check -keys-file (FINCHCONNECT_KEYS_FILE)", f.keysFile, strings.TrimPrefix(plainError(err), "open "+f.keysFile+": "))
 		}
 		return kr, nil
 	}
@@ -148,41 +149,164 @@ func (f *storeFlags) keyFilePath() string {
 	return ""
 }
 
-// open opens the store named by -store (default: SQLite in the data folder).
-// The backend is chosen by the URL's scheme, and each driver parses its own
-// URL.
-func (f *storeFlags) open(ctx context.Context) (tokenstore.Backend, error) {
-	raw := f.url
-	if raw == "" {
-		raw = "sqlite://" + filepath.Join(f.dataDir, "finchconnect.db")
+// storeMode says whether opening a store may create it.
+type storeMode int
+
+const (
+	// mustExist: the store must already exist. Every command that reads
+	// a store opens it so: a mistyped path must not yield a new, empty,
+	// healthy-looking store.
+	mustExist storeMode = iota
+	// mayCreate: a SQLite file that does not exist is created, in a folder
+	// that exists (or the data folder, which is created). Only serve and
+	// migrate's destination open a store so.
+	mayCreate
+)
+
+// storeURL is -store, or the default SQLite file in the data folder.
+func (f *storeFlags) storeURL() string {
+	if f.url == "" {
+		return "sqlite://" + filepath.Join(f.dataDir, "finchconnect.db")
 	}
-	return openBackend(ctx, raw)
+	return f.url
 }
 
-func openBackend(ctx context.Context, raw string) (tokenstore.Backend, error) {
+// open opens the store named by -store (default: SQLite in the data folder).
+// created reports that it did not exist and was made now.
+func (f *storeFlags) open(ctx context.Context, mode storeMode) (b tokenstore.Backend, created bool, err error) {
+	return openBackend(ctx, f.storeURL(), mode, f.dataDir)
+}
+
+// check refuses, without opening or creating anything, a store URL that
+// open would refuse for its form or its SQLite path.
+func (f *storeFlags) check(mode storeMode) error {
+	raw := f.storeURL()
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		_, _, err := openBackend(context.Background(), raw, mode, f.dataDir) // the same error, nothing opened
+		return err
+	}
+	if u.Scheme == "sqlite" {
+		_, _, err := checkSQLitePath(u, mode, f.dataDir)
+		return err
+	}
+	return nil
+}
+
+// openBackend opens the store at raw, choosing the backend by the URL's
+// scheme; each driver parses its own URL. A SQLite store is created only
+// with mayCreate, and its folder only when it is dataDir.
+func openBackend(ctx context.Context, raw string, mode storeMode, dataDir string) (tokenstore.Backend, bool, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("store URL: %v", redactURLError(err))
+		return nil, false, fmt.Errorf("the store URL does not parse (%v): write it as sqlite:///path/to.db, redis://host:6379/0 or postgres://user@host/db", redactURLError(err))
 	}
+	var b tokenstore.Backend
+	created := false
 	switch u.Scheme {
 	case "sqlite":
-		path := u.Opaque
-		if path == "" {
-			path = u.Host + u.Path
+		path, isNew, err := checkSQLitePath(u, mode, dataDir)
+		if err != nil {
+			return nil, false, err
 		}
-		if path == "" {
-			return nil, errors.New("store URL: sqlite needs a path, e.g. sqlite:///var/lib/finchconnect/tokens.db")
+		created = isNew
+		b, err = sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, false, storeOpenError(raw, err)
 		}
-		return sqlite.Open(ctx, path)
+		return b, created, nil
 	case "memory":
-		return tokenstore.NewMemory(), nil
+		return tokenstore.NewMemory(), mode == mayCreate, nil
 	case "redis", "rediss":
-		return redis.Open(ctx, raw)
+		b, err = redis.Open(ctx, raw)
 	case "postgres", "postgresql":
-		return postgres.Open(ctx, raw)
+		b, err = postgres.Open(ctx, raw)
+	case "":
+		return nil, false, noSchemeError(raw)
 	default:
-		return nil, fmt.Errorf("store URL: unknown scheme %q (want sqlite, memory, redis, rediss or postgres)", u.Scheme)
+		return nil, false, fmt.Errorf("the store URL %s has an unknown scheme %q: use sqlite:///path/to.db, memory:, redis://…, rediss://… or postgres://…", describeStore(raw), u.Scheme)
 	}
+	if err != nil {
+		return nil, false, storeOpenError(raw, err)
+	}
+	return b, created, nil
+}
+
+// checkSQLitePath returns the file a sqlite:// URL names, and whether it
+// will be created. It refuses a file that does not exist unless mode allows
+// creating it, and a folder that does not exist unless it is dataDir.
+func checkSQLitePath(u *url.URL, mode storeMode, dataDir string) (string, bool, error) {
+	path := u.Opaque
+	if path == "" {
+		path = u.Host + u.Path
+	}
+	if path == "" {
+		return "", false, errors.New("the store URL names no SQLite file: write it as sqlite:///var/lib/finchconnect/tokens.db")
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return "", false, fmt.Errorf("the SQLite store %s is a folder, not a file: name the database file, e.g. sqlite://%s", path, filepath.ToSlash(filepath.Join(path, "finchconnect.db")))
+	case err == nil:
+		return path, false, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", false, fmt.Errorf("cannot read the SQLite store %s: %v", path, unwrapPathError(err))
+	case mode == mustExist:
+		return "", false, fmt.Errorf("no store at %s: the file does not exist. Check -store (FINCHCONNECT_STORE) and -data-dir (FINCHCONNECT_DATA_DIR), "+
+			"or run this command where the server runs; `finchconnect serve` creates the store on its first start", path)
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) && filepath.Clean(dir) != filepath.Clean(dataDir) {
+		return "", false, fmt.Errorf("cannot create the SQLite store %s: the folder %s does not exist. Check the path in -store, or create the folder first (mkdir -p %s)", path, dir, dir)
+	}
+	return path, true, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// noSchemeError explains a store URL written as a bare path.
+func noSchemeError(raw string) error {
+	if raw == "" {
+		return errors.New("the store URL is empty: set -store (FINCHCONNECT_STORE), e.g. sqlite:///var/lib/finchconnect/tokens.db")
+	}
+	abs, err := filepath.Abs(raw)
+	if err != nil {
+		abs = raw
+	}
+	return fmt.Errorf("the store %q is not a URL: for a SQLite file write sqlite://%s; for Redis or PostgreSQL, redis://host:6379/0 or postgres://user@host/db",
+		raw, filepath.ToSlash(abs))
+}
+
+// storeOpenError is a driver's failure to open a store, as one sentence:
+// which store, and the driver's last word without its layers.
+func storeOpenError(raw string, err error) error {
+	return fmt.Errorf("cannot open the store %s: %s. Check -store (FINCHCONNECT_STORE) and that the store is running", describeStore(raw), plainError(err))
+}
+
+// plainError is err's message without the package prefixes its layers add
+// ("tokenstore: ", "sqlite: ", "redis: "…), which mean nothing to an
+// operator.
+func plainError(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"tokenstore: ", "sqlite: ", "redis: ", "postgres: ", "finchconnect: ", "keyring: ", "apikey: ", "audit: "} {
+		msg = strings.ReplaceAll(msg, p, "")
+	}
+	// Drivers (pgx) list one line per address tried, often the same one:
+	// keep one sentence.
+	var parts []string
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimRight(strings.TrimSpace(line), ":")
+		if line != "" && !slices.Contains(parts, line) {
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, ": ")
 }
 
 // redactURLError keeps a store URL's password out of an error message:
@@ -199,12 +323,13 @@ func secret(s string) finchconnect.Secret { return finchconnect.NewSecret(s) }
 
 // openVault opens the store and the keyring together, for operator commands.
 func (f *storeFlags) openVault(ctx context.Context, stderr io.Writer) (*tokenstore.Store, func(), error) {
-	kr, err := f.keyring(stderr)
+	b, _, err := f.open(ctx, mustExist)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := f.open(ctx)
+	kr, err := f.keyring(stderr)
 	if err != nil {
+		b.Close()
 		return nil, nil, err
 	}
 	return tokenstore.New(b, kr), func() { b.Close() }, nil
@@ -252,3 +377,6 @@ func redactQuery(rawQuery string) string {
 	}
 	return strings.Join(parts, "&")
 }
+
+// journalPath is the local journal of the server using this data folder.
+func (f *storeFlags) journalPath() string { return filepath.Join(f.dataDir, "journal") }

@@ -91,7 +91,7 @@ func TestToken_DeleteReportsAuditFailure(t *testing.T) {
 	}
 	db.Close()
 
-	stdout, stderr, err := runBriefly(t, env, "token", "delete", "-data-dir", dir, "conn-1")
+	stdout, stderr, err := runBriefly(t, env, "token", "delete", "-forget", "-yes", "-data-dir", dir, "conn-1")
 	if err == nil || !strings.Contains(err.Error(), "deleted") || !strings.Contains(err.Error(), "audit") {
 		t.Errorf("token delete with a failing audit trail = %v (stdout %q), want an error saying the delete happened and the audit record did not", err, stdout)
 	}

@@ -15,137 +15,104 @@ import (
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
-const tokenSynopsis = `finchconnect token list [-customer ID] [-provider ID] [-status S] [-json] [store flags]
-       finchconnect token get [-reveal] [-json] [store flags] CONNECTION_ID
-       finchconnect token delete [store flags] CONNECTION_ID`
+var connectionStatuses = []string{
+	finchconnect.StatusPending, finchconnect.StatusProcessing, finchconnect.StatusConnected,
+	finchconnect.StatusErrorNoAccountSetup, finchconnect.StatusErrorPermissions,
+	finchconnect.StatusReauth, finchconnect.StatusDisconnected,
+}
 
-// runToken is the operator's view of the vault. list and get print metadata
-// with the token redacted; only `get -reveal` prints a token, with a warning
-// on stderr, for an operator who must hand it to another tool.
-func runToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprintf(stderr, "Usage: %s\n", tokenSynopsis)
-		return errUsage
-	}
-	sub, args := args[0], args[1:]
-	var (
-		sf                         storeFlags
-		customer, provider, status string
-		asJSON, reveal             bool
-	)
-	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
-	sf.register(fs)
-	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	switch sub {
-	case "list":
-		fs.StringVar(&customer, "customer", "", "only this customer id")
-		fs.StringVar(&provider, "provider", "", "only this provider id")
-		fs.StringVar(&status, "status", "", "only this status (connected, reauth, …)")
-	case "get":
-		fs.BoolVar(&reveal, "reveal", false, "print the access token itself (for operators; it is a live credential)")
-	case "delete":
-	default:
-		fmt.Fprintf(stderr, "finchconnect: unknown token command %q\nUsage: %s\n", sub, tokenSynopsis)
-		return errUsage
-	}
-	pos, flagArgs := splitPositional(args)
-	if err := parseFlags(fs, flagArgs, getenv, stderr); err != nil {
-		return handleParseError(err, fs, stdout, stderr, tokenSynopsis)
-	}
-	switch {
-	case sub == "list" && len(pos) > 0:
-		fmt.Fprintf(stderr, "finchconnect: token list takes no argument (got %q); filter with -customer, -provider or -status\nUsage: %s\n", pos[0], tokenSynopsis)
-		return errUsage
-	case sub != "list" && len(pos) == 0:
-		fmt.Fprintf(stderr, "finchconnect: token %s needs a connection id\nUsage: %s\n", sub, tokenSynopsis)
-		return errUsage
-	case sub != "list" && len(pos) > 1:
-		fmt.Fprintf(stderr, "finchconnect: token %s takes one connection id (got %q)\nUsage: %s\n", sub, pos, tokenSynopsis)
-		return errUsage
-	}
-	id := ""
-	if len(pos) == 1 {
-		id = pos[0]
-	}
-	store, closeStore, err := sf.openVault(ctx, stderr)
+// tokenListCmd is `token list`: the vault's connections, tokens redacted.
+type tokenListCmd struct {
+	sf                         storeFlags
+	customer, provider, status string
+	asJSON                     bool
+}
+
+func (*tokenListCmd) spec() cmdSpec {
+	return cmdSpec{name: "token list", summary: "List the vault's connections, tokens redacted.", env: sharedEnv}
+}
+
+func (t *tokenListCmd) flags(fs *flag.FlagSet) {
+	t.sf.register(fs)
+	fs.StringVar(&t.customer, "customer", "", "only this customer id")
+	fs.StringVar(&t.provider, "provider", "", "only this provider id")
+	enumVar(fs, &t.status, "status", "", connectionStatuses, "only this status")
+	fs.BoolVar(&t.asJSON, "json", false, "print JSON")
+}
+
+func (t *tokenListCmd) run(ctx context.Context, c *cli, _ []string) error {
+	store, closeStore, err := t.sf.openVault(ctx, c.stderr)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	return listTokens(ctx, store, tokenstore.Filter{CustomerID: t.customer, ProviderID: t.provider, Status: t.status}, t.asJSON, c.stdout)
+}
 
-	switch sub {
-	case "list":
-		return listTokens(ctx, store, tokenstore.Filter{CustomerID: customer, ProviderID: provider, Status: status}, asJSON, stdout)
-	case "get":
-		var conn finchconnect.Connection
-		if reveal {
-			conn, err = store.Get(ctx, id)
-		} else {
-			conn, err = store.Lookup(ctx, id)
-		}
-		if err != nil {
-			return fmt.Errorf("token get %s: %w", id, err)
-		}
-		if reveal {
-			if err := audit.New(store.Backend()).Record(ctx, finchconnect.AuditRecord{Action: finchconnect.AuditRevealed, ConnectionID: id, Actor: "operator"}); err != nil {
-				return fmt.Errorf("token get %s: the audit trail refused the record, so the token is not shown: %w", id, err)
-			}
-			fmt.Fprintln(stderr, "WARNING: printing a live Finch access token. It grants access to this employer's data until the connection is disconnected.")
-			fmt.Fprintln(stdout, conn.AccessToken.Reveal())
-			return nil
-		}
-		return printConnection(conn, asJSON, stdout)
-	case "delete":
-		if err := store.Delete(ctx, id); err != nil {
-			if errors.Is(err, finchconnect.ErrNotFound) {
-				return fmt.Errorf("token delete %s: no such connection", id)
-			}
-			return fmt.Errorf("token delete %s: %w", id, err)
-		}
-		fmt.Fprintf(stdout, "deleted %s (the connection is still live at Finch until disconnected)\n", id)
-		if err := audit.New(store.Backend()).Record(ctx, finchconnect.AuditRecord{Action: finchconnect.AuditDeleted, ConnectionID: id, Actor: "operator"}); err != nil {
-			// The delete cannot be undone; say that the trail lacks it, and
-			// fail, so that scripts notice.
-			return fmt.Errorf("token delete %s: the connection is deleted, but the audit trail refused its record: %w", id, err)
-		}
+// tokenGetCmd is `token get`: one connection's metadata, or with -reveal
+// its live token.
+type tokenGetCmd struct {
+	sf             storeFlags
+	asJSON, reveal bool
+}
+
+func (*tokenGetCmd) spec() cmdSpec {
+	return cmdSpec{name: "token get", args: "CONNECTION_ID", env: sharedEnv,
+		summary: "Show one connection, token redacted; -reveal prints the token itself.",
+		detail: "-reveal prints the live access token on stdout, with a warning on stderr, and records it in the\n" +
+			"audit trail; it is read from the command line only, never from the environment."}
+}
+
+func (t *tokenGetCmd) flags(fs *flag.FlagSet) {
+	t.sf.register(fs)
+	fs.BoolVar(&t.asJSON, "json", false, "print JSON")
+	fs.BoolVar(&t.reveal, "reveal", false, "print the access token itself (for operators; it is a live credential)")
+}
+
+func (t *tokenGetCmd) run(ctx context.Context, c *cli, args []string) error {
+	id := args[0]
+	store, closeStore, err := t.sf.openVault(ctx, c.stderr)
+	if err != nil {
+		return err
 	}
+	defer closeStore()
+	if !t.reveal {
+		conn, err := store.Lookup(ctx, id)
+		if err != nil {
+			return connectionError(id, err)
+		}
+		return printConnection(conn, t.asJSON, c.stdout)
+	}
+	conn, err := store.Get(ctx, id)
+	if err != nil {
+		return connectionError(id, err)
+	}
+	if err := audit.New(store.Backend()).Record(ctx, finchconnect.AuditRecord{Action: finchconnect.AuditRevealed, ConnectionID: id, Actor: "operator"}); err != nil {
+		return fmt.Errorf("the audit trail refused the record of this reveal (%s), so the token of %s is not shown: check the store, then try again", plainError(err), id)
+	}
+	fmt.Fprintln(c.stderr, "WARNING: printing a live Finch access token. It grants access to this employer's data until the connection is disconnected.")
+	fmt.Fprintln(c.stdout, conn.AccessToken.Reveal())
 	return nil
 }
 
-// splitPositional separates positional arguments (a connection id) from
-// flags, wherever they stand, so `token get ID -reveal` and
-// `token get -reveal ID` both work. Everything after "--" is positional.
-// The caller checks how many positional arguments it got.
-func splitPositional(args []string) (pos, flags []string) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			return append(pos, args[i+1:]...), flags
-		case strings.HasPrefix(a, "-") && a != "-":
-			flags = append(flags, a)
-			// A flag given as "-name value" takes the next argument, unless
-			// it is boolean or written "-name=value".
-			name := strings.TrimLeft(a, "-")
-			if !strings.Contains(name, "=") && !boolFlags[name] && i+1 < len(args) {
-				i++
-				flags = append(flags, args[i])
-			}
-		default:
-			pos = append(pos, a)
-		}
+// connectionError says, in one sentence with what to do, why connection
+// id could not be read.
+func connectionError(id string, err error) error {
+	switch {
+	case errors.Is(err, finchconnect.ErrNotFound):
+		return fmt.Errorf("no connection %q in the store: `finchconnect token list` lists the connection ids", id)
+	case errors.Is(err, finchconnect.ErrDecrypt):
+		return fmt.Errorf("the token of connection %s does not open with the configured keys: run `finchconnect keys status` to see which key it needs", id)
 	}
-	return pos, flags
+	return fmt.Errorf("cannot read connection %s: %s", id, plainError(err))
 }
-
-var boolFlags = map[string]bool{"json": true, "reveal": true, "h": true, "help": true}
 
 func listTokens(ctx context.Context, store *tokenstore.Store, f tokenstore.Filter, asJSON bool, w io.Writer) error {
 	var all []finchconnect.Connection
 	for {
 		page, next, err := store.List(ctx, f)
 		if err != nil {
-			return fmt.Errorf("token list: %w", err)
+			return fmt.Errorf("cannot list the connections: %s", plainError(err))
 		}
 		all = append(all, page...)
 		if next == "" {

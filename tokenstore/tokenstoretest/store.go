@@ -33,6 +33,7 @@ func RunStore(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
 		{"PutGet", testStorePutGet},
 		{"Reauthenticate", testStoreReauth},
 		{"PutSwap", testStorePutSwap},
+		{"ReplaceNeverInserts", testStoreReplaceNeverInserts},
 		{"Lookup", testStoreLookup},
 		{"NotFound", testStoreNotFound},
 		{"Tampered", testStoreTampered},
@@ -290,6 +291,60 @@ func testStorePutSwap(t *testing.T, b tokenstore.Backend) {
 	}
 	if got := mustLoad(t, b, "ledger:ps1"); string(got) != "done2" {
 		t.Errorf("Load(ledger:ps1) after a refused PutSwap = %q, want done2", got)
+	}
+}
+
+// testStoreReplaceNeverInserts: ReplaceSwap and ReplaceUnlessNewer, a
+// re-authentication's writes, replace a stored connection and never insert
+// one: with the row deleted they write nothing, neither the row nor the
+// swap, and say ErrNotFound.
+func testStoreReplaceNeverInserts(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	clk := newClock()
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), clk)
+	if err := b.Claim(ctx, "ledger:rp1", []byte("pending"), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	c := sampleConn("rp1")
+	swapped, err := s.ReplaceSwap(ctx, c, tokenstore.Swap{Key: "ledger:rp1", Old: []byte("pending"), Value: []byte("done"), TTL: time.Hour})
+	if !errors.Is(err, finchconnect.ErrNotFound) || swapped {
+		t.Fatalf("ReplaceSwap(a connection not stored) = %v, %v; want false, ErrNotFound", swapped, err)
+	}
+	if _, err := s.ReplaceUnlessNewer(ctx, c, clk.Now()); !errors.Is(err, finchconnect.ErrNotFound) {
+		t.Fatalf("ReplaceUnlessNewer(a connection not stored) err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, "rp1"); !errors.Is(err, finchconnect.ErrNotFound) {
+		t.Errorf("Get(rp1) after refused replaces err = %v, want ErrNotFound (nothing inserted)", err)
+	}
+	if got := mustLoad(t, b, "ledger:rp1"); string(got) != "pending" {
+		t.Errorf("Load(ledger:rp1) after a refused ReplaceSwap = %q, want pending", got)
+	}
+
+	mustPut(t, s, c)
+	clk.Advance(time.Minute)
+	again := sampleConn("rp1")
+	again.AccessToken = finchconnect.NewSecret("tok-rp1-after-reauth")
+	swapped, err = s.ReplaceSwap(ctx, again, tokenstore.Swap{Key: "ledger:rp1", Old: []byte("pending"), Value: []byte("done"), TTL: time.Hour})
+	if err != nil || !swapped {
+		t.Fatalf("ReplaceSwap(a stored connection) = %v, %v; want true, nil", swapped, err)
+	}
+	if got := mustGet(t, s, "rp1"); got.AccessToken.Reveal() != "tok-rp1-after-reauth" {
+		t.Error("ReplaceSwap did not store the new token")
+	}
+	if got := mustLoad(t, b, "ledger:rp1"); string(got) != "done" {
+		t.Errorf("Load(ledger:rp1) after ReplaceSwap = %q, want done", got)
+	}
+
+	// Deleted again: the next replace is refused.
+	if err := s.Delete(ctx, "rp1"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	if _, err := s.ReplaceUnlessNewer(ctx, again, clk.Now()); !errors.Is(err, finchconnect.ErrNotFound) {
+		t.Errorf("ReplaceUnlessNewer(a deleted connection) err = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Get(ctx, "rp1"); !errors.Is(err, finchconnect.ErrNotFound) {
+		t.Errorf("Get(rp1) after a refused replace of a deleted row err = %v, want ErrNotFound", err)
 	}
 }
 

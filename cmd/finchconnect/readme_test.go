@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// readmeStep says what TestREADME does with one command of README.md.
+type readmeStep struct {
+	run   bool   // run it; it must exit 0
+	serve string // start it in the background; it must listen on this address
+	skip  string // why it cannot run offline here (it is then not run)
+	after func(t *testing.T, out string)
+}
+
+// readmeSteps lists every command in README.md's sh blocks. A command
+// README gains must be added here: to run, or with the reason it cannot.
+func readmeSteps(t *testing.T, env func() map[string]string) map[string]readmeStep {
+	synopsis := readmeStep{skip: "a synopsis with placeholders"}
+	return map[string]readmeStep{
+		"go build -o finchconnect ./cmd/finchconnect":                                                                             {run: true},
+		"go install github.com/finchconnect/finchconnect/cmd/finchconnect@latest":                                                 {skip: "needs the module proxy to serve the published module"},
+		"go run ./cmd/finchconnect":                                                                                               {serve: "127.0.0.1:3000"},
+		"go run ./cmd/finchconnect sandbox -addr 127.0.0.1:4000":                                                                  {serve: "127.0.0.1:4000"},
+		"go run ./cmd/finchconnect sandbox -addr 127.0.0.1:4000 &":                                                                {serve: "127.0.0.1:4000"},
+		"export FINCH_BASE_URL=http://127.0.0.1:4000 FINCH_CLIENT_ID=sandbox-client-id FINCH_CLIENT_SECRET=sandbox-client-secret": {run: true},
+		"bash .ci/run": {skip: "it is CI itself, which runs this test"},
+		"export FINCH_CLIENT_ID=… FINCH_CLIENT_SECRET=…": {skip: "needs real Finch credentials"},
+		"(umask 077 && go run ./cmd/finchconnect keygen > finchconnect-keys)": {run: true, after: func(t *testing.T, _ string) {
+			fi, err := os.Stat("finchconnect-keys")
+			if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 40 {
+				t.Errorf("finchconnect-keys after keygen: %v, %v; want a key, mode 0600", fi, err)
+			}
+		}},
+		"go run ./cmd/finchconnect serve -keys-file finchconnect-keys -public-url https://app.example.com": {skip: "needs real Finch credentials and a public URL"},
+		"finchconnect token list [-customer ID] [-provider ID] [-status S] [-json]":                        synopsis,
+		"finchconnect token get ID":                                         synopsis,
+		"finchconnect token get -reveal ID":                                 synopsis,
+		"finchconnect token delete ID":                                      synopsis,
+		"finchconnect token delete -forget ID":                              synopsis,
+		"finchconnect keygen -keys-file KEYS":                               synopsis,
+		"finchconnect keys status|rotate|retire":                            synopsis,
+		"finchconnect migrate -from sqlite:///…/tokens.db -to postgres://…": synopsis,
+		`finchconnect apikey create -scope read -name "payroll sync"`:       {run: true},
+		"finchconnect audit -since 24h":                                     {run: true},
+		"finchconnect sandbox -addr 127.0.0.1:4000":                         {serve: "127.0.0.1:4000"},
+		`export FINCHCONNECT_KEYS="$(go run ./cmd/finchconnect keygen)" STAFF_PASSWORD='choose a long one' APP_PUBLIC_URL=http://127.0.0.1:8080`: {run: true},
+		"go run ./examples/embed":             {serve: "127.0.0.1:8080"},
+		"export FC_URL=http://127.0.0.1:3000": {run: true},
+		`export KEY="$(go run ./cmd/finchconnect apikey create -scope write -name 'my app')"`: {run: true, after: func(t *testing.T, _ string) {
+			if k := env()["KEY"]; !strings.HasPrefix(k, "fck_") {
+				t.Fatalf("KEY = %q, want an API key", k)
+			}
+		}},
+		`curl -s -X POST $FC_URL/v1/connect/sessions -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+  -d '{"customer_id":"acme","customer_name":"Acme Inc.","products":["company","directory"],"return_url":"'$FC_URL'/"}'`: {run: true, after: func(t *testing.T, out string) {
+			// The employer's browser, at connect_url: the sandbox's Connect
+			// page, then the callback, then return_url.
+			var s struct {
+				ConnectURL string `json:"connect_url"`
+			}
+			if err := json.Unmarshal([]byte(out), &s); err != nil || s.ConnectURL == "" {
+				t.Fatalf("the session answer %q has no connect_url: %v", out, err)
+			}
+			b := newBrowser(t)
+			_, _, picker := b.do("GET", s.ConnectURL, nil)
+			action, vals := hiddenFields(t, picker, `value="gusto"`)
+			vals.Set("provider", "gusto")
+			_, _, creds := b.do("POST", action, vals)
+			action, vals = hiddenFields(t, creds, `id="password"`)
+			vals.Set("username", "authorized_simple")
+			vals.Set("password", "letmein")
+			_, callback, _ := b.do("POST", action, vals)
+			status, back, body := b.do("GET", callback, nil)
+			if status != http.StatusSeeOther || !strings.HasPrefix(back, "http://127.0.0.1:3000/?connection_id=") {
+				t.Fatalf("callback = %d to %q, want 303 to return_url?connection_id=…; body:\n%s", status, back, body)
+			}
+			if status, _, _ := b.do("GET", back, nil); status != http.StatusOK {
+				t.Fatalf("return_url %s = %d, want 200", back, status)
+			}
+		}},
+		`export CONNECTION_ID="$(curl -s "$FC_URL/v1/connections?customer_id=acme" -H "Authorization: Bearer $KEY" | sed -n 's/.*"connection_id":"\([^"]*\)".*/\1/p')"`: {run: true, after: func(t *testing.T, _ string) {
+			if id := env()["CONNECTION_ID"]; len(id) < 32 {
+				t.Fatalf("CONNECTION_ID = %q, want the connection's id", id)
+			}
+		}},
+		`curl -s $FC_URL/v1/connections/$CONNECTION_ID/finch/employer/company -H "Authorization: Bearer $KEY"`: {run: true, after: func(t *testing.T, out string) {
+			if !strings.Contains(out, `"legal_name"`) {
+				t.Fatalf("the proxy's company = %q, want the employer's company", out)
+			}
+		}},
+		`curl -s -X POST $FC_URL/v1/connections/$CONNECTION_ID/reauthenticate -H "Authorization: Bearer $KEY" -d '{}'`: {run: true, after: func(t *testing.T, out string) {
+			if !strings.Contains(out, `"connect_url"`) {
+				t.Fatalf("reauthenticate = %q, want a connect_url", out)
+			}
+		}},
+	}
+}
+
+var trailingComment = regexp.MustCompile(`\s+# [^'"]*$`)
+
+// readmeCommands returns README.md's shell commands in order: each line
+// of its sh blocks that is not a comment, with its continuation lines,
+// and without a trailing comment.
+func readmeCommands(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, block := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(b), -1) {
+		cmd := ""
+		for _, line := range strings.Split(block[1], "\n") {
+			if cmd == "" && (strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#")) {
+				continue
+			}
+			if cmd != "" {
+				cmd += "\n"
+			}
+			cmd += line
+			if strings.HasSuffix(cmd, `\`) {
+				continue
+			}
+			if loc := trailingComment.FindStringIndex(cmd); loc != nil {
+				cmd = cmd[:loc[0]]
+			}
+			out = append(out, strings.TrimSpace(cmd))
+			cmd = ""
+		}
+	}
+	return out
+}
+
+// TestREADME runs README.md's commands as written, in order, in a copy of
+// the repository (symlinks, so that no demo data lands in the checkout),
+// with one shell environment carried from command to command: the build,
+// the demo and the sandbox, the key file, the operator commands, the
+// embedded example, and the app-side flow through /v1, with a browser
+// signing in where README's reader would. Commands that need Finch itself
+// or the network are listed with the reason.
+func TestREADME(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: TestREADME builds and starts the binary several times")
+	}
+	for _, tool := range []string{"bash", "curl", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed", tool)
+			}
+			t.Skipf("%s is not installed", tool)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:3000", "127.0.0.1:4000", "127.0.0.1:8080"} {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			t.Fatalf("%s is in use; README's commands need it free", addr)
+		}
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		switch e.Name() {
+		case ".git", "finchconnect-data", "finchconnect", "finchconnect-keys", "finch.db":
+			continue
+		}
+		if err := os.Symlink(filepath.Join(root, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commands := readmeCommands(t)
+	t.Chdir(dir)
+
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, "FINCH") {
+			env[k] = v
+		}
+	}
+	env["PATH"] = dir + string(os.PathListSeparator) + env["PATH"] // where `go build -o finchconnect` put it
+	env["GOFLAGS"] = "-buildvcs=false"                             // the copy has no .git
+	steps := readmeSteps(t, func() map[string]string { return env })
+	servers := map[string]*exec.Cmd{}
+	t.Cleanup(func() {
+		for _, c := range servers {
+			syscall.Kill(-c.Process.Pid, syscall.SIGTERM)
+			c.Wait()
+		}
+	})
+	for _, cmd := range commands {
+		step, ok := steps[cmd]
+		if !ok {
+			t.Fatalf("README.md has a command TestREADME does not know; add it to readmeSteps:\n%s", cmd)
+		}
+		switch {
+		case step.skip != "":
+			t.Logf("not run (%s): %s", step.skip, cmd)
+			continue
+		case step.serve != "":
+			if old := servers[step.serve]; old != nil { // README starts the sandbox twice
+				syscall.Kill(-old.Process.Pid, syscall.SIGTERM)
+				old.Wait()
+			}
+			servers[step.serve] = startREADMEServer(t, env, strings.TrimSuffix(cmd, " &"), step.serve)
+			continue
+		}
+		out := runREADMECommand(t, env, cmd)
+		if step.after != nil {
+			step.after(t, out)
+		}
+	}
+}
+
+// runREADMECommand runs cmd with bash in env, fails the test unless it
+// exits 0, updates env with what it exported, and returns its stdout.
+func runREADMECommand(t *testing.T, env map[string]string, cmd string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, "bash", "-e", "-c", cmd+"\nprintf '\\0ENV\\0'; env -0")
+	c.Env = envList(env)
+	var stdout, stderr bytes.Buffer
+	c.Stdout, c.Stderr = &stdout, &stderr
+	if err := c.Run(); err != nil {
+		t.Fatalf("README command failed: %v\n%s\nstderr:\n%s", err, cmd, stderr.String())
+	}
+	out, vars, _ := strings.Cut(stdout.String(), "\x00ENV\x00")
+	clear(env)
+	for _, kv := range strings.Split(vars, "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "_" && k != "SHLVL" && k != "PWD" {
+			env[k] = v
+		}
+	}
+	t.Logf("ran: %s", cmd)
+	if stderr.Len() > 0 {
+		t.Logf("its stderr: %s", stderr.String())
+	}
+	return out
+}
+
+// startREADMEServer starts cmd in the background, in its own process
+// group, and waits until addr accepts connections.
+func startREADMEServer(t *testing.T, env map[string]string, cmd, addr string) *exec.Cmd {
+	t.Helper()
+	c := exec.Command("bash", "-c", "exec "+cmd)
+	c.Env = envList(env)
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out syncBuffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Minute) // go run may compile first
+	for {
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) || c.ProcessState != nil {
+			t.Fatalf("%s never listened on %s; output:\n%s", cmd, addr, out.String())
+		}
+		time.Sleep(100 * time.Millisecond) // polling a port, not waiting out a TTL
+	}
+	t.Logf("started: %s (on %s)", cmd, addr)
+	return c
+}
+
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}

@@ -1,0 +1,116 @@
+package server_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/finchconnect/finchconnect/tokenstore"
+	"github.com/finchconnect/finchconnect/tokenstore/postgres"
+	"github.com/finchconnect/finchconnect/tokenstore/redis"
+	"github.com/finchconnect/finchconnect/tokenstore/sqlite"
+	"github.com/jackc/pgx/v5/pgxpool"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// everyBackend names a constructor for each backend the protocol runs on:
+// memory and SQLite always; Redis and PostgreSQL when
+// FINCHCONNECT_TEST_REDIS_URL and FINCHCONNECT_TEST_POSTGRES_URL are set,
+// which they must be under CI=true (the test fails there without them).
+// Each call returns a fresh, empty backend that the test's end cleans up.
+var everyBackend = []struct {
+	name string
+	open func(t *testing.T) tokenstore.Backend
+}{
+	{"memory", func(t *testing.T) tokenstore.Backend { return tokenstore.NewMemory() }},
+	{"sqlite", openSQLite},
+	{"redis", openRedis},
+	{"postgres", openPostgres},
+}
+
+func openSQLite(t *testing.T) tokenstore.Backend {
+	t.Helper()
+	b, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// integrationURL returns the env variable's URL, skipping the test without
+// one, except under CI.
+func integrationURL(t *testing.T, env string) string {
+	t.Helper()
+	u := os.Getenv(env)
+	if u == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set under CI; .ci/run sets it", env)
+		}
+		t.Skipf("set %s to run this test on that backend", env)
+	}
+	return u
+}
+
+func randomLabel(prefix string) string {
+	var b [6]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func openRedis(t *testing.T) tokenstore.Backend {
+	t.Helper()
+	opts, err := goredis.ParseURL(integrationURL(t, "FINCHCONNECT_TEST_REDIS_URL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goredis.NewClient(opts)
+	prefix := randomLabel("fcsrv-")
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := c.Scan(ctx, 0, "{"+prefix+"}*", 500).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+		c.Close()
+	})
+	return redis.New(c, redis.Options{Prefix: prefix})
+}
+
+func openPostgres(t *testing.T) tokenstore.Backend {
+	t.Helper()
+	url := integrationURL(t, "FINCHCONNECT_TEST_POSTGRES_URL")
+	ctx := context.Background()
+	schema := randomLabel("fc_srv_")
+	admin, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		admin.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		admin.Close()
+	})
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	b, err := postgres.New(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
