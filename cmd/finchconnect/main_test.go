@@ -195,11 +195,17 @@ func hiddenFields(t *testing.T, page, marker string) (string, url.Values) {
 // at the callback URL, which it returns.
 func connectThroughSandbox(t *testing.T, b *browser, base, customer string) string {
 	t.Helper()
+	return connectThroughSandboxWith(t, b, base, customer, "company", "directory")
+}
+
+// connectThroughSandboxWith is connectThroughSandbox for the given products.
+func connectThroughSandboxWith(t *testing.T, b *browser, base, customer string, products ...string) string {
+	t.Helper()
 	status, _, home := b.do("GET", base+"/", nil)
 	if status != http.StatusOK || !strings.Contains(home, `id="connect-form"`) {
 		t.Fatalf("GET / = %d, want the home page with the connect form", status)
 	}
-	status, loc, body := b.do("POST", base+"/connect", url.Values{"customer_id": {customer}, "customer_name": {"Customer " + customer}, "products": {"company", "directory"}})
+	status, loc, body := b.do("POST", base+"/connect", url.Values{"customer_id": {customer}, "customer_name": {"Customer " + customer}, "products": products})
 	if status != http.StatusSeeOther {
 		t.Fatalf("POST /connect = %d; body:\n%s", status, body)
 	}

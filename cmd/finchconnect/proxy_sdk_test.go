@@ -12,9 +12,10 @@ import (
 	"time"
 )
 
-// TestProxy_OfficialSDK has the official Finch TypeScript SDK read company
-// and directory through the /v1 proxy, with a finchconnect API key as its
-// access token: the app's services never hold a Finch token.
+// TestProxy_OfficialSDK has the official Finch TypeScript SDK call, through
+// the /v1 proxy, every one of its methods whose route the proxy allows,
+// with finchconnect API keys (read, and write for the writes) as its access
+// token: the app's services never hold a Finch token.
 func TestProxy_OfficialSDK(t *testing.T) {
 	dir, err := filepath.Abs("../../sandbox/sdktest")
 	if err != nil {
@@ -29,13 +30,17 @@ func TestProxy_OfficialSDK(t *testing.T) {
 	data := t.TempDir()
 	app := start(t, nil, "-addr", "127.0.0.1:0", "-data-dir", data)
 	b := newBrowser(t)
-	_, loc, _ := b.do("GET", connectThroughSandbox(t, b, app.url, "proxy-sdk"), nil)
+	_, loc, _ := b.do("GET", connectThroughSandboxWith(t, b, app.url, "proxy-sdk",
+		"company", "directory", "individual", "employment", "payment", "pay_statement", "benefits", "documents"), nil)
 	id := strings.TrimPrefix(loc, "/connections/")
 
-	var key bytes.Buffer
-	if err := run(t.Context(), []string{"finchconnect", "apikey", "create", "-scope", "read", "-name", "sdk test", "-data-dir", data},
-		func(string) string { return "" }, nil, &key, io.Discard); err != nil {
-		t.Fatal(err)
+	newKey := func(scope string) string {
+		var key bytes.Buffer
+		if err := run(t.Context(), []string{"finchconnect", "apikey", "create", "-scope", scope, "-name", "sdk test", "-data-dir", data},
+			func(string) string { return "" }, nil, &key, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(key.String())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -43,10 +48,11 @@ func TestProxy_OfficialSDK(t *testing.T) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"FINCHCONNECT_PROXY_URL="+app.url+"/v1/connections/"+id+"/finch",
-		"FINCHCONNECT_API_KEY="+strings.TrimSpace(key.String()),
+		"FINCHCONNECT_API_KEY="+newKey("read"),
+		"FINCHCONNECT_WRITE_KEY="+newKey("write"),
 	)
 	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("# pass 1")) {
+	if err != nil || !bytes.Contains(out, []byte("# pass 2")) {
 		t.Fatalf("node --test proxy.test.mjs: %v\n%s", err, out)
 	}
 }

@@ -100,6 +100,34 @@ export function httpMethods() {
   return out.sort();
 }
 
+// httpRoutes maps each of httpMethods to the path it requests, as written
+// in the SDK ("/employer/benefits/${benefitID}").
+export function httpRoutes() {
+  const c = new Finch({ accessToken: "x", clientId: "a", clientSecret: "b" });
+  const out = {};
+  const walk = (obj, path, seen) => {
+    if (seen.has(obj)) return;
+    seen.add(obj);
+    for (const k of Object.keys(obj)) {
+      const v = obj[k];
+      if (k.startsWith("_") || !v || typeof v !== "object" || !("_client" in v)) continue;
+      const proto = Object.getPrototypeOf(v);
+      for (const m of Object.getOwnPropertyNames(proto)) {
+        const route = String(proto[m]).match(/this\._client\.\w+\(\s*(?:\(0, [\w.]+\)\s*)?(?:path\s*)?[`'"]([^`'"]+)/);
+        if (m !== "constructor" && route) out[path + k + "." + m] = route[1];
+      }
+      walk(v, path + k + ".", seen);
+    }
+  };
+  walk(c, "", new Set());
+  return out;
+}
+
+// calledMethods returns the SDK methods called so far in this process.
+export function calledMethods() {
+  return new Set(called);
+}
+
 // At exit, each test file's process writes the methods it called to
 // SDK_COVERAGE_DIR, which sandbox/sdk_test.go reads.
 process.on("exit", () => {
