@@ -2,15 +2,23 @@
 // that finchconnect's demo, its tests and CI — and any Finch SDK pointed at
 // it with FINCH_BASE_URL — run with no Finch account and no network.
 //
-// It implements Connect sessions and a real (server-rendered) Connect page
-// with scenario logins, the code exchange (10-minute, single-use codes
-// consumed atomically, Finch's redirect_uri rule), introspection,
-// disconnects, the employer data endpoints with deterministic data per
-// connection, Finch's sandbox API, and an admin API under /_sandbox/ (a
-// prefix Finch never uses) for statistics, fault injection and a clock
-// that tests can move. It imports no other finchconnect package, so it
-// cannot share the client's mistakes: it speaks JSON built from the wire
-// shapes of Finch's documentation and SDKs.
+// It serves every route of Finch's official SDK (docs/sandbox.md lists
+// them): Connect sessions and a real (server-rendered) Connect page with
+// scenario logins, the code exchange (10-minute, single-use codes consumed
+// atomically, Finch's redirect_uri rule), introspection, disconnects, the
+// employer data (company, directory, individuals, employments, payments
+// and pay statements over two years and the current one, pay groups, pay
+// statement items and their rules, documents, deductions and enrollments),
+// jobs, request forwarding and Finch's sandbox API. It behaves as Finch
+// operates: employers change on a daily refresh as its clock moves,
+// deductions and syncs run as jobs, assisted connections take days,
+// requests are rate-limited per application and product with the IP
+// lockout, and every webhook type is sent, signed and retried. An admin
+// API under /_sandbox/ (a prefix Finch never uses) gives statistics, fault
+// injection, rate-limit and webhook settings and a clock that tests can
+// move. It imports no other finchconnect package, so it cannot share the
+// client's mistakes: it speaks JSON built from the wire shapes of Finch's
+// documentation and SDKs.
 package sandbox
 
 import (
