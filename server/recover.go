@@ -135,18 +135,37 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 // SettleReplayed marks done the callbacks whose tokens the journal has just
 // replayed into the store (tokenstore.Journal.Replay returns them), so that
 // the user's refresh shows the connection rather than asking to connect
-// again. An entry that cannot be settled now is left to Recover.
-func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed) {
+// again. It returns those it could not settle because the store failed;
+// the caller passes them again with its next replay. An entry Recover
+// settled as interrupted meanwhile (it cannot know the journal held the
+// token) is settled again as done: the token is in the vault.
+func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed) (left []tokenstore.Replayed) {
 	for _, r := range done {
-		key, kind := splitJournalTag(r.Tag)
-		if r.Orphan != nil {
+		if r.Orphan != nil && !r.Orphan.AccessToken.IsZero() {
 			// A re-authentication whose connection was disconnected while
-			// its token waited in the journal: the disconnect wins.
+			// its token waited in the journal: the disconnect wins. The
+			// token is dropped once disconnected, so a retry does not
+			// disconnect it again.
 			s.disconnectOrphan(ctx, *r.Orphan)
+			r.Orphan = &finchconnect.Connection{ConnectionID: r.Orphan.ConnectionID}
 		}
-		if !strings.HasPrefix(key, prefixLedger) {
-			continue
+		if !s.settleReplayed(ctx, r) {
+			left = append(left, r)
 		}
+	}
+	return left
+}
+
+// settleReplayed settles one replayed callback, and reports false when the
+// store failed before it could.
+func (s *Server) settleReplayed(ctx context.Context, r tokenstore.Replayed) bool {
+	key, kind := splitJournalTag(r.Tag)
+	if !strings.HasPrefix(key, prefixLedger) {
+		return true
+	}
+	// A conflict is another writer (Recover, a duplicate) settling the
+	// entry between the read and the swap: read it again.
+	for range 3 {
 		raw, err := s.backend.Load(ctx, key)
 		if errors.Is(err, finchconnect.ErrNotFound) {
 			// The entry expired during a long outage: nothing to settle,
@@ -154,27 +173,37 @@ func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed)
 			if r.Orphan == nil {
 				s.announceStored(ctx, r.ConnectionID, kind)
 			}
-			continue
+			return true
 		}
 		if err != nil {
-			continue // the store is down again; Recover settles it later
+			return false
 		}
 		var e ledgerEntry
 		if json.Unmarshal(raw, &e) != nil || e.Status == ledgerDone {
-			continue
+			return true
 		}
 		settled := e
 		settled.Status, settled.ConnectionID, settled.Failure, settled.Sealed = ledgerDone, r.ConnectionID, "", nil
 		if r.Orphan != nil {
+			if e.Status == ledgerFailed {
+				return true
+			}
 			settled.Status, settled.ConnectionID, settled.Failure = ledgerFailed, "", failDisconnected
 		}
-		if err := s.swapLedger(ctx, key, raw, mustJSON(settled)); err == nil {
+		switch err := s.swapLedger(ctx, key, raw, mustJSON(settled)); {
+		case err == nil:
 			s.wake(key)
 			if r.Orphan == nil {
 				s.announceStored(ctx, r.ConnectionID, cmp.Or(kind, e.Kind))
 			}
+			return true
+		case errors.Is(err, finchconnect.ErrConflict):
+			continue
+		default:
+			return false
 		}
 	}
+	return false
 }
 
 // journalTag is the tag a callback's token is held under in the journal:

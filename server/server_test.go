@@ -1311,3 +1311,51 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 	t.Run("recovery", func(t *testing.T) { recovered(t, false) })
 	t.Run("recovery of a re-authentication", func(t *testing.T) { recovered(t, true) })
 }
+
+// TestJournal_SettledAfterRecoverAndStoreErrors: a callback whose token
+// waited in the journal shows its connection on refresh even when Recover,
+// which cannot know the journal held the token, settled its ledger entry
+// as interrupted first, and even when the store failed the first settle:
+// SettleReplayed returns what it could not settle, for the next round.
+func TestJournal_SettledAfterRecoverAndStoreErrors(t *testing.T) {
+	b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
+	lj := &lateJournal{}
+	h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+		c.Journal = lj
+		c.RecoverAfter = time.Nanosecond
+	})
+	j, err := h.store.OpenJournal(filepath.Join(t.TempDir(), "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	lj.j = j
+	cb := h.connect(h.client, "acme-settle", "authorized_simple")
+	b.down.Store(true)
+	if res := h.do(h.client, "GET", cb, nil); res.status != http.StatusAccepted {
+		t.Fatalf("callback with the store down = %d, want 202 (held in the journal)", res.status)
+	}
+	b.down.Store(false)
+	if res, err := h.srv.Recover(t.Context()); err != nil || res.Interrupted != 1 {
+		t.Fatalf("Recover = %+v, %v; want the journaled callback's entry taken for interrupted", res, err)
+	}
+	if res := h.do(h.client, "GET", cb, nil); res.status != http.StatusConflict {
+		t.Fatalf("refresh before the replay = %d, want 409 interrupted", res.status)
+	}
+	done, err := j.Replay(t.Context())
+	if err != nil || len(done) != 1 {
+		t.Fatalf("Replay = %v, %v", done, err)
+	}
+	b.down.Store(true)
+	left := h.srv.SettleReplayed(t.Context(), done)
+	if len(left) != 1 {
+		t.Fatalf("SettleReplayed with the store down left %d, want the 1 it could not settle", len(left))
+	}
+	b.down.Store(false)
+	if left := h.srv.SettleReplayed(t.Context(), left); len(left) != 0 {
+		t.Fatalf("SettleReplayed with the store back left %d, want none", len(left))
+	}
+	if res := h.do(h.client, "GET", cb, nil); res.status != http.StatusSeeOther || !strings.HasPrefix(res.location, "/connections/"+done[0].ConnectionID) {
+		t.Errorf("refresh after the replay = %d → %q, want its connection", res.status, res.location)
+	}
+}

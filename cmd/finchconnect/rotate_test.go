@@ -17,7 +17,8 @@ import (
 // ends up under the new key, and only then can the old key be retired.
 func TestKeys_RotateUnderLoad(t *testing.T) {
 	dir := t.TempDir()
-	app := start(t, nil, "-addr", "127.0.0.1:0", "-data-dir", dir, "-keys-reload", "100ms", "-connect-limit", "0", "-callback-limit", "0")
+	app := start(t, nil, "-addr", "127.0.0.1:0", "-data-dir", dir, "-keys-reload", "100ms", "-connect-limit", "0", "-callback-limit", "0",
+		"-demo-rate-limits", "0") // a load of page reads, past Finch's 20 a minute
 	b := newBrowser(t)
 	var ids []string
 	for i := range 8 {

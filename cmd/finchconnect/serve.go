@@ -49,6 +49,7 @@ type serveFlags struct {
 	callbackLimit             float64
 	trustedProxies            string
 	demo                      bool
+	demoRateLimits            float64
 	allowDegraded             bool
 }
 
@@ -64,6 +65,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.store.register(fs)
 	fs.StringVar(&f.clientID, "client-id", "", "Finch client id; without it and -client-secret, the offline demo runs, on a loopback -addr only unless -demo")
 	fs.StringVar(&f.clientSecret, "client-secret", "", "Finch client secret (pass it in the environment: a command line is visible to every user)")
+	fs.Float64Var(&f.demoRateLimits, "demo-rate-limits", 1, "factor of Finch's rate limits in the demo's sandbox: 1 is Finch's numbers, 0 turns them off (load tests)")
 	fs.BoolVar(&f.demo, "demo", false, "run the offline demo even on an address other machines can reach (its pages and the sandbox's admin API have no authentication)")
 	fs.StringVar(&f.finchBaseURL, "finch-base-url", "https://api.tryfinch.com", "Finch API base URL (point it at `finchconnect sandbox` to test offline)")
 	enumVar(fs, &f.sandboxMode, "sandbox", "", []string{"finch", "provider"}, `Connect session "sandbox" field, for Finch's own sandboxes`)
@@ -155,6 +157,7 @@ type app struct {
 	fc        *finch.Client
 	webhooks  []finchconnect.Secret
 	journal   *tokenstore.Journal
+	unsettled []tokenstore.Replayed // replayed at start, ledger not settled yet: journalLoop retries
 	lc        *lifecycle
 	srv       *server.Server
 	keys      keyHealth
@@ -225,6 +228,9 @@ func (a *app) checkSettings(limits serveLimits) ([]netip.Prefix, error) {
 	f.store.demoKey = demoKeyRefuse
 	if a.demo {
 		f.store.demoKey = demoKeyCreate
+	}
+	if f.demoRateLimits < 0 {
+		return nil, fmt.Errorf("-demo-rate-limits must be 0 (off) or a positive factor of Finch's numbers, not %v", f.demoRateLimits)
 	}
 	if f.recoverAfter < limits.minRecoverAfter {
 		return nil, fmt.Errorf("-recover-after %s is too short: a callback may run for %s after it claims its code, so under %s a live callback would be taken for abandoned",
@@ -300,6 +306,8 @@ func (a *app) startDemoSandbox(finchHTTP *http.Client) error {
 		Logger:        a.logger.With("component", "sandbox"),
 		WebhookURL:    "http://" + a.ln.Addr().String() + "/webhooks/finch",
 		WebhookSecret: demoSecret,
+		// Finch's numbers, as a real application meets them (-demo-rate-limits).
+		RateLimitFactor: a.f.demoRateLimits,
 	})
 	if err != nil {
 		return fmt.Errorf("cannot start the demo's sandbox: %s", plainError(err))
@@ -346,7 +354,7 @@ func (a *app) newServer(ctx context.Context, trusted []netip.Prefix) error {
 	} else if len(replayed) > 0 {
 		a.logger.Info("replayed the journal into the store", "connections", len(replayed))
 	}
-	srv.SettleReplayed(ctx, replayed)
+	a.unsettled = srv.SettleReplayed(ctx, replayed)
 	if res, err := srv.Recover(ctx); err != nil {
 		a.logger.Error("recover callbacks", "err", err)
 	} else if res.Stored+res.Interrupted > 0 {

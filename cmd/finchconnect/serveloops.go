@@ -108,13 +108,14 @@ func (a *app) recoverLoop(ctx context.Context) error {
 func (a *app) journalLoop(ctx context.Context) error {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	unsettled := a.unsettled
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		if a.journal.Pending() == 0 {
+		if a.journal.Pending() == 0 && len(unsettled) == 0 {
 			continue
 		}
 		done, err := a.journal.Replay(ctx)
@@ -123,8 +124,10 @@ func (a *app) journalLoop(ctx context.Context) error {
 		}
 		if len(done) > 0 {
 			a.logger.Info("replayed the journal into the store", "connections", len(done))
-			a.srv.SettleReplayed(ctx, done)
 		}
+		// Callbacks replayed before whose ledger entries the store could
+		// not settle then are settled with this round's.
+		unsettled = a.srv.SettleReplayed(ctx, append(unsettled, done...))
 	}
 }
 
