@@ -14,20 +14,23 @@ import (
 // re-run. The source must exist; the destination is created if it is a
 // SQLite file that does not exist yet.
 type migrateCmd struct {
-	from, to string
-	asJSON   bool
+	from, to    string
+	asJSON, yes bool
 }
 
 func (*migrateCmd) spec() cmdSpec {
 	return cmdSpec{name: "migrate", summary: "Copy every record from one store to another, and verify the copy.",
 		detail: "Sealed tokens are copied as they are, so no key is needed. It is safe to run again. -from must\n" +
-			"exist; -to is created if it is a SQLite file that does not exist yet (in a folder that does)."}
+			"exist; -to is created if it is a SQLite file that does not exist yet (in a folder that does).\n" +
+			"Into a destination that already holds connections it asks first (or takes -yes): where a\n" +
+			"connection differs, the source's replaces it, so a token a server stored there would be lost."}
 }
 
 func (m *migrateCmd) flags(fs *flag.FlagSet) {
 	fs.StringVar(&m.from, "from", "", "source store URL: sqlite:///…, redis://…, postgres://… (required)")
 	fs.StringVar(&m.to, "to", "", "destination store URL (required)")
 	fs.BoolVar(&m.asJSON, "json", false, "print the summary as JSON")
+	fs.BoolVar(&m.yes, "yes", false, "copy into a destination that already holds connections without asking (a second pass, in a script)")
 }
 
 func (m *migrateCmd) run(ctx context.Context, c *cli, _ []string) error {
@@ -44,6 +47,9 @@ func (m *migrateCmd) run(ctx context.Context, c *cli, _ []string) error {
 		return fmt.Errorf("-to: %w", err)
 	}
 	defer dst.Close()
+	if err := m.confirmOverwrite(ctx, c, dst); err != nil {
+		return err
+	}
 
 	bars := map[string]*progress{}
 	var last *progress
@@ -97,4 +103,20 @@ func (s migrateSummary) rows() [][2]string {
 		{"connections", fmt.Sprintf("%d\t%d\t%d\t%d", s.Connections, s.ConnectionsCopied, s.Connections-s.ConnectionsCopied, s.ConnectionsChecked)},
 		{"entries", fmt.Sprintf("%d\t%d\t%d\t%d", s.Entries, copied, s.Entries-copied, s.EntriesChecked)},
 	}
+}
+
+// confirmOverwrite asks before copying into a destination that already
+// holds connections: the source wins wherever the two differ, so a token a
+// server stored in the destination (a store already in use) would be
+// replaced by the source's older one. A second pass of a move, while no
+// server uses the destination yet, is the expected case: -yes says so.
+func (m *migrateCmd) confirmOverwrite(ctx context.Context, c *cli, dst tokenstore.Backend) error {
+	rows, err := dst.ListRows(ctx, tokenstore.Filter{Limit: 1})
+	if err != nil {
+		return fmt.Errorf("-to: %s could not be read (%s)", describeStore(m.to), plainError(err))
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	return c.confirm(fmt.Sprintf("copy into %s, which already holds connections: where one differs from the source's, the source's replaces it", describeStore(m.to)), "overwrite", m.yes)
 }

@@ -25,7 +25,16 @@ func TestMigrate_Command(t *testing.T) {
 	to := "sqlite://" + filepath.Join(t.TempDir(), "copy.db")
 	for i, want := range []int{1, 0} {
 		var out, errOut bytes.Buffer
-		if err := run(t.Context(), []string{"finchconnect", "migrate", "-json", "-from", from, "-to", to}, func(string) string { return "" }, nil, &out, &errOut); err != nil {
+		args := []string{"finchconnect", "migrate", "-json", "-from", from, "-to", to}
+		if i > 0 {
+			// The second pass copies into a store that holds connections:
+			// without a terminal it needs -yes, and changes nothing without.
+			if err := run(t.Context(), args, func(string) string { return "" }, nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-yes") {
+				t.Fatalf("a second pass without -yes = %v, want a refusal naming -yes", err)
+			}
+			args = append(args, "-yes")
+		}
+		if err := run(t.Context(), args, func(string) string { return "" }, nil, &out, &errOut); err != nil {
 			t.Fatalf("migrate #%d: %v\n%s", i+1, err, errOut.String())
 		}
 		var sum migrateSummary
@@ -37,7 +46,7 @@ func TestMigrate_Command(t *testing.T) {
 		}
 	}
 	var table bytes.Buffer
-	if err := run(t.Context(), []string{"finchconnect", "migrate", "-from", from, "-to", to}, func(string) string { return "" }, nil, &table, io.Discard); err != nil ||
+	if err := run(t.Context(), []string{"finchconnect", "migrate", "-from", from, "-to", to}, func(string) string { return "" }, fakeTTY{strings.NewReader("overwrite\n")}, &table, io.Discard); err != nil ||
 		!regexpMatch(`(?m)^connections\s+1\s+0\s+1\s+1$`, table.String()) || strings.Contains(table.String(), "{") {
 		t.Errorf("migrate's summary = %v\n%s; want a table: 1 connection in the source, 0 copied, 1 already there, 1 verified", err, table.String())
 	}
