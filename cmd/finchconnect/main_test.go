@@ -209,14 +209,21 @@ func connectThroughSandboxWith(t *testing.T, b *browser, base, customer string, 
 	if status != http.StatusSeeOther {
 		t.Fatalf("POST /connect = %d; body:\n%s", status, body)
 	}
-	_, _, picker := b.do("GET", loc, nil)
+	return signInAtSandbox(t, b, loc)
+}
+
+// signInAtSandbox walks the sandbox's Connect page at connectURL (Gusto,
+// then authorized_simple) and returns the callback URL it redirects to.
+func signInAtSandbox(t *testing.T, b *browser, connectURL string) string {
+	t.Helper()
+	_, _, picker := b.do("GET", connectURL, nil)
 	action, vals := hiddenFields(t, picker, `value="gusto"`)
 	vals.Set("provider", "gusto")
 	_, _, creds := b.do("POST", action, vals)
 	action, vals = hiddenFields(t, creds, `id="password"`)
 	vals.Set("username", "authorized_simple")
 	vals.Set("password", "letmein")
-	status, loc, body = b.do("POST", action, vals)
+	status, loc, body := b.do("POST", action, vals)
 	if status != http.StatusFound && status != http.StatusSeeOther {
 		t.Fatalf("sign in = %d; body:\n%s", status, body)
 	}

@@ -74,15 +74,7 @@ func readmeSteps(t *testing.T, env func() map[string]string) map[string]readmeSt
 				t.Fatalf("the session answer %q has no connect_url: %v", out, err)
 			}
 			b := newBrowser(t)
-			_, _, picker := b.do("GET", s.ConnectURL, nil)
-			action, vals := hiddenFields(t, picker, `value="gusto"`)
-			vals.Set("provider", "gusto")
-			_, _, creds := b.do("POST", action, vals)
-			action, vals = hiddenFields(t, creds, `id="password"`)
-			vals.Set("username", "authorized_simple")
-			vals.Set("password", "letmein")
-			_, callback, _ := b.do("POST", action, vals)
-			status, back, body := b.do("GET", callback, nil)
+			status, back, body := b.do("GET", signInAtSandbox(t, b, s.ConnectURL), nil)
 			if status != http.StatusSeeOther || !strings.HasPrefix(back, "http://127.0.0.1:3000/?connection_id=") {
 				t.Fatalf("callback = %d to %q, want 303 to return_url?connection_id=…; body:\n%s", status, back, body)
 			}

@@ -78,30 +78,10 @@ export function track(client) {
   return wrap(client, "");
 }
 
-// httpMethods lists every SDK resource method that sends an HTTP request
-// (48 in @tryfinch/finch-api 10.7.0), found by walking a client's resources.
-export function httpMethods() {
-  const c = new Finch({ accessToken: "x", clientId: "a", clientSecret: "b" });
-  const out = [];
-  const walk = (obj, path, seen) => {
-    if (seen.has(obj)) return;
-    seen.add(obj);
-    for (const k of Object.keys(obj)) {
-      const v = obj[k];
-      if (k.startsWith("_") || !v || typeof v !== "object" || !("_client" in v)) continue;
-      const proto = Object.getPrototypeOf(v);
-      for (const m of Object.getOwnPropertyNames(proto)) {
-        if (m !== "constructor" && /this\._client\.\w+\(/.test(String(proto[m]))) out.push(path + k + "." + m);
-      }
-      walk(v, path + k + ".", seen);
-    }
-  };
-  walk(c, "", new Set());
-  return out.sort();
-}
-
-// httpRoutes maps each of httpMethods to the path it requests, as written
-// in the SDK ("/employer/benefits/${benefitID}").
+// httpRoutes maps each SDK resource method that sends an HTTP request (48
+// in @tryfinch/finch-api 10.7.0), as "hris.benefits.create", to the path it
+// requests, as written in the SDK ("/employer/benefits/${benefitID}"),
+// found by walking a client's resources and reading their methods' code.
 export function httpRoutes() {
   const c = new Finch({ accessToken: "x", clientId: "a", clientSecret: "b" });
   const out = {};
@@ -121,6 +101,11 @@ export function httpRoutes() {
   };
   walk(c, "", new Set());
   return out;
+}
+
+// httpMethods lists the methods of httpRoutes, sorted.
+export function httpMethods() {
+  return Object.keys(httpRoutes()).sort();
 }
 
 // calledMethods returns the SDK methods called so far in this process.
