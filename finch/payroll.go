@@ -170,17 +170,28 @@ func (c *Client) Rules(ctx context.Context, token finchconnect.Secret, opts ...R
 	return out.Responses, nil
 }
 
-// UpdateRule updates a rule with PUT /employer/pay-statement-item/rule/{rule_id}.
-// Finch's API takes an open body here; fields are sent as given (nil sends
-// an empty object).
-func (c *Client) UpdateRule(ctx context.Context, token finchconnect.Secret, ruleID string, fields map[string]any, opts ...RequestOption) (*Rule, error) {
+// RuleUpdate changes a rule with [Client.UpdateRule]; nil fields are left
+// as they are. (Finch's specification leaves the update body open; these
+// are the create body's fields and the priority.)
+type RuleUpdate struct {
+	Conditions         []RuleCondition `json:"conditions,omitempty"`
+	Attributes         *RuleAttributes `json:"attributes,omitempty"`
+	EffectiveStartDate *string         `json:"effective_start_date,omitempty"`
+	EffectiveEndDate   *string         `json:"effective_end_date,omitempty"`
+	Priority           *int            `json:"priority,omitempty"`
+}
+
+// UpdateRule updates a rule, with PUT /employer/pay-statement-item/rule/{rule_id},
+// and returns it. A PUT of the same body is idempotent, but it is a write
+// all the same and is retried only when it certainly did not reach Finch.
+func (c *Client) UpdateRule(ctx context.Context, token finchconnect.Secret, ruleID string, upd RuleUpdate, opts ...RequestOption) (*Rule, error) {
 	if err := checkID("rule id", ruleID); err != nil {
 		return nil, err
 	}
-	if fields == nil {
-		fields = map[string]any{}
+	if upd.Conditions == nil && upd.Attributes == nil && upd.EffectiveStartDate == nil && upd.EffectiveEndDate == nil && upd.Priority == nil {
+		return nil, errors.New("finch: update rule: the update changes nothing")
 	}
-	return send1[Rule](ctx, c, token, "PUT", "/employer/pay-statement-item/rule/"+ruleID, entityQuery(opts), fields)
+	return send1[Rule](ctx, c, token, "PUT", "/employer/pay-statement-item/rule/"+ruleID, entityQuery(opts), upd)
 }
 
 // DeleteRule deletes a rule, with DELETE /employer/pay-statement-item/rule/{rule_id},
