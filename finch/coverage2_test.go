@@ -19,6 +19,11 @@ func TestAutomatedJobs(t *testing.T) {
 	if err != nil || created.JobID == "" || created.AllowedRefreshes == 0 || created.RemainingRefreshes >= created.AllowedRefreshes {
 		t.Fatalf("CreateAutomatedJob = %+v, %v", created, err)
 	}
+	// While that sync runs, Finch answers a new one with it (202).
+	again, err := c.CreateAutomatedJob(ctx, tok, finch.AutomatedJobRequest{Type: "data_sync_all"})
+	if err != nil || again.JobID != created.JobID {
+		t.Fatalf("CreateAutomatedJob while running = %+v, %v; want job %s", again, err, created.JobID)
+	}
 	job, err := c.AutomatedJob(ctx, tok, created.JobID)
 	if err != nil || job.JobID != created.JobID || job.Type != "data_sync_all" || job.CreatedAt == "" || job.CompletedAt != "" {
 		t.Fatalf("AutomatedJob = %+v, %v", job, err)

@@ -18,14 +18,32 @@ func TestCoverage_RetryPolicy(t *testing.T) {
 	all := []string{"company", "directory", "individual", "employment", "payment", "pay_statement", "benefits", "documents"}
 	type call func(c *finch.Client, tok finchconnect.Secret) error
 	reads := map[string]call{
-		"GET /employer/benefits":                func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.Benefits(ctx, tok); return err },
-		"GET /employer/benefits/meta":           func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.SupportedBenefits(ctx, tok); return err },
-		"GET /employer/pay-groups":              func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.PayGroups(ctx, tok, finch.PayGroupOptions{}); return err },
-		"GET /employer/pay-statement-item":      func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.PayStatementItems(ctx, tok, finch.PayStatementItemOptions{}); return err },
+		"GET /employer/benefits": func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.Benefits(ctx, tok); return err },
+		"GET /employer/benefits/meta": func(c *finch.Client, tok finchconnect.Secret) error {
+			_, err := c.SupportedBenefits(ctx, tok)
+			return err
+		},
+		"GET /employer/pay-groups": func(c *finch.Client, tok finchconnect.Secret) error {
+			_, err := c.PayGroups(ctx, tok, finch.PayGroupOptions{})
+			return err
+		},
+		"GET /employer/pay-statement-item": func(c *finch.Client, tok finchconnect.Secret) error {
+			_, err := c.PayStatementItems(ctx, tok, finch.PayStatementItemOptions{})
+			return err
+		},
 		"GET /employer/pay-statement-item/rule": func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.Rules(ctx, tok); return err },
-		"GET /employer/documents":               func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.DocumentsPage(ctx, tok, finch.DocumentOptions{}); return err },
-		"GET /jobs/automated":                   func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.AutomatedJobs(ctx, tok, 0, 0); return err },
-		"GET /sandbox/jobs/configuration":       func(c *finch.Client, tok finchconnect.Secret) error { _, err := c.SandboxJobConfigurations(ctx, tok); return err },
+		"GET /employer/documents": func(c *finch.Client, tok finchconnect.Secret) error {
+			_, err := c.DocumentsPage(ctx, tok, finch.DocumentOptions{})
+			return err
+		},
+		"GET /jobs/automated": func(c *finch.Client, tok finchconnect.Secret) error {
+			_, err := c.AutomatedJobs(ctx, tok, 0, 0)
+			return err
+		},
+		"GET /sandbox/jobs/configuration": func(c *finch.Client, tok finchconnect.Secret) error {
+			_, err := c.SandboxJobConfigurations(ctx, tok)
+			return err
+		},
 	}
 	writes := map[string]call{
 		"POST /employer/benefits": func(c *finch.Client, tok finchconnect.Secret) error {

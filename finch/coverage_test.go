@@ -139,6 +139,9 @@ func TestBenefits_Lifecycle(t *testing.T) {
 		r.Benefit.EmployeeDeduction == nil || r.Benefit.EmployeeDeduction.Type != "fixed" || *r.Benefit.EmployeeDeduction.Amount != amt {
 		t.Errorf("IndividualBenefits[0] = %+v (benefit %+v)", r, r.Benefit)
 	}
+	if q := e.rec.last(t, "GET", "/employer/benefits/"+job.BenefitID+"/individuals").RawQuery; q != "individual_ids="+ids[0] {
+		t.Errorf("IndividualBenefits query = %q", q)
+	}
 	all, err := c.IndividualBenefits(ctx, tok, job.BenefitID, nil)
 	if err != nil || len(all) != 2 {
 		t.Fatalf("IndividualBenefits(all) = %d results, %v", len(all), err)
@@ -149,10 +152,14 @@ func TestBenefits_Lifecycle(t *testing.T) {
 	if err != nil || len(mixed) != 2 {
 		t.Fatalf("IndividualBenefits(mixed) = %+v, %v", mixed, err)
 	}
-	for _, r := range mixed {
-		if r.IndividualID == notEnrolled && (r.Err == nil || r.Benefit != nil || r.Code < 400) {
-			t.Errorf("not enrolled individual: %+v", r)
-		}
+	i := slices.IndexFunc(mixed, func(r finch.IndividualBenefitResult) bool { return r.IndividualID == notEnrolled })
+	if i < 0 {
+		t.Fatalf("no result for the individual who is not enrolled: %+v", mixed)
+	}
+	if r := mixed[i]; r.Err == nil || r.Benefit != nil || r.Code < 400 {
+		t.Errorf("not enrolled individual: %+v", r)
+	} else if ae := apiErr(t, r.Err, r.Code); ae.Name == "" {
+		t.Errorf("item error without a name: %+v", ae)
 	}
 
 	un, err := c.UnenrollIndividuals(ctx, tok, job.BenefitID, ids[:1])

@@ -81,7 +81,11 @@ type AutomatedJobList struct {
 // CreateAutomatedJob starts a job, with POST /jobs/automated
 // (https://developer.tryfinch.com/api-reference/management/jobs). Starting a
 // job spends the connection's refresh quota, so it is retried only when it
-// certainly did not reach Finch.
+// certainly did not reach Finch. While a data_sync_all job is still running
+// Finch answers 202 with that job instead of starting another; the result
+// is the same. A spent quota is a 429 *[APIError] whose RetryAfter says
+// when the next refresh is allowed (it is not waited out: Finch's quota
+// is hourly).
 func (c *Client) CreateAutomatedJob(ctx context.Context, token finchconnect.Secret, req AutomatedJobRequest) (*AutomatedJobCreated, error) {
 	switch req.Type {
 	case "data_sync_all":
