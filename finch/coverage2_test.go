@@ -56,6 +56,21 @@ func TestAutomatedJobs(t *testing.T) {
 	if err != nil || len(page.Data) != 1 || page.Data[0].JobID != list.Data[1].JobID {
 		t.Fatalf("AutomatedJobs(1, 1) = %+v, %v", page, err)
 	}
+	var iterated []string
+	for j, err := range c.AllAutomatedJobs(ctx, tok, 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		iterated = append(iterated, j.JobID)
+	}
+	if !slices.Equal(iterated, got) {
+		t.Errorf("AllAutomatedJobs = %v, want %v", iterated, got)
+	}
+	for _, err := range c.AllAutomatedJobs(ctx, tok, 0) {
+		if err == nil {
+			t.Error("page size 0 passed")
+		}
+	}
 	for _, j := range list.Data {
 		if j.Type == "w4_form_employee_sync" && (j.Params == nil || j.Params.IndividualID != ids[0]) {
 			t.Errorf("w4 job params = %+v", j.Params)

@@ -19,7 +19,7 @@
 //   - Documents: [Client.DocumentsPage], [Client.Documents] (an iterator)
 //     and [Client.Document], which decodes both W-4 shapes (2020 and 2005).
 //   - Jobs: [Client.CreateAutomatedJob], [Client.AutomatedJobs],
-//     [Client.AutomatedJob].
+//     [Client.AllAutomatedJobs] (an iterator), [Client.AutomatedJob].
 //   - Request forwarding: [Client.Forward].
 //   - Providers.
 //   - Finch's sandbox API: [Client.SandboxCreateConnection],

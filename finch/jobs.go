@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"iter"
 	"net/url"
 	"strconv"
 
@@ -116,6 +118,34 @@ func (c *Client) AutomatedJobs(ctx context.Context, token finchconnect.Secret, l
 		q.Set("offset", strconv.Itoa(offset))
 	}
 	return get[AutomatedJobList](ctx, c, token, "/jobs/automated", q)
+}
+
+// AllAutomatedJobs iterates over every job, newest first, fetching pages
+// of pageSize (1 or more). Finch's list has no total, so iteration ends at
+// a page shorter than pageSize. An error ends the iteration after being
+// yielded once.
+func (c *Client) AllAutomatedJobs(ctx context.Context, token finchconnect.Secret, pageSize int) iter.Seq2[AutomatedJob, error] {
+	return func(yield func(AutomatedJob, error) bool) {
+		if pageSize < 1 {
+			yield(AutomatedJob{}, fmt.Errorf("finch: automated jobs: page size %d, want 1 or more", pageSize))
+			return
+		}
+		for offset := 0; ; offset += pageSize {
+			page, err := c.AutomatedJobs(ctx, token, pageSize, offset)
+			if err != nil {
+				yield(AutomatedJob{}, err)
+				return
+			}
+			for _, j := range page.Data {
+				if !yield(j, nil) {
+					return
+				}
+			}
+			if len(page.Data) < pageSize {
+				return
+			}
+		}
+	}
 }
 
 // AutomatedJob returns one job, with GET /jobs/automated/{job_id}.
