@@ -1,10 +1,37 @@
 // Package finch is a client for the Finch employment API
-// (https://developer.tryfinch.com): it exchanges Connect codes for access
-// tokens, introspects and disconnects connections, creates Connect
-// sessions, reads employer data (company, directory, individuals,
-// employments, payments, pay statements, providers), and passes raw calls
-// through for a proxy ([Client.Do]). It holds no state beyond its settings
-// and stores nothing.
+// (https://developer.tryfinch.com). It holds no state beyond its settings
+// and stores nothing. It has typed methods for every route of the API:
+//
+//   - Connect and tokens: code exchange, Connect sessions (new and
+//     re-authentication), introspection, disconnects.
+//   - Organization: company, directory (with an iterator), individuals,
+//     employments.
+//   - Payroll: payments, pay statements, pay groups ([Client.PayGroups],
+//     [Client.PayGroup]), pay statement items and their rules
+//     ([Client.PayStatementItems], [Client.CreateRule], [Client.Rules],
+//     [Client.UpdateRule], [Client.DeleteRule]).
+//   - Deductions: [Client.Benefits], [Client.Benefit],
+//     [Client.SupportedBenefits], [Client.CreateBenefit],
+//     [Client.RegisterBenefit], [Client.UpdateBenefit],
+//     [Client.EnrollIndividuals], [Client.UnenrollIndividuals],
+//     [Client.EnrolledIndividuals], [Client.IndividualBenefits], and the
+//     jobs they start ([Client.ManualJob]).
+//   - Documents: [Client.DocumentsPage], [Client.Documents] (an iterator)
+//     and [Client.Document], which decodes both W-4 shapes (2020 and 2005).
+//   - Jobs: [Client.CreateAutomatedJob], [Client.AutomatedJobs],
+//     [Client.AllAutomatedJobs] (an iterator), [Client.AutomatedJob].
+//   - Request forwarding: [Client.Forward].
+//   - Providers.
+//   - Finch's sandbox API: [Client.SandboxCreateConnection],
+//     [Client.SandboxCreateAccount], [Client.SandboxUpdateAccount],
+//     [Client.SandboxUpdateCompany], [Client.SandboxAddDirectory],
+//     [Client.SandboxUpdateIndividual], [Client.SandboxUpdateEmployment],
+//     [Client.SandboxCreatePayment], [Client.SandboxCreateJob],
+//     [Client.SandboxJobConfigurations], [Client.SandboxSetJobConfiguration].
+//
+// [Client.Do] passes any other call through raw, for a proxy. [Products]
+// lists every product name Finch accepts, the deprecated "deduction"
+// included.
 //
 // A [Client] is a plain struct whose zero-valued fields mean "default";
 // set ClientID and ClientSecret, and BaseURL to talk to a sandbox.
@@ -52,9 +79,13 @@
 //     can only fail, or at a server that revokes on reuse destroy the
 //     token the first send minted. A transport error after sending means
 //     the code's fate is unknown, and the caller must start a new Connect.
-//   - Connect sessions and disconnects are retried only when Finch
-//     certainly did not act: the connection could not be established
-//     (dial error), or Finch answered 429 (or x-should-retry: true). A
-//     timeout or 5xx is returned as is, so a session is never duplicated
-//     silently.
+//   - Every other write (Connect sessions, disconnects, deduction writes
+//     and enrollments, pay statement item rules, automated jobs,
+//     /forward, the sandbox API) is retried only when Finch certainly did
+//     not act: the connection could not be established (dial error), or
+//     Finch answered 429 (or x-should-retry: true). A timeout or 5xx is
+//     returned as is, so a session, a deduction or a job is never
+//     duplicated silently. Finch offers no idempotency key, and even an
+//     idempotent PUT is treated so: it might overwrite a change made in
+//     between.
 package finch
