@@ -50,12 +50,18 @@ func (f connectForm) validate() []string {
 // productProblems names each of ps that is not a Finch product. Every path
 // that asks Finch for a session checks its products with it, so that a typo
 // is the caller's 400, not Finch's refusal (a 502).
+// Every product Finch accepts is valid (finch.Products, "deduction" among
+// them), not only those the form offers; Finch refuses "deduction" together
+// with "benefits", its replacement, and so does this.
 func productProblems(ps []string) []string {
 	var problems []string
 	for _, p := range ps {
-		if !slices.Contains(products, p) {
+		if !finch.IsProduct(p) {
 			problems = append(problems, fmt.Sprintf("%q is not a Finch product.", p))
 		}
+	}
+	if slices.Contains(ps, "deduction") && slices.Contains(ps, "benefits") {
+		problems = append(problems, `"deduction" is the deprecated name of "benefits": ask for one of them.`)
 	}
 	return problems
 }

@@ -241,6 +241,14 @@ func TestAPI_Routes(t *testing.T) {
 		!strings.Contains(r.body, `"invalid_request"`) || !strings.Contains(r.body, `\"bogus\" is not a Finch product`) {
 		t.Errorf("reauthenticate with an unknown product = %d %s, want 400 invalid_request naming it", r.status, r.body)
 	}
+	// Every product Finch accepts is valid, the deprecated "deduction"
+	// too, but not with "benefits", which replaced it.
+	if r := api.call("POST", "/v1/connect/sessions", `{"customer_id":"d","customer_name":"D","products":["company","deduction"]}`); r.status != http.StatusCreated {
+		t.Errorf("a session with deduction = %d %s, want 201", r.status, r.body)
+	}
+	if r := api.call("POST", "/v1/connect/sessions", `{"customer_id":"d","customer_name":"D","products":["benefits","deduction"]}`); r.status != http.StatusBadRequest || !strings.Contains(r.body, "deprecated") {
+		t.Errorf("a session with benefits and deduction = %d %s, want 400 naming the alias", r.status, r.body)
+	}
 	if got := h.sb.Stats().Requests["POST /connect/sessions/reauthenticate"]; got != sessions {
 		t.Errorf("a refused re-authentication reached Finch (%d session requests, want %d)", got, sessions)
 	}
