@@ -6,7 +6,10 @@
 // stored, in the vault's key space (tokenstore.Backend, under "apikey/"), so
 // a read of the store yields no usable key; the hash is compared in
 // constant time. A key is scoped read (GET routes and reads through the
-// proxy) or write (everything), and can be revoked.
+// proxy), write (everything but Finch's request forwarding) or forward
+// (everything, and POST /forward through the proxy: a raw call to the
+// employer's payroll system, so it is a scope of its own), and can be
+// revoked.
 package apikey
 
 import (
@@ -29,9 +32,13 @@ import (
 
 // Scopes.
 const (
-	ScopeRead  = "read"
-	ScopeWrite = "write"
+	ScopeRead    = "read"
+	ScopeWrite   = "write"
+	ScopeForward = "forward"
 )
+
+// Scopes lists the scopes, each covering those before it.
+var Scopes = []string{ScopeRead, ScopeWrite, ScopeForward}
 
 const prefix = "apikey/"
 
@@ -54,14 +61,25 @@ type Record struct {
 
 // Allows reports whether the key's scope covers scope.
 func (r Record) Allows(scope string) bool {
-	return r.Scope == ScopeWrite || scope == ScopeRead
+	have, want := rank(r.Scope), rank(scope)
+	return have >= 0 && want >= 0 && have >= want
+}
+
+// rank is scope's place in Scopes, or -1.
+func rank(scope string) int {
+	for i, s := range Scopes {
+		if s == scope {
+			return i
+		}
+	}
+	return -1
 }
 
 // Create issues a key with scope and name and returns it, once: it cannot be
 // shown again.
 func Create(ctx context.Context, b tokenstore.Backend, name, scope string) (finchconnect.Secret, Record, error) {
-	if scope != ScopeRead && scope != ScopeWrite {
-		return finchconnect.Secret{}, Record{}, fmt.Errorf("apikey: scope must be %q or %q", ScopeRead, ScopeWrite)
+	if rank(scope) < 0 {
+		return finchconnect.Secret{}, Record{}, fmt.Errorf("apikey: scope must be %q, %q or %q", ScopeRead, ScopeWrite, ScopeForward)
 	}
 	var idb [6]byte
 	var sec [32]byte

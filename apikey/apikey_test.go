@@ -150,3 +150,34 @@ func TestCache(t *testing.T) {
 		t.Error("a malformed header read the store")
 	}
 }
+
+// TestScopes checks each scope against each other: read < write < forward,
+// and an unknown scope (a damaged record, a typo) allows nothing.
+func TestScopes(t *testing.T) {
+	allows := map[string][]bool{ // Allows(read), Allows(write), Allows(forward)
+		apikey.ScopeRead:    {true, false, false},
+		apikey.ScopeWrite:   {true, true, false},
+		apikey.ScopeForward: {true, true, true},
+		"admin":             {false, false, false},
+		"":                  {false, false, false},
+	}
+	for have, want := range allows {
+		for i, scope := range apikey.Scopes {
+			if got := (apikey.Record{Scope: have}).Allows(scope); got != want[i] {
+				t.Errorf("a %q key: Allows(%q) = %v, want %v", have, scope, got, want[i])
+			}
+		}
+		if got := (apikey.Record{Scope: have}).Allows("admin"); got {
+			t.Errorf("a %q key allows the unknown scope admin", have)
+		}
+	}
+	ctx := t.Context()
+	b := tokenstore.NewMemory()
+	key, _, err := apikey.Create(ctx, b, "forwarder", apikey.ScopeForward)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := apikey.Verify(ctx, b, "Bearer "+key.Reveal()); err != nil || got.Scope != apikey.ScopeForward {
+		t.Errorf("Verify(forward key) = %+v, %v", got, err)
+	}
+}

@@ -99,6 +99,7 @@ func (d apiDoc) check(method, path string, status int, header http.Header, body 
 
 // validate checks v against schema: $ref, oneOf, type, enum, required,
 // properties, additionalProperties: false, items and format date-time.
+// anyOf wants at least one alternative to match, oneOf exactly one.
 func (d apiDoc) validate(schemaV, v any, at string) []string {
 	s := d.resolve(schemaV)
 	if s == nil {
@@ -118,6 +119,18 @@ func (d apiDoc) validate(schemaV, v any, at string) []string {
 		}
 		if matched != 1 {
 			bad("matches %d of the oneOf schemas, want exactly 1: %s", matched, strings.Join(why, "; "))
+		}
+	}
+	if alts, ok := s["anyOf"].([]any); ok {
+		var why []string
+		matched := false
+		for _, alt := range alts {
+			e := d.validate(alt, v, at)
+			matched = matched || len(e) == 0
+			why = append(why, e...)
+		}
+		if !matched {
+			bad("matches none of the anyOf schemas: %s", strings.Join(why, "; "))
 		}
 	}
 	if t, ok := s["type"]; ok {
@@ -217,6 +230,9 @@ func TestAPIDoc_Check(t *testing.T) {
 		t.Fatal(err)
 	}
 	js := http.Header{"Content-Type": {"application/json"}}
+	ourErr := func(code int, name, finchCode string) string {
+		return fmt.Sprintf(`{"code":%d,"name":%q,"finch_code":%q,"message":"m","error":%q,"request_id":"r"}`, code, name, finchCode, finchCode)
+	}
 	conn := `"connection_id":"c","customer_id":"a","customer_name":"A","provider_id":"gusto","products":[],"entity_ids":[],"created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:05Z"`
 	tests := []struct {
 		name, method, path string
@@ -233,12 +249,15 @@ func TestAPIDoc_Check(t *testing.T) {
 		{"a page", "GET", "/v1/connections", 200, js, `{"data":[{` + conn + `,"status":"reauth"}],"next":""}`, false},
 		{"a page of strings", "GET", "/v1/connections", 200, js, `{"data":["c"],"next":""}`, true},
 		{"an undocumented status", "GET", "/v1/connections/{id}", 418, js, `{}`, true},
-		{"an error", "GET", "/v1/connections/{id}", 404, js, `{"error":"not_found","message":"m","request_id":"r"}`, false},
+		{"an error", "GET", "/v1/connections/{id}", 404, js, ourErr(404, "not_found_error", "not_found"), false},
+		{"an error in the old shape", "GET", "/v1/connections/{id}", 404, js, `{"error":"not_found","message":"m","request_id":"r"}`, true},
+		{"an error without its status", "GET", "/v1/connections/{id}", 404, js, `{"name":"not_found_error","finch_code":"not_found","error":"not_found","message":"m","request_id":"r"}`, true},
 		{"an error as text", "GET", "/v1/connections/{id}", 404, http.Header{"Content-Type": {"text/plain"}}, `not found`, true},
 		{"an undocumented operation", "PUT", "/v1/connections/{id}", 200, js, `{}`, true},
 		{"a 204 with a body", "DELETE", "/v1/connections/{id}", 204, nil, `x`, true},
 		{"Finch's error through the proxy", "GET", "/v1/connections/{id}/finch/{path}", 401, js, `{"code":401,"name":"authentication_error","finch_code":"reauthenticate_user","message":"m"}`, false},
-		{"our error through the proxy", "GET", "/v1/connections/{id}/finch/{path}", 401, js, `{"error":"unauthorized","message":"m","request_id":"r"}`, false},
+		{"our error through the proxy", "GET", "/v1/connections/{id}/finch/{path}", 401, js, ourErr(401, "invalid_token_error", "unauthorized"), false},
+		{"our refusal of a path", "GET", "/v1/connections/{id}/finch/{path}", 403, js, ourErr(403, "permission_denied", "path_not_allowed"), false},
 		{"neither error through the proxy", "GET", "/v1/connections/{id}/finch/{path}", 401, js, `{"oops":true}`, true},
 		{"Finch's data through the proxy", "GET", "/v1/connections/{id}/finch/{path}", 200, js, `{"anything":1}`, false},
 	}

@@ -100,8 +100,65 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// apiError is finchconnect's own error body, in Finch's shape ({code, name,
+// finch_code, message}) so that an official Finch SDK pointed at the proxy
+// raises the right typed error with its name set: code is the HTTP status,
+// name Finch's category for it, and finch_code (and error, kept for
+// clients of the first /v1) finchconnect's own stable code.
+type apiError struct {
+	Code      int    `json:"code"`
+	Name      string `json:"name"`
+	FinchCode string `json:"finch_code"`
+	Message   string `json:"message"`
+	Error     string `json:"error"`
+	RequestID string `json:"request_id"`
+}
+
+// finchErrorName is the name Finch gives an error of status, with
+// finchconnect's own code refining it where Finch has a closer category.
+func finchErrorName(status int, code string) string {
+	switch code {
+	case "unauthorized":
+		return "invalid_token_error"
+	case "path_not_allowed", "forward_disabled":
+		return "permission_denied"
+	}
+	switch {
+	case status == http.StatusBadRequest:
+		return "bad_request"
+	case status == http.StatusUnauthorized:
+		return "invalid_token_error"
+	case status == http.StatusForbidden:
+		return "insufficient_scope_error"
+	case status == http.StatusNotFound:
+		return "not_found_error"
+	case status == http.StatusMethodNotAllowed:
+		return "method_not_allowed_error"
+	case status == http.StatusConflict:
+		return "conflict_error"
+	case status == http.StatusRequestEntityTooLarge:
+		return "request_too_large_error"
+	case status == http.StatusUnprocessableEntity:
+		return "unprocessable_request_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_exceeded_error"
+	case status == http.StatusBadGateway, status == http.StatusServiceUnavailable, status == http.StatusGatewayTimeout:
+		return "service_unavailable_error"
+	case status >= 500:
+		return "server_error"
+	case status < 300:
+		return "accepted"
+	}
+	return "client_error"
+}
+
 func (s *Server) writeJSONError(w http.ResponseWriter, r *http.Request, status int, code, message string) {
-	writeJSON(w, status, map[string]string{"error": code, "message": message, "request_id": requestID(r.Context())})
+	s.writeNamedError(w, r, status, finchErrorName(status, code), code, message)
+}
+
+// writeNamedError is writeJSONError with Finch's name chosen by the caller.
+func (s *Server) writeNamedError(w http.ResponseWriter, r *http.Request, status int, name, code, message string) {
+	writeJSON(w, status, apiError{Code: status, Name: name, FinchCode: code, Message: message, Error: code, RequestID: requestID(r.Context())})
 }
 
 func handleHealthz() http.Handler {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -51,21 +52,31 @@ func proxyPathOK(escaped, path string) bool {
 }
 
 // proxyAllowed reports whether method and path may go to Finch through the
-// proxy: the employer data routes, introspection and providers, and the
-// job routes. Never the token, disconnect, Connect, forward or sandbox
+// proxy: every route of Finch's data, benefits, documents, pay groups, pay
+// statement items and jobs (the /employer and /jobs routes), introspection
+// and providers, and request forwarding (POST /forward, which the handler
+// gates on its own). Never the token, disconnect, Connect or sandbox
 // routes. path has passed proxyPathOK.
 func proxyAllowed(method, path string) bool {
 	switch {
 	case path == "/introspect", path == "/providers":
 		return method == http.MethodGet || method == http.MethodHead
+	case path == forwardPath:
+		return method == http.MethodPost
 	case strings.HasPrefix(path, "/employer/"), strings.HasPrefix(path, "/jobs/"):
 		return true
 	}
 	return false
 }
 
+// forwardPath is Finch's request forwarding.
+const forwardPath = "/forward"
+
 // readOnly reports whether a proxied call only reads: GETs, and the batch
-// POSTs that Finch uses for reads.
+// POSTs that Finch uses for reads (individuals, employments, pay
+// statements). Every other method is a write: benefits created, updated,
+// registered, enrolled in and unenrolled from, pay statement item rules
+// created, updated and deleted, a data sync job started.
 func readOnly(method, path string) bool {
 	switch method {
 	case http.MethodGet, http.MethodHead:
@@ -76,9 +87,24 @@ func readOnly(method, path string) bool {
 	return false
 }
 
-// passHeaders are Finch's response headers the proxy hands on.
+// proxyScope is the API key scope a proxied call needs.
+func proxyScope(method, path string) string {
+	switch {
+	case path == forwardPath:
+		return apikey.ScopeForward
+	case readOnly(method, path):
+		return apikey.ScopeRead
+	}
+	return apikey.ScopeWrite
+}
+
+// passHeaders are Finch's response headers the proxy hands on: those the
+// official SDKs and Finch's docs have clients read (the API version, the
+// request id to quote to Finch, the retry advice the SDKs obey:
+// x-should-retry, retry-after-ms, retry-after) and the data freshness
+// headers.
 var passHeaders = []string{
-	"Content-Type", "Finch-Request-Id", "Retry-After", "Retry-After-Ms",
+	"Content-Type", "Finch-Api-Version", "Finch-Request-Id", "Retry-After", "Retry-After-Ms", "X-Should-Retry",
 	"Finch-Data-Retrieved", "Finch-Last-Attempted-Update-Date", "Finch-Last-Attempted-Update-Result",
 }
 
@@ -100,11 +126,13 @@ func (s *Server) handleProxy() http.Handler {
 			s.writeJSONError(w, r, http.StatusForbidden, "path_not_allowed", "This Finch path is not available through the proxy.")
 			return
 		}
-		if !readOnly(r.Method, path) {
-			if rec, ok := ctx.Value(apiKeyScopeCtx).(string); ok && rec != apikey.ScopeWrite {
-				s.writeJSONError(w, r, http.StatusForbidden, "forbidden", "This API key is read-only.")
-				return
-			}
+		if path == forwardPath && !s.cfg.ProxyForward {
+			s.writeJSONError(w, r, http.StatusForbidden, "forward_disabled", "Request forwarding (POST /forward) is off on this server; the operator turns it on with serve -proxy-forward.")
+			return
+		}
+		if need := proxyScope(r.Method, path); !(apikey.Record{Scope: scopeOf(ctx)}).Allows(need) {
+			s.writeJSONError(w, r, http.StatusForbidden, "forbidden", "This API key's scope ("+scopeOf(ctx)+") does not allow this call; it needs a key of scope "+need+".")
+			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxProxyBody))
 		var tooBig *http.MaxBytesError
@@ -144,6 +172,12 @@ func (s *Server) handleProxy() http.Handler {
 		w.WriteHeader(res.StatusCode)
 		_, _ = w.Write(res.Body)
 	})
+}
+
+// scopeOf is the scope of the API key the request came with.
+func scopeOf(ctx context.Context) string {
+	sc, _ := ctx.Value(apiKeyScopeCtx).(string)
+	return sc
 }
 
 // markReauth records that Finch wants the employer to sign in again, and

@@ -114,6 +114,12 @@ type Config struct {
 	// any exchange.
 	RecoverAfter time.Duration
 
+	// ProxyForward lets the proxy pass Finch's request forwarding (POST
+	// /forward: any call, write or read, to the employer's own payroll
+	// system) for API keys of scope forward. Off by default: the proxy
+	// then refuses /forward to every key.
+	ProxyForward bool
+
 	// APIKeyCacheTTL is how long the /v1 API remembers an API key's record
 	// once read from the store ([apikey.Cache]): the secret is checked on
 	// every request, but a revocation takes effect within this time.

@@ -39,7 +39,7 @@ func (s *Server) requireKey(scope string, h http.Handler) http.Handler {
 		switch {
 		case errors.Is(err, apikey.ErrMissing):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="finchconnect"`)
-			s.writeJSONError(w, r, http.StatusUnauthorized, "unauthorized", "An API key is required: Authorization: Bearer fck_…")
+			s.writeNamedError(w, r, http.StatusUnauthorized, "unauthorized_request_error", "unauthorized", "An API key is required: Authorization: Bearer fck_…")
 			return
 		case errors.Is(err, apikey.ErrInvalid), errors.Is(err, apikey.ErrRevoked):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="finchconnect", error="invalid_token"`)
@@ -49,7 +49,7 @@ func (s *Server) requireKey(scope string, h http.Handler) http.Handler {
 			s.fail(w, r, true, fmt.Errorf("%w: verify API key: %v", errStoreDown, err))
 			return
 		case !rec.Allows(scope):
-			s.writeJSONError(w, r, http.StatusForbidden, "forbidden", "This API key is read-only.")
+			s.writeJSONError(w, r, http.StatusForbidden, "forbidden", "This API key's scope ("+rec.Scope+") does not allow this route.")
 			return
 		}
 		ctx := context.WithValue(r.Context(), apiKeyCtx, rec.ID)

@@ -38,9 +38,10 @@ type seenRequest struct {
 // the sandbox does not send: rate-limit headers the proxy must pass on, and
 // others it must not.
 type upstream struct {
-	sb *sandbox.Server
-	mu sync.Mutex
-	rs []seenRequest
+	sb    *sandbox.Server
+	mu    sync.Mutex
+	rs    []seenRequest
+	extra http.Header // added to every response
 }
 
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -48,6 +49,9 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	u.mu.Lock()
 	u.rs = append(u.rs, seenRequest{method: r.Method, path: r.URL.Path, rawURI: r.RequestURI, host: r.Host, header: r.Header.Clone(), bodyLen: len(body)})
+	for k, v := range u.extra {
+		w.Header()[k] = v
+	}
 	u.mu.Unlock()
 	w.Header().Set("X-RateLimit-Limit", "20")
 	w.Header().Set("X-RateLimit-Remaining", "19")
@@ -199,10 +203,18 @@ type proxyFixture struct {
 	token   finchconnect.Secret
 	read    *apiClient
 	write   *apiClient
+	forward *apiClient
 	audits  func() []finchconnect.AuditRecord
 }
 
 func newProxyFixture(t *testing.T, fc func(*finch.Client)) *proxyFixture {
+	t.Helper()
+	return newProxyFixtureConfig(t, fc, nil)
+}
+
+// newProxyFixtureConfig is newProxyFixture with the server's Config
+// changed by cfg.
+func newProxyFixtureConfig(t *testing.T, fc func(*finch.Client), cfg func(*server.Config)) *proxyFixture {
 	t.Helper()
 	f := &proxyFixture{t: t}
 	sb, err := sandbox.New(sandbox.Options{})
@@ -231,21 +243,25 @@ func newProxyFixture(t *testing.T, fc func(*finch.Client)) *proxyFixture {
 	mux := http.NewServeMux()
 	f.app = httptest.NewServer(mux)
 	t.Cleanup(f.app.Close)
-	srv, err := server.New(server.Config{
+	conf := server.Config{
 		PublicURL: f.app.URL,
 		Audit: func(_ context.Context, r finchconnect.AuditRecord) {
 			mu.Lock()
 			defer mu.Unlock()
 			audits = append(audits, r)
 		},
-	}, client, f.store)
+	}
+	if cfg != nil {
+		cfg(&conf)
+	}
+	srv, err := server.New(conf, client, f.store)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux.Handle("/", srv)
 
 	// Mint a connection at the sandbox and store it, as a callback would.
-	req, _ := http.NewRequest("POST", upSrv.URL+"/sandbox/connections", strings.NewReader(`{"provider_id":"gusto","employee_size":25}`))
+	req, _ := http.NewRequest("POST", upSrv.URL+"/sandbox/connections", strings.NewReader(`{"provider_id":"gusto","employee_size":25,"products":["company","directory","individual","employment","payment","pay_statement","benefits","documents"]}`))
 	req.SetBasicAuth(sandbox.DefaultClientID, sandbox.DefaultClientSecret)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
@@ -274,7 +290,7 @@ func newProxyFixture(t *testing.T, fc func(*finch.Client)) *proxyFixture {
 	// The apiClient helpers want a harness: give them one that points at
 	// this fixture's server.
 	h := &harness{t: t, ts: f.app, backend: f.backend, store: f.store, sb: sb}
-	f.read, f.write = h.api(apikey.ScopeRead), h.api(apikey.ScopeWrite)
+	f.read, f.write, f.forward = h.api(apikey.ScopeRead), h.api(apikey.ScopeWrite), h.api(apikey.ScopeForward)
 	f.up.reset()
 	return f
 }

@@ -26,8 +26,8 @@ func (*apikeyCreateCmd) spec() cmdSpec {
 
 func (a *apikeyCreateCmd) flags(fs *flag.FlagSet) {
 	a.sf.register(fs)
-	enumVar(fs, &a.scope, "scope", apikey.ScopeRead, []string{apikey.ScopeRead, apikey.ScopeWrite},
-		"read: GET routes and reads through the proxy; write: everything")
+	enumVar(fs, &a.scope, "scope", apikey.ScopeRead, apikey.Scopes,
+		"read: GET routes and reads through the proxy; write: everything but /forward; forward: everything")
 	fs.StringVar(&a.name, "name", "", "what the key is for, shown by apikey list")
 }
 

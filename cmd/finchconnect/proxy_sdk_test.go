@@ -14,8 +14,10 @@ import (
 
 // TestProxy_OfficialSDK has the official Finch TypeScript SDK call, through
 // the /v1 proxy, every one of its methods whose route the proxy allows,
-// with finchconnect API keys (read, and write for the writes) as its access
-// token: the app's services never hold a Finch token.
+// with finchconnect API keys (read, write for the writes, forward for
+// request forwarding, which -proxy-forward turns on) as its access token:
+// the app's services never hold a Finch token. finchconnect's refusals must
+// reach the SDK as its typed errors, in Finch's error shape.
 func TestProxy_OfficialSDK(t *testing.T) {
 	dir, err := filepath.Abs("../../sandbox/sdktest")
 	if err != nil {
@@ -28,7 +30,7 @@ func TestProxy_OfficialSDK(t *testing.T) {
 		t.Skip("run `npm ci` in sandbox/sdktest to drive the Finch SDK through the proxy")
 	}
 	data := t.TempDir()
-	app := start(t, nil, "-addr", "127.0.0.1:0", "-data-dir", data)
+	app := start(t, nil, "-addr", "127.0.0.1:0", "-data-dir", data, "-proxy-forward")
 	b := newBrowser(t)
 	_, loc, _ := b.do("GET", connectThroughSandboxWith(t, b, app.url, "proxy-sdk",
 		"company", "directory", "individual", "employment", "payment", "pay_statement", "benefits", "documents"), nil)
@@ -50,9 +52,10 @@ func TestProxy_OfficialSDK(t *testing.T) {
 		"FINCHCONNECT_PROXY_URL="+app.url+"/v1/connections/"+id+"/finch",
 		"FINCHCONNECT_API_KEY="+newKey("read"),
 		"FINCHCONNECT_WRITE_KEY="+newKey("write"),
+		"FINCHCONNECT_FORWARD_KEY="+newKey("forward"),
 	)
 	out, err := cmd.CombinedOutput()
-	if err != nil || !bytes.Contains(out, []byte("# pass 2")) {
+	if err != nil || !bytes.Contains(out, []byte("# pass 3")) {
 		t.Fatalf("node --test proxy.test.mjs: %v\n%s", err, out)
 	}
 }

@@ -51,6 +51,7 @@ type serveFlags struct {
 	demo                      bool
 	demoRateLimits            float64
 	allowDegraded             bool
+	proxyForward              bool
 }
 
 // connectProducts are the products the connect form offers.
@@ -78,6 +79,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.returnOrigins, "return-origins", "", "origins (https://app.example.com), comma-separated, besides -public-url's, that API-started flows may return the browser to")
 	fs.DurationVar(&f.keysReload, "keys-reload", 10*time.Second, "how often to re-read a changed key file, so `keys rotate` needs no restart (0 disables)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown; callbacks holding a code get up to "+drainTimeout.String()+" more to store their token")
+	fs.BoolVar(&f.proxyForward, "proxy-forward", false, "let API keys of scope forward call Finch's POST /forward (a raw call to the employer's payroll system) through the proxy")
 	fs.BoolVar(&f.allowDegraded, "allow-degraded", false, "start even when stored records name keys the keyring lacks, or do not open with its keys (/readyz then fails until they do)")
 }
 
@@ -339,6 +341,7 @@ func (a *app) newServer(ctx context.Context, trusted []netip.Prefix) error {
 		ReturnOrigins:  splitList(a.f.returnOrigins),
 		TrustedProxies: trusted,
 		Ready:          a.keys.get,
+		ProxyForward:   a.f.proxyForward,
 		// Bursts: a page of tabs for /connect; a crowd of duplicates for
 		// /callback, which are cheap once the first has claimed the code.
 		ConnectLimit:  rateLimit(a.f.connectLimit, 1),
