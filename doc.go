@@ -17,6 +17,8 @@
 //     for one machine, and for many replicas (the in-memory one is in
 //     tokenstore).
 //   - tokenstore/tokenstoretest: the conformance suite every Backend passes.
+//   - tokenstore/postgres/postgrestest: a PostgreSQL backend in a schema of
+//     its own, for tests.
 //   - server: the Connect back-end as an http.Handler an app can mount: pages,
 //     the callback that exchanges each code exactly once, the /v1 API and
 //     proxy, Finch's webhooks and health sweeps.

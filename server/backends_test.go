@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/finchconnect/finchconnect/tokenstore/postgres/postgrestest"
+
 	"github.com/finchconnect/finchconnect/tokenstore"
-	"github.com/finchconnect/finchconnect/tokenstore/postgres"
 	"github.com/finchconnect/finchconnect/tokenstore/redis"
 	"github.com/finchconnect/finchconnect/tokenstore/sqlite"
-	"github.com/jackc/pgx/v5/pgxpool"
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -82,35 +82,5 @@ func openRedis(t *testing.T) tokenstore.Backend {
 
 func openPostgres(t *testing.T) tokenstore.Backend {
 	t.Helper()
-	url := integrationURL(t, "FINCHCONNECT_TEST_POSTGRES_URL")
-	ctx := context.Background()
-	schema := randomLabel("fc_srv_")
-	admin, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	b, err := postgres.New(ctx, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return postgrestest.Open(t, integrationURL(t, "FINCHCONNECT_TEST_POSTGRES_URL"), "fc_srv_", 4)
 }

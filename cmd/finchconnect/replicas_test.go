@@ -13,7 +13,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/finchconnect/finchconnect/tokenstore/postgres/postgrestest"
+
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -33,20 +34,7 @@ func integrationURL(t *testing.T, name string) string {
 // test ends, so tests share the server but no tables.
 func testSchema(t *testing.T, base, prefix string) string {
 	t.Helper()
-	schema := prefix + randomSuffix()
-	admin, err := pgxpool.New(context.Background(), base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	return schema
+	return postgrestest.Schema(t, base, prefix)
 }
 
 // withParam returns the URL raw with query parameter k set to v.

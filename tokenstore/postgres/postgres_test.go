@@ -2,20 +2,19 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/finchconnect/finchconnect/tokenstore/postgres/postgrestest"
+
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/finchconnect/finchconnect/tokenstore/postgres"
 	"github.com/finchconnect/finchconnect/tokenstore/tokenstoretest"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // testURL returns the test database's URL, skipping the test without one —
@@ -36,39 +35,7 @@ func testURL(t testing.TB) string {
 // test ends, so tests share the server but no data.
 func newTestBackend(t testing.TB) *postgres.Backend {
 	t.Helper()
-	url := testURL(t)
-	ctx := context.Background()
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "fc_test_" + hex.EncodeToString(b[:])
-	admin, err := pgxpool.New(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	be, err := postgres.New(ctx, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return be
+	return postgrestest.Open(t, testURL(t), "fc_test_", 8)
 }
 
 func TestBackend_Conformance(t *testing.T) {
