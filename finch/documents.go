@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"iter"
 	"net/url"
 	"strconv"
@@ -113,29 +112,14 @@ func (c *Client) DocumentsPage(ctx context.Context, token finchconnect.Secret, o
 // Documents iterates over every document from opts.Offset, page by page,
 // with the paging rule of [Client.Directory].
 func (c *Client) Documents(ctx context.Context, token finchconnect.Secret, opts DocumentOptions) iter.Seq2[DocumentRef, error] {
-	return func(yield func(DocumentRef, error) bool) {
-		for {
-			page, err := c.DocumentsPage(ctx, token, opts)
-			if err != nil {
-				yield(DocumentRef{}, err)
-				return
-			}
-			for _, d := range page.Documents {
-				if !yield(d, nil) {
-					return
-				}
-			}
-			next := page.Paging.Offset + len(page.Documents)
-			if len(page.Documents) == 0 || page.Paging.Count <= 0 || next >= page.Paging.Count {
-				return
-			}
-			if next <= opts.Offset {
-				yield(DocumentRef{}, fmt.Errorf("finch: documents: paging did not advance past offset %d", opts.Offset))
-				return
-			}
-			opts.Offset = next
+	return offsetPages("documents", opts.Offset, func(offset int) ([]DocumentRef, Paging, error) {
+		opts.Offset = offset
+		page, err := c.DocumentsPage(ctx, token, opts)
+		if err != nil {
+			return nil, Paging{}, err
 		}
-	}
+		return page.Documents, page.Paging, nil
+	})
 }
 
 // Document returns one document with its form, with

@@ -116,29 +116,44 @@ func (c *Client) DirectoryPage(ctx context.Context, token finchconnect.Secret, o
 // next offset reaches the count. An error ends the iteration after being
 // yielded once.
 func (c *Client) Directory(ctx context.Context, token finchconnect.Secret, opts DirectoryOptions) iter.Seq2[Individual, error] {
-	return func(yield func(Individual, error) bool) {
+	return offsetPages("directory", opts.Offset, func(offset int) ([]Individual, Paging, error) {
+		opts.Offset = offset
+		page, err := c.DirectoryPage(ctx, token, opts)
+		if err != nil {
+			return nil, Paging{}, err
+		}
+		return page.Individuals, page.Paging, nil
+	})
+}
+
+// offsetPages iterates over the items of an offset-paged route from
+// offset, fetching each page with fetch, with the paging rule of
+// [Client.Directory]. what names the route in errors.
+func offsetPages[T any](what string, offset int, fetch func(offset int) ([]T, Paging, error)) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
 		for {
-			page, err := c.DirectoryPage(ctx, token, opts)
+			items, paging, err := fetch(offset)
 			if err != nil {
-				yield(Individual{}, err)
+				yield(zero, err)
 				return
 			}
-			for _, ind := range page.Individuals {
-				if !yield(ind, nil) {
+			for _, it := range items {
+				if !yield(it, nil) {
 					return
 				}
 			}
-			next := page.Paging.Offset + len(page.Individuals)
-			if len(page.Individuals) == 0 || page.Paging.Count <= 0 || next >= page.Paging.Count {
+			next := paging.Offset + len(items)
+			if len(items) == 0 || paging.Count <= 0 || next >= paging.Count {
 				return
 			}
 			// A server that ignores offset would otherwise be paged
 			// forever.
-			if next <= opts.Offset {
-				yield(Individual{}, fmt.Errorf("finch: directory: paging did not advance past offset %d", opts.Offset))
+			if next <= offset {
+				yield(zero, fmt.Errorf("finch: %s: paging did not advance past offset %d", what, offset))
 				return
 			}
-			opts.Offset = next
+			offset = next
 		}
 	}
 }
