@@ -236,12 +236,16 @@ func (c *connection) genPerson(i int) person {
 	p.Home = address{fmt.Sprintf("%d %s", 1+x.IntN(9999), pick(x, streets)), work.city, work.state, work.zip}
 	p.Phone = fmt.Sprintf("+1%s55501%02d", areaCodes[work.state], x.IntN(100)) // 555-0100…0199 are fictional
 	p.Saves401k = x.IntN(10) < 7
-	switch n := x.IntN(20); {
-	case n == 0:
+	kind := x.IntN(20)
+	if k, ok := c.forcedKind(i); ok {
+		kind, p.Active = k, true
+	}
+	switch {
+	case kind == 0:
 		p.Subtype, p.Title = "individual_contractor", "Contractor"
-	case n == 1:
+	case kind == 1:
 		p.Subtype, p.Title = "intern", "Intern"
-	case n < 4:
+	case kind < 4:
 		p.Subtype = "part_time"
 	default:
 		p.Subtype = "full_time"
@@ -262,6 +266,29 @@ func (c *connection) genPerson(i int) person {
 	p.SSN = ssnOf(c.rng(30000 + uint64(i)))
 	p.Index = i
 	return p
+}
+
+// forcedKind is the kind draw (0 contractor, 1 intern, 2–3 part-time,
+// above full-time) that employee i must have, if any, so that every
+// entity's four pay groups have an active member and every provider large
+// enough meets every pay frequency (see paygroups.go) whatever its
+// connection's random draw: the first employee of each entity is
+// full-time, the last three of each a part-timer, an intern and a
+// contractor, all active. Employers with fewer than four people per
+// entity keep their draw.
+func (c *connection) forcedKind(i int) (int, bool) {
+	n := max(1, len(c.Entities))
+	if i >= c.Employees || c.Employees < 4*n {
+		return 0, false
+	}
+	base := c.Employees - 3*n
+	switch {
+	case i < n:
+		return 19, true
+	case i >= base:
+		return [...]int{2, 1, 0}[(i-base)/n], true
+	}
+	return 0, false
 }
 
 // extraPeople are the people POST /sandbox/directory added.

@@ -219,3 +219,22 @@ func TestPayroll_StatementsMatchPayments(t *testing.T) {
 		}
 	}
 }
+
+// TestPayGroups_EveryGroupStaffed: whatever a connection's random draw,
+// every pay group of a provider large enough has an active member, so a
+// client always meets every pay frequency (a draw with no intern in one
+// entity once made the timeline test fail one run in twenty).
+func TestPayGroups_EveryGroupStaffed(t *testing.T) {
+	e := newEnv(t, sandbox.Options{Now: fixedClock()})
+	for range 20 {
+		for _, user := range []string{"authorized_simple", "authorized_complex"} {
+			tok := e.token(user)
+			for _, g := range e.payGroups(tok, "") {
+				var one payGroup
+				if r := e.call("GET", "/employer/pay-groups/"+g.ID, "bearer:"+tok, nil); json.Unmarshal(r.body, &one) != nil || len(one.IndividualIDs) == 0 {
+					t.Fatalf("%s: pay group %q (%v) has no active member: %d %s", user, g.Name, g.Frequencies, r.status, r.body)
+				}
+			}
+		}
+	}
+}
