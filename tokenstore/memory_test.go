@@ -2,14 +2,16 @@ package tokenstore_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/finchconnect/finchconnect/tokenstore/tokenstoretest"
 )
 
 func TestMemory_Conformance(t *testing.T) {
-	tokenstoretest.Run(t, func(t *testing.T) tokenstore.Backend {
+	tokenstoretest.RunClocked(t, func(t *testing.T, now func() time.Time) tokenstore.Backend {
 		m := tokenstore.NewMemory()
+		m.Now = now
 		t.Cleanup(func() { m.Close() })
 		return m
 	})

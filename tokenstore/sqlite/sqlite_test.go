@@ -31,13 +31,21 @@ func mustOpen(tb testing.TB, opts options) *Backend {
 }
 
 func TestBackend_Conformance(t *testing.T) {
-	tokenstoretest.Run(t, func(t *testing.T) tokenstore.Backend { return mustOpen(t, options{}) })
+	tokenstoretest.RunClocked(t, func(t *testing.T, now func() time.Time) tokenstore.Backend {
+		b := mustOpen(t, options{})
+		b.Now = now
+		return b
+	})
 }
 
 // The shared-pool layout is only kept for the benchmarks' comparison, but
 // it must be just as correct.
 func TestBackend_ConformanceSharedPool(t *testing.T) {
-	tokenstoretest.Run(t, func(t *testing.T) tokenstore.Backend { return mustOpen(t, options{sharedPool: true}) })
+	tokenstoretest.RunClocked(t, func(t *testing.T, now func() time.Time) tokenstore.Backend {
+		b := mustOpen(t, options{sharedPool: true})
+		b.Now = now
+		return b
+	})
 }
 
 func TestBackend_Store(t *testing.T) {

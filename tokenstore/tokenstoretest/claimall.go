@@ -19,7 +19,7 @@ func claims(kv ...string) []tokenstore.Claim {
 	return cs
 }
 
-func testClaimAll(t *testing.T, b tokenstore.Backend) {
+func testClaimAll(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	ctx := t.Context()
 	if held, err := b.ClaimAll(ctx, nil); held != -1 || err != nil {
 		t.Errorf("ClaimAll(none) = %d, %v; want -1, nil", held, err)
@@ -65,7 +65,7 @@ func testClaimAll(t *testing.T, b tokenstore.Backend) {
 	// Values are independent of the caller's slices, and TTLs apply per
 	// claim: an expired key can be claimed again, a live one cannot.
 	v := []byte("mine")
-	start := time.Now()
+	start := c.Now()
 	cs := []tokenstore.Claim{{Key: "all:short", Value: v, TTL: shortTTL}, {Key: "all:long", Value: []byte("L"), TTL: time.Hour}}
 	if _, err := b.ClaimAll(ctx, cs); err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func testClaimAll(t *testing.T, b tokenstore.Backend) {
 	if got := mustLoad(t, b, "all:short"); string(got) != "mine" {
 		t.Errorf("Load() after the caller changed its slice = %q, want mine", got)
 	}
-	afterExpiry(start.Add(shortTTL))
+	c.passBeyond(start.Add(shortTTL))
 	if held, err := b.ClaimAll(ctx, claims("all:short", "again")); held != -1 || err != nil {
 		t.Errorf("ClaimAll(expired key) = %d, %v; want -1, nil", held, err)
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
-func testClaimAllIf(t *testing.T, b tokenstore.Backend) {
+func testClaimAllIf(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	ctx := t.Context()
 
 	// No guard: nothing is claimed.
@@ -61,14 +61,14 @@ func testClaimAllIf(t *testing.T, b tokenstore.Backend) {
 	}
 
 	// An expired guard is no guard.
-	start := time.Now()
+	start := c.Now()
 	if err := b.Claim(ctx, "if:short", []byte("s"), shortTTL); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := b.ClaimAllIf(ctx, "if:short", claims("if:e", "E")); err != nil {
 		t.Fatalf("ClaimAllIf(live short guard) err = %v", err)
 	}
-	afterExpiry(start.Add(shortTTL))
+	c.passBeyond(start.Add(shortTTL))
 	_, _, err = b.ClaimAllIf(ctx, "if:short", claims("if:f", "F"))
 	wantErrIs(t, "ClaimAllIf(expired guard)", err, finchconnect.ErrNotFound)
 	_, err = b.Load(ctx, "if:f")

@@ -88,9 +88,9 @@ func testPutRowSwap(t *testing.T, b tokenstore.Backend) {
 
 // testPutRowSwapExpiry: an expired key is absent to the swap, and the
 // swap's ttl applies to the new value.
-func testPutRowSwapExpiry(t *testing.T, b tokenstore.Backend) {
+func testPutRowSwapExpiry(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	ctx := t.Context()
-	start := time.Now()
+	start := c.Now()
 	if err := b.Claim(ctx, "gone", []byte("a"), shortTTL); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func testPutRowSwapExpiry(t *testing.T, b tokenstore.Backend) {
 	if _, swapped, err := b.PutRowSwap(ctx, sampleRow("exp-1"), 0, swapOf("short", "a", "b", shortTTL)); err != nil || !swapped {
 		t.Fatalf("PutRowSwap(short ttl) = %v, %v; want true, nil", swapped, err)
 	}
-	afterExpiry(start.Add(shortTTL))
+	c.passBeyond(start.Add(shortTTL))
 	if _, swapped, err := b.PutRowSwap(ctx, sampleRow("exp-2"), 0, swapOf("gone", "a", "b", time.Hour)); err != nil || swapped {
 		t.Errorf("PutRowSwap(expired key) = %v, %v; want false, nil", swapped, err)
 	}

@@ -21,9 +21,11 @@
 // must be safe to call from several goroutines, and the backend should be
 // closed through t.Cleanup of the t it is given (the suite never closes it).
 //
-// Expiry is tested with real time, because Redis and PostgreSQL expire
-// entries by their own clocks: a few subtests sleep for about two seconds,
-// in parallel, so the suite takes a little over two seconds per backend.
+// Expiry is tested with real time under [Run], because Redis and PostgreSQL
+// expire entries by their own clocks: a few subtests sleep for about two
+// seconds, in parallel. A backend that reads an injected clock runs under
+// [RunClocked] instead, and its expiry subtests move a fake clock and never
+// sleep.
 //
 // Beyond the doc comments of [tokenstore.Backend], the suite pins down these
 // details of the contract:
@@ -67,46 +69,65 @@ import (
 // subtest has finished.
 func Run(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
 	t.Helper()
+	run(t, func(t *testing.T, _ func() time.Time) tokenstore.Backend { return newBackend(t) }, false)
+}
+
+// RunClocked is [Run] for a backend that judges expiry by an injected
+// clock (Memory.Now, sqlite's Backend.Now): each subtest passes newBackend
+// a clock of its own, set to the real time when the subtest starts, and
+// the expiry subtests move it forward instead of sleeping until a time to
+// live has passed. The backend must read the time only through now.
+func RunClocked(t *testing.T, newBackend func(t *testing.T, now func() time.Time) tokenstore.Backend) {
+	t.Helper()
+	run(t, newBackend, true)
+}
+
+func run(t *testing.T, newBackend func(t *testing.T, now func() time.Time) tokenstore.Backend, fake bool) {
+	t.Helper()
+	// A clock-free subtest is adapted to the common signature.
+	plain := func(fn func(t *testing.T, b tokenstore.Backend)) func(*testing.T, tokenstore.Backend, *expiryClock) {
+		return func(t *testing.T, b tokenstore.Backend, _ *expiryClock) { fn(t, b) }
+	}
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, b tokenstore.Backend)
+		fn   func(t *testing.T, b tokenstore.Backend, c *expiryClock)
 	}{
-		{"Ping", testPing},
-		{"RowRoundTrip", testRowRoundTrip},
-		{"RowBinaryAndLarge", testRowBinaryAndLarge},
-		{"RowNotFound", testRowNotFound},
-		{"RowDelete", testRowDelete},
-		{"PutRowVersions", testPutRowVersions},
-		{"PutRowStartVersion", testPutRowStartVersion},
-		{"ListRowsFilters", testListRowsFilters},
-		{"ListRowsOrderIsBytewise", testListRowsOrder},
-		{"ListRowsPaging", testListRowsPaging},
-		{"ListRowsDefaultLimit", testListRowsDefaultLimit},
-		{"ListRowsIndexUpdatedOnOverwrite", testListRowsIndexUpdated},
-		{"ClaimLoadForget", testClaimLoadForget},
+		{"Ping", plain(testPing)},
+		{"RowRoundTrip", plain(testRowRoundTrip)},
+		{"RowBinaryAndLarge", plain(testRowBinaryAndLarge)},
+		{"RowNotFound", plain(testRowNotFound)},
+		{"RowDelete", plain(testRowDelete)},
+		{"PutRowVersions", plain(testPutRowVersions)},
+		{"PutRowStartVersion", plain(testPutRowStartVersion)},
+		{"ListRowsFilters", plain(testListRowsFilters)},
+		{"ListRowsOrderIsBytewise", plain(testListRowsOrder)},
+		{"ListRowsPaging", plain(testListRowsPaging)},
+		{"ListRowsDefaultLimit", plain(testListRowsDefaultLimit)},
+		{"ListRowsIndexUpdatedOnOverwrite", plain(testListRowsIndexUpdated)},
+		{"ClaimLoadForget", plain(testClaimLoadForget)},
 		{"ClaimAll", testClaimAll},
 		{"ClaimAllIf", testClaimAllIf},
-		{"Swap", testSwap},
-		{"PutRowSwap", testPutRowSwap},
+		{"Swap", plain(testSwap)},
+		{"PutRowSwap", plain(testPutRowSwap)},
 		{"PutRowSwapExpiry", testPutRowSwapExpiry},
-		{"EntryBinaryAndLarge", testEntryBinaryAndLarge},
-		{"Scan", testScan},
-		{"ScanPrefixIsLiteral", testScanPrefixLiteral},
-		{"ScanDefaultLimit", testScanDefaultLimit},
+		{"EntryBinaryAndLarge", plain(testEntryBinaryAndLarge)},
+		{"Scan", plain(testScan)},
+		{"ScanPrefixIsLiteral", plain(testScanPrefixLiteral)},
+		{"ScanDefaultLimit", plain(testScanDefaultLimit)},
 		{"ScanExpiresAt", testScanExpiresAt},
 		{"ExpiryClaimLoad", testExpiryClaimLoad},
 		{"ExpirySwap", testExpirySwap},
 		{"ExpiryScan", testExpiryScan},
 		{"ExpiryScanRacesReclaim", testExpiryScanRacesReclaim},
-		{"ConcurrentClaim", testConcurrentClaim},
-		{"ConcurrentClaimAll", testConcurrentClaimAll},
-		{"ConcurrentClaimAllOppositeOrder", testConcurrentClaimAllOppositeOrder},
-		{"ConcurrentClaimAllIf", testConcurrentClaimAllIf},
-		{"ConcurrentSwap", testConcurrentSwap},
-		{"ConcurrentPutRowSwap", testConcurrentPutRowSwap},
-		{"ConcurrentPutRowSameExpect", testConcurrentPutRowExpect},
-		{"ConcurrentPutRowAnyVersion", testConcurrentPutRowAny},
-		{"ConcurrentWritersDifferentRows", testConcurrentDifferentRows},
+		{"ConcurrentClaim", plain(testConcurrentClaim)},
+		{"ConcurrentClaimAll", plain(testConcurrentClaimAll)},
+		{"ConcurrentClaimAllOppositeOrder", plain(testConcurrentClaimAllOppositeOrder)},
+		{"ConcurrentClaimAllIf", plain(testConcurrentClaimAllIf)},
+		{"ConcurrentSwap", plain(testConcurrentSwap)},
+		{"ConcurrentPutRowSwap", plain(testConcurrentPutRowSwap)},
+		{"ConcurrentPutRowSameExpect", plain(testConcurrentPutRowExpect)},
+		{"ConcurrentPutRowAnyVersion", plain(testConcurrentPutRowAny)},
+		{"ConcurrentWritersDifferentRows", plain(testConcurrentDifferentRows)},
 	}
 	// The group subtest makes Run wait for its parallel subtests, so a
 	// caller's deferred cleanup cannot run while they are still going.
@@ -114,11 +135,12 @@ func Run(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
-				b := newBackend(t)
+				c := &expiryClock{fake: fake, now: time.Now()}
+				b := newBackend(t, c.Now)
 				if b == nil {
 					t.Fatal("newBackend returned nil")
 				}
-				tt.fn(t, b)
+				tt.fn(t, b, c)
 			})
 		}
 	})
@@ -128,10 +150,52 @@ func Run(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
 // entry even on a loaded machine, and short enough to keep the suite fast.
 const shortTTL = 1500 * time.Millisecond
 
-// afterExpiry sleeps until a moment safely past deadline. The margin covers
+// expiryClock is a subtest's time. Under [RunClocked] it is a fake that moves
+// only when the subtest moves it; under [Run] it is the real clock, and
+// moving it means sleeping, because Redis and PostgreSQL expire entries by
+// their own clocks.
+type expiryClock struct {
+	fake bool
+	mu   sync.Mutex
+	now  time.Time
+}
+
+// Now reports the subtest's current time; the backend reads it.
+func (c *expiryClock) Now() time.Time {
+	if !c.fake {
+		return time.Now()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// passBeyond lets time run to a moment past deadline: on the fake clock, 1 ms
+// past it (expiry is due at the deadline itself, so the margin only keeps
+// the test off the boundary); on the real clock, a sleep whose margin covers
 // the coarse clocks and lazy expiry of real backends.
-func afterExpiry(deadline time.Time) {
-	time.Sleep(time.Until(deadline) + 300*time.Millisecond)
+func (c *expiryClock) passBeyond(deadline time.Time) {
+	if !c.fake {
+		time.Sleep(time.Until(deadline) + 300*time.Millisecond)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.now.Before(deadline) {
+		c.now = deadline
+	}
+	c.now = c.now.Add(time.Millisecond)
+}
+
+// sleep lets d pass: the fake clock moves by d, the real one is slept on.
+func (c *expiryClock) sleep(d time.Duration) {
+	if !c.fake {
+		time.Sleep(d)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 var rowCmp = cmpopts.EquateEmpty()
@@ -869,9 +933,9 @@ func testScanDefaultLimit(t *testing.T, b tokenstore.Backend) {
 	}
 }
 
-func testScanExpiresAt(t *testing.T, b tokenstore.Backend) {
+func testScanExpiresAt(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	ctx := t.Context()
-	before := time.Now()
+	before := c.Now()
 	if err := b.Claim(ctx, "ea:hour", []byte("1"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -881,7 +945,7 @@ func testScanExpiresAt(t *testing.T, b tokenstore.Backend) {
 	if err := b.Claim(ctx, "ea:negative", []byte("3"), -time.Second); err != nil {
 		t.Fatal(err)
 	}
-	after := time.Now()
+	after := c.Now()
 	es, err := b.Scan(ctx, "ea:", "", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -904,9 +968,9 @@ func testScanExpiresAt(t *testing.T, b tokenstore.Backend) {
 	}
 }
 
-func testExpiryClaimLoad(t *testing.T, b tokenstore.Backend) {
+func testExpiryClaimLoad(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	ctx := t.Context()
-	start := time.Now()
+	start := c.Now()
 	if err := b.Claim(ctx, "exp:a", []byte("v1"), shortTTL); err != nil {
 		t.Fatal(err)
 	}
@@ -921,7 +985,7 @@ func testExpiryClaimLoad(t *testing.T, b tokenstore.Backend) {
 	}
 	wantErrIs(t, "Claim(unexpired)", b.Claim(ctx, "exp:a", []byte("v2"), shortTTL), finchconnect.ErrConflict)
 
-	afterExpiry(start.Add(shortTTL))
+	c.passBeyond(start.Add(shortTTL))
 
 	_, err := b.Load(ctx, "exp:a")
 	wantErrIs(t, "Load(expired)", err, finchconnect.ErrNotFound)
@@ -938,9 +1002,9 @@ func testExpiryClaimLoad(t *testing.T, b tokenstore.Backend) {
 	}
 }
 
-func testExpirySwap(t *testing.T, b tokenstore.Backend) {
+func testExpirySwap(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	ctx := t.Context()
-	start := time.Now()
+	start := c.Now()
 	// a: short ttl, left alone → expires, and Swap then reports ErrNotFound.
 	// b: short ttl, swapped to ttl 0 → never expires.
 	// c: long ttl, swapped to a short one → expires.
@@ -960,7 +1024,7 @@ func testExpirySwap(t *testing.T, b tokenstore.Backend) {
 		t.Fatalf("Swap(sw:c, short ttl) err = %v", err)
 	}
 
-	afterExpiry(start.Add(shortTTL))
+	c.passBeyond(start.Add(shortTTL))
 
 	wantErrIs(t, "Swap(expired)", b.Swap(ctx, "sw:a", []byte("a"), []byte("x"), 0), finchconnect.ErrNotFound)
 	if got, err := b.Load(ctx, "sw:b"); err != nil || string(got) != "b2" {
@@ -970,9 +1034,9 @@ func testExpirySwap(t *testing.T, b tokenstore.Backend) {
 	wantErrIs(t, "Load(sw:c) after Swap set a short ttl", err, finchconnect.ErrNotFound)
 }
 
-func testExpiryScan(t *testing.T, b tokenstore.Backend) {
+func testExpiryScan(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	ctx := t.Context()
-	start := time.Now()
+	start := c.Now()
 	for i, ttl := range []time.Duration{shortTTL, time.Hour, shortTTL, 0, shortTTL} {
 		if err := b.Claim(ctx, fmt.Sprintf("es:%d", i), []byte("v"), ttl); err != nil {
 			t.Fatal(err)
@@ -983,7 +1047,7 @@ func testExpiryScan(t *testing.T, b tokenstore.Backend) {
 		t.Errorf("Scan before expiry err = %v, keys mismatch (-want +got):\n%s", err, diff)
 	}
 
-	afterExpiry(start.Add(shortTTL))
+	c.passBeyond(start.Add(shortTTL))
 
 	es, err = b.Scan(ctx, "es:", "", 0)
 	if diff := cmp.Diff([]string{"es:1", "es:3"}, keys(es)); err != nil || diff != "" {
@@ -1006,7 +1070,7 @@ func testExpiryScan(t *testing.T, b tokenstore.Backend) {
 // expired entry and its tidying up, so each round gives it many chances:
 // two Scans loop while the keys are claimed again one by one. A backend
 // with the flaw failed within the first rounds in every run.
-func testExpiryScanRacesReclaim(t *testing.T, b tokenstore.Backend) {
+func testExpiryScanRacesReclaim(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	ctx := t.Context()
 	const rounds, n = 10, 32
 	for round := range rounds {
@@ -1017,7 +1081,7 @@ func testExpiryScanRacesReclaim(t *testing.T, b tokenstore.Backend) {
 				t.Fatal(err)
 			}
 		}
-		time.Sleep(50 * time.Millisecond) // every entry has expired
+		c.sleep(50 * time.Millisecond) // every entry has expired
 
 		stop := make(chan struct{})
 		scanErrs := make([]error, 2)
