@@ -92,6 +92,15 @@ func run(t *testing.T, newBackend func(t *testing.T, now func() time.Time) token
 		name string
 		fn   func(t *testing.T, b tokenstore.Backend, c *expiryClock)
 	}{
+		// The subtests that let a time to live pass come first: see below.
+		{"ClaimAll", testClaimAll},
+		{"ClaimAllIf", testClaimAllIf},
+		{"PutRowSwapExpiry", testPutRowSwapExpiry},
+		{"ScanExpiresAt", testScanExpiresAt},
+		{"ExpiryClaimLoad", testExpiryClaimLoad},
+		{"ExpirySwap", testExpirySwap},
+		{"ExpiryScan", testExpiryScan},
+		{"ExpiryScanRacesReclaim", testExpiryScanRacesReclaim},
 		{"Ping", plain(testPing)},
 		{"RowRoundTrip", plain(testRowRoundTrip)},
 		{"RowBinaryAndLarge", plain(testRowBinaryAndLarge)},
@@ -105,20 +114,12 @@ func run(t *testing.T, newBackend func(t *testing.T, now func() time.Time) token
 		{"ListRowsDefaultLimit", plain(testListRowsDefaultLimit)},
 		{"ListRowsIndexUpdatedOnOverwrite", plain(testListRowsIndexUpdated)},
 		{"ClaimLoadForget", plain(testClaimLoadForget)},
-		{"ClaimAll", testClaimAll},
-		{"ClaimAllIf", testClaimAllIf},
 		{"Swap", plain(testSwap)},
 		{"PutRowSwap", plain(testPutRowSwap)},
-		{"PutRowSwapExpiry", testPutRowSwapExpiry},
 		{"EntryBinaryAndLarge", plain(testEntryBinaryAndLarge)},
 		{"Scan", plain(testScan)},
 		{"ScanPrefixIsLiteral", plain(testScanPrefixLiteral)},
 		{"ScanDefaultLimit", plain(testScanDefaultLimit)},
-		{"ScanExpiresAt", testScanExpiresAt},
-		{"ExpiryClaimLoad", testExpiryClaimLoad},
-		{"ExpirySwap", testExpirySwap},
-		{"ExpiryScan", testExpiryScan},
-		{"ExpiryScanRacesReclaim", testExpiryScanRacesReclaim},
 		{"ConcurrentClaim", plain(testConcurrentClaim)},
 		{"ConcurrentClaimAll", plain(testConcurrentClaimAll)},
 		{"ConcurrentClaimAllOppositeOrder", plain(testConcurrentClaimAllOppositeOrder)},
@@ -131,20 +132,39 @@ func run(t *testing.T, newBackend func(t *testing.T, now func() time.Time) token
 	}
 	// The group subtest makes Run wait for its parallel subtests, so a
 	// caller's deferred cleanup cannot run while they are still going.
+	//
+	// The first nTimed subtests wait for a time to live to pass. On the
+	// real clock they sleep, and a parallel subtest asleep still holds one
+	// of go test's -parallel places (GOMAXPROCS, 2 on a small machine), so
+	// they would sleep two by two. They run instead as ordinary subtests
+	// started together from goroutines, which -parallel does not bound, and
+	// sleep once, side by side; the other subtests run in parallel after.
 	t.Run("Backend", func(t *testing.T) {
-		for _, tt := range tests {
+		one := func(t *testing.T, fn func(*testing.T, tokenstore.Backend, *expiryClock)) {
+			c := &expiryClock{fake: fake, now: time.Now()}
+			b := newBackend(t, c.Now)
+			if b == nil {
+				t.Fatal("newBackend returned nil")
+			}
+			fn(t, b, c)
+		}
+		var wg sync.WaitGroup
+		for _, tt := range tests[:nTimed] {
+			wg.Go(func() { t.Run(tt.name, func(t *testing.T) { one(t, tt.fn) }) })
+		}
+		wg.Wait()
+		for _, tt := range tests[nTimed:] {
 			t.Run(tt.name, func(t *testing.T) {
 				t.Parallel()
-				c := &expiryClock{fake: fake, now: time.Now()}
-				b := newBackend(t, c.Now)
-				if b == nil {
-					t.Fatal("newBackend returned nil")
-				}
-				tt.fn(t, b, c)
+				one(t, tt.fn)
 			})
 		}
 	})
 }
+
+// nTimed is how many of run's subtests, at the head of its list, let a
+// time to live pass.
+const nTimed = 8
 
 // shortTTL is long enough that a check made right after a write sees the
 // entry even on a loaded machine, and short enough to keep the suite fast.
