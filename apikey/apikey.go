@@ -3,7 +3,7 @@
 //
 // A key reads fck_<id>_<secret>: the id names the key's record, the secret
 // (256 random bits) proves possession. Only a SHA-256 hash of the secret is
-// stored, in the vault's key space (tokenstore.Backend, under "apikey/"), so
+// stored, in the vault's key space (a tokenstore.Backend, through [KeySpace], under "apikey/"), so
 // a read of the store yields no usable key; the hash is compared in
 // constant time. A key is scoped read (GET routes and reads through the
 // proxy), write (everything but Finch's request forwarding) or forward
@@ -29,6 +29,16 @@ import (
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
+
+// KeySpace is the part of the vault's store that API keys use: the methods
+// of tokenstore.Backend's key space that they call, and no more. Every
+// tokenstore.Backend is one.
+type KeySpace interface {
+	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Load(ctx context.Context, key string) ([]byte, error)
+	Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error
+	Scan(ctx context.Context, prefix, after string, limit int) ([]tokenstore.Entry, error)
+}
 
 // Scopes.
 const (
@@ -77,7 +87,7 @@ func rank(scope string) int {
 
 // Create issues a key with scope and name and returns it, once: it cannot be
 // shown again.
-func Create(ctx context.Context, b tokenstore.Backend, name, scope string) (finchconnect.Secret, Record, error) {
+func Create(ctx context.Context, b KeySpace, name, scope string) (finchconnect.Secret, Record, error) {
 	if rank(scope) < 0 {
 		return finchconnect.Secret{}, Record{}, fmt.Errorf("apikey: scope must be %q, %q or %q", ScopeRead, ScopeWrite, ScopeForward)
 	}
@@ -110,7 +120,7 @@ func hash(secret string) string {
 // Verify checks an Authorization header value ("Bearer fck_…") and returns
 // the key's record. It fails with ErrMissing, ErrInvalid or ErrRevoked; a
 // store failure is returned as it is.
-func Verify(ctx context.Context, b tokenstore.Backend, authorization string) (Record, error) {
+func Verify(ctx context.Context, b KeySpace, authorization string) (Record, error) {
 	return verify(authorization, func(id string) (Record, error) { return load(ctx, b, id) })
 }
 
@@ -160,7 +170,7 @@ func verify(authorization string, lookup func(id string) (Record, error)) (Recor
 // once. Unknown ids are not remembered, so nobody can fill the cache with
 // made-up keys; it holds at most one record per real key.
 type Cache struct {
-	b   tokenstore.Backend
+	b   KeySpace
 	ttl time.Duration
 	now func() time.Time
 
@@ -179,7 +189,7 @@ const maxCached = 10_000
 
 // NewCache returns a Cache of the records in b that keeps each for ttl
 // (which must be positive), on the clock now (nil: time.Now).
-func NewCache(b tokenstore.Backend, ttl time.Duration, now func() time.Time) *Cache {
+func NewCache(b KeySpace, ttl time.Duration, now func() time.Time) *Cache {
 	if now == nil {
 		now = time.Now
 	}
@@ -210,7 +220,7 @@ func (c *Cache) Verify(ctx context.Context, authorization string) (Record, error
 	})
 }
 
-func load(ctx context.Context, b tokenstore.Backend, id string) (Record, error) {
+func load(ctx context.Context, b KeySpace, id string) (Record, error) {
 	v, err := b.Load(ctx, prefix+id)
 	if err != nil {
 		return Record{}, err
@@ -224,7 +234,7 @@ func load(ctx context.Context, b tokenstore.Backend, id string) (Record, error) 
 
 // Revoke revokes key id. Revoking a revoked key is not an error; an unknown
 // id is ErrNotFound.
-func Revoke(ctx context.Context, b tokenstore.Backend, id string) error {
+func Revoke(ctx context.Context, b KeySpace, id string) error {
 	for range 5 {
 		old, err := b.Load(ctx, prefix+id)
 		if err != nil {
@@ -248,7 +258,7 @@ func Revoke(ctx context.Context, b tokenstore.Backend, id string) error {
 }
 
 // List returns every key's record, revoked ones included.
-func List(ctx context.Context, b tokenstore.Backend) ([]Record, error) {
+func List(ctx context.Context, b KeySpace) ([]Record, error) {
 	var out []Record
 	after := ""
 	for {

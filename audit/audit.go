@@ -1,6 +1,6 @@
 // Package audit keeps the trail of every use of a token — exchanged,
 // decrypted for a Finch call, revealed by an operator, re-sealed, deleted,
-// disconnected — in the vault's store (tokenstore.Backend, under "audit/"),
+// disconnected — in the vault's store (a tokenstore.Backend, through [KeySpace], under "audit/"),
 // so every replica writes to one trail. Records name who did what to which
 // connection and when; they never hold a secret.
 package audit
@@ -18,16 +18,25 @@ import (
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
+// KeySpace is the part of the vault's store that the audit log uses: the
+// methods of tokenstore.Backend's key space that it calls, and no more.
+// Every tokenstore.Backend is one.
+type KeySpace interface {
+	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	ClaimAll(ctx context.Context, claims []tokenstore.Claim) (held int, err error)
+	Scan(ctx context.Context, prefix, after string, limit int) ([]tokenstore.Entry, error)
+}
+
 const prefix = "audit/"
 
 // Retention is how long a record is kept.
 const Retention = 400 * 24 * time.Hour
 
 // Log is the audit trail in a store.
-type Log struct{ b tokenstore.Backend }
+type Log struct{ b KeySpace }
 
 // New returns the trail kept in b.
-func New(b tokenstore.Backend) *Log { return &Log{b: b} }
+func New(b KeySpace) *Log { return &Log{b: b} }
 
 // Record appends r to the trail.
 func (l *Log) Record(ctx context.Context, r finchconnect.AuditRecord) error {

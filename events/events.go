@@ -3,7 +3,7 @@
 // least once, through a durable outbox.
 //
 // Publish writes an event into the outbox, which lives in the vault's store
-// (tokenstore.Backend, under "outbox/"), so an event survives a restart and
+// (a tokenstore.Backend, through [KeySpace], under "outbox/"), so an event survives a restart and
 // any replica can deliver it. A Deliverer posts each due event to the app's
 // URL, signed like Finch's webhooks (package webhook, Finchconnect-*
 // headers), and retries failures with exponential backoff and jitter.
@@ -35,6 +35,17 @@ import (
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/finchconnect/finchconnect/webhook"
 )
+
+// KeySpace is the part of the vault's store that the outbox uses: the
+// methods of tokenstore.Backend's key space that it calls, and no more.
+// Every tokenstore.Backend is one.
+type KeySpace interface {
+	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Load(ctx context.Context, key string) ([]byte, error)
+	Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error
+	Forget(ctx context.Context, key string) error
+	Scan(ctx context.Context, prefix, after string, limit int) ([]tokenstore.Entry, error)
+}
 
 const (
 	prefix      = "outbox/"
@@ -87,12 +98,12 @@ func decode(key string, v []byte, now time.Time) (record, bool) {
 
 // Outbox is the durable queue of events. It is safe for concurrent use.
 type Outbox struct {
-	b   tokenstore.Backend
+	b   KeySpace
 	now func() time.Time
 }
 
 // NewOutbox returns the outbox kept in b.
-func NewOutbox(b tokenstore.Backend) *Outbox { return &Outbox{b: b, now: time.Now} }
+func NewOutbox(b KeySpace) *Outbox { return &Outbox{b: b, now: time.Now} }
 
 // Publish adds e to the outbox.
 func (o *Outbox) Publish(ctx context.Context, e finchconnect.Event) error {
