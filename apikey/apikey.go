@@ -50,7 +50,8 @@ const (
 // Scopes lists the scopes, each covering those before it.
 var Scopes = []string{ScopeRead, ScopeWrite, ScopeForward}
 
-const prefix = "apikey/"
+// ns holds one record per key, under the key's id.
+var ns = tokenstore.NS("apikey")
 
 // Errors that Verify returns; callers answer 401 for all of them.
 var (
@@ -106,7 +107,7 @@ func Create(ctx context.Context, b KeySpace, name, scope string) (finchconnect.S
 	if err != nil {
 		return finchconnect.Secret{}, Record{}, err
 	}
-	if err := b.Claim(ctx, prefix+id, v, 0); err != nil {
+	if err := b.Claim(ctx, ns.Key(id), v, 0); err != nil {
 		return finchconnect.Secret{}, Record{}, fmt.Errorf("apikey: save key %s: %w", id, err)
 	}
 	return finchconnect.NewSecret("fck_" + id + "_" + secret), rec, nil
@@ -221,7 +222,7 @@ func (c *Cache) Verify(ctx context.Context, authorization string) (Record, error
 }
 
 func load(ctx context.Context, b KeySpace, id string) (Record, error) {
-	v, err := b.Load(ctx, prefix+id)
+	v, err := b.Load(ctx, ns.Key(id))
 	if err != nil {
 		return Record{}, err
 	}
@@ -236,7 +237,7 @@ func load(ctx context.Context, b KeySpace, id string) (Record, error) {
 // id is ErrNotFound.
 func Revoke(ctx context.Context, b KeySpace, id string) error {
 	for range 5 {
-		old, err := b.Load(ctx, prefix+id)
+		old, err := b.Load(ctx, ns.Key(id))
 		if err != nil {
 			return fmt.Errorf("apikey: revoke %s: %w", id, err)
 		}
@@ -249,7 +250,7 @@ func Revoke(ctx context.Context, b KeySpace, id string) error {
 		}
 		rec.RevokedAt = time.Now().UTC()
 		v, _ := json.Marshal(rec)
-		err = b.Swap(ctx, prefix+id, old, v, 0)
+		err = b.Swap(ctx, ns.Key(id), old, v, 0)
 		if !errors.Is(err, finchconnect.ErrConflict) {
 			return err
 		}
@@ -262,7 +263,7 @@ func List(ctx context.Context, b KeySpace) ([]Record, error) {
 	var out []Record
 	after := ""
 	for {
-		entries, err := b.Scan(ctx, prefix, after, 200)
+		entries, err := ns.Scan(ctx, b, after, 200)
 		if err != nil {
 			return nil, err
 		}

@@ -27,7 +27,9 @@ type KeySpace interface {
 	Scan(ctx context.Context, prefix, after string, limit int) ([]tokenstore.Entry, error)
 }
 
-const prefix = "audit/"
+// ns holds the records, under their time (20 digits of Unix nanoseconds)
+// and a random suffix, so that a scan reads them oldest first.
+var ns = tokenstore.NS("audit")
 
 // Retention is how long a record is kept.
 const Retention = 400 * 24 * time.Hour
@@ -87,7 +89,7 @@ func claim(r finchconnect.AuditRecord) (tokenstore.Claim, error) {
 	if err != nil {
 		return tokenstore.Claim{}, err
 	}
-	key := fmt.Sprintf("%s%020d-%s", prefix, r.At.UnixNano(), hex.EncodeToString(n[:]))
+	key := ns.Key(fmt.Sprintf("%020d-%s", r.At.UnixNano(), hex.EncodeToString(n[:])))
 	return tokenstore.Claim{Key: key, Value: v, TTL: Retention}, nil
 }
 
@@ -103,10 +105,10 @@ func (l *Log) List(ctx context.Context, f Filter) ([]finchconnect.AuditRecord, e
 	var out []finchconnect.AuditRecord
 	after := ""
 	if !f.Since.IsZero() {
-		after = fmt.Sprintf("%s%020d", prefix, f.Since.UnixNano()-1)
+		after = ns.Key(fmt.Sprintf("%020d", f.Since.UnixNano()-1))
 	}
 	for {
-		es, err := l.b.Scan(ctx, prefix, after, 500)
+		es, err := ns.Scan(ctx, l.b, after, 500)
 		if err != nil {
 			return nil, err
 		}

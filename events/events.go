@@ -47,9 +47,16 @@ type KeySpace interface {
 	Scan(ctx context.Context, prefix, after string, limit int) ([]tokenstore.Entry, error)
 }
 
+// The outbox's namespaces: outboxNS holds the events, under their
+// publication time (20 digits of Unix nanoseconds) and the event's id, so
+// that a scan reads them oldest first; leaseNS holds the lease of an event
+// being sent, under the same id as the event's.
+var (
+	outboxNS = tokenstore.NS("outbox")
+	leaseNS  = tokenstore.NS("outbox-lease")
+)
+
 const (
-	prefix      = "outbox/"
-	leasePrefix = "outbox-lease/"
 	// keep is how long after its publication an event is retried before it
 	// is dropped undelivered.
 	keep = 7 * 24 * time.Hour
@@ -86,7 +93,8 @@ func decode(key string, v []byte, now time.Time) (record, bool) {
 		return record{}, false
 	}
 	if rec.Deadline.IsZero() {
-		ns, _, _ := strings.Cut(strings.TrimPrefix(key, prefix), "-")
+		id, _ := outboxNS.ID(key)
+		ns, _, _ := strings.Cut(id, "-")
 		if n, err := strconv.ParseInt(ns, 10, 64); err == nil && n > 0 {
 			rec.Deadline = time.Unix(0, n).Add(keep)
 		} else {
@@ -113,7 +121,7 @@ func (o *Outbox) Publish(ctx context.Context, e finchconnect.Event) error {
 		return err
 	}
 	// Keys sort by publication time, so a scan delivers oldest first.
-	key := fmt.Sprintf("%s%020d-%s", prefix, now.UnixNano(), e.ID)
+	key := outboxNS.Key(fmt.Sprintf("%020d-%s", now.UnixNano(), e.ID))
 	if err := o.b.Claim(ctx, key, v, keep+grace); err != nil {
 		return fmt.Errorf("events: publish %s: %w", e.ID, err)
 	}
@@ -124,7 +132,7 @@ func (o *Outbox) Publish(ctx context.Context, e finchconnect.Event) error {
 func (o *Outbox) Depth(ctx context.Context) (int, error) {
 	n, after := 0, ""
 	for {
-		es, err := o.b.Scan(ctx, prefix, after, 500)
+		es, err := outboxNS.Scan(ctx, o.b, after, 500)
 		if err != nil {
 			return n, err
 		}
@@ -198,7 +206,7 @@ func (d *Deliverer) DeliverDue(ctx context.Context) (int, error) {
 	delivered, after := 0, ""
 	blocked := map[string]bool{} // connections with an earlier event not yet out
 	for {
-		es, err := d.Outbox.b.Scan(ctx, prefix, after, 200)
+		es, err := outboxNS.Scan(ctx, d.Outbox.b, after, 200)
 		if err != nil {
 			return delivered, err
 		}
@@ -276,7 +284,8 @@ const (
 // and released the lease) or early (another replica failed and stored a
 // backoff).
 func (d *Deliverer) deliver(ctx context.Context, e tokenstore.Entry, blocked bool) (outcome, error) {
-	lease := leasePrefix + strings.TrimPrefix(e.Key, prefix)
+	id, _ := outboxNS.ID(e.Key)
+	lease := leaseNS.Key(id)
 	if err := d.Outbox.b.Claim(ctx, lease, []byte("1"), leaseTTL); err != nil {
 		if errors.Is(err, finchconnect.ErrConflict) {
 			return held, nil // another replica is sending it
