@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"io"
 	"log/slog"
 	"net/http"
@@ -104,7 +105,7 @@ func BenchmarkCallback(b *testing.B) {
 			defer ts.Close()
 			urls := make([]string, b.N)
 			for i := range urls {
-				flow, err := srv.StartFlow(context.Background(), server.FlowRequest{CustomerID: "c", CustomerName: "C", Products: []string{"company"}, Embedded: true})
+				flow, err := srv.Protocol().StartFlow(context.Background(), connect.FlowRequest{CustomerID: "c", CustomerName: "C", Products: []string{"company"}, Embedded: true})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"github.com/finchconnect/finchconnect/connect"
 	"net/http"
 	"net/url"
 	"slices"
@@ -160,7 +161,7 @@ func (s *Server) allConnections(ctx context.Context) ([]finchconnect.Connection,
 	for {
 		conns, next, err := s.store.List(ctx, tokenstore.Filter{After: after, Limit: listBatch})
 		if err != nil {
-			return nil, fmt.Errorf("%w: list connections: %v", errStoreDown, err)
+			return nil, fmt.Errorf("%w: list connections: %v", connect.ErrStoreDown, err)
 		}
 		all = append(all, conns...)
 		if next == "" || len(conns) == 0 {
