@@ -162,6 +162,16 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store, opts ...Option) 
 	for _, opt := range opts {
 		opt(&o)
 	}
+	// A nil seam is the default.
+	if o.clock == nil {
+		o.clock = clock.Real()
+	}
+	if o.rand == nil {
+		o.rand = rand.Reader
+	}
+	if o.failpoint == nil {
+		o.failpoint = func(string) {}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

@@ -212,6 +212,19 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store, opts ...Option) 
 	for _, opt := range opts {
 		opt(&o)
 	}
+	// A nil seam is the default.
+	if o.clock == nil {
+		o.clock = clock.Real()
+	}
+	if o.rand == nil {
+		o.rand = rand.Reader
+	}
+	if o.failpoint == nil {
+		o.failpoint = func(string) {}
+	}
+	if o.observe == nil {
+		o.observe = func(string, time.Duration) {}
+	}
 	p, err := newPages()
 	if err != nil {
 		return nil, err
