@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/finchconnect/finchconnect"
-	"github.com/finchconnect/finchconnect/connect"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,13 +15,16 @@ import (
 	"sync/atomic"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/finchconnect/finchconnect/tokenstore/redis"
 	"github.com/finchconnect/finchconnect/tokenstore/sqlite"
-	goredis "github.com/redis/go-redis/v9"
 )
 
 // fixedFinch answers like Finch with no delay: any code exchanges to a new

@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/finchconnect/finchconnect/connect"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/keyring"
 )

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"github.com/finchconnect/finchconnect/connect"
 	"net/http"
 	"net/url"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 

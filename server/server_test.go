@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/finchconnect/finchconnect/connect"
 	"io"
 	"log/slog"
 	"net/http"
@@ -23,12 +22,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/sandbox"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
-	"github.com/google/go-cmp/cmp"
 )
 
 var connPathRe = regexp.MustCompile(`^/connections/([^/?]+)$`)

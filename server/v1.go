@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/finchconnect/finchconnect/connect"
 	"io"
 	"net/http"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/finchconnect/finchconnect/connect"
 	"io"
 	"net/http"
 	"strings"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/webhook"
 )
 

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/finchconnect/finchconnect"
 	"io"
 	"net"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
 	"github.com/finchconnect/finchconnect/audit"
 	"github.com/finchconnect/finchconnect/finch"

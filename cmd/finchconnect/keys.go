@@ -5,8 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/finchconnect/finchconnect/connect"
-	"github.com/finchconnect/finchconnect/finch"
 	"io"
 	"math"
 	"os"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/audit"
+	"github.com/finchconnect/finchconnect/connect"
+	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )

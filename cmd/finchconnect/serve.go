@@ -7,8 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/finchconnect/finchconnect"
-	"github.com/finchconnect/finchconnect/connect"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/internal/inflight"
 	"github.com/finchconnect/finchconnect/metrics"
