@@ -19,9 +19,12 @@
 //   - tokenstore/tokenstoretest: the conformance suite every Backend passes.
 //   - tokenstore/postgres/postgrestest: a PostgreSQL backend in a schema of
 //     its own, for tests.
-//   - server: the Connect back-end as an http.Handler an app can mount: pages,
-//     the callback that exchanges each code exactly once, the /v1 API and
-//     proxy, Finch's webhooks and health sweeps.
+//   - connect: the exactly-once protocol: Connect flows, the callback ledger
+//     that exchanges each code once, staging, the journal's replay,
+//     recovery, drain and the webhook claims, behind one Service.
+//   - server: the Connect back-end as an http.Handler an app can mount: the
+//     HTTP transport of connect (pages, the callback, the /v1 API and
+//     proxy, Finch's webhooks) and the health sweeps.
 //   - apikey: the API keys that an app's services use to call /v1.
 //   - audit: the trail of every use of a token, kept in the store.
 //   - events: the durable outbox that delivers connection events to the app
@@ -33,6 +36,9 @@
 //     and any Finch SDK; it imports nothing else of the project.
 //   - internal/inflight: a counter of work in progress for graceful
 //     shutdowns.
+//   - internal/clock: the one injected clock of the protocol and the sweeps,
+//     and the fake one tests advance.
+//   - internal/reqid: the request id carried in a context, for log lines.
 //   - cmd/finchconnect: the binary, and the only place where packages are
 //     wired together.
 //   - examples/embed: the Connect back-end mounted in an app's own server, as

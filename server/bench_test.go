@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/finchconnect/finchconnect"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,13 +15,16 @@ import (
 	"sync/atomic"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/finchconnect/finchconnect/tokenstore/redis"
 	"github.com/finchconnect/finchconnect/tokenstore/sqlite"
-	goredis "github.com/redis/go-redis/v9"
 )
 
 // fixedFinch answers like Finch with no delay: any code exchanges to a new
@@ -104,7 +106,7 @@ func BenchmarkCallback(b *testing.B) {
 			defer ts.Close()
 			urls := make([]string, b.N)
 			for i := range urls {
-				flow, err := srv.StartFlow(context.Background(), server.FlowRequest{CustomerID: "c", CustomerName: "C", Products: []string{"company"}, Embedded: true})
+				flow, err := srv.Protocol().StartFlow(context.Background(), connect.FlowRequest{CustomerID: "c", CustomerName: "C", Products: []string{"company"}, Embedded: true})
 				if err != nil {
 					b.Fatal(err)
 				}

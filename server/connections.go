@@ -4,15 +4,14 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
 )
 
@@ -32,38 +31,9 @@ type productChoice struct {
 }
 
 // validate checks the connect form against Finch's rules for a Connect
-// session (finch-api.md §2.1) and returns every problem at once.
+// session and returns every problem at once.
 func (f connectForm) validate() []string {
-	var problems []string
-	if n := len(strings.TrimSpace(f.CustomerID)); n == 0 || len(f.CustomerID) > 255 {
-		problems = append(problems, "Customer id is required (1 to 255 characters).")
-	}
-	if n := len(strings.TrimSpace(f.CustomerName)); n == 0 || len(f.CustomerName) > 255 {
-		problems = append(problems, "Customer name is required (1 to 255 characters).")
-	}
-	if len(f.Products) == 0 {
-		problems = append(problems, "Choose at least one product.")
-	}
-	return append(problems, productProblems(f.Products)...)
-}
-
-// productProblems names each of ps that is not a Finch product. Every path
-// that asks Finch for a session checks its products with it, so that a typo
-// is the caller's 400, not Finch's refusal (a 502).
-// Every product Finch accepts is valid (finch.Products, "deduction" among
-// them), not only those the form offers; Finch refuses "deduction" together
-// with "benefits", its replacement, and so does this.
-func productProblems(ps []string) []string {
-	var problems []string
-	for _, p := range ps {
-		if !finch.IsProduct(p) {
-			problems = append(problems, fmt.Sprintf("%q is not a Finch product.", p))
-		}
-	}
-	if slices.Contains(ps, "deduction") && slices.Contains(ps, "benefits") {
-		problems = append(problems, `"deduction" is the deprecated name of "benefits": ask for one of them.`)
-	}
-	return problems
+	return connect.Problems(connect.FlowRequest{CustomerID: f.CustomerID, CustomerName: f.CustomerName, Products: f.Products})
 }
 
 // handleConnect creates a Connect session for an employer, binds the flow to
@@ -87,7 +57,7 @@ func (s *Server) handleConnect() http.Handler {
 			// with the error and every box unticked, not with the defaults.
 			form.Products = []string{}
 		}
-		embedded := r.PostForm.Get("mode") == modeEmbedded || strings.Contains(r.Header.Get("Accept"), "application/json")
+		embedded := r.PostForm.Get("mode") == "embedded" || strings.Contains(r.Header.Get("Accept"), "application/json")
 		if problems := form.validate(); problems != nil {
 			if embedded {
 				s.writeJSONError(w, r, http.StatusBadRequest, "invalid_request", strings.Join(problems, " "))
@@ -102,62 +72,35 @@ func (s *Server) handleConnect() http.Handler {
 			s.render(w, r, http.StatusBadRequest, "home", "Connections", data)
 			return
 		}
-		mode := modeRedirect
-		if embedded {
-			mode = modeEmbedded
-		}
-		req := finch.SessionRequest{
-			CustomerID:   form.CustomerID,
-			CustomerName: form.CustomerName,
-			Products:     form.Products,
-			Sandbox:      s.cfg.Sandbox,
-		}
-		if mode == modeRedirect {
-			req.RedirectURI = s.redirectURI()
-		}
-		s.startFlow(w, r, flowState{
-			Kind: kindConnect, Mode: mode,
+		s.startFlow(w, r, connect.FlowRequest{
 			CustomerID: form.CustomerID, CustomerName: form.CustomerName, Products: form.Products,
-		}, func(ctx context.Context) (*finch.Session, error) {
-			return s.finch.NewConnectSession(ctx, req)
+			Embedded: embedded,
 		})
 	})
 }
 
-// startFlow records a flow's state, asks Finch for its session (open) and
-// hands the browser to Connect. The state is recorded first, as StartFlow
-// does: with the store down nothing is sent to Finch (no session left
-// dangling), and a state whose session then fails simply expires unused.
-func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, fs flowState, open func(context.Context) (*finch.Session, error)) {
-	embedded := fs.Mode == modeEmbedded
+// startFlow starts a flow bound to this browser ([connect.Service.StartFlow]:
+// the state is recorded before Finch is asked for a session) and hands the
+// browser to Connect, or, for an embedded flow, answers with the Connect URL
+// and state as JSON.
+func (s *Server) startFlow(w http.ResponseWriter, r *http.Request, req connect.FlowRequest) {
+	embedded := req.Embedded
 	browser, err := s.browserID(w, r)
 	if err != nil {
 		s.fail(w, r, embedded, err)
 		return
 	}
-	state, err := s.newState(r.Context(), browser, fs)
+	req.Browser = browser
+	flow, err := s.protocol.StartFlow(r.Context(), req)
 	if err != nil {
 		s.fail(w, r, embedded, err)
 		return
 	}
-	session, err := open(r.Context())
-	if err != nil {
-		s.fail(w, r, embedded, err)
-		return
-	}
-	u, err := url.Parse(session.ConnectURL)
-	if err != nil {
-		s.fail(w, r, embedded, fmt.Errorf("server: Finch returned a bad connect_url: %v", err))
-		return
-	}
-	// Sessions carry no state; Finch's Connect SDK appends it to the URL,
-	// and Connect echoes it back on the callback (finch-api.md §2.1).
-	connectURL := withQuery(u.String(), "state", state)
 	if embedded {
-		writeJSON(w, http.StatusOK, map[string]string{"session_id": session.SessionID, "connect_url": connectURL, "state": state})
+		writeJSON(w, http.StatusOK, map[string]string{"session_id": flow.SessionID, "connect_url": flow.ConnectURL, "state": flow.State})
 		return
 	}
-	http.Redirect(w, r, connectURL, http.StatusSeeOther)
+	http.Redirect(w, r, flow.ConnectURL, http.StatusSeeOther)
 }
 
 type connectionPage struct {
@@ -275,20 +218,7 @@ func (s *Server) dataError(r *http.Request, id string, err error, page *connecti
 // old one under the same connection id.
 func (s *Server) handleReauthenticate() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := s.store.Lookup(r.Context(), r.PathValue("id"))
-		if err != nil {
-			s.fail(w, r, false, storeFailure(err))
-			return
-		}
-		s.startFlow(w, r, flowState{
-			Kind: kindReauth, Mode: modeRedirect, ConnectionID: conn.ConnectionID,
-			CustomerID: conn.CustomerID, CustomerName: conn.CustomerName, Products: conn.Products,
-		}, func(ctx context.Context) (*finch.Session, error) {
-			return s.finch.ReauthenticateSession(ctx, finch.ReauthRequest{
-				ConnectionID: conn.ConnectionID,
-				RedirectURI:  s.redirectURI(),
-			})
-		})
+		s.startFlow(w, r, connect.FlowRequest{ConnectionID: r.PathValue("id")})
 	})
 }
 

@@ -78,7 +78,7 @@ func (s *Server) handleEmployee() http.Handler {
 			errs     = make([]error, 3)
 			products = [3]bool{conn.HasProduct("individual"), conn.HasProduct("employment"), conn.HasProduct("pay_statement") && conn.HasProduct("payment")}
 		)
-		now := s.cfg.Now().UTC()
+		now := s.clock.Now().UTC()
 		since := now.Add(-payLookback)
 		runAll(
 			func() {

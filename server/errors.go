@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/keyring"
 )
@@ -37,9 +39,12 @@ func classify(err error) (status int, code, title, detail string) {
 	var apiErr *finch.APIError
 	var missingKey *keyring.MissingKeyError
 	switch {
-	case errors.Is(err, errMissingParams):
+	case errors.Is(err, connect.ErrMissingParams):
 		return http.StatusBadRequest, "bad_request", "This link is incomplete.",
 			"The callback needs both a code and a state. Start the connection again from the home page."
+	case errors.Is(err, connect.ErrInvalidFlow):
+		return http.StatusBadRequest, "invalid_request", "The request is not valid.",
+			strings.TrimPrefix(err.Error(), connect.ErrInvalidFlow.Error()+": ")
 	case errors.Is(err, finchconnect.ErrStateMismatch):
 		return http.StatusBadRequest, "invalid_state", "This connection link is no longer valid.",
 			"It expired, was already used, or was started in another browser. Start the connection again from the home page."
@@ -48,25 +53,25 @@ func classify(err error) (status int, code, title, detail string) {
 			"Codes work once and expire after 10 minutes. Start the connection again from the home page."
 	case errors.Is(err, finchconnect.ErrNotFound):
 		return http.StatusNotFound, "not_found", "Not found.", "There is no such connection."
-	case errors.Is(err, errPending):
+	case errors.Is(err, connect.ErrPending):
 		return http.StatusServiceUnavailable, "pending", "Still connecting.",
 			"The first request for this connection is still being processed. Refresh this page in a moment."
-	case errors.Is(err, errSaving):
+	case errors.Is(err, connect.ErrSaving):
 		return http.StatusAccepted, "saving", "The connection is being saved.",
 			"The employer is connected. Our storage is briefly unavailable, so the connection is held safely and will appear in a few moments; there is nothing more to do."
-	case errors.Is(err, errInterrupted):
+	case errors.Is(err, connect.ErrInterrupted):
 		return http.StatusConflict, "interrupted", "The connection attempt was interrupted.",
 			"Our server restarted while finishing it. Please connect the employer again from the home page."
-	case errors.Is(err, errDisconnected):
+	case errors.Is(err, connect.ErrDisconnected):
 		return http.StatusConflict, "disconnected", "The connection was disconnected.",
 			"It was disconnected while the employer was signing in again, so the new sign-in was cancelled at Finch. Connect the employer again from the home page if they should be connected."
-	case errors.Is(err, errStoreDown):
+	case errors.Is(err, connect.ErrStoreDown):
 		return http.StatusServiceUnavailable, "store_unavailable", "Our storage is briefly unavailable.",
 			"Nothing was lost. Please try again in a few moments."
-	case errors.Is(err, errStoreKept):
+	case errors.Is(err, connect.ErrStoreKept):
 		return http.StatusServiceUnavailable, "store_unavailable", "The connection could not be updated.",
 			"Our storage is unavailable, so the new sign-in was not saved; the employer's connection is as it was. Please try again in a few minutes."
-	case errors.Is(err, errStore):
+	case errors.Is(err, connect.ErrStore):
 		return http.StatusServiceUnavailable, "store_unavailable", "The connection could not be saved.",
 			"Our storage is unavailable, so the connection was cancelled at Finch. Please connect again in a few minutes."
 	case errors.As(err, &missingKey):
@@ -79,7 +84,7 @@ func classify(err error) (status int, code, title, detail string) {
 	case errors.Is(err, finchconnect.ErrInvalidClient):
 		return http.StatusBadGateway, "misconfigured", "Finch refused this application's credentials.",
 			"The operator must check the Finch client id and secret."
-	case errors.Is(err, errExchange), errors.Is(err, finchconnect.ErrRateLimited), errors.As(err, &netErr),
+	case errors.Is(err, connect.ErrExchange), errors.Is(err, finchconnect.ErrRateLimited), errors.As(err, &netErr),
 		errors.Is(err, context.DeadlineExceeded):
 		return http.StatusBadGateway, "upstream_error", "Finch could not be reached.",
 			"Finch did not complete the request. Please try again in a few minutes."

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/finchconnect/finchconnect"
 	"html"
 	"io"
 	"net/http"
@@ -16,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
+	"github.com/finchconnect/finchconnect/internal/clock"
 	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/sandbox"
 	"github.com/finchconnect/finchconnect/server"
@@ -38,9 +40,11 @@ type harness struct {
 }
 
 type harnessOptions struct {
-	backend  tokenstore.Backend // nil: SQLite in a temp dir
-	now      func() time.Time
-	stateTTL time.Duration
+	backend   tokenstore.Backend // nil: SQLite in a temp dir
+	now       func() time.Time   // the time of records; waits run in real time
+	clock     clock.Clock        // nil: now, or the system clock
+	failpoint func(string)
+	stateTTL  time.Duration
 }
 
 func newHarness(t *testing.T, opts harnessOptions) *harness {
@@ -75,11 +79,21 @@ func newHarnessWith(t *testing.T, opts harnessOptions, adjust func(*server.Confi
 	}
 	h.store = newTestStore(t, h.backend)
 	fc := &finch.Client{BaseURL: h.ts.URL + "/finch", ClientID: "sandbox-client-id", ClientSecret: finchconnect.NewSecret("sandbox-client-secret")}
-	cfg := server.Config{PublicURL: h.ts.URL, Now: opts.now, StateTTL: opts.stateTTL}
+	cfg := server.Config{PublicURL: h.ts.URL, StateTTL: opts.stateTTL}
 	if adjust != nil {
 		adjust(&cfg)
 	}
-	h.srv, err = server.New(cfg, fc, h.store)
+	var sopts []server.Option
+	switch {
+	case opts.clock != nil:
+		sopts = append(sopts, server.WithClock(opts.clock))
+	case opts.now != nil:
+		sopts = append(sopts, server.WithClock(clock.Func(opts.now)))
+	}
+	if opts.failpoint != nil {
+		sopts = append(sopts, server.WithFailpoint(opts.failpoint))
+	}
+	h.srv, err = server.New(cfg, fc, h.store, sopts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +101,22 @@ func newHarnessWith(t *testing.T, opts harnessOptions, adjust func(*server.Confi
 	mux.Handle("/", h.srv)
 	h.client = newBrowser(t)
 	return h
+}
+
+// onlyConnectionID returns the id of the one connection in the store.
+func (h *harness) onlyConnectionID() string {
+	h.t.Helper()
+	conns, _, err := h.store.List(h.t.Context(), tokenstore.Filter{})
+	if err != nil || len(conns) != 1 {
+		h.t.Fatalf("List = %d connections, %v; want 1", len(conns), err)
+	}
+	return conns[0].ConnectionID
+}
+
+// completeFlow completes an app-started flow, as an app's back-end would.
+func completeFlow(ctx context.Context, srv *server.Server, code, state string) (string, error) {
+	out, err := srv.Protocol().Complete(ctx, connect.Callback{Code: code, State: state})
+	return out.ConnectionID, err
 }
 
 // newTestStore returns a Store on b under a fresh key.

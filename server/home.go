@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
@@ -160,7 +161,7 @@ func (s *Server) allConnections(ctx context.Context) ([]finchconnect.Connection,
 	for {
 		conns, next, err := s.store.List(ctx, tokenstore.Filter{After: after, Limit: listBatch})
 		if err != nil {
-			return nil, fmt.Errorf("%w: list connections: %v", errStoreDown, err)
+			return nil, fmt.Errorf("%w: list connections: %v", connect.ErrStoreDown, err)
 		}
 		all = append(all, conns...)
 		if next == "" || len(conns) == 0 {

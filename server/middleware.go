@@ -8,17 +8,12 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/finchconnect/finchconnect/internal/reqid"
 )
 
-type ctxKey int
-
-const requestIDKey ctxKey = 0
-
 // requestID returns the id of the request in ctx, as set by the middleware.
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
+func requestID(ctx context.Context) string { return reqid.From(ctx) }
 
 // maxBody bounds every request body: the largest legitimate one is the
 // connect form or a small JSON callback.
@@ -87,13 +82,13 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) logRequests(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b [8]byte
-		if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
+		if _, err := io.ReadFull(s.rand, b[:]); err != nil {
 			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
 		id := hex.EncodeToString(b[:])
 		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		r = r.WithContext(reqid.With(r.Context(), id))
 		sw := &statusWriter{ResponseWriter: w}
 		start := time.Now()
 		h.ServeHTTP(sw, r)

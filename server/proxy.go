@@ -185,7 +185,7 @@ func scopeOf(ctx context.Context) string {
 func (s *Server) markReauth(r *http.Request, conn finchconnect.Connection) {
 	_, err := s.changeStatus(r.Context(), conn.ConnectionID, conn, func(c *finchconnect.Connection) {
 		c.Status = finchconnect.StatusReauth
-		c.CheckedAt = s.cfg.Now()
+		c.CheckedAt = s.clock.Now()
 	})
 	if err != nil {
 		s.log.Warn("record reauth status", "connection_id", conn.ConnectionID, "err", err)

@@ -85,7 +85,7 @@ func (s *Server) limit(rate RateLimit, h http.Handler) http.Handler {
 	if rate.PerMinute <= 0 || rate.Burst <= 0 {
 		return h
 	}
-	l := newLimiter(rate, s.cfg.Now)
+	l := newLimiter(rate, s.clock.Now)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ok, wait := l.allow(s.clientIP(r))
 		if !ok {

@@ -71,7 +71,7 @@ func startReauth(t *testing.T, h *harness, id string) string {
 // returned is disconnected at Finch rather than left live.
 func TestCallback_DisconnectDuringReauthWins(t *testing.T) {
 	hook := &disconnectHook{at: "after-exchange"}
-	h := newHarnessWith(t, harnessOptions{backend: tokenstore.NewMemory()}, func(c *server.Config) { c.Failpoint = hook.failpoint })
+	h := newHarnessWith(t, harnessOptions{backend: tokenstore.NewMemory(), failpoint: hook.failpoint}, nil)
 	hook.key = h.apiKey(apikey.ScopeWrite)
 	id := h.finish(h.client, h.connect(h.client, "acme-reauth-race", "authorized_simple"))
 	cb := startReauth(t, h, id)
@@ -134,7 +134,7 @@ func TestRecover_DisconnectedReauthIsNotStored(t *testing.T) {
 	}
 
 	skew.Store(int64(10 * time.Minute))
-	if _, err := h.srv.Recover(t.Context()); err != nil {
+	if _, err := h.srv.Protocol().Recover(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.store.Lookup(t.Context(), id); !errors.Is(err, finchconnect.ErrNotFound) {
@@ -186,11 +186,9 @@ func TestJournal_DisconnectedReauthIsNotReplayed(t *testing.T) {
 		t.Fatalf("DELETE = %d, want 204", res.StatusCode)
 	}
 
-	done, err := j.Replay(t.Context())
-	if err != nil || len(done) != 1 {
-		t.Fatalf("Replay = %v, %v; want the one record done", done, err)
+	if n, err := h.srv.Protocol().Replay(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Replay = %d, %v; want the one record done", n, err)
 	}
-	h.srv.SettleReplayed(t.Context(), done)
 	if _, err := h.store.Lookup(t.Context(), id); !errors.Is(err, finchconnect.ErrNotFound) {
 		t.Errorf("Lookup(%s) after the replay err = %v, want ErrNotFound: the journal brought the connection back", id, err)
 	}

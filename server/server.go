@@ -12,13 +12,13 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
-	"github.com/finchconnect/finchconnect/internal/inflight"
+	"github.com/finchconnect/finchconnect/internal/clock"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
@@ -86,31 +86,20 @@ type Config struct {
 	// Audit receives one record per use of a token. Nil drops them.
 	Audit func(ctx context.Context, r finchconnect.AuditRecord)
 
-	// Observe, when set, is told how each callback ended, for metrics:
-	// outcome is one of "connected", "duplicate", "invalid_state",
-	// "invalid_code", "connect_error", "exchange_failed", "store_failed",
-	// "pending", "error".
-	Observe func(outcome string, d time.Duration)
-
 	// Journal holds tokens that the store could not take during an outage,
-	// until they can be replayed into it. Nil: such a token is disconnected
-	// at Finch instead, and the employer asked to connect again.
-	Journal Journal
+	// until the protocol's replay ([connect.Service.Replay], run by
+	// [connect.Service.Run]) moves them into it. Nil: such a token is
+	// disconnected at Finch instead, and the employer asked to connect
+	// again.
+	Journal connect.Journal
 
 	// WebhookSecrets verify Finch's webhooks at POST /webhooks/finch
 	// (several during a rotation). Empty: the route answers 404.
 	WebhookSecrets []finchconnect.Secret
 
-	// Failpoint is called at named points of a callback ("before-exchange",
-	// "after-exchange", "after-stage", reached only on the write-ahead
-	// path, "after-commit",
-	// "before-response"), so crash tests can kill the process there. Nil in
-	// production.
-	Failpoint func(name string)
-
 	// RecoverAfter is how long a callback may stay in flight before it is
 	// considered abandoned by a crashed process and finished by
-	// [Server.Recover] or by a duplicate. Default 3 minutes, longer than
+	// [connect.Service.Recover] or by a duplicate. Default 3 minutes, longer than
 	// any exchange.
 	RecoverAfter time.Duration
 
@@ -130,11 +119,6 @@ type Config struct {
 	// on. Nil means slog.Default(): an embedder who sets nothing still sees
 	// the errors.
 	Logger *slog.Logger
-
-	// Now and Rand are the clock and the randomness source; nil means
-	// time.Now and crypto/rand. Tests inject them.
-	Now  func() time.Time
-	Rand io.Reader
 }
 
 // DefaultAPIKeyCacheTTL is Config.APIKeyCacheTTL's default: long enough
@@ -142,16 +126,35 @@ type Config struct {
 // second, short enough that a revoked key stops working in a second.
 const DefaultAPIKeyCacheTTL = time.Second
 
-// Journal is a durable local holding area for exchanged tokens, used while
-// the store is unreachable. tokenstore.Journal implements it.
-type Journal interface {
-	// Hold keeps conn until the store takes it; tag (the callback's
-	// ledger key) comes back from the replay, for SettleReplayed.
-	Hold(conn finchconnect.Connection, tag string) error
-	// HoldReplacement is Hold for a re-authentication's token: replayed,
-	// it replaces the stored connection and never inserts one.
-	HoldReplacement(conn finchconnect.Connection, tag string) error
-	Pending() int
+// Option sets one of the Server's test seams and observers.
+type Option func(*options)
+
+type options struct {
+	clock     clock.Clock
+	rand      io.Reader
+	failpoint func(string)
+	observe   func(outcome string, d time.Duration)
+}
+
+// WithClock sets the one clock the server, its sweeps and its protocol
+// service read. Default: the system clock.
+func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithRand sets the randomness of states, nonces, cookies and ids.
+// Default crypto/rand.
+func WithRand(r io.Reader) Option { return func(o *options) { o.rand = r } }
+
+// WithFailpoint sets a hook called at named points of a callback (those of
+// [connect.WithFailpoint], and "before-response"), so that crash tests can
+// kill the process there.
+func WithFailpoint(f func(name string)) Option { return func(o *options) { o.failpoint = f } }
+
+// WithObserver sets a function told how each callback ended, for metrics:
+// outcome is one of "connected", "duplicate", "invalid_state",
+// "invalid_code", "connect_error", "exchange_failed", "store_failed",
+// "pending", "saving", "interrupted", "disconnected", "error".
+func WithObserver(f func(outcome string, d time.Duration)) Option {
+	return func(o *options) { o.observe = f }
 }
 
 // Server is the Connect back-end. Create it with [New]; it is safe for
@@ -166,20 +169,20 @@ type Server struct {
 	handler   http.Handler
 	pages     *pages
 	keys      func(ctx context.Context, authorization string) (apikey.Record, error)
-
-	// waiters lets duplicate callbacks on this replica wake as soon as the
-	// first one settles, instead of polling the store. Other replicas poll.
-	mu      sync.Mutex
-	waiters map[string]*waiter
-
-	// inflight counts the callbacks past their claim, for Drain.
-	inflight inflight.Group
+	protocol  *connect.Service
+	clock     clock.Clock
+	rand      io.Reader
+	failpoint func(string)
+	observe   func(outcome string, d time.Duration)
 }
 
 // New returns the Connect back-end. fc talks to Finch (or to the sandbox);
-// store is the vault, whose backend also holds the state and callback-ledger
-// records.
-func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error) {
+// store is the vault, whose backend also holds the protocol's records
+// (flow states, the callback ledger, webhook claims). The exactly-once
+// protocol runs in a [connect.Service] built from cfg, which
+// [Server.Protocol] returns: call its Run to start its recovery and replay
+// loops, and its Drain before closing the store.
+func New(cfg Config, fc *finch.Client, store *tokenstore.Store, opts ...Option) (*Server, error) {
 	if fc == nil || store == nil {
 		return nil, errors.New("server: a finch client and a token store are required")
 	}
@@ -193,15 +196,6 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error)
 	if len(cfg.Products) == 0 {
 		cfg.Products = []string{"company", "directory", "individual", "employment"}
 	}
-	if cfg.StateTTL <= 0 {
-		cfg.StateTTL = 10 * time.Minute
-	}
-	if cfg.RecoverAfter <= 0 {
-		cfg.RecoverAfter = 3 * time.Minute
-	}
-	if cfg.WaitTimeout <= 0 {
-		cfg.WaitTimeout = 90 * time.Second
-	}
 	if cfg.ConnectLimit == (RateLimit{}) {
 		cfg.ConnectLimit = RateLimit{PerMinute: 20, Burst: 20}
 	}
@@ -214,17 +208,22 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error)
 	if cfg.Audit == nil {
 		cfg.Audit = func(context.Context, finchconnect.AuditRecord) {}
 	}
-	if cfg.Observe == nil {
-		cfg.Observe = func(string, time.Duration) {}
+	o := options{clock: clock.Real(), rand: rand.Reader, failpoint: func(string) {}, observe: func(string, time.Duration) {}}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	if cfg.Failpoint == nil {
-		cfg.Failpoint = func(string) {}
+	// A nil seam is the default.
+	if o.clock == nil {
+		o.clock = clock.Real()
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if o.rand == nil {
+		o.rand = rand.Reader
 	}
-	if cfg.Rand == nil {
-		cfg.Rand = rand.Reader
+	if o.failpoint == nil {
+		o.failpoint = func(string) {}
+	}
+	if o.observe == nil {
+		o.observe = func(string, time.Duration) {}
 	}
 	p, err := newPages()
 	if err != nil {
@@ -238,7 +237,24 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error)
 		store:     store,
 		backend:   store.Backend(),
 		pages:     p,
-		waiters:   map[string]*waiter{},
+		clock:     o.clock,
+		rand:      o.rand,
+		failpoint: o.failpoint,
+		observe:   o.observe,
+	}
+	if s.protocol, err = connect.New(connect.Config{
+		RedirectURI:   s.redirectURI(),
+		ReturnOrigins: cfg.ReturnOrigins,
+		Sandbox:       cfg.Sandbox,
+		StateTTL:      cfg.StateTTL,
+		WaitTimeout:   cfg.WaitTimeout,
+		RecoverAfter:  cfg.RecoverAfter,
+		Journal:       cfg.Journal,
+		Notify:        cfg.Notify,
+		Audit:         cfg.Audit,
+		Logger:        cfg.Logger,
+	}, fc, store, connect.WithClock(o.clock), connect.WithRand(o.rand), connect.WithFailpoint(o.failpoint)); err != nil {
+		return nil, err
 	}
 	switch {
 	case cfg.APIKeyCacheTTL < 0:
@@ -247,13 +263,19 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error)
 		}
 	default:
 		ttl := cmp.Or(cfg.APIKeyCacheTTL, DefaultAPIKeyCacheTTL)
-		s.keys = apikey.NewCache(s.backend, ttl, cfg.Now).Verify
+		s.keys = apikey.NewCache(s.backend, ttl, o.clock.Now).Verify
 	}
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
 	s.handler = s.middleware(mux)
 	return s, nil
 }
+
+// Protocol returns the exactly-once protocol's service the server's
+// callbacks, flows and webhooks go through: for its loops (Run), Drain,
+// Recover, Replay, StagedKeyIDs, and for flows an app starts and completes
+// itself (StartFlow, Complete).
+func (s *Server) Protocol() *connect.Service { return s.protocol }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
@@ -284,7 +306,7 @@ func (s *Server) publish(ctx context.Context, typ string, conn finchconnect.Conn
 		return err
 	}
 	err = s.cfg.Notify(ctx, finchconnect.Event{
-		ID: "evt_" + id[:22], Type: typ, At: s.cfg.Now().UTC(),
+		ID: "evt_" + id[:22], Type: typ, At: s.clock.Now().UTC(),
 		ConnectionID: conn.ConnectionID, CustomerID: conn.CustomerID, ProviderID: conn.ProviderID, Status: conn.Status,
 		Data: data,
 	})
@@ -341,14 +363,7 @@ func (s *Server) changeStatus(ctx context.Context, id string, before finchconnec
 // audit records a use of a connection's token.
 func (s *Server) audit(ctx context.Context, action, connectionID, actor, purpose string) {
 	s.cfg.Audit(ctx, finchconnect.AuditRecord{
-		At: s.cfg.Now().UTC(), Action: action, ConnectionID: connectionID,
+		At: s.clock.Now().UTC(), Action: action, ConnectionID: connectionID,
 		Actor: actor, Purpose: purpose, RequestID: requestID(ctx),
 	})
-}
-
-// detach returns a context that is not cancelled when the request's is: a
-// code exchange, once started, must finish and be stored even if the
-// browser goes away, or the token would be lost.
-func detach(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), d)
 }

@@ -22,12 +22,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/sandbox"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
-	"github.com/google/go-cmp/cmp"
 )
 
 var connPathRe = regexp.MustCompile(`^/connections/([^/?]+)$`)
@@ -944,7 +946,7 @@ func TestRecover_KeepsANewerToken(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	res, err := h.srv.Recover(t.Context())
+	res, err := h.srv.Protocol().Recover(t.Context())
 	if err != nil || res.Stored != 1 {
 		t.Fatalf("Recover() = %+v, %v; want the staged callback settled as stored", res, err)
 	}
@@ -1025,7 +1027,7 @@ func TestCallback_FollowersLeaveNothingBehind(t *testing.T) {
 			t.Fatalf("refreshed callback led to %q, want %q", again, id)
 		}
 	}
-	if n := h.srv.PendingWaiters(); n != 0 {
+	if n := h.srv.Protocol().Stats().Waiting; n != 0 {
 		t.Errorf("waiters after every callback settled = %d, want 0", n)
 	}
 }
@@ -1107,18 +1109,18 @@ func TestCallback_ReauthEndsInAnotherConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	first, err := srv.StartFlow(ctx, server.FlowRequest{CustomerID: "c", CustomerName: "C", Products: []string{"company"}, Embedded: true})
+	first, err := srv.Protocol().StartFlow(ctx, connect.FlowRequest{CustomerID: "c", CustomerName: "C", Products: []string{"company"}, Embedded: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, err := srv.CompleteFlow(ctx, "code-1", first.State); err != nil || id != "conn-1" {
+	if id, err := completeFlow(ctx, srv, "code-1", first.State); err != nil || id != "conn-1" {
 		t.Fatalf("CompleteFlow = %q, %v; want conn-1", id, err)
 	}
-	reauth, err := srv.StartFlow(ctx, server.FlowRequest{ConnectionID: "conn-1", Embedded: true})
+	reauth, err := srv.Protocol().StartFlow(ctx, connect.FlowRequest{ConnectionID: "conn-1", Embedded: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := srv.CompleteFlow(ctx, "code-2", reauth.State)
+	id, err := completeFlow(ctx, srv, "code-2", reauth.State)
 	if err != nil || id != "conn-2" {
 		t.Fatalf("re-authentication's CompleteFlow = %q, %v; want conn-2, the connection Finch answered with", id, err)
 	}
@@ -1132,7 +1134,7 @@ func TestCallback_ReauthEndsInAnotherConnection(t *testing.T) {
 	if c1.AccessToken.Reveal() != "tok-1" || c1.Status != finchconnect.StatusConnected {
 		t.Errorf("conn-1 has status %q and its token changed: %v", c1.Status, c1.AccessToken.Reveal() != "tok-1")
 	}
-	if _, err := srv.Connection(ctx, "conn-2"); err != nil {
+	if _, err := store.Lookup(ctx, "conn-2"); err != nil {
 		t.Errorf("conn-2 is not stored: %v", err)
 	}
 }
@@ -1147,17 +1149,17 @@ func TestDrain_WaitsForClaimedCallbacks(t *testing.T) {
 
 	done := make(chan response, 1)
 	go func() { done <- h.do(h.client, "GET", cb, nil) }()
-	for deadline := time.Now().Add(5 * time.Second); h.srv.InFlight() == 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); h.srv.Protocol().Stats().InFlight == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the callback never claimed its code")
 		}
 	}
 	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	if err := h.srv.Drain(short); !errors.Is(err, context.DeadlineExceeded) {
+	if err := h.srv.Protocol().Drain(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Drain with a deadline before the exchange ends = %v, want DeadlineExceeded", err)
 	}
-	if err := h.srv.Drain(t.Context()); err != nil {
+	if err := h.srv.Protocol().Drain(t.Context()); err != nil {
 		t.Fatalf("Drain = %v", err)
 	}
 	list, _, err := h.store.List(t.Context(), tokenstore.Filter{})
@@ -1217,13 +1219,23 @@ func TestConnect_RateLimitBehindProxy(t *testing.T) {
 
 // lateJournal is a server.Journal whose tokenstore.Journal is opened after
 // the server, on the harness's own store.
-type lateJournal struct{ j *tokenstore.Journal }
+type lateJournal struct {
+	j           *tokenstore.Journal
+	afterReplay func() // called after each replay, before its callbacks are settled
+}
 
 func (l *lateJournal) Hold(c finchconnect.Connection, tag string) error { return l.j.Hold(c, tag) }
 func (l *lateJournal) HoldReplacement(c finchconnect.Connection, tag string) error {
 	return l.j.HoldReplacement(c, tag)
 }
 func (l *lateJournal) Pending() int { return l.j.Pending() }
+func (l *lateJournal) Replay(ctx context.Context) ([]tokenstore.Replayed, error) {
+	done, err := l.j.Replay(ctx)
+	if l.afterReplay != nil {
+		l.afterReplay()
+	}
+	return done, err
+}
 
 // TestCallback_StoredLateIsAnnounced: a connection that reaches the vault
 // after its callback ended (from the journal, or by the recovery of its
@@ -1263,12 +1275,10 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		done, err := j.Replay(t.Context())
-		if err != nil || len(done) != 1 {
-			t.Fatalf("Replay = %v, %v", done, err)
+		if n, err := h.srv.Protocol().Replay(t.Context()); err != nil || n != 1 {
+			t.Fatalf("Replay = %d, %v; want 1", n, err)
 		}
-		h.srv.SettleReplayed(t.Context(), done)
-		if _, err := h.store.Get(t.Context(), done[0].ConnectionID); err != nil {
+		if _, err := h.store.Get(t.Context(), h.onlyConnectionID()); err != nil {
 			t.Errorf("the replayed connection does not open: %v", err)
 		}
 		if got := log.types(); !slices.Equal(got, []string{finchconnect.EventConnectionCreated}) {
@@ -1301,7 +1311,7 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 			t.Fatal("the callback stored its connection with the vault down")
 		}
 		b.down.Store(false)
-		if res, err := h.srv.Recover(t.Context()); err != nil || res.Stored != 1 {
+		if res, err := h.srv.Protocol().Recover(t.Context()); err != nil || res.Stored != 1 {
 			t.Fatalf("Recover() = %+v, %v; want the staged connection stored", res, err)
 		}
 		if got := log.types(); !slices.Equal(got, []string{want}) {
@@ -1336,26 +1346,27 @@ func TestJournal_SettledAfterRecoverAndStoreErrors(t *testing.T) {
 		t.Fatalf("callback with the store down = %d, want 202 (held in the journal)", res.status)
 	}
 	b.down.Store(false)
-	if res, err := h.srv.Recover(t.Context()); err != nil || res.Interrupted != 1 {
+	if res, err := h.srv.Protocol().Recover(t.Context()); err != nil || res.Interrupted != 1 {
 		t.Fatalf("Recover = %+v, %v; want the journaled callback's entry taken for interrupted", res, err)
 	}
 	if res := h.do(h.client, "GET", cb, nil); res.status != http.StatusConflict {
 		t.Fatalf("refresh before the replay = %d, want 409 interrupted", res.status)
 	}
-	done, err := j.Replay(t.Context())
-	if err != nil || len(done) != 1 {
-		t.Fatalf("Replay = %v, %v", done, err)
+	// The store goes down right after the journal's replay: the ledger
+	// entry cannot be settled, and the next Replay settles it.
+	lj.afterReplay = func() { b.down.Store(true) }
+	if n, err := h.srv.Protocol().Replay(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Replay = %d, %v; want 1", n, err)
 	}
-	b.down.Store(true)
-	left := h.srv.SettleReplayed(t.Context(), done)
-	if len(left) != 1 {
-		t.Fatalf("SettleReplayed with the store down left %d, want the 1 it could not settle", len(left))
+	lj.afterReplay = nil
+	if res := h.do(h.client, "GET", cb, nil); res.status == http.StatusSeeOther {
+		t.Fatalf("refresh with the replayed callback unsettled = %d, want it not yet connected", res.status)
 	}
 	b.down.Store(false)
-	if left := h.srv.SettleReplayed(t.Context(), left); len(left) != 0 {
-		t.Fatalf("SettleReplayed with the store back left %d, want none", len(left))
+	if n, err := h.srv.Protocol().Replay(t.Context()); err != nil || n != 0 {
+		t.Fatalf("second Replay = %d, %v; want 0 tokens, and the callback left over settled", n, err)
 	}
-	if res := h.do(h.client, "GET", cb, nil); res.status != http.StatusSeeOther || !strings.HasPrefix(res.location, "/connections/"+done[0].ConnectionID) {
+	if res := h.do(h.client, "GET", cb, nil); res.status != http.StatusSeeOther || !strings.HasPrefix(res.location, "/connections/"+h.onlyConnectionID()) {
 		t.Errorf("refresh after the replay = %d → %q, want its connection", res.status, res.location)
 	}
 }

@@ -36,7 +36,7 @@ func (s *Server) Sweep(ctx context.Context, opts SweepOptions) (SweepResult, err
 		perMinute = 10
 	}
 	gap := time.Duration(float64(time.Minute) / perMinute)
-	next := time.Now()
+	next := s.clock.Now()
 	after := ""
 	for {
 		page, cursor, err := s.store.List(ctx, tokenstore.Filter{After: after, Limit: 100})
@@ -47,14 +47,14 @@ func (s *Server) Sweep(ctx context.Context, opts SweepOptions) (SweepResult, err
 			if meta.Status == finchconnect.StatusDisconnected {
 				continue
 			}
-			if wait := time.Until(next); wait > 0 {
+			if wait := next.Sub(s.clock.Now()); wait > 0 {
 				select {
-				case <-time.After(wait):
+				case <-s.clock.After(wait):
 				case <-ctx.Done():
 					return res, ctx.Err()
 				}
 			}
-			next = time.Now().Add(gap)
+			next = s.clock.Now().Add(gap)
 			changed, err := s.check(ctx, meta.ConnectionID)
 			switch {
 			case err != nil:
@@ -97,9 +97,9 @@ func (s *Server) check(ctx context.Context, id string) (bool, error) {
 	}
 	return s.changeStatus(ctx, id, conn, func(c *finchconnect.Connection) {
 		if in != nil {
-			applyIntrospection(c, in, s.cfg.Now())
+			applyIntrospection(c, in, s.clock.Now())
 		} else {
-			c.Status, c.CheckedAt = status, s.cfg.Now()
+			c.Status, c.CheckedAt = status, s.clock.Now()
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
@@ -46,7 +47,7 @@ func (s *Server) requireKey(scope string, h http.Handler) http.Handler {
 			s.writeJSONError(w, r, http.StatusUnauthorized, "unauthorized", "The API key is invalid or revoked.")
 			return
 		case err != nil:
-			s.fail(w, r, true, fmt.Errorf("%w: verify API key: %v", errStoreDown, err))
+			s.fail(w, r, true, fmt.Errorf("%w: verify API key: %v", connect.ErrStoreDown, err))
 			return
 		case !rec.Allows(scope):
 			s.writeJSONError(w, r, http.StatusForbidden, "forbidden", "This API key's scope ("+rec.Scope+") does not allow this route.")
@@ -137,11 +138,10 @@ func (s *Server) handleAPIConnectSession() http.Handler {
 		if id := r.PathValue("id"); id != "" {
 			req.ConnectionID = id
 		}
-		flow, err := s.StartFlow(r.Context(), FlowRequest(req))
-		if errors.Is(err, ErrInvalidFlow) {
-			s.writeJSONError(w, r, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), ErrInvalidFlow.Error()+": "))
-			return
-		}
+		flow, err := s.protocol.StartFlow(r.Context(), connect.FlowRequest{
+			CustomerID: req.CustomerID, CustomerName: req.CustomerName, CustomerEmail: req.CustomerEmail,
+			Products: req.Products, ConnectionID: req.ConnectionID, Embedded: req.Embedded, ReturnURL: req.ReturnURL,
+		})
 		if err != nil {
 			s.fail(w, r, true, err)
 			return
@@ -180,9 +180,9 @@ func (s *Server) handleAPIComplete() http.Handler {
 			s.writeJSONError(w, r, http.StatusBadRequest, "invalid_request", "The body must be a JSON object: "+jsonProblem(err))
 			return
 		}
-		start := time.Now()
-		out, err := s.complete(r.Context(), req.Code, req.State, "")
-		s.cfg.Observe(callbackOutcome(out, err), time.Since(start))
+		start := s.clock.Now()
+		out, err := s.protocol.Complete(r.Context(), connect.Callback{Code: req.Code, State: req.State})
+		s.observe(callbackOutcome(out, err), s.clock.Now().Sub(start))
 		if err != nil {
 			s.fail(w, r, true, err)
 			return
@@ -214,7 +214,7 @@ func (s *Server) handleAPIListConnections() http.Handler {
 			After: q.Get("after"), Limit: limit,
 		})
 		if err != nil {
-			s.fail(w, r, true, fmt.Errorf("%w: list connections: %v", errStoreDown, err))
+			s.fail(w, r, true, fmt.Errorf("%w: list connections: %v", connect.ErrStoreDown, err))
 			return
 		}
 		data := make([]connectionJSON, len(conns))
@@ -278,7 +278,7 @@ func storeFailure(err error) error {
 	if err == nil || errors.Is(err, finchconnect.ErrNotFound) || errors.Is(err, finchconnect.ErrDecrypt) {
 		return err
 	}
-	return fmt.Errorf("%w: %v", errStoreDown, err)
+	return fmt.Errorf("%w: %v", connect.ErrStoreDown, err)
 }
 
 func handleOpenAPI() http.Handler {

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/finchconnect/finchconnect"
 	"io"
 	"net"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
 	"github.com/finchconnect/finchconnect/audit"
 	"github.com/finchconnect/finchconnect/finch"
@@ -121,11 +121,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv, err := server.New(server.Config{
 		PublicURL:     "http://" + ln.Addr().String(),
 		Journal:       journal,
-		Observe:       m.Callback,
 		Audit:         auditQ.Add,
 		ConnectLimit:  server.RateLimit{PerMinute: -1},
 		CallbackLimit: server.RateLimit{PerMinute: -1},
-	}, fc, store)
+	}, fc, store, server.WithObserver(m.Callback))
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,8 +16,9 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/audit"
+	"github.com/finchconnect/finchconnect/connect"
+	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/keyring"
-	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
@@ -272,7 +272,7 @@ func (k *keysRetireCmd) checkUnused(ctx context.Context, store *tokenstore.Store
 	if err := checkJournal(k.sf.journalPath(), id); err != nil {
 		return err
 	}
-	return checkStaged(ctx, store.Backend(), id)
+	return checkStaged(ctx, store, id)
 }
 
 // writableKeyFile is the key file rotate and retire edit: -keys-file, or the
@@ -515,43 +515,23 @@ func checkJournal(path string, id uint32) error {
 	return nil
 }
 
-// checkStaged refuses to retire key id while a callback-ledger entry holds
-// a token staged under it: the write-ahead of a re-authentication whose vault
-// write has not landed (server/callback.go stageAndSave). Such an entry
-// lives for up to an hour, the recovery loop stores it from the staged copy,
-// and Rewrap does not re-seal it. If the ledger cannot be read, or an
-// entry's staged token cannot be read, it refuses too.
-func checkStaged(ctx context.Context, b tokenstore.Backend, id uint32) error {
-	n, after := 0, ""
-	for {
-		entries, err := b.Scan(ctx, server.LedgerPrefix, after, 200)
-		if err != nil {
-			return fmt.Errorf("cannot tell whether the callback ledger holds tokens staged under key %d (%s), so it stays", id, plainError(err))
-		}
-		// Page until an empty page rather than a short one: a backend may
-		// return fewer than asked, and stopping early would let the check
-		// pass unseen entries.
-		if len(entries) == 0 {
-			break
-		}
-		for _, e := range entries {
-			var entry struct {
-				Sealed json.RawMessage `json:"sealed"`
-			}
-			if json.Unmarshal(e.Value, &entry) != nil || len(entry.Sealed) == 0 || string(entry.Sealed) == "null" {
-				continue // not an entry with a staged token; the server skips it too
-			}
-			var sealed []byte
-			if err := json.Unmarshal(entry.Sealed, &sealed); err != nil {
-				return fmt.Errorf("callback ledger entry %s: cannot read the key of its staged token, so key %d stays", e.Key, id)
-			}
-			if k, ok := keyring.KeyID(sealed); ok && k == id {
-				n++
-			}
-		}
-		after = entries[len(entries)-1].Key
+// checkStaged refuses to retire key id while the callback ledger holds a
+// token staged under it: the write-ahead of a callback (mostly a
+// re-authentication) whose vault write has not landed
+// ([connect.Service.StagedKeyIDs]). Such an entry lives for up to an hour,
+// the recovery loop stores it from the staged copy, and Rewrap does not
+// re-seal it. If the ledger cannot be read, it refuses too.
+func checkStaged(ctx context.Context, store *tokenstore.Store, id uint32) error {
+	// The service is only asked about its records: it calls no Finch.
+	svc, err := connect.New(connect.Config{RedirectURI: "http://localhost/callback"}, &finch.Client{}, store)
+	if err != nil {
+		return err
 	}
-	if n > 0 {
+	ids, err := svc.StagedKeyIDs(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot tell whether the callback ledger holds tokens staged under key %d (%s), so it stays", id, plainError(err))
+	}
+	if n := ids[id]; n > 0 {
 		return fmt.Errorf("%d callbacks have a token staged in the callback ledger under key %d "+
 			"(re-authentications whose vault write has not landed yet); a running server's recovery loop stores them "+
 			"once they are -recover-after old (default 3m), and a server stores them when it starts: "+

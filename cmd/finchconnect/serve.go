@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/finchconnect/finchconnect"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/internal/inflight"
 	"github.com/finchconnect/finchconnect/metrics"
@@ -84,17 +85,17 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 }
 
 // minRecoverAfter is the shortest -recover-after: a callback may run for
-// server.CallbackTimeout after it claims its code, so a shorter wait would
+// connect.CallbackTimeout after it claims its code, so a shorter wait would
 // count a live callback as abandoned and settle its ledger entry as failed
 // while it still exchanges and stores the token. The margin covers the
 // writes after the timeout and clock skew between replicas (the ledger
 // records the claiming replica's time, in whole seconds).
-const minRecoverAfter = server.CallbackTimeout + 30*time.Second
+const minRecoverAfter = connect.CallbackTimeout + 30*time.Second
 
 // drainTimeout bounds how long shutdown waits, after -shutdown-timeout,
-// for callbacks that hold a code: each runs at most server.CallbackTimeout
+// for callbacks that hold a code: each runs at most connect.CallbackTimeout
 // after its claim; the margin lets it record its outcome.
-const drainTimeout = server.CallbackTimeout + 10*time.Second
+const drainTimeout = connect.CallbackTimeout + 10*time.Second
 
 // serveLimits are the bounds of serve's settings that tests must be able
 // to lower without a flag an operator could set: the binary always uses
@@ -159,7 +160,6 @@ type app struct {
 	fc        *finch.Client
 	webhooks  []finchconnect.Secret
 	journal   *tokenstore.Journal
-	unsettled []tokenstore.Replayed // replayed at start, ledger not settled yet: journalLoop retries
 	lc        *lifecycle
 	srv       *server.Server
 	keys      keyHealth
@@ -236,7 +236,7 @@ func (a *app) checkSettings(limits serveLimits) ([]netip.Prefix, error) {
 	}
 	if f.recoverAfter < limits.minRecoverAfter {
 		return nil, fmt.Errorf("-recover-after %s is too short: a callback may run for %s after it claims its code, so under %s a live callback would be taken for abandoned",
-			f.recoverAfter, server.CallbackTimeout, limits.minRecoverAfter)
+			f.recoverAfter, connect.CallbackTimeout, limits.minRecoverAfter)
 	}
 	if host, _, err := net.SplitHostPort(f.addr); err == nil && f.publicURL == "" && unspecifiedHost(host) {
 		return nil, fmt.Errorf("-addr %s listens on every interface, so the URL browsers reach finchconnect at (and Finch's redirect_uri) cannot be derived from it: set -public-url (FINCHCONNECT_PUBLIC_URL), e.g. https://app.example.com", f.addr)
@@ -333,8 +333,6 @@ func (a *app) newServer(ctx context.Context, trusted []netip.Prefix) error {
 		Logger:         a.logger,
 		Notify:         a.lc.notify,
 		Audit:          a.lc.audit,
-		Observe:        a.lc.observe,
-		Failpoint:      failpoint(a.getenv),
 		WebhookSecrets: a.webhooks,
 		Journal:        a.journal,
 		RecoverAfter:   a.f.recoverAfter,
@@ -346,19 +344,15 @@ func (a *app) newServer(ctx context.Context, trusted []netip.Prefix) error {
 		// /callback, which are cheap once the first has claimed the code.
 		ConnectLimit:  rateLimit(a.f.connectLimit, 1),
 		CallbackLimit: rateLimit(a.f.callbackLimit, 2),
-	}, a.fc, a.store)
+	}, a.fc, a.store, server.WithObserver(a.lc.observe), server.WithFailpoint(failpoint(a.getenv)))
 	if err != nil {
 		return err
 	}
 	a.srv, deps.flows = srv, srv
-	replayed, err := a.journal.Replay(ctx)
-	if err != nil {
+	if _, err := srv.Protocol().Replay(ctx); err != nil {
 		a.logger.Warn("replay the journal", "err", err, "pending", a.journal.Pending())
-	} else if len(replayed) > 0 {
-		a.logger.Info("replayed the journal into the store", "connections", len(replayed))
 	}
-	a.unsettled = srv.SettleReplayed(ctx, replayed)
-	if res, err := srv.Recover(ctx); err != nil {
+	if res, err := srv.Protocol().Recover(ctx); err != nil {
 		a.logger.Error("recover callbacks", "err", err)
 	} else if res.Stored+res.Interrupted > 0 {
 		a.logger.Warn("recovered callbacks", "stored", res.Stored, "interrupted", res.Interrupted)
@@ -377,8 +371,7 @@ func (a *app) newServer(ctx context.Context, trusted []netip.Prefix) error {
 // journal, the sandbox and the store, in that order.
 func (a *app) serve(ctx context.Context) error {
 	var g runGroup
-	g.add("recover callbacks", a.recoverLoop, nil)
-	g.add("replay the journal", a.journalLoop, nil)
+	g.add("recover callbacks and replay the journal", a.srv.Protocol().Run, nil)
 	if path := a.f.store.keyFilePath(); path != "" && a.f.keysReload > 0 {
 		g.add("reload the key file", func(ctx context.Context) error { return a.keyReloadLoop(ctx, path) }, nil)
 	}
@@ -420,7 +413,7 @@ func (a *app) serveHTTP(context.Context) error {
 // shutdownHTTP stops taking requests and lets those in flight finish for
 // -shutdown-timeout. Requests may still run then: a callback past its
 // claim may be waiting for Finch to answer the exchange (up to
-// server.CallbackTimeout), and the token Finch issues must find the store,
+// connect.CallbackTimeout), and the token Finch issues must find the store,
 // the journal and the audit queue open. So it waits for those callbacks
 // first, so they also answer their browsers; then closes the connections
 // left, which ends the other requests' contexts, and waits for their
@@ -438,13 +431,13 @@ func (a *app) shutdownHTTP() error {
 	defer dcancel()
 	// Their ledger entries stay in flight if they outlast the wait; the
 	// next start's recovery finishes what it can.
-	if err := a.srv.Drain(dctx); err != nil {
+	if err := a.srv.Protocol().Drain(dctx); err != nil {
 		return fmt.Errorf("shutdown: callbacks still running after %s more; stopping anyway: %w", drainTimeout, err)
 	}
 	a.hs.Close()
 	// A callback may have claimed its code between Drain's return and
 	// Close; closing its connection does not stop its exchange.
-	if err := a.srv.Drain(dctx); err != nil {
+	if err := a.srv.Protocol().Drain(dctx); err != nil {
 		return fmt.Errorf("shutdown: callbacks still running after %s more; stopping anyway: %w", drainTimeout, err)
 	}
 	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -87,50 +87,6 @@ func (a *app) keyCheckLoop(ctx context.Context) error {
 	}
 }
 
-// recoverLoop keeps finishing abandoned callbacks whose users never came
-// back.
-func (a *app) recoverLoop(ctx context.Context) error {
-	t := time.NewTicker(max(a.f.recoverAfter/2, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if _, err := a.srv.Recover(ctx); err != nil && ctx.Err() == nil {
-				a.logger.Error("recover callbacks", "err", err)
-			}
-		}
-	}
-}
-
-// journalLoop replays the journal as soon as the store takes writes again.
-func (a *app) journalLoop(ctx context.Context) error {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	unsettled := a.unsettled
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if a.journal.Pending() == 0 && len(unsettled) == 0 {
-			continue
-		}
-		done, err := a.journal.Replay(ctx)
-		if err != nil && ctx.Err() == nil {
-			a.logger.Warn("replay the journal", "err", err, "pending", a.journal.Pending())
-		}
-		if len(done) > 0 {
-			a.logger.Info("replayed the journal into the store", "connections", len(done))
-		}
-		// Callbacks replayed before whose ledger entries the store could
-		// not settle then are settled with this round's.
-		unsettled = a.srv.SettleReplayed(ctx, append(unsettled, done...))
-	}
-}
-
 // keyReloadLoop re-reads the key file at path when it changes (keys
 // rotate), so rotation needs no restart, and checks the keys again.
 func (a *app) keyReloadLoop(ctx context.Context, path string) error {

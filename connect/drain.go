@@ -1,4 +1,4 @@
-package server
+package connect
 
 import (
 	"context"
@@ -19,4 +19,4 @@ const CallbackTimeout = 2 * time.Minute
 // a token Finch issues must not find the store closed. No callback runs
 // longer than CallbackTimeout after its claim, and a duplicate waits for
 // the first at most Config.WaitTimeout.
-func (s *Server) Drain(ctx context.Context) error { return s.inflight.Wait(ctx) }
+func (s *Service) Drain(ctx context.Context) error { return s.inflight.Wait(ctx) }

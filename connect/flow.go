@@ -1,4 +1,4 @@
-package server
+package connect
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/finchconnect/finchconnect"
@@ -30,37 +29,13 @@ const (
 const (
 	prefixState     = "state/"      // state hash + "/" + browser hash → flowState (see stateKey)
 	prefixStateUsed = "state-used/" // state hash → code hash, claimed once
-	prefixLedger    = LedgerPrefix  // code hash → ledgerEntry
+	prefixLedger    = "callback/"   // code hash → ledgerEntry; see StagedKeyIDs
 )
-
-// LedgerPrefix is the key prefix, in the store's key space, of the callback
-// ledger: one entry per authorization code, which holds a token sealed
-// under the vault's primary key (field "sealed") while a callback's vault
-// write has not landed. Operator tools read it to tell whether a key is
-// still needed (finchconnect keys retire).
-const LedgerPrefix = "callback/"
 
 // ledgerTTL is how long a callback is remembered, so that a refresh long
 // after the exchange still shows the result rather than an error. It bounds
 // the ledger's size, which the recovery loop scans.
 const ledgerTTL = time.Hour
-
-// browserCookieTTL is the browser cookie's life from the last flow started
-// with it: far longer than any state (Config.StateTTL).
-const browserCookieTTL = 24 * time.Hour
-
-// browserCookie binds a flow to the browser that started it. The cookie is
-// HttpOnly and SameSite=Lax: Lax so that it rides along on the top-level
-// navigation back from Connect to /callback, and on nothing cross-site else.
-// One cookie serves every tab, so several flows can run at once.
-func (s *Server) browserCookieName() string {
-	if s.secureCookies() {
-		// The __Host- prefix makes the browser refuse the cookie unless it is
-		// Secure, host-only and Path=/, so a sibling subdomain cannot plant one.
-		return "__Host-fc_browser"
-	}
-	return "fc_browser"
-}
 
 // flowState is what the server remembers of a Connect flow between
 // POST /connect and the callback, under the hash of its state.
@@ -115,54 +90,30 @@ func hashHex(s string) string {
 
 // randomToken returns 32 random bytes, base64url: 256 bits, as Finch's own
 // guidance and RFC 6749 §10.10 ask of a state.
-func (s *Server) randomToken() (string, error) {
+func (s *Service) randomToken() (string, error) {
 	var b [32]byte
-	if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
-		return "", fmt.Errorf("server: read random: %w", err)
+	if _, err := io.ReadFull(s.rand, b[:]); err != nil {
+		return "", fmt.Errorf("connect: read random: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
-// browserID returns the browser cookie's value, creating it if the request
-// has none. The cookie is set again either way, so its day-long life starts
-// afresh with every flow: one started in an old cookie's last minutes would
-// otherwise come back to a browser that no longer sends it, and fail as
-// "started in another browser".
-func (s *Server) browserID(w http.ResponseWriter, r *http.Request) (string, error) {
-	v := ""
-	if c, err := r.Cookie(s.browserCookieName()); err == nil && len(c.Value) >= 32 {
-		v = c.Value
-	} else if v, err = s.randomToken(); err != nil {
-		return "", err
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name:     s.browserCookieName(),
-		Value:    v,
-		Path:     "/",
-		MaxAge:   int(browserCookieTTL.Seconds()),
-		HttpOnly: true,
-		Secure:   s.secureCookies(),
-		SameSite: http.SameSiteLaxMode,
-	})
-	return v, nil
 }
 
 // newState records a flow and returns its state, to travel through Connect.
 // Only the state's hash is stored, so a read of the store does not yield a
 // usable state.
-func (s *Server) newState(ctx context.Context, browser string, fs flowState) (string, error) {
+func (s *Service) newState(ctx context.Context, browser string, fs flowState) (string, error) {
 	state, err := s.randomToken()
 	if err != nil {
 		return "", err
 	}
 	fs.Browser = browserHash(browser)
-	fs.Created = s.cfg.Now().Unix()
+	fs.Created = s.clock.Now().Unix()
 	b, err := json.Marshal(fs)
 	if err != nil {
 		return "", err
 	}
 	if err := s.backend.Claim(ctx, stateKey(hashHex(state), fs.Browser), b, s.cfg.StateTTL); err != nil {
-		return "", fmt.Errorf("%w: save state: %v", errStoreDown, err)
+		return "", fmt.Errorf("%w: save state: %v", ErrStoreDown, err)
 	}
 	return state, nil
 }
@@ -186,7 +137,7 @@ func bindings(bHash string) []string {
 // loadState returns the flow a state belongs to, after checking that this
 // browser started it (or that no browser did). Any failure is
 // ErrStateMismatch with a reason.
-func (s *Server) loadState(ctx context.Context, stateHash, browser string) (flowState, error) {
+func (s *Service) loadState(ctx context.Context, stateHash, browser string) (flowState, error) {
 	bHash := browserHash(browser)
 	var fs flowState
 	var err error
@@ -201,17 +152,17 @@ func (s *Server) loadState(ctx context.Context, stateHash, browser string) (flow
 
 // readState reads the flow state under key and checks its browser binding
 // against bHash.
-func (s *Server) readState(ctx context.Context, key, bHash string) (flowState, error) {
+func (s *Service) readState(ctx context.Context, key, bHash string) (flowState, error) {
 	var fs flowState
 	b, err := s.backend.Load(ctx, key)
 	if errors.Is(err, finchconnect.ErrNotFound) {
 		return fs, fmt.Errorf("%w: %w", finchconnect.ErrStateMismatch, errStateGone)
 	}
 	if err != nil {
-		return fs, fmt.Errorf("%w: load state: %v", errStoreDown, err)
+		return fs, fmt.Errorf("%w: load state: %v", ErrStoreDown, err)
 	}
 	if err := json.Unmarshal(b, &fs); err != nil {
-		return fs, fmt.Errorf("server: decode state: %v", err)
+		return fs, fmt.Errorf("connect: decode state: %v", err)
 	}
 	if fs.Browser != "" && !sameHash(fs.Browser, bHash) {
 		return fs, fmt.Errorf("%w: started in another browser", finchconnect.ErrStateMismatch)

@@ -1,4 +1,4 @@
-package server
+package connect
 
 import (
 	"cmp"
@@ -13,7 +13,7 @@ import (
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
-// RecoverResult says what [Server.Recover] finished.
+// RecoverResult says what [Service.Recover] finished.
 type RecoverResult struct {
 	Stored      int // exchanged tokens moved from the ledger into the vault
 	Interrupted int // callbacks marked interrupted: the employer must connect again
@@ -34,13 +34,13 @@ type RecoverResult struct {
 // Call it at start-up; duplicate callbacks also recover the one entry they
 // wait on. Several replicas may run it at once: every step is a
 // compare-and-set.
-func (s *Server) Recover(ctx context.Context) (RecoverResult, error) {
+func (s *Service) Recover(ctx context.Context) (RecoverResult, error) {
 	var res RecoverResult
 	after := ""
 	for {
 		entries, err := s.backend.Scan(ctx, prefixLedger, after, 200)
 		if err != nil {
-			return res, fmt.Errorf("server: scan callback ledger: %w", err)
+			return res, fmt.Errorf("connect: scan callback ledger: %w", err)
 		}
 		for _, en := range entries {
 			var e ledgerEntry
@@ -65,8 +65,8 @@ func (s *Server) Recover(ctx context.Context) (RecoverResult, error) {
 
 // abandoned reports whether a ledger entry has been in flight for longer
 // than a live callback takes.
-func (s *Server) abandoned(e ledgerEntry) bool {
-	now := s.cfg.Now()
+func (s *Service) abandoned(e ledgerEntry) bool {
+	now := s.clock.Now()
 	switch e.Status {
 	case ledgerPending:
 		return now.Sub(time.Unix(e.Started, 0)) > s.cfg.RecoverAfter
@@ -77,7 +77,7 @@ func (s *Server) abandoned(e ledgerEntry) bool {
 }
 
 // recoverEntry settles one abandoned entry and returns the status it got.
-func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e ledgerEntry) (string, error) {
+func (s *Service) recoverEntry(ctx context.Context, key string, raw []byte, e ledgerEntry) (string, error) {
 	settled := e
 	settled.Sealed = nil
 	switch e.Status {
@@ -132,14 +132,37 @@ func (s *Server) recoverEntry(ctx context.Context, key string, raw []byte, e led
 	return settled.Status, nil
 }
 
-// SettleReplayed marks done the callbacks whose tokens the journal has just
-// replayed into the store (tokenstore.Journal.Replay returns them), so that
-// the user's refresh shows the connection rather than asking to connect
-// again. It returns those it could not settle because the store failed;
-// the caller passes them again with its next replay. An entry Recover
-// settled as interrupted meanwhile (it cannot know the journal held the
-// token) is settled again as done: the token is in the vault.
-func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed) (left []tokenstore.Replayed) {
+// Replay replays the journal into the store (Config.Journal) and marks
+// done the callbacks whose tokens it replayed, so that the user's refresh
+// shows the connection rather than asking to connect again. It returns how
+// many tokens it replayed. Callbacks whose ledger entries the store could
+// not settle are settled by the next Replay; [Service.Run] calls it every
+// few seconds. An entry Recover settled as interrupted meanwhile (it cannot
+// know the journal held the token) is settled again as done: the token is
+// in the vault.
+func (s *Service) Replay(ctx context.Context) (int, error) {
+	if s.cfg.Journal == nil {
+		return 0, nil
+	}
+	s.replayMu.Lock()
+	defer s.replayMu.Unlock()
+	if s.cfg.Journal.Pending() == 0 && len(s.unsettled) == 0 {
+		return 0, nil
+	}
+	done, err := s.cfg.Journal.Replay(ctx)
+	if len(done) > 0 {
+		s.log.Info("replayed the journal into the store", "connections", len(done))
+	}
+	s.unsettled = s.settleReplayed(ctx, append(s.unsettled, done...))
+	if err != nil {
+		return len(done), fmt.Errorf("connect: replay the journal: %w", err)
+	}
+	return len(done), nil
+}
+
+// settleReplayed settles the replayed callbacks done, and returns those it
+// could not settle because the store failed.
+func (s *Service) settleReplayed(ctx context.Context, done []tokenstore.Replayed) (left []tokenstore.Replayed) {
 	for _, r := range done {
 		if r.Orphan != nil && !r.Orphan.AccessToken.IsZero() {
 			// A re-authentication whose connection was disconnected while
@@ -149,16 +172,16 @@ func (s *Server) SettleReplayed(ctx context.Context, done []tokenstore.Replayed)
 			s.disconnectOrphan(ctx, *r.Orphan)
 			r.Orphan = &finchconnect.Connection{ConnectionID: r.Orphan.ConnectionID}
 		}
-		if !s.settleReplayed(ctx, r) {
+		if !s.settleOne(ctx, r) {
 			left = append(left, r)
 		}
 	}
 	return left
 }
 
-// settleReplayed settles one replayed callback, and reports false when the
+// settleOne settles one replayed callback, and reports false when the
 // store failed before it could.
-func (s *Server) settleReplayed(ctx context.Context, r tokenstore.Replayed) bool {
+func (s *Service) settleOne(ctx context.Context, r tokenstore.Replayed) bool {
 	key, kind := splitJournalTag(r.Tag)
 	if !strings.HasPrefix(key, prefixLedger) {
 		return true
@@ -220,7 +243,7 @@ func splitJournalTag(tag string) (key, kind string) {
 // announceStored tells the app about a callback's connection that reached
 // the vault late, from the journal or by recovery: the callback itself
 // ended before it could. kind is the flow's.
-func (s *Server) announceStored(ctx context.Context, connectionID, kind string) {
+func (s *Service) announceStored(ctx context.Context, connectionID, kind string) {
 	conn, err := s.store.Lookup(ctx, connectionID)
 	if err != nil {
 		s.log.Error("an event about a connection stored late was not published", "connection_id", connectionID, "err", err)
