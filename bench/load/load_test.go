@@ -258,15 +258,24 @@ func TestProcOfSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Burn some CPU so the clock must move by at least a tick.
-	deadline := time.Now().Add(60 * time.Millisecond)
+	// Burn CPU until the clock moves by at least a tick. A fixed spin of
+	// wall time is not enough on a loaded machine, where the process may
+	// be given no CPU at all for it; 10 s of wall time is far more than a
+	// tick of CPU needs even then.
+	deadline := time.Now().Add(10 * time.Second)
 	x := 0
-	for time.Now().Before(deadline) {
-		x++
-	}
-	after, err := cpuTime(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
+	var after time.Duration
+	for {
+		for range 1 << 20 {
+			x++
+		}
+		var err error
+		if after, err = cpuTime(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+		if after > before || time.Now().After(deadline) {
+			break
+		}
 	}
 	if after <= before {
 		t.Errorf("got CPU time %v after %v of spinning (x=%d), want it to grow", after, before, x)

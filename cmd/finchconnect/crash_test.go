@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -11,20 +12,55 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// buildBinary compiles finchconnect with the failpoints build tag into a
-// temporary folder, once per test binary run.
+// binDir holds the binaries buildBinary compiled; TestMain removes it.
+var (
+	binMu   sync.Mutex
+	binDir  string
+	binPath = map[string]string{}
+	binErr  = map[string]error{}
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildBinary compiles finchconnect with the given build tags into a
+// temporary folder, once per test binary run: the tests that run the real
+// process share it, as linking it is most of their CPU time.
 func buildBinary(t *testing.T, tags string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "finchconnect")
+	binMu.Lock()
+	defer binMu.Unlock()
+	if bin, ok := binPath[tags]; ok {
+		if err := binErr[tags]; err != nil {
+			t.Fatal(err)
+		}
+		return bin
+	}
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "finchconnect-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		binDir = dir
+	}
+	bin := filepath.Join(binDir, "finchconnect-"+strings.ReplaceAll(tags, ",", "-"))
 	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	binPath[tags] = bin
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build -tags %s: %v\n%s", tags, err, out)
+		binErr[tags] = fmt.Errorf("go build -tags %s: %v\n%s", tags, err, out)
+		t.Fatal(binErr[tags])
 	}
 	return bin
 }
@@ -112,6 +148,7 @@ func getStats(t *testing.T, sandboxURL string) sandboxStats {
 // every exchanged token is stored (none orphaned), and the retry lands on a
 // clear page.
 func TestCrash_KillAtEachPoint(t *testing.T) {
+	t.Parallel() // its own processes, ports and folders; mostly waiting
 	if testing.Short() {
 		t.Skip("builds a binary and runs real processes; skipped with -short")
 	}

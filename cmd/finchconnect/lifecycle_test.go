@@ -22,6 +22,7 @@ import (
 // event to the app through the outbox — after the app's endpoint was down
 // for a while. /metrics shows what happened.
 func TestLifecycle_SandboxStatusChangeReachesApp(t *testing.T) {
+	t.Parallel() // its own processes, ports and folder; mostly waiting
 	const eventsSecret = "YXBwLWV2ZW50cy1zZWNyZXQtZm9yLXRoZS10ZXN0"
 	var down atomic.Bool
 	down.Store(true)
@@ -79,10 +80,14 @@ func TestLifecycle_SandboxStatusChangeReachesApp(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	// The app is down for a while: the event waits in the outbox.
-	time.Sleep(2500 * time.Millisecond)
-	if refused.Load() == 0 {
-		t.Fatal("no delivery was attempted while the app was down")
+	// The app is down for a while: the event waits in the outbox, and
+	// is offered (and refused) before the app comes back.
+	deadline = time.Now().Add(10 * time.Second)
+	for refused.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no delivery was attempted while the app was down")
+		}
+		time.Sleep(20 * time.Millisecond) // polling for a condition
 	}
 	down.Store(false)
 	deadline = time.Now().Add(20 * time.Second)

@@ -82,14 +82,17 @@ func (r *privateRedis) kill() {
 // and restarted from its append-only file; on PostgreSQL a proxy in front
 // of the real server drops every connection and refuses new ones.
 func TestOutage_StoreDownDuringCallbacks(t *testing.T) {
+	t.Parallel() // its own store, processes and ports; mostly waiting
 	if testing.Short() {
 		t.Skip("runs a store outage; skipped with -short")
 	}
 	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
 		rds := startPrivateRedis(t)
 		runOutage(t, rds.url(), rds.kill, rds.start)
 	})
 	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
 		base := integrationURL(t, "FINCHCONNECT_TEST_POSTGRES_URL")
 		schema := testSchema(t, base, "fc_out_")
 		u, err := url.Parse(base)
@@ -176,7 +179,9 @@ func runOutage(t *testing.T, storeURL string, stop, restart func()) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// Give the recovery loop a pass over staged entries.
+	// Give the recovery loop a pass over staged entries: the refreshes
+	// below read the ledger entries it settles, so this waits for a pass
+	// (its period is 1 s), not for a TTL.
 	time.Sleep(3 * time.Second)
 
 	stats := getStats(t, sb.url)

@@ -26,7 +26,7 @@ type readmeStep struct {
 
 // readmeSteps lists every command in README.md's sh blocks. A command
 // README gains must be added here: to run, or with the reason it cannot.
-func readmeSteps(t *testing.T, env func() map[string]string) map[string]readmeStep {
+func readmeSteps(t *testing.T, dir string, env func() map[string]string) map[string]readmeStep {
 	synopsis := readmeStep{skip: "a synopsis with placeholders"}
 	return map[string]readmeStep{
 		"go build -o finchconnect ./cmd/finchconnect":                                                                             {run: true},
@@ -38,7 +38,7 @@ func readmeSteps(t *testing.T, env func() map[string]string) map[string]readmeSt
 		"bash .ci/run": {skip: "it is CI itself, which runs this test"},
 		"export FINCH_CLIENT_ID=… FINCH_CLIENT_SECRET=…": {skip: "needs real Finch credentials"},
 		"(umask 077 && go run ./cmd/finchconnect keygen > finchconnect-keys)": {run: true, after: func(t *testing.T, _ string) {
-			fi, err := os.Stat("finchconnect-keys")
+			fi, err := os.Stat(filepath.Join(dir, "finchconnect-keys"))
 			if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 40 {
 				t.Errorf("finchconnect-keys after keygen: %v, %v; want a key, mode 0600", fi, err)
 			}
@@ -143,6 +143,9 @@ func readmeCommands(t *testing.T) []string {
 // signing in where README's reader would. Commands that need Finch itself
 // or the network are listed with the reason.
 func TestREADME(t *testing.T) {
+	// Its commands run in their own folder (no t.Chdir) on the ports
+	// README names, which no other test uses; it mostly waits for them.
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: TestREADME builds and starts the binary several times")
 	}
@@ -179,7 +182,6 @@ func TestREADME(t *testing.T) {
 		}
 	}
 	commands := readmeCommands(t)
-	t.Chdir(dir)
 
 	env := map[string]string{}
 	for _, kv := range os.Environ() {
@@ -188,9 +190,10 @@ func TestREADME(t *testing.T) {
 			env[k] = v
 		}
 	}
+	delete(env, "PWD")                                             // the commands run in dir, not here
 	env["PATH"] = dir + string(os.PathListSeparator) + env["PATH"] // where `go build -o finchconnect` put it
 	env["GOFLAGS"] = "-buildvcs=false"                             // the copy has no .git
-	steps := readmeSteps(t, func() map[string]string { return env })
+	steps := readmeSteps(t, dir, func() map[string]string { return env })
 	servers := map[string]*exec.Cmd{}
 	t.Cleanup(func() {
 		for _, c := range servers {
@@ -212,23 +215,24 @@ func TestREADME(t *testing.T) {
 				syscall.Kill(-old.Process.Pid, syscall.SIGTERM)
 				old.Wait()
 			}
-			servers[step.serve] = startREADMEServer(t, env, strings.TrimSuffix(cmd, " &"), step.serve)
+			servers[step.serve] = startREADMEServer(t, dir, env, strings.TrimSuffix(cmd, " &"), step.serve)
 			continue
 		}
-		out := runREADMECommand(t, env, cmd)
+		out := runREADMECommand(t, dir, env, cmd)
 		if step.after != nil {
 			step.after(t, out)
 		}
 	}
 }
 
-// runREADMECommand runs cmd with bash in env, fails the test unless it
+// runREADMECommand runs cmd with bash in dir and env, fails the test unless it
 // exits 0, updates env with what it exported, and returns its stdout.
-func runREADMECommand(t *testing.T, env map[string]string, cmd string) string {
+func runREADMECommand(t *testing.T, dir string, env map[string]string, cmd string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	c := exec.CommandContext(ctx, "bash", "-e", "-c", cmd+"\nprintf '\\0ENV\\0'; env -0")
+	c.Dir = dir
 	c.Env = envList(env)
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
@@ -251,9 +255,10 @@ func runREADMECommand(t *testing.T, env map[string]string, cmd string) string {
 
 // startREADMEServer starts cmd in the background, in its own process
 // group, and waits until addr accepts connections.
-func startREADMEServer(t *testing.T, env map[string]string, cmd, addr string) *exec.Cmd {
+func startREADMEServer(t *testing.T, dir string, env map[string]string, cmd, addr string) *exec.Cmd {
 	t.Helper()
 	c := exec.Command("bash", "-c", "exec "+cmd)
+	c.Dir = dir
 	c.Env = envList(env)
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	var out syncBuffer

@@ -81,6 +81,7 @@ func randomSuffix() string {
 // one exchange at Finch and one stored, usable connection; a flow started on
 // replica A finishes on replica B.
 func TestReplicas_ExactlyOnce(t *testing.T) {
+	t.Parallel() // its own store namespace, processes and ports; mostly waiting
 	stores := map[string]func(t *testing.T) string{
 		"redis": func(t *testing.T) string {
 			base := integrationURL(t, "FINCHCONNECT_TEST_REDIS_URL")
@@ -103,6 +104,7 @@ func TestReplicas_ExactlyOnce(t *testing.T) {
 	}
 	for _, name := range []string{"redis", "postgres"} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			storeURL := stores[name](t)
 			sb := start(t, nil, "sandbox", "-addr", "127.0.0.1:0")
 			const lb = "http://lb.finchconnect.test"

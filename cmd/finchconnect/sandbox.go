@@ -79,8 +79,15 @@ func (s *sandboxCmd) run(ctx context.Context, c *cli, _ []string) error {
 		return err
 	}
 	defer sb.Close()
+	// Requests' contexts end when the sandbox stops, so that a request
+	// held by a latency fault does not hold the shutdown for as long (its
+	// context ends only when its client hangs up after sending the whole
+	// body, which a client killed mid-request may never do).
+	reqCtx, endRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer endRequests()
 	hs := &http.Server{
 		Handler:           sb,
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      2 * time.Minute,
@@ -97,6 +104,7 @@ func (s *sandboxCmd) run(ctx context.Context, c *cli, _ []string) error {
 		return fmt.Errorf("the sandbox stopped serving: %w", err)
 	case <-ctx.Done():
 	}
+	endRequests()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -157,4 +159,30 @@ func containsAll(s string, subs []string) bool {
 		}
 	}
 	return true
+}
+
+// TestRunSandbox_ShutdownEndsLatencyFaults: a request held by a latency
+// fault, whose client hung up without sending its whole body (as a killed
+// process does), does not hold the sandbox's shutdown for the fault's
+// latency nor for the 10 s shutdown bound.
+func TestRunSandbox_ShutdownEndsLatencyFaults(t *testing.T) {
+	sb := start(t, nil, "sandbox", "-addr", "127.0.0.1:0")
+	addFault(t, sb.url, `{"route":"POST /auth/token","latency":"1m","count":1}`)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(sb.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Headers promise a body the client never finishes.
+	fmt.Fprintf(conn, "POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	waitForExchange(t, sb.url)
+	conn.Close()
+
+	begin := time.Now()
+	if err := sb.stop(); err != nil {
+		t.Fatalf("the sandbox stopped with %v", err)
+	}
+	if took := time.Since(begin); took > 5*time.Second {
+		t.Errorf("the sandbox took %v to stop with a request held by a latency fault, want far less than the 10 s bound", took)
+	}
 }

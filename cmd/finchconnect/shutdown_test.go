@@ -108,10 +108,13 @@ func TestServe_ShutdownWaitsForSlowExchange(t *testing.T) {
 // a callback's exchange is slow (so the graceful shutdown waits), then
 // interrupts it again: the second signal must end the process at once.
 func TestMain_SecondSignalForcesExit(t *testing.T) {
+	t.Parallel() // its own processes, ports and folders; mostly waiting
 	if testing.Short() {
 		t.Skip("builds a binary and runs a real process; skipped with -short")
 	}
-	bin := buildBinary(t, "")
+	// The crash test's binary: with FINCHCONNECT_FAILPOINT unset its
+	// failpoints are off, and one build serves the package.
+	bin := buildBinary(t, "failpoints")
 	sb := start(t, nil, "sandbox", "-addr", "127.0.0.1:0")
 	env := finchEnv(t, sb.url, nil)
 	var envList []string
