@@ -191,7 +191,9 @@ if [ "$PROFILE" = 1 ]; then
 		echo "$id" >"$work/prof-$store-ids"
 		drive "prof-$store.page" "profiled company page ($store)" -mode read -target "$FC" -path '/connections/{id}' -ids "$work/prof-$store-ids" -pid "$FC_PID" \
 			-pprof "$PPROF" -pprof-out "$work/$store-page" >/dev/null
-		for p in callback page; do
+		drive "prof-$store.proxy" "profiled /v1 proxy company ($store)" -mode read -target "$FC" -path '/v1/connections/{id}/finch/employer/company' -ids "$work/prof-$store-ids" \
+			-api-key "$(cat "$work/prof-$store.key")" -pid "$FC_PID" -pprof "$PPROF" -pprof-out "$work/$store-proxy" >/dev/null
+		for p in callback page proxy; do
 			{
 				go tool pprof -top -nodecount=35 "$work/$store-$p.cpu"
 				echo

@@ -805,6 +805,7 @@ func (s *Server) save(ctx context.Context, conn finchconnect.Connection, kind st
 		} else {
 			settled, err = s.store.PutSwap(ctx, conn, settle)
 		}
+		s.conns.forget(conn.ConnectionID) // the proxy's copy is older, whatever happened
 		if err == nil {
 			return settled, nil
 		}

@@ -126,6 +126,15 @@ type Config struct {
 	// Default 1 second; negative reads the store on every request.
 	APIKeyCacheTTL time.Duration
 
+	// ConnectionCacheTTL is how long the proxy remembers a connection read
+	// from the store with its token opened, so that a busy proxy reads and
+	// unseals each connection's row about once per TTL rather than on every
+	// call. This replica's own writes (status, re-authentication,
+	// disconnect) and a changed keyring take effect at once; another
+	// replica's within this time. Default 1 second; negative reads the
+	// store on every call.
+	ConnectionCacheTTL time.Duration
+
 	// Logger receives one line per request and the errors someone must act
 	// on. Nil means slog.Default(): an embedder who sets nothing still sees
 	// the errors.
@@ -166,6 +175,7 @@ type Server struct {
 	handler   http.Handler
 	pages     *pages
 	keys      func(ctx context.Context, authorization string) (apikey.Record, error)
+	conns     *connCache // the proxy's opened connections
 
 	// waiters lets duplicate callbacks on this replica wake as soon as the
 	// first one settles, instead of polling the store. Other replicas poll.
@@ -249,6 +259,7 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store) (*Server, error)
 		ttl := cmp.Or(cfg.APIKeyCacheTTL, DefaultAPIKeyCacheTTL)
 		s.keys = apikey.NewCache(s.backend, ttl, cfg.Now).Verify
 	}
+	s.conns = newConnCache(cmp.Or(cfg.ConnectionCacheTTL, DefaultConnCacheTTL), cfg.Now)
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
 	s.handler = s.middleware(mux)
@@ -335,6 +346,7 @@ func (s *Server) changeStatus(ctx context.Context, id string, before finchconnec
 		change(c)
 		return nil
 	})
+	s.conns.forget(id)
 	return changed, err
 }
 
