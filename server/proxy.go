@@ -10,6 +10,7 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
+	"github.com/finchconnect/finchconnect/budget"
 )
 
 // maxProxyBody bounds a request body sent through the proxy: a batch read
@@ -151,7 +152,11 @@ func (s *Server) handleProxy() http.Handler {
 			return
 		}
 		s.audit(ctx, finchconnect.AuditDecrypted, id, actor(ctx), r.Method+" "+path)
-		res, err := s.finch.Do(ctx, conn.AccessToken, r.Method, path, r.URL.Query(), body)
+		res, err := s.finch.Do(budget.WithConnection(ctx, id), conn.AccessToken, r.Method, path, r.URL.Query(), body)
+		if wait, ok := noBudget(err); ok {
+			s.writeNoBudget(w, r, wait)
+			return
+		}
 		if err != nil {
 			s.fail(w, r, true, err)
 			return
