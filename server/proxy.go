@@ -170,7 +170,12 @@ func (s *Server) handleProxy() http.Handler {
 			if fresh, ferr := s.store.Get(ctx, id); ferr == nil && !fresh.AccessToken.Equal(conn.AccessToken) {
 				conn = fresh
 				s.audit(ctx, finchconnect.AuditDecrypted, id, actor(ctx), r.Method+" "+path)
-				if res, err = s.finch.Do(ctx, conn.AccessToken, r.Method, path, r.URL.Query(), body); err != nil {
+				res, err = s.finch.Do(budget.WithConnection(ctx, id), conn.AccessToken, r.Method, path, r.URL.Query(), body)
+				if wait, ok := noBudget(err); ok {
+					s.writeNoBudget(w, r, wait)
+					return
+				}
+				if err != nil {
 					s.fail(w, r, true, err)
 					return
 				}
