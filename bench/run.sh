@@ -152,7 +152,7 @@ if [ "$LOAD" = 1 ]; then
 		fcx() { FINCHCONNECT_KEYS="$keys" "$work/finchconnect" "$@" -store "$url" -data-dir "$work/fc-$store"; }
 		FINCH_CLIENT_ID=id FINCH_CLIENT_SECRET=secret FINCH_BASE_URL="$FINCH" FINCHCONNECT_KEYS="$keys" \
 			start "fc-$store" "$work/finchconnect" -addr 127.0.0.1:0 -store "$url" -data-dir "$work/fc-$store" \
-			-connect-limit 0 -callback-limit 0 -sweep-interval 0 -log-level error
+			-connect-limit 0 -callback-limit 0 -sweep-interval 0 -budget off -log-level error
 		FC=$URL
 		FC_PID=$PID
 		echo "== finchconnect on $what"
