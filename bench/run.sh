@@ -8,6 +8,7 @@
 #   ./run.sh                      load runs (about 3 minutes with the defaults)
 #   PROFILE=1 ./run.sh            also CPU and allocation profiles (bench/profile)
 #   SCALE=1 LOAD=0 ./run.sh       only the 1M-connection scale run (several minutes)
+#   BUDGET=1 LOAD=0 ./run.sh      only the budget load run (bench/budget, about 4 minutes)
 #
 # Settings: DURATION (seconds per phase, 10), CONC (concurrent clients, 32),
 # FC_FLOWS (finchconnect flows prepared per store, 50000: enough
@@ -27,6 +28,9 @@ FC_DB="${FC_DB:-10}"
 LOAD="${LOAD:-1}"
 PROFILE="${PROFILE:-0}"
 SCALE="${SCALE:-0}"
+BUDGET="${BUDGET:-0}"
+BUDGET_DB="${BUDGET_DB:-11}"
+PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 rhost="${REDIS_HOST%:*}"
 rport="${REDIS_HOST#*:}"
 rcli() { redis-cli -h "$rhost" -p "$rport" "$@"; }
@@ -58,6 +62,7 @@ go build -o "$work/report" ./report
 go build -o "$work/profile" ./profile
 go build -o "$work/scale" ./scale
 go build -o "$work/finchconnect" ../cmd/finchconnect
+go build -o "$work/budget" ./budget
 if [ "$LOAD" = 1 ]; then
 	(cd peers/express && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
@@ -147,7 +152,7 @@ if [ "$LOAD" = 1 ]; then
 		fcx() { FINCHCONNECT_KEYS="$keys" "$work/finchconnect" "$@" -store "$url" -data-dir "$work/fc-$store"; }
 		FINCH_CLIENT_ID=id FINCH_CLIENT_SECRET=secret FINCH_BASE_URL="$FINCH" FINCHCONNECT_KEYS="$keys" \
 			start "fc-$store" "$work/finchconnect" -addr 127.0.0.1:0 -store "$url" -data-dir "$work/fc-$store" \
-			-connect-limit 0 -callback-limit 0 -sweep-interval 0 -log-level error
+			-connect-limit 0 -callback-limit 0 -sweep-interval 0 -budget off -log-level error
 		FC=$URL
 		FC_PID=$PID
 		echo "== finchconnect on $what"
@@ -191,7 +196,9 @@ if [ "$PROFILE" = 1 ]; then
 		echo "$id" >"$work/prof-$store-ids"
 		drive "prof-$store.page" "profiled company page ($store)" -mode read -target "$FC" -path '/connections/{id}' -ids "$work/prof-$store-ids" -pid "$FC_PID" \
 			-pprof "$PPROF" -pprof-out "$work/$store-page" >/dev/null
-		for p in callback page; do
+		drive "prof-$store.proxy" "profiled /v1 proxy company ($store)" -mode read -target "$FC" -path '/v1/connections/{id}/finch/employer/company' -ids "$work/prof-$store-ids" \
+			-api-key "$(cat "$work/prof-$store.key")" -pid "$FC_PID" -pprof "$PPROF" -pprof-out "$work/$store-proxy" >/dev/null
+		for p in callback page proxy; do
 			{
 				go tool pprof -top -nodecount=35 "$work/$store-$p.cpu"
 				echo
@@ -212,4 +219,13 @@ if [ "$SCALE" = 1 ]; then
 	mkdir -p results
 	echo "== scale: 1,000,000 connections in SQLite"
 	timeout 3600 "$work/scale" -dir "$work/scale-db" -out results/scale.md
+fi
+
+if [ "$BUDGET" = 1 ]; then
+	mkdir -p results
+	echo "== budget: three replicas on Redis, then PostgreSQL, behind the rate-limited sandbox; the official SDK side by side"
+	# It cleans up after itself: keys under a prefix of its own in
+	# BUDGET_DB, a PostgreSQL schema of its own, the processes it starts.
+	timeout 900 "$work/budget" -finchconnect "$work/finchconnect" -redis "redis://$REDIS_HOST/$BUDGET_DB" -postgres "$PG_URL" \
+		-sdk-dir ../sandbox/sdktest -out results/budget.md ${BUDGET_ARGS:-}
 fi

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/budget"
 )
 
 // Defaults for the zero-valued fields of [Client].
@@ -85,6 +86,16 @@ type Client struct {
 	// first, returning ctx.Err() in the second case. Default: a timer.
 	// Tests replace it to record the waits instead of sleeping.
 	Sleep func(ctx context.Context, d time.Duration) error
+
+	// Budget, when set, governs every attempt: each waits for a permit
+	// of its route's product bucket ([budget.BucketOf]; the IP limit
+	// alone for /auth/token, /introspect, Connect sessions, …) in its
+	// context's lane, up to the context's deadline, and reports Finch's
+	// answer back (a 429's Retry-After, an IP lockout). A call refused
+	// for lack of budget fails with an error wrapping
+	// [budget.ErrNoBudget] (a *[budget.NoBudgetError]) without reaching
+	// Finch. Nil: no budget.
+	Budget *budget.Budget
 
 	jitterFn func() float64 // default math/rand; tests pin it
 
@@ -254,7 +265,12 @@ func (c *Client) send(ctx context.Context, r *request) (*Response, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("finch: %s %s: %w", r.method, r.path, err)
 		}
+		ticket, err := c.Budget.Acquire(ctx, budget.BucketOf(r.path))
+		if err != nil {
+			return nil, fmt.Errorf("finch: %s %s: %w", r.method, r.path, err)
+		}
 		resp, err := c.attempt(ctx, cfg, r, target)
+		reportBudget(ticket, resp, c.now)
 		if ctx.Err() != nil && err != nil {
 			return nil, err
 		}
@@ -282,6 +298,27 @@ func (c *Client) send(ctx context.Context, r *request) (*Response, error) {
 			return resp.result(err)
 		}
 	}
+}
+
+// reportBudget tells the budget how an attempt ended: its status, and for
+// a 429 Finch's finch_code and Retry-After.
+func reportBudget(t *budget.Ticket, resp *attemptResult, now func() time.Time) {
+	if t == nil {
+		return
+	}
+	if resp == nil {
+		t.Done(0, "", 0)
+		return
+	}
+	code, wait := "", time.Duration(0)
+	if resp.StatusCode == http.StatusTooManyRequests {
+		var apiErr *APIError
+		if errors.As(resp.err, &apiErr) {
+			code = apiErr.FinchCode
+		}
+		wait = max(serverDelay(resp.Header, now), 0)
+	}
+	t.Done(resp.StatusCode, code, wait)
 }
 
 // attemptResult is one attempt's outcome.

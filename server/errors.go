@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/budget"
 	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/keyring"
@@ -20,6 +21,10 @@ import (
 // client — only a title, an explanation and the request id — and only
 // unexpected errors are logged at ERROR.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, asJSON bool, err error) {
+	if wait, ok := noBudget(err); ok && asJSON {
+		s.writeNoBudget(w, r, wait)
+		return
+	}
 	status, code, title, detail := classify(err)
 	if status >= 500 {
 		s.log.Error("request failed", "path", r.URL.Path, "err", err, "request_id", requestID(r.Context()))
@@ -39,6 +44,9 @@ func classify(err error) (status int, code, title, detail string) {
 	var apiErr *finch.APIError
 	var missingKey *keyring.MissingKeyError
 	switch {
+	case errors.Is(err, budget.ErrNoBudget):
+		return http.StatusTooManyRequests, budgetFinchCode, "Finch is busy.",
+			"finchconnect held this call back to stay within the application's Finch rate limits. Please try again in a minute."
 	case errors.Is(err, connect.ErrMissingParams):
 		return http.StatusBadRequest, "bad_request", "This link is incomplete.",
 			"The callback needs both a code and a state. Start the connection again from the home page."

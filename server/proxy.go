@@ -10,6 +10,7 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
+	"github.com/finchconnect/finchconnect/budget"
 )
 
 // maxProxyBody bounds a request body sent through the proxy: a batch read
@@ -145,16 +146,40 @@ func (s *Server) handleProxy() http.Handler {
 			return
 		}
 		id := r.PathValue("id")
-		conn, err := s.store.Get(ctx, id)
+		conn, cached, err := s.conns.get(ctx, id, s.store.Keyring(), s.store.Get)
 		if err != nil {
 			s.fail(w, r, true, storeFailure(err))
 			return
 		}
 		s.audit(ctx, finchconnect.AuditDecrypted, id, actor(ctx), r.Method+" "+path)
-		res, err := s.finch.Do(ctx, conn.AccessToken, r.Method, path, r.URL.Query(), body)
+		res, err := s.finch.Do(budget.WithConnection(ctx, id), conn.AccessToken, r.Method, path, r.URL.Query(), body)
+		if wait, ok := noBudget(err); ok {
+			s.writeNoBudget(w, r, wait)
+			return
+		}
 		if err != nil {
 			s.fail(w, r, true, err)
 			return
+		}
+		if cached && refusedToken(res.Err()) {
+			// The cached token may be older than the store's (another
+			// replica re-authenticated the connection): Finch refused the
+			// call, so it had no effect and may be sent again, once, with
+			// the stored token if that is another.
+			s.conns.forget(id)
+			if fresh, ferr := s.store.Get(ctx, id); ferr == nil && !fresh.AccessToken.Equal(conn.AccessToken) {
+				conn = fresh
+				s.audit(ctx, finchconnect.AuditDecrypted, id, actor(ctx), r.Method+" "+path)
+				res, err = s.finch.Do(budget.WithConnection(ctx, id), conn.AccessToken, r.Method, path, r.URL.Query(), body)
+				if wait, ok := noBudget(err); ok {
+					s.writeNoBudget(w, r, wait)
+					return
+				}
+				if err != nil {
+					s.fail(w, r, true, err)
+					return
+				}
+			}
 		}
 		if errors.Is(res.Err(), finchconnect.ErrReauthRequired) && conn.Status != finchconnect.StatusReauth {
 			s.markReauth(r, conn)
@@ -178,6 +203,11 @@ func (s *Server) handleProxy() http.Handler {
 func scopeOf(ctx context.Context) string {
 	sc, _ := ctx.Value(apiKeyScopeCtx).(string)
 	return sc
+}
+
+// refusedToken reports whether Finch refused a call's token.
+func refusedToken(err error) bool {
+	return errors.Is(err, finchconnect.ErrReauthRequired) || errors.Is(err, finchconnect.ErrUnauthorized)
 }
 
 // markReauth records that Finch wants the employer to sign in again, and

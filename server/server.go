@@ -115,6 +115,15 @@ type Config struct {
 	// Default 1 second; negative reads the store on every request.
 	APIKeyCacheTTL time.Duration
 
+	// ConnectionCacheTTL is how long the proxy remembers a connection read
+	// from the store with its token opened, so that a busy proxy reads and
+	// unseals each connection's row about once per TTL rather than on every
+	// call. This replica's own writes (status, re-authentication,
+	// disconnect) and a changed keyring take effect at once; another
+	// replica's within this time. Default 1 second; negative reads the
+	// store on every call.
+	ConnectionCacheTTL time.Duration
+
 	// Logger receives one line per request and the errors someone must act
 	// on. Nil means slog.Default(): an embedder who sets nothing still sees
 	// the errors.
@@ -174,6 +183,7 @@ type Server struct {
 	rand      io.Reader
 	failpoint func(string)
 	observe   func(outcome string, d time.Duration)
+	conns     *connCache // the proxy's opened connections
 }
 
 // New returns the Connect back-end. fc talks to Finch (or to the sandbox);
@@ -265,6 +275,7 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store, opts ...Option) 
 		ttl := cmp.Or(cfg.APIKeyCacheTTL, DefaultAPIKeyCacheTTL)
 		s.keys = apikey.NewCache(s.backend, ttl, o.clock.Now).Verify
 	}
+	s.conns = newConnCache(cmp.Or(cfg.ConnectionCacheTTL, DefaultConnCacheTTL), o.clock.Now)
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
 	s.handler = s.middleware(mux)
@@ -357,6 +368,7 @@ func (s *Server) changeStatus(ctx context.Context, id string, before finchconnec
 		change(c)
 		return nil
 	})
+	s.conns.forget(id)
 	return changed, err
 }
 

@@ -85,7 +85,7 @@ func (s *Server) check(ctx context.Context, id string) (bool, error) {
 		return false, err
 	}
 	s.audit(ctx, finchconnect.AuditDecrypted, id, "sweep", "GET /introspect")
-	in, err := s.finch.Introspect(ctx, conn.AccessToken)
+	in, err := s.finch.Introspect(background(ctx, id), conn.AccessToken)
 	status := ""
 	switch {
 	case errors.Is(err, finchconnect.ErrReauthRequired):

@@ -260,7 +260,9 @@ func (s *Server) disconnect(ctx context.Context, id, who string) error {
 	if err := s.finch.Disconnect(ctx, conn.AccessToken); err != nil && !errors.Is(err, finchconnect.ErrUnauthorized) {
 		return err
 	}
-	if err := s.store.Delete(ctx, id); err != nil && !errors.Is(err, finchconnect.ErrNotFound) {
+	err = s.store.Delete(ctx, id)
+	s.conns.forget(id)
+	if err != nil && !errors.Is(err, finchconnect.ErrNotFound) {
 		// Finch has revoked the token; trying again finds it refused
 		// (counted as disconnected above) and deletes it then.
 		return storeFailure(err)

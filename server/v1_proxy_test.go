@@ -214,7 +214,7 @@ func newProxyFixture(t *testing.T, fc func(*finch.Client)) *proxyFixture {
 
 // newProxyFixtureConfig is newProxyFixture with the server's Config
 // changed by cfg.
-func newProxyFixtureConfig(t *testing.T, fc func(*finch.Client), cfg func(*server.Config)) *proxyFixture {
+func newProxyFixtureConfig(t *testing.T, fc func(*finch.Client), cfg func(*server.Config), opts ...server.Option) *proxyFixture {
 	t.Helper()
 	f := &proxyFixture{t: t}
 	sb, err := sandbox.New(sandbox.Options{})
@@ -254,7 +254,7 @@ func newProxyFixtureConfig(t *testing.T, fc func(*finch.Client), cfg func(*serve
 	if cfg != nil {
 		cfg(&conf)
 	}
-	srv, err := server.New(conf, client, f.store)
+	srv, err := server.New(conf, client, f.store, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

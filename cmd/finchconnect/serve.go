@@ -39,6 +39,7 @@ const (
 type serveFlags struct {
 	addr, publicURL, products string
 	store                     storeFlags
+	budget                    budgetFlags
 	clientID, clientSecret    string
 	finchBaseURL, sandboxMode string
 	logFormat, logLevel       string
@@ -65,6 +66,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.publicURL, "public-url", "", "URL browsers reach this server at; redirect_uri is this plus /callback (default http://ADDR)")
 	enumListVar(fs, &f.products, "products", "company,directory,individual,employment", connectProducts, "products ticked by default on the connect form")
 	f.store.register(fs)
+	f.budget.register(fs)
 	fs.StringVar(&f.clientID, "client-id", "", "Finch client id; without it and -client-secret, the offline demo runs, on a loopback -addr only unless -demo")
 	fs.StringVar(&f.clientSecret, "client-secret", "", "Finch client secret (pass it in the environment: a command line is visible to every user)")
 	fs.Float64Var(&f.demoRateLimits, "demo-rate-limits", 1, "factor of Finch's rate limits in the demo's sandbox: 1 is Finch's numbers, 0 turns them off (load tests)")
@@ -201,6 +203,9 @@ func (a *app) setup(ctx context.Context, limits serveLimits) error {
 			return err
 		}
 	}
+	if err := a.attachBudget(); err != nil {
+		return err
+	}
 	// Tokens exchanged while the store is down wait, sealed, in a local
 	// journal, and are replayed as soon as it answers again.
 	if a.journal, err = a.store.OpenJournal(a.f.store.journalPath()); err != nil {
@@ -215,6 +220,9 @@ func (a *app) checkSettings(limits serveLimits) ([]netip.Prefix, error) {
 	f := a.f
 	var err error
 	if a.logger, err = newLogger(a.c.stderr, f.logFormat, f.logLevel); err != nil {
+		return nil, err
+	}
+	if err := f.budget.check(); err != nil {
 		return nil, err
 	}
 	for _, u := range [][2]string{{"-public-url", f.publicURL}, {"-finch-base-url", f.finchBaseURL}, {"-events-url", a.lcF.eventsURL}} {

@@ -1,0 +1,134 @@
+package budget
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+)
+
+// Shared keeps the sliding windows of every replica of one application in
+// one store (Redis: budget/redisbudget; PostgreSQL: budget/pgbudget), so
+// that replicas together stay within Finch's limits. A replica does not
+// ask it per call: it leases a few permits at a time, spends them
+// locally, and gives back what it did not spend.
+//
+// A window is a set of leases, each holding some slots until its expiry.
+type Shared interface {
+	// Lease first gives back req.Return's unspent slots (if any), then
+	// drops the leases expired at req.Now, and grants up to req.Want
+	// slots of req.Key's window (req.Limit slots at most, counting every
+	// live lease), held until req.Until, under req.ID. It reports how many
+	// it granted, how many the window holds after the grant, and, when it
+	// granted none, when the earliest lease expires.
+	Lease(ctx context.Context, req LeaseRequest) (LeaseResult, error)
+	// Release gives back unused unspent slots of lease id of key.
+	Release(ctx context.Context, key, id string, unused int) error
+}
+
+// LeaseRequest is one call of [Shared.Lease].
+type LeaseRequest struct {
+	Key    string // "<client id>/<bucket>", or "<client id>/:ip"
+	ID     string // the new lease's id, random
+	Limit  int
+	Want   int
+	Now    time.Time
+	Until  time.Time
+	Return *Return // an earlier lease's unspent slots, or nil
+}
+
+// Return gives back Unused slots of lease ID.
+type Return struct {
+	ID     string
+	Unused int
+}
+
+// LeaseResult is [Shared.Lease]'s answer.
+type LeaseResult struct {
+	Granted  int
+	Used     int       // slots the window holds after the grant
+	NextFree time.Time // when Granted is 0: the earliest expiry
+}
+
+func newLeaseID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// refillLocked starts one lease request for w if none is running and the
+// store may be asked now. b.mu is held.
+func (b *Budget) refillLocked(w *window, now time.Time) {
+	if w.slots != nil || w.refilling || b.closed || now.Before(w.retryAt) || now.Before(w.paused) {
+		return
+	}
+	want := 1
+	for _, q := range b.queues {
+		if w == b.ip {
+			for _, r := range q.products {
+				want += r.n
+			}
+		} else if r := q.products[w.key]; r != nil {
+			want += r.n
+		}
+	}
+	// At most a quarter of the limit per lease, so replicas share a burst.
+	want = min(want, max(1, (w.limit+3)/4))
+	req := LeaseRequest{
+		Key: b.client + "/" + w.key, ID: newLeaseID(), Limit: w.limit, Want: want, Now: now,
+		Until: now.Add(b.opts.LeaseFor + b.opts.Margin + w.span),
+	}
+	if w.lease.id != "" && w.lease.left > 0 {
+		req.Return = &Return{ID: w.lease.id, Unused: w.lease.left}
+	}
+	w.lease = lease{}
+	w.refilling = true
+	b.inflight.Add(1)
+	go func() {
+		defer b.inflight.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), b.opts.StoreTimeout)
+		res, err := b.opts.Shared.Lease(ctx, req)
+		cancel()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		w.refilling = false
+		now := b.clock.Now()
+		switch {
+		case err != nil:
+			w.storeErr = err
+			w.retryAt = now.Add(time.Second)
+		case res.Granted == 0:
+			w.storeErr = nil
+			w.usedSeen = res.Used
+			w.retryAt = maxTime(res.NextFree, now.Add(50*time.Millisecond))
+		default:
+			w.storeErr = nil
+			w.usedSeen = res.Used
+			w.retryAt = time.Time{}
+			w.lease = lease{id: req.ID, size: res.Granted, left: res.Granted, end: req.Now.Add(b.opts.LeaseFor)}
+		}
+		if b.closed {
+			if f := b.releaseLocked(w); f != nil {
+				b.inflight.Add(1)
+				go func() { defer b.inflight.Done(); f() }()
+			}
+			return
+		}
+		b.dispatchLocked(now)
+	}()
+}
+
+// releaseLocked takes w's unspent lease away and returns the call that
+// gives it back to the store, or nil.
+func (b *Budget) releaseLocked(w *window) func() {
+	if w.slots != nil || w.lease.id == "" || w.lease.left == 0 {
+		return nil
+	}
+	key, id, n := b.client+"/"+w.key, w.lease.id, w.lease.left
+	w.lease = lease{}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), b.opts.StoreTimeout)
+		defer cancel()
+		_ = b.opts.Shared.Release(ctx, key, id, n)
+	}
+}
