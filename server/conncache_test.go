@@ -1,8 +1,8 @@
 package server_test
 
 import (
-	ifclock "github.com/finchconnect/finchconnect/internal/clock"
 	"encoding/json"
+	ifclock "github.com/finchconnect/finchconnect/internal/clock"
 	"net/http"
 	"strings"
 	"sync"
