@@ -190,13 +190,17 @@ func (c *expiryClock) Now() time.Time {
 	return c.now
 }
 
-// passBeyond lets time run to a moment past deadline: on the fake clock, 1 ms
-// past it (expiry is due at the deadline itself, so the margin only keeps
-// the test off the boundary); on the real clock, a sleep whose margin covers
-// the coarse clocks and lazy expiry of real backends.
+// passBeyond lets time run to a moment past deadline, which callers take as
+// shortTTL after their first write: on the fake clock, 1 ms past it (expiry
+// is due at the deadline itself, so the margin only keeps the test off the
+// boundary). On the real clock the writes themselves may have landed well
+// after the first one (a loaded machine, -race), and the backend counts
+// each entry's time to live from when its write arrived, so it waits
+// shortTTL from now, plus a margin for the coarse clocks and lazy expiry of
+// real backends: every write made before the call has expired by then.
 func (c *expiryClock) passBeyond(deadline time.Time) {
 	if !c.fake {
-		time.Sleep(time.Until(deadline) + 300*time.Millisecond)
+		time.Sleep(max(time.Until(deadline), shortTTL) + 300*time.Millisecond)
 		return
 	}
 	c.mu.Lock()
