@@ -7,9 +7,10 @@ import (
 	"time"
 
 	"github.com/finchconnect/finchconnect/budget"
+	"github.com/finchconnect/finchconnect/budget/budgettest"
 )
 
-func newBudget(t *testing.T, clock *fakeClock, products map[string]int) *budget.Budget {
+func newBudget(t *testing.T, clock *budgettest.Clock, products map[string]int) *budget.Budget {
 	t.Helper()
 	b, err := budget.New("client", budget.Options{Clock: clock, Limits: budget.Limits{Products: products}})
 	if err != nil {
@@ -22,7 +23,7 @@ func newBudget(t *testing.T, clock *fakeClock, products map[string]int) *budget.
 // deadlineCtx is a context whose deadline is d after the fake clock's
 // now; the budget reads the deadline against its clock, and the real
 // time never gets there during the test.
-func deadlineCtx(t *testing.T, clock *fakeClock, d time.Duration) context.Context {
+func deadlineCtx(t *testing.T, clock *budgettest.Clock, d time.Duration) context.Context {
 	ctx, cancel := context.WithDeadline(context.Background(), clock.Now().Add(d))
 	t.Cleanup(cancel)
 	return ctx
@@ -45,7 +46,7 @@ func acquireAsync(ctx context.Context, b *budget.Budget, product string) <-chan 
 }
 
 func TestWindowSlidesFromDone(t *testing.T) {
-	clock := newFakeClock()
+	clock := budgettest.NewClock()
 	b := newBudget(t, clock, map[string]int{"company": 2})
 	ctx := deadlineCtx(t, clock, time.Hour)
 	t1, err := b.Acquire(ctx, "company")
