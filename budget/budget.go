@@ -254,7 +254,6 @@ type window struct {
 	retryAt   time.Time // no refill before then: the store said full, or failed
 	storeErr  error
 	usedSeen  int // slots the store counted at the last lease, for Stats
-	seq       uint64
 
 	paused time.Time // a 429's Retry-After pauses the bucket until then
 	used   []time.Time
