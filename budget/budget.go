@@ -104,15 +104,19 @@ type Budget struct {
 	clock  Clock
 	obs    Observer
 
-	mu       sync.Mutex
-	windows  map[string]*window // bucket → window, and ipKey
-	ip       *window
-	breaker  time.Time // the IP breaker is open until then
-	queues   [numLanes]*laneQueue
-	wake     func() bool // the pending timer's stop
-	wakeAt   time.Time
-	closed   bool
-	inflight sync.WaitGroup // refills and releases running against Shared
+	mu      sync.Mutex
+	windows map[string]*window // bucket → window, and ipKey
+	ip      *window
+	breaker time.Time // the IP breaker is open until then
+	queues  [numLanes]*laneQueue
+	wake    func() bool // the pending timer's stop
+	wakeAt  time.Time
+	closed  bool
+	granted uint64 // permits granted so far
+	// storeCalls counts the refills and releases running against Shared;
+	// storeIdle is signalled when it drops to 0.
+	storeCalls int
+	storeIdle  *sync.Cond
 }
 
 // New returns a budget for the application client (its Finch client id).
@@ -135,6 +139,7 @@ func New(client string, opts Options) (*Budget, error) {
 	def(&b.opts.LeaseFor, time.Second)
 	def(&b.opts.Margin, time.Second)
 	def(&b.opts.StoreTimeout, 2*time.Second)
+	b.storeIdle = sync.NewCond(&b.mu)
 	b.windows = map[string]*window{}
 	for p, n := range b.lim.Products {
 		b.windows[p] = newWindow(p, n, b.lim.Window, b.opts.Shared != nil)
@@ -190,8 +195,32 @@ func (b *Budget) Close() error {
 	for _, f := range rel {
 		f()
 	}
-	b.inflight.Wait()
+	b.WaitStore()
 	return nil
+}
+
+// WaitStore waits until no call to the shared store is running (a lease
+// being fetched or given back). Tests call it between steps of their
+// clock; Close calls it.
+func (b *Budget) WaitStore() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	for b.storeCalls > 0 {
+		b.storeIdle.Wait()
+	}
+	b.mu.Unlock()
+}
+
+// storeStartLocked and storeDone bracket a call to the shared store.
+func (b *Budget) storeStartLocked() { b.storeCalls++ }
+
+func (b *Budget) storeDoneLocked() {
+	b.storeCalls--
+	if b.storeCalls == 0 {
+		b.storeIdle.Broadcast()
+	}
 }
 
 var errClosed = errors.New("budget: closed")
@@ -225,7 +254,6 @@ type window struct {
 	retryAt   time.Time // no refill before then: the store said full, or failed
 	storeErr  error
 	usedSeen  int // slots the store counted at the last lease, for Stats
-	seq       uint64
 
 	paused time.Time // a 429's Retry-After pauses the bucket until then
 	used   []time.Time
@@ -641,6 +669,7 @@ func (b *Budget) canTakeLocked(product string, now time.Time) bool {
 }
 
 func (b *Budget) grantLocked(product string, lane Lane, now time.Time) *Ticket {
+	b.granted++
 	t := &Ticket{b: b, product: product, lane: lane, ps: -1}
 	if product != "" {
 		t.pw = b.windows[product]

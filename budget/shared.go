@@ -83,14 +83,14 @@ func (b *Budget) refillLocked(w *window, now time.Time) {
 	}
 	w.lease = lease{}
 	w.refilling = true
-	b.inflight.Add(1)
+	b.storeStartLocked()
 	go func() {
-		defer b.inflight.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.StoreTimeout)
 		res, err := b.opts.Shared.Lease(ctx, req)
 		cancel()
 		b.mu.Lock()
 		defer b.mu.Unlock()
+		defer b.storeDoneLocked()
 		w.refilling = false
 		now := b.clock.Now()
 		switch {
@@ -109,8 +109,13 @@ func (b *Budget) refillLocked(w *window, now time.Time) {
 		}
 		if b.closed {
 			if f := b.releaseLocked(w); f != nil {
-				b.inflight.Add(1)
-				go func() { defer b.inflight.Done(); f() }()
+				b.storeStartLocked()
+				go func() {
+					f()
+					b.mu.Lock()
+					b.storeDoneLocked()
+					b.mu.Unlock()
+				}()
 			}
 			return
 		}

@@ -14,6 +14,8 @@ type Stats struct {
 	Windows      []WindowStats
 	BreakerOpen  bool
 	BreakerUntil time.Time
+	// Granted is the permits granted since New.
+	Granted uint64
 }
 
 // WindowStats is one window's use.
@@ -76,5 +78,6 @@ func (b *Budget) Stats() Stats {
 		return 0
 	})
 	s.BreakerOpen, s.BreakerUntil = now.Before(b.breaker), b.breaker
+	s.Granted = b.granted
 	return s
 }

@@ -203,7 +203,7 @@ func (a *app) setup(ctx context.Context, limits serveLimits) error {
 			return err
 		}
 	}
-	if err := a.attachBudget(); err != nil {
+	if err := a.attachBudget(ctx); err != nil {
 		return err
 	}
 	// Tokens exchanged while the store is down wait, sealed, in a local

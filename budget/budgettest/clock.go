@@ -1,4 +1,7 @@
-package budget_test
+// Package budgettest has what tests of the budget and of its shared stores
+// need: a clock that tests advance, and the conformance suite every
+// [budget.Shared] must pass.
+package budgettest
 
 import (
 	"sort"
@@ -6,31 +9,35 @@ import (
 	"time"
 )
 
-// fakeClock is a Clock that moves only when Advance is called.
-type fakeClock struct {
+// Clock is a [budget.Clock] that moves only when Advance is called; its
+// timers run synchronously inside Advance, each at its own time.
+type Clock struct {
 	mu     sync.Mutex
 	now    time.Time
-	timers []*fakeTimer
+	timers []*timer
 }
 
-type fakeTimer struct {
+type timer struct {
 	at      time.Time
 	f       func()
 	stopped bool
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
+// NewClock returns a clock stopped at the real time now.
+func NewClock() *Clock { return &Clock{now: time.Now()} }
 
-func (c *fakeClock) Now() time.Time {
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
+// AfterFunc runs f when Advance passes d from now.
+func (c *Clock) AfterFunc(d time.Duration, f func()) func() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{at: c.now.Add(d), f: f}
+	t := &timer{at: c.now.Add(d), f: f}
 	c.timers = append(c.timers, t)
 	return func() bool {
 		c.mu.Lock()
@@ -43,14 +50,14 @@ func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
 
 // Advance moves the clock by d, running every timer due on the way, in
 // time order, each at its own time.
-func (c *fakeClock) Advance(d time.Duration) {
+func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	end := c.now.Add(d)
 	c.mu.Unlock()
 	for {
 		c.mu.Lock()
 		sort.SliceStable(c.timers, func(i, j int) bool { return c.timers[i].at.Before(c.timers[j].at) })
-		var due *fakeTimer
+		var due *timer
 		for i, t := range c.timers {
 			if t.stopped {
 				continue
@@ -63,7 +70,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 		}
 		if due == nil {
 			c.now = end
-			c.timers = slicesCompact(c.timers)
+			c.timers = compact(c.timers)
 			c.mu.Unlock()
 			return
 		}
@@ -76,7 +83,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 	}
 }
 
-func slicesCompact(ts []*fakeTimer) []*fakeTimer {
+func compact(ts []*timer) []*timer {
 	out := ts[:0]
 	for _, t := range ts {
 		if !t.stopped {
