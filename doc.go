@@ -25,6 +25,11 @@
 //   - server: the Connect back-end as an http.Handler an app can mount: the
 //     HTTP transport of connect (pages, the callback, the /v1 API and
 //     proxy, Finch's webhooks) and the health sweeps.
+//   - budget: one Finch rate budget per client id and product, in lanes,
+//     that every call of the finch client draws from.
+//   - budget/redisbudget, budget/pgbudget: the budget's windows shared by
+//     replicas through Redis or PostgreSQL, leased in slices.
+//   - budget/budgettest: the conformance suite the shared windows pass.
 //   - apikey: the API keys that an app's services use to call /v1.
 //   - audit: the trail of every use of a token, kept in the store.
 //   - events: the durable outbox that delivers connection events to the app
@@ -44,5 +49,5 @@
 //   - examples/embed: the Connect back-end mounted in an app's own server, as
 //     README.md shows it.
 //   - bench/...: the load and scale runs behind BENCHMARKS.md (floor,
-//     upstream, load, profile, report, scale).
+//     upstream, load, profile, report, scale, budget).
 package finchconnect
