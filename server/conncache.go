@@ -92,10 +92,3 @@ func (c *connCache) forget(id string) {
 	c.gen++
 	c.mu.Unlock()
 }
-
-// len is the number of entries, for tests.
-func (c *connCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
-}
