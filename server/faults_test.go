@@ -208,7 +208,7 @@ func TestCallback_ExactlyOnceUnderStoreFaults(t *testing.T) {
 func callbackUnderFault(t *testing.T, b tokenstore.Backend, reauth bool, c faultCase, fault tokenstoretest.Fault) {
 	f := tokenstoretest.NewFaulty(b)
 	var log eventLog
-	h := newHarnessWith(t, harnessOptions{backend: f}, func(c *server.Config) {
+	h := newHarnessWith(t, harnessOptions{backend: f, clock: &skipClock{}}, func(c *server.Config) {
 		c.Notify = log.notify
 		c.WaitTimeout = 3 * time.Second // a follower of an exchange nobody does fails fast
 	})
@@ -275,7 +275,7 @@ func TestCallback_GivenBackClaimIsTakenOver(t *testing.T) {
 	for _, be := range everyBackend {
 		t.Run(be.name, func(t *testing.T) {
 			f := tokenstoretest.NewFaulty(be.open(t))
-			h := newHarnessWith(t, harnessOptions{backend: f}, func(c *server.Config) {
+			h := newHarnessWith(t, harnessOptions{backend: f, clock: &skipClock{}}, func(c *server.Config) {
 				c.WaitTimeout = 3 * time.Second
 			})
 			cb := h.connect(h.client, "acme-given-back", "authorized_simple")

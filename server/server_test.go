@@ -914,7 +914,7 @@ func TestRecover_KeepsANewerToken(t *testing.T) {
 	b := &vaultDownBackend{Backend: tokenstore.NewMemory()}
 	var skew atomic.Int64 // the server's clock, ahead or behind the store's
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	h := newHarnessWith(t, harnessOptions{backend: b, now: now}, func(c *server.Config) { c.RecoverAfter = time.Minute })
+	h := newHarnessWith(t, harnessOptions{backend: b, clock: &skipClock{now: now}}, func(c *server.Config) { c.RecoverAfter = time.Minute })
 	id := h.finish(h.client, h.connect(h.client, "acme-recover", "authorized_simple"))
 
 	reauth := func() string {
@@ -981,7 +981,7 @@ func (b *writesDownBackend) Swap(ctx context.Context, key string, old, v []byte,
 // revokes every token of the connection, the one the vault holds too.
 func TestCallback_ReauthStoreDownKeepsConnection(t *testing.T) {
 	b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
-	h := newHarness(t, harnessOptions{backend: b})
+	h := newHarness(t, harnessOptions{backend: b, clock: &skipClock{}})
 	id := h.finish(h.client, h.connect(h.client, "acme-reauth-down", "authorized_simple"))
 	before, err := h.store.Get(t.Context(), id)
 	if err != nil {
@@ -1247,7 +1247,7 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 		var log eventLog
 		b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
 		lj := &lateJournal{}
-		h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+		h := newHarnessWith(t, harnessOptions{backend: b, clock: &skipClock{}}, func(c *server.Config) {
 			c.Notify = log.notify
 			c.Journal = lj
 		})
@@ -1291,7 +1291,7 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 	recovered := func(t *testing.T, reauth bool) {
 		var log eventLog
 		b := &vaultDownBackend{Backend: tokenstore.NewMemory()}
-		h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+		h := newHarnessWith(t, harnessOptions{backend: b, clock: &skipClock{}}, func(c *server.Config) {
 			c.Notify = log.notify
 			c.RecoverAfter = time.Nanosecond
 		})
@@ -1330,7 +1330,7 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 func TestJournal_SettledAfterRecoverAndStoreErrors(t *testing.T) {
 	b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
 	lj := &lateJournal{}
-	h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+	h := newHarnessWith(t, harnessOptions{backend: b, clock: &skipClock{}}, func(c *server.Config) {
 		c.Journal = lj
 		c.RecoverAfter = time.Nanosecond
 	})
