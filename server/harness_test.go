@@ -104,6 +104,19 @@ func newHarnessWith(t *testing.T, opts harnessOptions, adjust func(*server.Confi
 	return h
 }
 
+// openSQLiteAt opens a SQLite backend in a temp dir that judges expiry by
+// now, as the harness's default backend but on a test's clock.
+func openSQLiteAt(t *testing.T, now func() time.Time) *sqlite.Backend {
+	t.Helper()
+	b, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	b.Now = now
+	return b
+}
+
 // onlyConnectionID returns the id of the one connection in the store.
 func (h *harness) onlyConnectionID() string {
 	h.t.Helper()

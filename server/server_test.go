@@ -216,9 +216,12 @@ func TestCallback_StateChecks(t *testing.T) {
 }
 
 func TestCallback_ExpiredState(t *testing.T) {
-	hs := newHarness(t, harnessOptions{stateTTL: 300 * time.Millisecond})
+	clk := &testClock{}
+	opts := clk.opts(openSQLiteAt(t, clk.Now))
+	opts.stateTTL = 300 * time.Millisecond
+	hs := newHarness(t, opts)
 	cb := hs.connect(hs.client, "acme-5", "authorized_simple")
-	time.Sleep(time.Second)
+	clk.Advance(time.Second)
 	res := hs.do(hs.client, "GET", cb, nil)
 	if res.status != http.StatusBadRequest || !strings.Contains(res.body, "no longer valid") {
 		t.Errorf("callback after the state expired = %d, want 400; body:\n%s", res.status, res.body)
@@ -557,13 +560,16 @@ func TestConnect_RateLimited(t *testing.T) {
 // TestCallback_RefreshAfterStateExpiry: a refresh of a finished callback
 // after its state has expired still shows the connection, from the ledger.
 func TestCallback_RefreshAfterStateExpiry(t *testing.T) {
-	h := newHarness(t, harnessOptions{stateTTL: 400 * time.Millisecond})
+	clk := &testClock{}
+	opts := clk.opts(openSQLiteAt(t, clk.Now))
+	opts.stateTTL = 400 * time.Millisecond
+	h := newHarness(t, opts)
 	cb := h.connect(h.client, "late-1", "authorized_simple")
 	first := h.do(h.client, "GET", cb, nil)
 	if first.status != http.StatusSeeOther {
 		t.Fatalf("callback = %d", first.status)
 	}
-	time.Sleep(time.Second)
+	clk.Advance(time.Second)
 	again := h.do(h.client, "GET", cb, nil)
 	if again.status != http.StatusSeeOther || again.location != first.location {
 		t.Errorf("refresh after the state expired = %d → %q, want → %q", again.status, again.location, first.location)
