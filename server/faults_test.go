@@ -308,7 +308,7 @@ func TestCallback_GivenBackClaimAfterTheStateExpired(t *testing.T) {
 	mem := tokenstore.NewMemory()
 	mem.Now = clk.Now
 	f := tokenstoretest.NewFaulty(mem)
-	h := newHarness(t, clk.opts(f))
+	h := newHarness(t, harnessOptions{backend: f, clock: &skipClock{now: clk.Now}}) // the claim's backoffs skipped
 	cb := h.connect(h.client, "acme-given-back-late", "authorized_simple")
 	for range 10 {
 		f.Inject("ClaimAllIf", tokenstoretest.Refuse)
