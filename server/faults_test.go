@@ -70,6 +70,7 @@ func deliverLikeFinch(h *harness, clk *testClock, id, body string) []string {
 // answered 2xx, must end with the event applied, and never be acknowledged
 // as a duplicate before it was applied.
 func TestWebhooks_ExactlyOnceUnderStoreFaults(t *testing.T) {
+	t.Parallel() // a fresh backend and harness per case: nothing shared
 	for _, be := range everyBackend {
 		t.Run(be.name, func(t *testing.T) {
 			cases := []faultCase{
@@ -170,6 +171,7 @@ func (c faultCase) inject(f *tokenstoretest.Faulty, fault tokenstoretest.Fault) 
 // with the connection stored, the code exchanged once, the token stored
 // once and announced once; never a wait for an exchange nobody is doing.
 func TestCallback_ExactlyOnceUnderStoreFaults(t *testing.T) {
+	t.Parallel() // a fresh backend and harness per case: nothing shared
 	connect := []faultCase{
 		{"ClaimAllIf"},                // the claim
 		{"ClaimAllIf", "Load!"},       // the claim, and the read that would tell whose it is
