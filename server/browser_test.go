@@ -185,6 +185,9 @@ func (b *browserTab) checkLayout(name string) {
 // asks first. Every page is shown at 1280 px and at 390 px, saved as a
 // screenshot, and checked for horizontal overflow.
 func TestBrowser_PagesAtScale(t *testing.T) {
+	// Its own harness, store and browser: it runs beside the other
+	// parallel tests, after the package's serial ones.
+	t.Parallel()
 	chromium(t) // skip early, before seeding, where there is none
 	h := newHarness(t, harnessOptions{backend: tokenstore.NewMemory()})
 	began := time.Now()

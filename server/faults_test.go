@@ -70,6 +70,7 @@ func deliverLikeFinch(h *harness, clk *testClock, id, body string) []string {
 // answered 2xx, must end with the event applied, and never be acknowledged
 // as a duplicate before it was applied.
 func TestWebhooks_ExactlyOnceUnderStoreFaults(t *testing.T) {
+	t.Parallel() // a fresh backend and harness per case: nothing shared
 	for _, be := range everyBackend {
 		t.Run(be.name, func(t *testing.T) {
 			cases := []faultCase{
@@ -170,6 +171,7 @@ func (c faultCase) inject(f *tokenstoretest.Faulty, fault tokenstoretest.Fault) 
 // with the connection stored, the code exchanged once, the token stored
 // once and announced once; never a wait for an exchange nobody is doing.
 func TestCallback_ExactlyOnceUnderStoreFaults(t *testing.T) {
+	t.Parallel() // a fresh backend and harness per case: nothing shared
 	connect := []faultCase{
 		{"ClaimAllIf"},                // the claim
 		{"ClaimAllIf", "Load!"},       // the claim, and the read that would tell whose it is
@@ -208,7 +210,7 @@ func TestCallback_ExactlyOnceUnderStoreFaults(t *testing.T) {
 func callbackUnderFault(t *testing.T, b tokenstore.Backend, reauth bool, c faultCase, fault tokenstoretest.Fault) {
 	f := tokenstoretest.NewFaulty(b)
 	var log eventLog
-	h := newHarnessWith(t, harnessOptions{backend: f}, func(c *server.Config) {
+	h := newHarnessWith(t, harnessOptions{backend: f, clock: &skipClock{}}, func(c *server.Config) {
 		c.Notify = log.notify
 		c.WaitTimeout = 3 * time.Second // a follower of an exchange nobody does fails fast
 	})
@@ -275,7 +277,7 @@ func TestCallback_GivenBackClaimIsTakenOver(t *testing.T) {
 	for _, be := range everyBackend {
 		t.Run(be.name, func(t *testing.T) {
 			f := tokenstoretest.NewFaulty(be.open(t))
-			h := newHarnessWith(t, harnessOptions{backend: f}, func(c *server.Config) {
+			h := newHarnessWith(t, harnessOptions{backend: f, clock: &skipClock{}}, func(c *server.Config) {
 				c.WaitTimeout = 3 * time.Second
 			})
 			cb := h.connect(h.client, "acme-given-back", "authorized_simple")
@@ -308,7 +310,7 @@ func TestCallback_GivenBackClaimAfterTheStateExpired(t *testing.T) {
 	mem := tokenstore.NewMemory()
 	mem.Now = clk.Now
 	f := tokenstoretest.NewFaulty(mem)
-	h := newHarness(t, clk.opts(f))
+	h := newHarness(t, harnessOptions{backend: f, clock: &skipClock{now: clk.Now}}) // the claim's backoffs skipped
 	cb := h.connect(h.client, "acme-given-back-late", "authorized_simple")
 	for range 10 {
 		f.Inject("ClaimAllIf", tokenstoretest.Refuse)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,6 +102,19 @@ func newHarnessWith(t *testing.T, opts harnessOptions, adjust func(*server.Confi
 	mux.Handle("/", h.srv)
 	h.client = newBrowser(t)
 	return h
+}
+
+// openSQLiteAt opens a SQLite backend in a temp dir that judges expiry by
+// now, as the harness's default backend but on a test's clock.
+func openSQLiteAt(t *testing.T, now func() time.Time) *sqlite.Backend {
+	t.Helper()
+	b, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "store.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	b.Now = now
+	return b
 }
 
 // onlyConnectionID returns the id of the one connection in the store.
@@ -268,4 +282,34 @@ func (h *harness) signIn(c *http.Client, authorizeURL, username string) string {
 		h.t.Fatalf("sign in = %d, want a redirect; body:\n%s", done.status, done.body)
 	}
 	return done.location
+}
+
+// skipClock is a clock on which a wait takes no real time: After(d) moves
+// the clock on by d and fires at once. It is for tests whose code waits out
+// a retry backoff with nothing else running that the wait would let
+// happen (a store that fails, then answers): the backoff is still taken on
+// the clock, records see the time it took, and the test does not sleep.
+// Not for tests where a follower waits for a leader in another goroutine:
+// its deadline would pass at once. now is the time before any wait (nil:
+// the system clock).
+type skipClock struct {
+	now     func() time.Time
+	skipped atomic.Int64
+}
+
+func (c *skipClock) Now() time.Time {
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
+	return now().Add(time.Duration(c.skipped.Load()))
+}
+
+func (c *skipClock) After(d time.Duration) <-chan time.Time {
+	if d > 0 {
+		c.skipped.Add(int64(d))
+	}
+	ch := make(chan time.Time, 1)
+	ch <- c.Now()
+	return ch
 }

@@ -109,7 +109,7 @@ func TestRecover_DisconnectedReauthIsNotStored(t *testing.T) {
 	b := &vaultDownBackend{Backend: tokenstore.NewMemory()}
 	var skew atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	h := newHarnessWith(t, harnessOptions{backend: b, now: now}, func(c *server.Config) { c.RecoverAfter = time.Minute })
+	h := newHarnessWith(t, harnessOptions{backend: b, clock: &skipClock{now: now}}, func(c *server.Config) { c.RecoverAfter = time.Minute })
 	key := h.apiKey(apikey.ScopeWrite)
 	id := h.finish(h.client, h.connect(h.client, "acme-recover-race", "authorized_simple"))
 	cb := startReauth(t, h, id)
@@ -156,7 +156,7 @@ func TestRecover_DisconnectedReauthIsNotStored(t *testing.T) {
 func TestJournal_DisconnectedReauthIsNotReplayed(t *testing.T) {
 	b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
 	lj := &lateJournal{}
-	h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) { c.Journal = lj })
+	h := newHarnessWith(t, harnessOptions{backend: b, clock: &skipClock{}}, func(c *server.Config) { c.Journal = lj })
 	j, err := h.store.OpenJournal(filepath.Join(t.TempDir(), "journal"))
 	if err != nil {
 		t.Fatal(err)

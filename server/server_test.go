@@ -216,9 +216,12 @@ func TestCallback_StateChecks(t *testing.T) {
 }
 
 func TestCallback_ExpiredState(t *testing.T) {
-	hs := newHarness(t, harnessOptions{stateTTL: 300 * time.Millisecond})
+	clk := &testClock{}
+	opts := clk.opts(openSQLiteAt(t, clk.Now))
+	opts.stateTTL = 300 * time.Millisecond
+	hs := newHarness(t, opts)
 	cb := hs.connect(hs.client, "acme-5", "authorized_simple")
-	time.Sleep(time.Second)
+	clk.Advance(time.Second)
 	res := hs.do(hs.client, "GET", cb, nil)
 	if res.status != http.StatusBadRequest || !strings.Contains(res.body, "no longer valid") {
 		t.Errorf("callback after the state expired = %d, want 400; body:\n%s", res.status, res.body)
@@ -557,13 +560,16 @@ func TestConnect_RateLimited(t *testing.T) {
 // TestCallback_RefreshAfterStateExpiry: a refresh of a finished callback
 // after its state has expired still shows the connection, from the ledger.
 func TestCallback_RefreshAfterStateExpiry(t *testing.T) {
-	h := newHarness(t, harnessOptions{stateTTL: 400 * time.Millisecond})
+	clk := &testClock{}
+	opts := clk.opts(openSQLiteAt(t, clk.Now))
+	opts.stateTTL = 400 * time.Millisecond
+	h := newHarness(t, opts)
 	cb := h.connect(h.client, "late-1", "authorized_simple")
 	first := h.do(h.client, "GET", cb, nil)
 	if first.status != http.StatusSeeOther {
 		t.Fatalf("callback = %d", first.status)
 	}
-	time.Sleep(time.Second)
+	clk.Advance(time.Second)
 	again := h.do(h.client, "GET", cb, nil)
 	if again.status != http.StatusSeeOther || again.location != first.location {
 		t.Errorf("refresh after the state expired = %d → %q, want → %q", again.status, again.location, first.location)
@@ -914,7 +920,7 @@ func TestRecover_KeepsANewerToken(t *testing.T) {
 	b := &vaultDownBackend{Backend: tokenstore.NewMemory()}
 	var skew atomic.Int64 // the server's clock, ahead or behind the store's
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	h := newHarnessWith(t, harnessOptions{backend: b, now: now}, func(c *server.Config) { c.RecoverAfter = time.Minute })
+	h := newHarnessWith(t, harnessOptions{backend: b, clock: &skipClock{now: now}}, func(c *server.Config) { c.RecoverAfter = time.Minute })
 	id := h.finish(h.client, h.connect(h.client, "acme-recover", "authorized_simple"))
 
 	reauth := func() string {
@@ -981,7 +987,7 @@ func (b *writesDownBackend) Swap(ctx context.Context, key string, old, v []byte,
 // revokes every token of the connection, the one the vault holds too.
 func TestCallback_ReauthStoreDownKeepsConnection(t *testing.T) {
 	b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
-	h := newHarness(t, harnessOptions{backend: b})
+	h := newHarness(t, harnessOptions{backend: b, clock: &skipClock{}})
 	id := h.finish(h.client, h.connect(h.client, "acme-reauth-down", "authorized_simple"))
 	before, err := h.store.Get(t.Context(), id)
 	if err != nil {
@@ -1247,7 +1253,7 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 		var log eventLog
 		b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
 		lj := &lateJournal{}
-		h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+		h := newHarnessWith(t, harnessOptions{backend: b, clock: &skipClock{}}, func(c *server.Config) {
 			c.Notify = log.notify
 			c.Journal = lj
 		})
@@ -1291,7 +1297,7 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 	recovered := func(t *testing.T, reauth bool) {
 		var log eventLog
 		b := &vaultDownBackend{Backend: tokenstore.NewMemory()}
-		h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+		h := newHarnessWith(t, harnessOptions{backend: b, clock: &skipClock{}}, func(c *server.Config) {
 			c.Notify = log.notify
 			c.RecoverAfter = time.Nanosecond
 		})
@@ -1330,7 +1336,7 @@ func TestCallback_StoredLateIsAnnounced(t *testing.T) {
 func TestJournal_SettledAfterRecoverAndStoreErrors(t *testing.T) {
 	b := &writesDownBackend{vaultDownBackend{Backend: tokenstore.NewMemory()}}
 	lj := &lateJournal{}
-	h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
+	h := newHarnessWith(t, harnessOptions{backend: b, clock: &skipClock{}}, func(c *server.Config) {
 		c.Journal = lj
 		c.RecoverAfter = time.Nanosecond
 	})

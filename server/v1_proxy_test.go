@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -512,7 +513,23 @@ func TestAPI_ProxyHeaders(t *testing.T) {
 // body bound: Finch's batch reads fit, anything over 1 MiB is refused
 // before Finch sees it.
 func TestAPI_ProxyRetriesAndLimits(t *testing.T) {
-	f := newProxyFixture(t, nil)
+	var waitMu sync.Mutex
+	var waits []time.Duration // the client's waits between attempts, recorded instead of slept
+	f := newProxyFixture(t, func(c *finch.Client) {
+		c.Sleep = func(ctx context.Context, d time.Duration) error {
+			waitMu.Lock()
+			defer waitMu.Unlock()
+			waits = append(waits, d)
+			return ctx.Err()
+		}
+	})
+	waited := func() []time.Duration {
+		waitMu.Lock()
+		defer waitMu.Unlock()
+		w := waits
+		waits = nil
+		return w
+	}
 	base := f.base()
 
 	// One 429, then success: the client retries the read.
@@ -522,6 +539,9 @@ func TestAPI_ProxyRetriesAndLimits(t *testing.T) {
 	}
 	if n := len(f.up.seen("/employer/company")); n != 2 {
 		t.Errorf("Finch got %d requests for the company, want 2 (one retry)", n)
+	}
+	if w := waited(); !slices.Equal(w, []time.Duration{time.Second}) {
+		t.Errorf("waits before the retry = %v, want Finch's Retry-After, 1s", w)
 	}
 
 	// 429 every time: after the retries, Finch's answer is the proxy's.
@@ -588,7 +608,8 @@ func TestAPI_ProxyRetriesAndLimits(t *testing.T) {
 // answer: documented statuses, JSON errors with a request id, nothing of
 // the failure's text, and nothing sent to Finch while the store is down.
 func TestAPI_Outages(t *testing.T) {
-	f := newProxyFixture(t, func(c *finch.Client) { c.MaxRetries = -1 })
+	// The store's outage is met by retries whose backoffs the clock skips.
+	f := newProxyFixtureConfig(t, func(c *finch.Client) { c.MaxRetries = -1 }, nil, server.WithClock(&skipClock{}))
 	calls := []struct{ method, path, body string }{
 		{"GET", "/v1/connections", ""},
 		{"GET", "/v1/connections/" + f.id, ""},

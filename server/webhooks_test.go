@@ -216,29 +216,47 @@ func TestWebhooks_DeliveredAgainAfterAFailure(t *testing.T) {
 	}
 }
 
-// slowRowReadBackend makes the next row read wait until the request's
-// context ends, then fail, as a store too slow for Finch's patience would.
+// slowRowReadBackend makes the next row read wait until the test lets it
+// go (or the request's context ends), then fail, as a store too slow for
+// Finch's patience would. gaveBack is closed once the write after that
+// failed read, the claim given back, has returned.
 type slowRowReadBackend struct {
 	tokenstore.Backend
-	slow atomic.Bool
+	slow     atomic.Bool
+	release  chan struct{} // closed by the test: the slow read fails
+	failed   atomic.Bool   // the slow read failed; the next Swap gives the claim back
+	gaveBack chan struct{}
+}
+
+func newSlowRowReadBackend() *slowRowReadBackend {
+	return &slowRowReadBackend{Backend: tokenstore.NewMemory(), release: make(chan struct{}), gaveBack: make(chan struct{})}
 }
 
 func (b *slowRowReadBackend) GetRow(ctx context.Context, id string) (tokenstore.Row, error) {
 	if b.slow.CompareAndSwap(true, false) {
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-b.release:
 		}
+		b.failed.Store(true)
 		return tokenstore.Row{}, errors.New("test: the store is slow")
 	}
 	return b.Backend.GetRow(ctx, id)
+}
+
+func (b *slowRowReadBackend) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error {
+	err := b.Backend.Swap(ctx, key, old, value, ttl)
+	if b.failed.CompareAndSwap(true, false) {
+		close(b.gaveBack)
+	}
+	return err
 }
 
 // TestWebhooks_FinchGivesUpWaiting: Finch stops waiting for an answer
 // while the store is slow. The claim on the event id is given back all the
 // same, so Finch's retry is applied rather than taken as a duplicate.
 func TestWebhooks_FinchGivesUpWaiting(t *testing.T) {
-	b := &slowRowReadBackend{Backend: tokenstore.NewMemory()}
+	b := newSlowRowReadBackend()
 	h := newHarnessWith(t, harnessOptions{backend: b}, func(c *server.Config) {
 		c.WebhookSecrets = []finchconnect.Secret{finchconnect.NewSecret(hookSecret)}
 	})
@@ -255,7 +273,12 @@ func TestWebhooks_FinchGivesUpWaiting(t *testing.T) {
 		res.Body.Close()
 		t.Fatalf("the first delivery was answered (%d) although the store was slow", res.StatusCode)
 	}
-	time.Sleep(time.Second) // the handler gives up on the store and gives the claim back
+	close(b.release) // the store's answer comes after Finch gave up: an error
+	select {
+	case <-b.gaveBack: // the handler gave the claim back
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not give the claim back after the slow read failed")
+	}
 
 	if got := h.postWebhook(hookSecret, "msg_slow", time.Now(), body, false).status; got != http.StatusOK {
 		t.Errorf("Finch's retry = %d, want 200", got)
