@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,51 +20,111 @@ import (
 	"time"
 )
 
-// binDir holds the binaries buildBinary compiled; TestMain removes it.
+// The binaries the real-process tests run, built once per test binary run
+// into binDir, which TestMain removes.
 var (
-	binMu   sync.Mutex
-	binDir  string
-	binPath = map[string]string{}
-	binErr  = map[string]error{}
+	binMu    sync.Mutex
+	binDir   string
+	binBuild = map[string]*builtBinary{}
 )
 
+// builtBinary is one build of finchconnect: done is closed once path is
+// built, or err says why not.
+type builtBinary struct {
+	done chan struct{}
+	path string
+	err  error
+}
+
+// prebuiltTags are the build tags of the binary the tests named in
+// prebuiltFor run. TestMain starts building it before the first test when
+// the run may reach one of them: the build (mostly compiling this package
+// again with the tags, and linking) then overlaps the sequential tests, on
+// a core they leave idle, instead of delaying the parallel ones.
+const prebuiltTags = "failpoints"
+
+var prebuiltFor = []string{"TestCrash_KillAtEachPoint", "TestMain_SecondSignalForcesExit"}
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if !testing.Short() && runMayMatch(prebuiltFor) {
+		startBuild(prebuiltTags)
+	}
 	code := m.Run()
+	binMu.Lock()
+	builds := binBuild
+	binMu.Unlock()
+	for _, b := range builds {
+		<-b.done // a build still running writes into binDir
+	}
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
 
-// buildBinary compiles finchconnect with the given build tags into a
-// temporary folder, once per test binary run: the tests that run the real
-// process share it, as linking it is most of their CPU time.
-func buildBinary(t *testing.T, tags string) string {
-	t.Helper()
+// runMayMatch reports whether -test.run may select one of the top-level
+// tests names (it may be unset, or not a plain pattern for them).
+func runMayMatch(names []string) bool {
+	f := flag.Lookup("test.run")
+	if f == nil || f.Value.String() == "" {
+		return true
+	}
+	top, _, _ := strings.Cut(f.Value.String(), "/")
+	re, err := regexp.Compile(top)
+	if err != nil {
+		return true
+	}
+	for _, n := range names {
+		if re.MatchString(n) {
+			return true
+		}
+	}
+	return false
+}
+
+// startBuild starts compiling finchconnect with tags in the background,
+// once per test binary run, and returns the build.
+func startBuild(tags string) *builtBinary {
 	binMu.Lock()
 	defer binMu.Unlock()
-	if bin, ok := binPath[tags]; ok {
-		if err := binErr[tags]; err != nil {
-			t.Fatal(err)
-		}
-		return bin
+	if b, ok := binBuild[tags]; ok {
+		return b
 	}
+	b := &builtBinary{done: make(chan struct{})}
+	binBuild[tags] = b
 	if binDir == "" {
 		dir, err := os.MkdirTemp("", "finchconnect-bin-")
 		if err != nil {
-			t.Fatal(err)
+			b.err = err
+			close(b.done)
+			return b
 		}
 		binDir = dir
 	}
-	bin := filepath.Join(binDir, "finchconnect-"+strings.ReplaceAll(tags, ",", "-"))
-	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	binPath[tags] = bin
-	if out, err := cmd.CombinedOutput(); err != nil {
-		binErr[tags] = fmt.Errorf("go build -tags %s: %v\n%s", tags, err, out)
-		t.Fatal(binErr[tags])
+	b.path = filepath.Join(binDir, "finchconnect-"+strings.ReplaceAll(tags, ",", "-"))
+	go func() {
+		defer close(b.done)
+		cmd := exec.Command("go", "build", "-tags", tags, "-o", b.path, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build -tags %s: %v\n%s", tags, err, out)
+		}
+	}()
+	return b
+}
+
+// buildBinary returns finchconnect compiled with the given build tags,
+// once per test binary run: the tests that run the real process share it,
+// as linking it is most of their CPU time.
+func buildBinary(t *testing.T, tags string) string {
+	t.Helper()
+	b := startBuild(tags)
+	<-b.done
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return bin
+	return b.path
 }
 
 // proc is a finchconnect process started from a built binary.

@@ -154,9 +154,16 @@ func runOutage(t *testing.T, storeURL string, stop, restart func()) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	// Down for longer than a callback's own write retries (1.5 s), so the
-	// callbacks caught in flight must use the journal.
-	time.Sleep(3 * time.Second)
+	// Down until every callback has answered: those caught in flight have
+	// run out their own write retries (1.5 s) with the store still down, so
+	// they must have used the journal.
+	answered := make(chan struct{})
+	go func() { wg.Wait(); close(answered) }()
+	select {
+	case <-answered:
+	case <-time.After(30 * time.Second):
+		t.Error("callbacks still unanswered 30 s into the outage")
+	}
 	restart()
 	wg.Wait()
 	if !sawOutage {
@@ -179,19 +186,27 @@ func runOutage(t *testing.T, storeURL string, stop, restart func()) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// Give the recovery loop a pass over staged entries: the refreshes
-	// below read the ledger entries it settles, so this waits for a pass
-	// (its period is 1 s), not for a TTL.
-	time.Sleep(3 * time.Second)
-
+	// The journal is replayed into the store: wait until it holds no token
+	// and the store holds one connection per exchange Finch made (the loop
+	// replays every 2 s, so this waits for a pass, not for a TTL).
 	stats := getStats(t, sb.url)
-	var out bytes.Buffer
-	if err := run(t.Context(), []string{"finchconnect", "token", "list", "-json"}, func(k string) string { return env[k] }, nil, &out, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	stored := strings.Count(out.String(), `"connection_id"`)
-	if stored != stats.TokenExchanges {
-		t.Errorf("Finch exchanged %d codes, the store holds %d connections after the outage", stats.TokenExchanges, stored)
+	var stored int
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var out bytes.Buffer
+		if err := run(t.Context(), []string{"finchconnect", "token", "list", "-json"}, func(k string) string { return env[k] }, nil, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		stored = strings.Count(out.String(), `"connection_id"`)
+		_, _, metrics := b.do("GET", app.url+"/metrics", nil)
+		if stored == stats.TokenExchanges && strings.Contains(metrics, "\nfinchconnect_journal_pending 0\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("Finch exchanged %d codes, the store holds %d connections 30 s after the outage (journal_pending 0: %v)",
+				stats.TokenExchanges, stored, strings.Contains(metrics, "\nfinchconnect_journal_pending 0\n"))
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling for a condition
 	}
 	if stats.TokenExchanges == 0 {
 		t.Error("no callback reached Finch; the test proved nothing")
@@ -200,20 +215,32 @@ func runOutage(t *testing.T, storeURL string, stop, restart func()) {
 	for _, s := range statuses {
 		counts[s]++
 	}
-	// A user told "being saved" who refreshes now sees the connection.
+	// A user told "being saved" who refreshes now sees the connection. The
+	// replay that emptied the journal settles the callbacks' ledger entries
+	// just after, in the same pass: a refresh in that instant may not see
+	// it yet, so a refresh is repeated for up to 5 s (the replay loop's
+	// period is 2 s).
+	again := 0
 	for i, st := range statuses {
 		if st != http.StatusAccepted {
 			continue
 		}
-		status, loc, _ := b.do("GET", callbacks[i], nil)
-		if status != http.StatusSeeOther || !strings.HasPrefix(loc, "/connections/") {
-			t.Errorf("refreshing a journaled callback = %d → %q, want its connection", status, loc)
+		for deadline := time.Now().Add(5 * time.Second); ; again++ {
+			status, loc, _ := b.do("GET", callbacks[i], nil)
+			if status == http.StatusSeeOther && strings.HasPrefix(loc, "/connections/") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("refreshing a journaled callback = %d → %q, want its connection", status, loc)
+				break
+			}
+			time.Sleep(50 * time.Millisecond) // polling for a condition
 		}
 	}
 	if counts[http.StatusAccepted] == 0 {
 		t.Errorf("no callback was caught between Finch's answer and the store write (answers %v); the journal went untested", counts)
 	}
-	t.Logf("callback answers during the outage: %v; exchanged %d, stored %d", counts, stats.TokenExchanges, stored)
+	t.Logf("callback answers during the outage: %v; exchanged %d, stored %d; refreshes repeated %d times", counts, stats.TokenExchanges, stored, again)
 	if t.Failed() {
 		for _, line := range strings.Split(app.stderr.String(), "\n") {
 			if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
