@@ -12,6 +12,7 @@ import (
 	"github.com/finchconnect/finchconnect/budget"
 	"github.com/finchconnect/finchconnect/budget/pgbudget"
 	"github.com/finchconnect/finchconnect/budget/redisbudget"
+	"github.com/finchconnect/finchconnect/metrics"
 )
 
 // budgetFlags configure the Finch rate budget every call to Finch draws
@@ -53,10 +54,13 @@ func (a *app) attachBudget(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b, err := budget.New(a.fc.ClientID, budget.Options{Limits: lim, Shared: shared})
+	// Its metrics (docs/metrics.md) are labelled by the budget's table.
+	bm := a.metrics.Budget(metrics.BudgetTable(lim))
+	b, err := budget.New(a.fc.ClientID, budget.Options{Limits: lim, Shared: shared, Observer: bm})
 	if err != nil {
 		return fmt.Errorf("cannot build the Finch rate budget: %s", plainError(err))
 	}
+	bm.Watch(b)
 	a.onClose(func() { b.Close() })
 	a.fc.Budget = b
 	return nil
