@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/budget"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/internal/clock"
 	"github.com/finchconnect/finchconnect/keyring"
@@ -279,7 +281,11 @@ func TestStops(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, 5)
 	s := newStore(t)
-	sy := &Syncer{Client: e.fc, Store: s}
+	// The syncer's own client checks that every call is in the
+	// Background lane of the budget.
+	lanes := &laneCheck{t: t, next: httpDefault()}
+	sc := &finch.Client{BaseURL: e.fc.BaseURL, HTTPClient: &http.Client{Transport: lanes}, MaxRetries: -1}
+	sy := &Syncer{Client: sc, Store: s}
 	for _, tc := range []struct {
 		status string
 		check  func(error) bool
@@ -307,6 +313,25 @@ func TestStops(t *testing.T) {
 	if err != nil || len(got) != 1+2*5 {
 		t.Fatalf("Run once connected = %d changes, %v; want 11", len(got), err)
 	}
+	if lanes.n == 0 {
+		t.Fatal("no call went through the syncer's client")
+	}
 }
+
+type laneCheck struct {
+	t    *testing.T
+	next http.RoundTripper
+	n    int
+}
+
+func (l *laneCheck) RoundTrip(r *http.Request) (*http.Response, error) {
+	l.n++
+	if lane := budget.LaneOf(r.Context()); lane != budget.Background {
+		l.t.Errorf("%s %s in lane %v, want Background", r.Method, r.URL.Path, lane)
+	}
+	return l.next.RoundTrip(r)
+}
+
+func httpDefault() http.RoundTripper { return finch.NewTransport() }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
