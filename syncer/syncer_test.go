@@ -1,11 +1,13 @@
 package syncer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -50,6 +52,12 @@ func newEnv(t *testing.T, employees int) *env {
 
 func newStore(t *testing.T) *records.Store {
 	t.Helper()
+	s, _ := newStoreAt(t, filepath.Join(t.TempDir(), "r.db"))
+	return s
+}
+
+func newStoreAt(t *testing.T, path string) (*records.Store, string) {
+	t.Helper()
 	k, err := keyring.Generate(1)
 	if err != nil {
 		t.Fatal(err)
@@ -58,12 +66,60 @@ func newStore(t *testing.T) *records.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := records.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "r.db"), kr, records.Options{Clock: clock.NewFake(wall)})
+	s, err := records.OpenSQLite(context.Background(), path, kr, records.Options{Clock: clock.NewFake(wall)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return s, path
+}
+
+// TestNothingPersonalInTheFiles: after a sync of the sandbox employer,
+// no field name of a body and no person's name is in the store's files;
+// after Shred, not even a record id is.
+func TestNothingPersonalInTheFiles(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, 20)
+	s, path := newStoreAt(t, filepath.Join(t.TempDir(), "r.db"))
+	if _, err := (&Syncer{Client: e.fc, Store: s}).Run(ctx, e.conn, e.token); err != nil {
+		t.Fatal(err)
+	}
+	raw := func() []byte {
+		var all []byte
+		for _, p := range []string{path, path + "-wal"} {
+			b, _ := os.ReadFile(p)
+			all = append(all, b...)
+		}
+		return all
+	}
+	needles := []string{`"first_name"`, `"income"`, `"legal_name"`}
+	var someID string
+	for ind, err := range e.fc.Directory(ctx, e.token, finch.DirectoryOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		someID = ind.ID
+		for _, n := range []string{ind.FirstName + `"`, ind.LastName + `"`} {
+			if len(n) >= 6 {
+				needles = append(needles, n)
+			}
+		}
+	}
+	files := raw()
+	if !bytes.Contains(files, []byte(someID)) {
+		t.Fatal("record ids not in the files: the scan below would prove nothing")
+	}
+	for _, n := range needles {
+		if bytes.Contains(files, []byte(n)) {
+			t.Errorf("%q in plaintext in the store's files", n)
+		}
+	}
+	if err := s.Shred(ctx, e.conn); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw(), []byte(someID)) {
+		t.Error("a record id is still in the files after Shred")
+	}
 }
 
 type Rec struct {
