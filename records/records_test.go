@@ -333,6 +333,15 @@ func TestNoPlaintextAndShred(t *testing.T) {
 	if err := s.Shred(ctx, "gone"); err != nil {
 		t.Errorf("second Shred: %v", err)
 	}
+	// Connected again: a new data key, and the feed continues after the
+	// old cursor instead of starting over below it.
+	got := syncAll(t, s, "gone", []Item{person("a", `{}`)}, Individual)
+	if len(got) != 1 || got[0].Seq != 2 || got[0].Op != Added {
+		t.Errorf("sync after Shred = %+v; want one added change, seq 2", got)
+	}
+	if body, err := s.Get(ctx, "gone", Individual, "a"); err != nil || string(body) != `{}` {
+		t.Errorf("Get after re-sync = %s, %v", body, err)
+	}
 }
 
 // TestRewrap: rotation re-seals data keys only; records sealed before stay

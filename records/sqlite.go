@@ -212,13 +212,15 @@ func (s *Store) Rewrap(ctx context.Context) (int, error) {
 
 // Shred makes conn's records unreadable at once, by destroying its data
 // key (and checkpointing the WAL so no copy of the sealed key remains in
-// it), then purges its records, runs and feed. It is idempotent.
+// it), then purges its records, runs and feed. It is idempotent. The
+// feed's sequence number is kept (it is not personal), so changes of a
+// later sync of the same connection id continue after the old cursor.
 func (s *Store) Shred(ctx context.Context, conn string) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM data_keys WHERE connection_id = ?`, conn); err != nil {
 		return fmt.Errorf("records: shred: %v", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
-		return fmt.Errorf("records: shred: checkpoint: %v", err)
+	if err := s.truncateWAL(ctx); err != nil {
+		return err
 	}
 	if s.afterKeyDestroyed != nil {
 		s.afterKeyDestroyed()
@@ -234,7 +236,8 @@ func (s *Store) Shred(ctx context.Context, conn string) error {
 		`DELETE FROM sync_runs WHERE connection_id = ?1`,
 		`DELETE FROM records WHERE connection_id = ?1`,
 		`DELETE FROM changes WHERE connection_id = ?1`,
-		`DELETE FROM feed_heads WHERE connection_id = ?1`,
+		// feed_heads stays: a connection that syncs again continues the
+		// sequence, so an app's old cursor never skips its new changes.
 	} {
 		if _, err := tx.ExecContext(ctx, q, conn); err != nil {
 			return fmt.Errorf("records: shred: %v", err)
@@ -243,8 +246,21 @@ func (s *Store) Shred(ctx context.Context, conn string) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("records: shred: %v", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+	return s.truncateWAL(ctx)
+}
+
+// truncateWAL checkpoints the WAL into the database and truncates it, so
+// no older copy of a deleted page survives in it. A reader in another
+// process can keep the checkpoint from finishing; SQLite reports that in
+// the result row, not as an error, and it is an error here: the data key
+// is deleted, and a second Shred finishes the job.
+func (s *Store) truncateWAL(ctx context.Context) error {
+	var busy, logFrames, checkpointed int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &checkpointed); err != nil {
 		return fmt.Errorf("records: shred: checkpoint: %v", err)
+	}
+	if busy != 0 {
+		return errors.New("records: shred: a reader blocked the WAL checkpoint; the data key is deleted, call Shred again to clear the WAL")
 	}
 	return nil
 }
