@@ -11,8 +11,8 @@
 //     disconnect, Connect sessions, employer data), with typed errors and
 //     retries for reads.
 //   - keyring: AES-256-GCM sealing under key ids, so keys can rotate.
-//   - tokenstore: the vault, the only code that encrypts, over a Backend
-//     contract of sealed rows and a small key space with atomic claims.
+//   - tokenstore: the vault of tokens, over a Backend contract of sealed
+//     rows and a small key space with atomic claims.
 //   - tokenstore/sqlite, tokenstore/redis, tokenstore/postgres: the Backends
 //     for one machine, and for many replicas (the in-memory one is in
 //     tokenstore).
@@ -30,6 +30,11 @@
 //   - budget/redisbudget, budget/pgbudget: the budget's windows shared by
 //     replicas through Redis or PostgreSQL, leased in slices.
 //   - budget/budgettest: the conformance suite the shared windows pass.
+//   - records: the local, sealed copy of each connection's employer data
+//     (a data key per connection, sealed by the keyring; crypto-shredding)
+//     and its change feed.
+//   - syncer: one connection's sync from Finch into records, checkpointed
+//     page by page in the budget's Background lane.
 //   - apikey: the API keys that an app's services use to call /v1.
 //   - audit: the trail of every use of a token, kept in the store.
 //   - events: the durable outbox that delivers connection events to the app
