@@ -117,6 +117,7 @@ type Budget struct {
 	// storeIdle is signalled when it drops to 0.
 	storeCalls int
 	storeIdle  *sync.Cond
+	obsLater   []func() // observer calls to make once b.mu is released
 }
 
 // New returns a budget for the application client (its Finch client id).
@@ -399,8 +400,10 @@ func (t *Ticket) Product() string {
 // permit's slot one window after now; a 429 pauses the product until
 // retryAfter has passed (5 s without one), and a lockout 429
 // (finch_code finch_api_ip_rl) opens the breaker, which refuses every
-// call until retryAfter (default the IP lockout, 1 h) has passed. Calls
-// after the first do nothing; Done on a nil Ticket does nothing.
+// call until retryAfter (default the IP lockout, 1 h) has passed. With a
+// shared store, the pause and the breaker are kept there too, and every
+// replica keeps them from its next lease on. Calls after the first do
+// nothing; Done on a nil Ticket does nothing.
 func (t *Ticket) Done(status int, finchCode string, retryAfter time.Duration) {
 	if t == nil {
 		return
@@ -467,12 +470,16 @@ func (b *Budget) done(t *Ticket, status int, code string, retryAfter time.Durati
 			if until := now.Add(retryAfter); until.After(b.breaker) {
 				opened = !now.Before(b.breaker)
 				b.breaker = until
+				b.pauseSharedLocked(b.ip, until)
 			}
 		case t.pw != nil:
 			if retryAfter <= 0 {
 				retryAfter = 5 * time.Second
 			}
-			t.pw.paused = maxTime(t.pw.paused, now.Add(retryAfter))
+			if until := now.Add(retryAfter); until.After(t.pw.paused) {
+				t.pw.paused = until
+				b.pauseSharedLocked(t.pw, until)
+			}
 		}
 	}
 	b.dispatchLocked(now)
@@ -703,7 +710,9 @@ func (b *Budget) estimateLocked(product string, lane Lane, conn string, now time
 	if product != "" {
 		t = maxTime(t, b.windows[product].estimate(now, aheadP))
 	}
-	if b.breaker.After(t) {
+	// (A shared IP window paused by another replica's breaker frees at
+	// the breaker's end: the breaker is still why.)
+	if b.breaker.After(now) && !b.breaker.Before(t) {
 		return b.breaker, true
 	}
 	return t, false

@@ -13,7 +13,11 @@ import (
 // ask it per call: it leases a few permits at a time, spends them
 // locally, and gives back what it did not spend.
 //
-// A window is a set of leases, each holding some slots until its expiry.
+// A window is a set of leases, each holding some slots until its expiry,
+// and a pause: the Retry-After of a 429 that one replica saw (for a
+// product's key), or the IP breaker (for the "<client id>/:ip" key). A
+// pause reaches the other replicas with their next lease, so within
+// Options.LeaseFor: a paused window grants nothing until its pause ends.
 type Shared interface {
 	// Lease first gives back req.Return's unspent slots (if any), then
 	// drops the leases expired at req.Now, and grants up to req.Want
@@ -24,6 +28,9 @@ type Shared interface {
 	Lease(ctx context.Context, req LeaseRequest) (LeaseResult, error)
 	// Release gives back unused unspent slots of lease id of key.
 	Release(ctx context.Context, key, id string, unused int) error
+	// Pause pauses key's window until until (never shortening a longer
+	// pause): its Leases grant nothing before then, and report the pause.
+	Pause(ctx context.Context, key string, until time.Time) error
 }
 
 // LeaseRequest is one call of [Shared.Lease].
@@ -47,7 +54,8 @@ type Return struct {
 type LeaseResult struct {
 	Granted  int
 	Used     int       // slots the window holds after the grant
-	NextFree time.Time // when Granted is 0: the earliest expiry
+	NextFree time.Time // when Granted is 0: the earliest expiry, or the pause's end
+	Paused   time.Time // the window's pause, when it lasts past req.Now
 }
 
 func newLeaseID() string {
@@ -97,6 +105,19 @@ func (b *Budget) refillLocked(w *window, now time.Time) {
 		case err != nil:
 			w.storeErr = err
 			w.retryAt = now.Add(time.Second)
+		case res.Paused.After(now):
+			// Another replica saw a 429: pause here too.
+			w.storeErr = nil
+			w.usedSeen = res.Used
+			w.retryAt = res.Paused
+			if w == b.ip {
+				if !now.Before(b.breaker) {
+					b.obsLater = append(b.obsLater, func() { b.obs.Breaker(true) })
+				}
+				b.breaker = maxTime(b.breaker, res.Paused)
+			} else {
+				w.paused = maxTime(w.paused, res.Paused)
+			}
 		case res.Granted == 0:
 			w.storeErr = nil
 			w.usedSeen = res.Used
@@ -120,6 +141,45 @@ func (b *Budget) refillLocked(w *window, now time.Time) {
 			return
 		}
 		b.dispatchLocked(now)
+		b.flushObsLocked()
+	}()
+}
+
+// pauseShared tells the shared store of a pause (or, for the IP window,
+// the breaker) this replica saw, so that every replica keeps it. b.mu is
+// held; the call runs in its own goroutine.
+func (b *Budget) pauseSharedLocked(w *window, until time.Time) {
+	if b.opts.Shared == nil || b.closed {
+		return
+	}
+	key := b.client + "/" + w.key
+	b.storeStartLocked()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), b.opts.StoreTimeout)
+		err := b.opts.Shared.Pause(ctx, key, until)
+		cancel()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		defer b.storeDoneLocked()
+		if err != nil {
+			w.storeErr = err
+		}
+	}()
+}
+
+// flushObsLocked runs the observer calls queued under b.mu in their own
+// goroutine (an Observer is called with no lock held).
+func (b *Budget) flushObsLocked() {
+	if len(b.obsLater) == 0 || b.obs == nil {
+		b.obsLater = nil
+		return
+	}
+	fs := b.obsLater
+	b.obsLater = nil
+	go func() {
+		for _, f := range fs {
+			f()
+		}
 	}()
 }
 

@@ -2,6 +2,7 @@ package budgettest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -17,6 +18,9 @@ import (
 func Run(t *testing.T, newShared func(t *testing.T) budget.Shared) {
 	t.Run("LeaseArithmetic", func(t *testing.T) { testLease(t, newShared(t)) })
 	t.Run("ReplicasStayWithinTheLimit", func(t *testing.T) { testReplicas(t, newShared(t)) })
+	t.Run("PauseArithmetic", func(t *testing.T) { testPause(t, newShared(t)) })
+	t.Run("A429PausesEveryReplica", func(t *testing.T) { testReplicaPause(t, newShared(t)) })
+	t.Run("TheBreakerStopsEveryReplica", func(t *testing.T) { testReplicaBreaker(t, newShared(t)) })
 }
 
 func testLease(t *testing.T, s budget.Shared) {
@@ -98,15 +102,27 @@ func testReplicas(t *testing.T, s budget.Shared) {
 			}()
 		}
 	}
+	// A broken store must fail the test, not hang it: every wait below is
+	// bounded by a real-time deadline, and the clock loop by its steps.
+	realEnd := time.Now().Add(time.Minute)
+	waitStore := func(b *budget.Budget) {
+		done := make(chan struct{})
+		go func() { b.WaitStore(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Until(realEnd)):
+			t.Fatalf("the store did not answer a lease within the test's minute of real time")
+		}
+	}
 	granted := func() int {
 		n := 0
 		for _, b := range budgets {
-			b.WaitStore()
+			waitStore(b)
 		}
 		// Let the granted goroutines come back and queue again.
 		time.Sleep(2 * time.Millisecond)
 		for _, b := range budgets {
-			b.WaitStore()
+			waitStore(b)
 			n += int(b.Stats().Granted)
 		}
 		return n
@@ -118,7 +134,10 @@ func testReplicas(t *testing.T, s budget.Shared) {
 	}
 	var grants []at
 	prev := 0
-	for clock.Now().Sub(start) < 3*time.Minute {
+	for steps := 0; clock.Now().Sub(start) < 3*time.Minute; steps++ {
+		if steps > int(3*time.Minute/step) || time.Now().After(realEnd) {
+			t.Fatalf("the clock loop ran %d steps (%v of real time) without reaching 3 minutes", steps, time.Since(realEnd.Add(-time.Minute)))
+		}
 		if n := granted(); n > prev {
 			grants = append(grants, at{clock.Now().Sub(start), n - prev})
 			prev = n
@@ -141,5 +160,208 @@ func testReplicas(t *testing.T, s budget.Shared) {
 	// limit per window of 62 s.
 	if prev < 2*limit+limit/2 {
 		t.Errorf("%d calls in 3 minutes, want at least %d (the budget is not being used)", prev, 2*limit+limit/2)
+	}
+}
+
+func testPause(t *testing.T, s budget.Shared) {
+	ctx := context.Background()
+	now := time.UnixMilli(time.Now().UnixMilli())
+	lease := func(id string, at time.Time) budget.LeaseResult {
+		t.Helper()
+		r, err := s.Lease(ctx, budget.LeaseRequest{Key: "c/company", ID: id, Limit: 5, Want: 1, Now: at, Until: at.Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := lease("a", now); r.Granted != 1 || !r.Paused.IsZero() {
+		t.Fatalf("before a pause: got %+v, want 1 granted, no pause", r)
+	}
+	pause := func(until time.Time) {
+		t.Helper()
+		if err := s.Pause(ctx, "c/company", until); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pause(now.Add(30 * time.Second))
+	pause(now.Add(10 * time.Second)) // a shorter pause does not shorten it
+	r := lease("b", now.Add(time.Second))
+	if r.Granted != 0 || !r.Paused.Equal(now.Add(30*time.Second)) || !r.NextFree.Equal(r.Paused) {
+		t.Fatalf("paused: got %+v, want 0 granted, paused and next free at %v", r, now.Add(30*time.Second))
+	}
+	// Another key is not paused.
+	if r, err := s.Lease(ctx, budget.LeaseRequest{Key: "c/payment", ID: "p", Limit: 5, Want: 1, Now: now, Until: now.Add(time.Minute)}); err != nil || r.Granted != 1 {
+		t.Fatalf("other key: got %+v, %v, want 1 granted", r, err)
+	}
+	if r := lease("c", now.Add(30*time.Second)); r.Granted != 1 || !r.Paused.IsZero() {
+		t.Fatalf("at the pause's end: got %+v, want 1 granted, no pause", r)
+	}
+}
+
+// replicas returns n Budgets of one new client on s and clock.
+func replicas(t *testing.T, s budget.Shared, clock *Clock, n int, obs budget.Observer, maxWait time.Duration) []*budget.Budget {
+	client := fmt.Sprintf("client-%d", time.Now().UnixNano())
+	var out []*budget.Budget
+	for range n {
+		b, err := budget.New(client, budget.Options{Shared: s, Clock: clock, Observer: obs,
+			Limits:  budget.Limits{Products: map[string]int{"company": 100}},
+			MaxWait: [2]time.Duration{maxWait, maxWait}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		out = append(out, b)
+	}
+	return out
+}
+
+// settle waits (in real time, bounded) for every budget's store calls.
+func settle(t *testing.T, bs []*budget.Budget) {
+	t.Helper()
+	for _, b := range bs {
+		done := make(chan struct{})
+		go func() { b.WaitStore(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a store call did not return within 10 s")
+		}
+	}
+	time.Sleep(2 * time.Millisecond) // let woken goroutines run
+}
+
+type acquired struct {
+	t   *budget.Ticket
+	err error
+}
+
+func acquire(ctx context.Context, b *budget.Budget) <-chan acquired {
+	ch := make(chan acquired, 1)
+	go func() {
+		tk, err := b.Acquire(ctx, "company")
+		ch <- acquired{tk, err}
+	}()
+	return ch
+}
+
+// testReplicaPause: a 429 with Retry-After 30 s seen by replica 0 pauses
+// replicas 1 and 2 from their next lease on, until the 30 s have passed.
+func testReplicaPause(t *testing.T, s budget.Shared) {
+	clock := NewClock()
+	bs := replicas(t, s, clock, 3, nil, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Each replica holds a lease at first.
+	for _, b := range bs {
+		r := <-acquire(ctx, b)
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		r.t.Done(200, "", 0)
+	}
+	r := <-acquire(ctx, bs[0])
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	start := clock.Now()
+	r.t.Done(429, "", 30*time.Second)
+	settle(t, bs)
+	// Past the leases already held (LeaseFor, 1 s), every replica waits.
+	clock.Advance(1100 * time.Millisecond)
+	settle(t, bs)
+	chs := []<-chan acquired{acquire(ctx, bs[1]), acquire(ctx, bs[2])}
+	var got [2]time.Duration
+	for step := 0; step < 200 && (got[0] == 0 || got[1] == 0); step++ {
+		settle(t, bs)
+		for i, ch := range chs {
+			select {
+			case r := <-ch:
+				if r.err != nil {
+					t.Fatalf("replica %d: %v", i+1, r.err)
+				}
+				r.t.Done(200, "", 0)
+				got[i] = clock.Now().Sub(start)
+				chs[i] = nil
+			default:
+			}
+		}
+		clock.Advance(250 * time.Millisecond)
+	}
+	for i, d := range got {
+		if d == 0 {
+			t.Fatalf("replica %d got no permit in 50 s after the pause", i+1)
+		}
+		if d < 30*time.Second {
+			t.Errorf("replica %d got a permit %v after another replica's 429 with Retry-After 30 s", i+1, d)
+		}
+		if d > 33*time.Second {
+			t.Errorf("replica %d got its permit only %v after the 429, want soon after 30 s", i+1, d)
+		}
+	}
+}
+
+type breakerObs struct {
+	mu     sync.Mutex
+	opened int
+}
+
+func (o *breakerObs) Waited(budget.Lane, string, time.Duration, bool) {}
+func (o *breakerObs) Limited(string, string)                          {}
+func (o *breakerObs) Breaker(open bool) {
+	if open {
+		o.mu.Lock()
+		o.opened++
+		o.mu.Unlock()
+	}
+}
+
+// testReplicaBreaker: a lockout 429 seen by replica 0 opens the breaker of
+// replicas 1 and 2 too, which refuse their calls as the breaker's.
+func testReplicaBreaker(t *testing.T, s budget.Shared) {
+	clock := NewClock()
+	obs := &breakerObs{}
+	bs := replicas(t, s, clock, 3, obs, 15*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := <-acquire(ctx, bs[0])
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	r.t.Done(429, "finch_api_ip_rl", 0) // Finch's lockout: 1 h by default
+	settle(t, bs)
+	clock.Advance(1100 * time.Millisecond)
+	settle(t, bs)
+	chs := []<-chan acquired{acquire(ctx, bs[1]), acquire(ctx, bs[2])}
+	open := func(b *budget.Budget) bool { o, _ := b.BreakerOpen(); return o }
+	for step := 0; step < 20 && !(open(bs[1]) && open(bs[2])); step++ {
+		settle(t, bs)
+		clock.Advance(50 * time.Millisecond)
+	}
+	for i, b := range bs[1:] {
+		if open, until := b.BreakerOpen(); !open || until.Sub(clock.Now()) < 50*time.Minute {
+			t.Errorf("replica %d: breaker open %v until %v, want open for about an hour", i+1, open, until)
+		}
+	}
+	// Their waiters are refused as the breaker's at their MaxWait (15 s),
+	// never granted.
+	clock.Advance(16 * time.Second)
+	settle(t, bs)
+	for i, ch := range chs {
+		select {
+		case r := <-ch:
+			var nb *budget.NoBudgetError
+			if r.err == nil {
+				t.Errorf("replica %d was granted a call while another replica's breaker is open", i+1)
+			} else if !errors.As(r.err, &nb) || !nb.Breaker {
+				t.Errorf("replica %d: %v, want the breaker's refusal", i+1, r.err)
+			}
+		default:
+			t.Errorf("replica %d: its call still waits at its deadline", i+1)
+		}
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.opened < 3 {
+		t.Errorf("the observer saw the breaker open %d times, want once per replica (3)", obs.opened)
 	}
 }

@@ -2,7 +2,6 @@ package pgbudget_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -10,25 +9,12 @@ import (
 	"github.com/finchconnect/finchconnect/budget"
 	"github.com/finchconnect/finchconnect/budget/budgettest"
 	"github.com/finchconnect/finchconnect/budget/pgbudget"
+	"github.com/finchconnect/finchconnect/internal/testenv"
 	"github.com/finchconnect/finchconnect/tokenstore/postgres/postgrestest"
 )
 
-// testURL is the test PostgreSQL's URL, skipping without one — except
-// under CI, where PostgreSQL must be there.
-func testURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("FINCHCONNECT_TEST_POSTGRES_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("FINCHCONNECT_TEST_POSTGRES_URL is not set under CI; .ci/run sets it")
-		}
-		t.Skip("set FINCHCONNECT_TEST_POSTGRES_URL to run the PostgreSQL tests")
-	}
-	return u
-}
-
 func TestShared(t *testing.T) {
-	url := testURL(t)
+	url := testenv.PostgresURL(t)
 	budgettest.Run(t, func(t *testing.T) budget.Shared {
 		cfg, err := pgxpool.ParseConfig(url)
 		if err != nil {

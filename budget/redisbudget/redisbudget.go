@@ -6,7 +6,10 @@
 // and a hash of lease id → slots held. Each lease request is one Lua
 // script: give back the previous lease's unspent slots, drop the expired
 // leases, count the rest, grant what fits. Both keys expire with their
-// last lease, so an idle application leaves nothing behind.
+// last lease, so an idle application leaves nothing behind. A third key
+// of the slot, a string of the pause's end (Unix milliseconds) that
+// expires with it, is a 429's pause or the IP breaker: while it lasts the
+// script grants nothing.
 package redisbudget
 
 import (
@@ -36,32 +39,42 @@ func New(c redis.UniversalClient, prefix string) *Shared {
 
 func (s *Shared) keys(key string) []string {
 	base := s.prefix + "{" + key + "}"
-	return []string{base + ":exp", base + ":n"}
+	return []string{base + ":exp", base + ":n", base + ":pause"}
 }
 
-// leaseScript: KEYS exp zset, count hash; ARGV now_ms, until_ms, limit,
-// want, id, return_id, return_unused. Returns {granted, used, next_free_ms}.
-var leaseScript = redis.NewScript(`
+// giveBack defines giveback(id, unused), which gives back a lease's
+// unspent slots: the one copy the lease and release scripts share.
+const giveBack = `
+local function giveback(id, unused)
+  local c = tonumber(redis.call('HGET', KEYS[2], id) or '0')
+  local left = c - tonumber(unused)
+  if left > 0 then
+    redis.call('HSET', KEYS[2], id, left)
+  else
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+`
+
+// leaseScript: KEYS exp zset, count hash, pause; ARGV now_ms, until_ms,
+// limit, want, id, return_id, return_unused. Returns {granted, used,
+// next_free_ms, paused_ms}.
+var leaseScript = redis.NewScript(giveBack + `
 local now = tonumber(ARGV[1])
 local untl = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local want = tonumber(ARGV[4])
-if ARGV[6] ~= '' then
-  local c = tonumber(redis.call('HGET', KEYS[2], ARGV[6]) or '0')
-  local left = c - tonumber(ARGV[7])
-  if left > 0 then
-    redis.call('HSET', KEYS[2], ARGV[6], left)
-  else
-    redis.call('HDEL', KEYS[2], ARGV[6])
-    redis.call('ZREM', KEYS[1], ARGV[6])
-  end
-end
+if ARGV[6] ~= '' then giveback(ARGV[6], ARGV[7]) end
 local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 for _, id in ipairs(old) do redis.call('HDEL', KEYS[2], id) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local used = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[2])) do used = used + tonumber(v) end
+local paused = tonumber(redis.call('GET', KEYS[3]) or '0')
+if paused <= now then paused = 0 end
 local grant = math.min(want, limit - used)
+if paused > 0 then grant = 0 end
 local nextfree = 0
 if grant > 0 then
   redis.call('ZADD', KEYS[1], untl, ARGV[5])
@@ -75,19 +88,23 @@ else
   grant = 0
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   if first[2] then nextfree = tonumber(first[2]) end
+  if paused > 0 and (limit - used > 0 or paused > nextfree) then nextfree = paused end
 end
-return {grant, used, nextfree}
+return {grant, used, nextfree, paused}
 `)
 
 // releaseScript: KEYS as above; ARGV id, unused.
-var releaseScript = redis.NewScript(`
-local c = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-local left = c - tonumber(ARGV[2])
-if left > 0 then
-  redis.call('HSET', KEYS[2], ARGV[1], left)
-else
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('ZREM', KEYS[1], ARGV[1])
+var releaseScript = redis.NewScript(giveBack + `
+giveback(ARGV[1], ARGV[2])
+return 1
+`)
+
+// pauseScript: KEYS as above; ARGV until_ms. Keeps the later pause.
+var pauseScript = redis.NewScript(`
+local untl = tonumber(ARGV[1])
+local cur = tonumber(redis.call('GET', KEYS[3]) or '0')
+if untl > cur then
+  redis.call('SET', KEYS[3], untl, 'PXAT', untl)
 end
 return 1
 `)
@@ -103,12 +120,15 @@ func (s *Shared) Lease(ctx context.Context, req budget.LeaseRequest) (budget.Lea
 	if err != nil {
 		return budget.LeaseResult{}, fmt.Errorf("redisbudget: lease: %w", err)
 	}
-	if len(v) != 3 {
+	if len(v) != 4 {
 		return budget.LeaseResult{}, fmt.Errorf("redisbudget: lease: unexpected reply of %d values", len(v))
 	}
 	res := budget.LeaseResult{Granted: int(v[0]), Used: int(v[1])}
 	if v[2] > 0 {
 		res.NextFree = time.UnixMilli(v[2])
+	}
+	if v[3] > 0 {
+		res.Paused = time.UnixMilli(v[3])
 	}
 	return res, nil
 }
@@ -117,6 +137,14 @@ func (s *Shared) Lease(ctx context.Context, req budget.LeaseRequest) (budget.Lea
 func (s *Shared) Release(ctx context.Context, key, id string, unused int) error {
 	if err := releaseScript.Run(ctx, s.c, s.keys(key), id, unused).Err(); err != nil {
 		return fmt.Errorf("redisbudget: release: %w", err)
+	}
+	return nil
+}
+
+// Pause implements [budget.Shared].
+func (s *Shared) Pause(ctx context.Context, key string, until time.Time) error {
+	if err := pauseScript.Run(ctx, s.c, s.keys(key), until.UnixMilli()).Err(); err != nil {
+		return fmt.Errorf("redisbudget: pause: %w", err)
 	}
 	return nil
 }

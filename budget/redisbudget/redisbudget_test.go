@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -12,20 +11,14 @@ import (
 	"github.com/finchconnect/finchconnect/budget"
 	"github.com/finchconnect/finchconnect/budget/budgettest"
 	"github.com/finchconnect/finchconnect/budget/redisbudget"
+	"github.com/finchconnect/finchconnect/internal/testenv"
 )
 
 // testClient connects to the test Redis, skipping without one — except
 // under CI, where Redis must be there.
 func testClient(t *testing.T) *redis.Client {
 	t.Helper()
-	u := os.Getenv("FINCHCONNECT_TEST_REDIS_URL")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("FINCHCONNECT_TEST_REDIS_URL is not set under CI; .ci/run sets it")
-		}
-		t.Skip("set FINCHCONNECT_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0) to run the Redis tests")
-	}
-	opts, err := redis.ParseURL(u)
+	opts, err := redis.ParseURL(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
