@@ -299,6 +299,13 @@ func (w *backend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64
 	return v, swapped, err
 }
 
+func (w *backend) Txn(ctx context.Context, t tokenstore.Txn) (tokenstore.TxnResult, error) {
+	start := time.Now()
+	res, err := w.b.Txn(ctx, t)
+	w.time("txn", start, err)
+	return res, err
+}
+
 func (w *backend) DeleteRow(ctx context.Context, id string) error {
 	start := time.Now()
 	err := w.b.DeleteRow(ctx, id)

@@ -150,6 +150,9 @@ type Backend interface {
 	// after after, ordered by key, at most limit of them (0 means 100).
 	Scan(ctx context.Context, prefix, after string, limit int) ([]Entry, error)
 
+	// Txn is the general conditional transaction (see [Transactor]).
+	Transactor
+
 	// Ping reports whether the backend is reachable.
 	Ping(ctx context.Context) error
 

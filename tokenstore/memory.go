@@ -341,3 +341,42 @@ func cloneRow(r Row) Row {
 	r.Sealed = bytes.Clone(r.Sealed)
 	return r
 }
+
+// Txn implements [Backend.Txn] under one hold of the lock.
+func (m *Memory) Txn(ctx context.Context, t Txn) (TxnResult, error) {
+	if err := CheckTxn(t); err != nil {
+		return TxnResult{Failed: -1}, err
+	}
+	if err := m.lock(ctx); err != nil {
+		return TxnResult{Failed: -1}, err
+	}
+	defer m.mu.Unlock()
+	now := m.now()
+	res := TxnResult{Reads: make([]Read, len(t.If)), Versions: make([]int64, len(t.Then))}
+	for i, c := range t.If {
+		if c.Kind == RowVersion {
+			r, ok := m.rows[c.Key]
+			res.Reads[i] = Read{Present: ok, Version: r.Version}
+			continue
+		}
+		if e, ok := m.live(c.Key, now); ok {
+			res.Reads[i] = Read{Present: true, Value: bytes.Clone(e.Value)}
+		}
+	}
+	if t.Judge(&res); !res.OK {
+		return res, nil
+	}
+	for i, o := range t.Then {
+		switch o.Kind {
+		case PutEntry:
+			m.entries[o.Key] = Entry{Key: o.Key, Value: bytes.Clone(o.Value), ExpiresAt: expiry(now, o.TTL)}
+		case ForgetEntry:
+			delete(m.entries, o.Key)
+		case PutRowOp:
+			res.Versions[i], _ = m.putRowLocked(o.Row, AnyVersion)
+		case DeleteRowOp:
+			delete(m.rows, o.Row.ID)
+		}
+	}
+	return res, nil
+}

@@ -149,7 +149,9 @@ func rowFrom(id string, m map[string]string) (tokenstore.Row, error) {
 	}, nil
 }
 
-// putRowLua defines put_row(), shared by putRow and putRowSwap: it writes
+// putRowLua defines put_row_at(row key, index, prefix, id, fields..., expect,
+// insert version), used by txn, and put_row(), shared by putRow and
+// putRowSwap, which takes them from KEYS and ARGV as below. It writes
 // a row and moves its index memberships, if the version matches. KEYS[1]
 // row, KEYS[2] the all-rows index. ARGV[1..9]: id, customer, provider,
 // status, meta, sealed, expected version (-1 any), index prefix, the
@@ -161,26 +163,28 @@ func rowFrom(id string, m map[string]string) (tokenstore.Row, error) {
 // "1.7723664e+15" by themselves (redis/redis#13113), which would make the
 // row unreadable.
 const putRowLua = `
-local function put_row()
-  local cur = redis.call('HMGET', KEYS[1], 'version', 'customer_id', 'provider_id', 'status')
+local function put_row_at(rk, idx, p, id, customer, provider, status, meta, sealed, expect, insertv)
+  local cur = redis.call('HMGET', rk, 'version', 'customer_id', 'provider_id', 'status')
   local v = tonumber(cur[1]) or 0
-  local expect = tonumber(ARGV[7])
+  expect = tonumber(expect)
   if expect >= 0 and v ~= expect then return -1 end
-  local p = ARGV[8]
-  local nv = tonumber(ARGV[9])
+  local nv = tonumber(insertv)
   if v > 0 then
     nv = v + 1
-    redis.call('ZREM', p .. 'customer:' .. cur[2], ARGV[1])
-    redis.call('ZREM', p .. 'provider:' .. cur[3], ARGV[1])
-    redis.call('ZREM', p .. 'status:' .. cur[4], ARGV[1])
+    redis.call('ZREM', p .. 'customer:' .. cur[2], id)
+    redis.call('ZREM', p .. 'provider:' .. cur[3], id)
+    redis.call('ZREM', p .. 'status:' .. cur[4], id)
   end
-  redis.call('HSET', KEYS[1], 'customer_id', ARGV[2], 'provider_id', ARGV[3], 'status', ARGV[4],
-    'meta', ARGV[5], 'sealed', ARGV[6], 'version', string.format('%.0f', nv))
-  redis.call('ZADD', KEYS[2], 0, ARGV[1])
-  redis.call('ZADD', p .. 'customer:' .. ARGV[2], 0, ARGV[1])
-  redis.call('ZADD', p .. 'provider:' .. ARGV[3], 0, ARGV[1])
-  redis.call('ZADD', p .. 'status:' .. ARGV[4], 0, ARGV[1])
+  redis.call('HSET', rk, 'customer_id', customer, 'provider_id', provider, 'status', status,
+    'meta', meta, 'sealed', sealed, 'version', string.format('%.0f', nv))
+  redis.call('ZADD', idx, 0, id)
+  redis.call('ZADD', p .. 'customer:' .. customer, 0, id)
+  redis.call('ZADD', p .. 'provider:' .. provider, 0, id)
+  redis.call('ZADD', p .. 'status:' .. status, 0, id)
   return nv
+end
+local function put_row()
+  return put_row_at(KEYS[1], KEYS[2], ARGV[8], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[9])
 end
 `
 

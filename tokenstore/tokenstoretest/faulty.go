@@ -54,7 +54,7 @@ var Faults = []Fault{LoseAnswer, TimeoutAfter, Resend}
 
 // Faulty wraps a backend and injects faults into the calls named by
 // [Faulty.Inject], by method name ("Claim", "ClaimAllIf", "Swap",
-// "PutRowSwap", "PutRow", "Load", "GetRow", "DeleteRow", "Forget",
+// "PutRowSwap", "PutRow", "Load", "GetRow", "DeleteRow", "Forget", "Txn",
 // "ClaimAll", "ListRows", "Scan"). Every other call passes through. It is
 // safe for concurrent use.
 type Faulty struct {
@@ -200,4 +200,12 @@ func (f *Faulty) Forget(ctx context.Context, key string) error {
 func (f *Faulty) Scan(ctx context.Context, prefix, after string, limit int) (es []tokenstore.Entry, err error) {
 	err = f.do("Scan", func() (err error) { es, err = f.Backend.Scan(ctx, prefix, after, limit); return err })
 	return es, err
+}
+
+func (f *Faulty) Txn(ctx context.Context, t tokenstore.Txn) (res tokenstore.TxnResult, err error) {
+	err = f.do("Txn", func() (err error) { res, err = f.Backend.Txn(ctx, t); return err })
+	if err != nil && errors.Is(err, ErrFault) {
+		res = tokenstore.TxnResult{Failed: -1}
+	}
+	return res, err
 }

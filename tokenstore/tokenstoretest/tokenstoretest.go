@@ -96,6 +96,7 @@ func run(t *testing.T, newBackend func(t *testing.T, now func() time.Time) token
 		{"ClaimAll", testClaimAll},
 		{"ClaimAllIf", testClaimAllIf},
 		{"PutRowSwapExpiry", testPutRowSwapExpiry},
+		{"TxnExpiry", testTxnExpiry},
 		{"ScanExpiresAt", testScanExpiresAt},
 		{"ExpiryClaimLoad", testExpiryClaimLoad},
 		{"ExpirySwap", testExpirySwap},
@@ -125,6 +126,10 @@ func run(t *testing.T, newBackend func(t *testing.T, now func() time.Time) token
 		{"ConcurrentClaimAllOppositeOrder", plain(testConcurrentClaimAllOppositeOrder)},
 		{"ConcurrentClaimAllIf", plain(testConcurrentClaimAllIf)},
 		{"ConcurrentSwap", plain(testConcurrentSwap)},
+		{"Txn", plain(testTxn)},
+		{"TxnValidation", plain(testTxnValidation)},
+		{"TxnLostAnswer", plain(testTxnLostAnswer)},
+		{"ConcurrentTxn", plain(testConcurrentTxn)},
 		{"ConcurrentPutRowSwap", plain(testConcurrentPutRowSwap)},
 		{"ConcurrentPutRowSameExpect", plain(testConcurrentPutRowExpect)},
 		{"ConcurrentPutRowAnyVersion", plain(testConcurrentPutRowAny)},
@@ -164,7 +169,7 @@ func run(t *testing.T, newBackend func(t *testing.T, now func() time.Time) token
 
 // nTimed is how many of run's subtests, at the head of its list, let a
 // time to live pass.
-const nTimed = 8
+const nTimed = 9
 
 // shortTTL is long enough that a check made right after a write sees the
 // entry even on a loaded machine, and short enough to keep the suite fast.
