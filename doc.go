@@ -49,6 +49,8 @@
 //   - internal/clock: the one injected clock of the protocol and the sweeps,
 //     and the fake one tests advance.
 //   - internal/reqid: the request id carried in a context, for log lines.
+//   - internal/testenv: the addresses of the test Redis and PostgreSQL, and
+//     the rule that tests skip without them locally but never under CI.
 //   - cmd/finchconnect: the binary, and the only place where packages are
 //     wired together.
 //   - examples/embed: the Connect back-end mounted in an app's own server, as
