@@ -268,7 +268,7 @@ func startREADMEServer(t *testing.T, dir string, env map[string]string, cmd, add
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Minute) // go run may compile first
+	deadline := time.Now().Add(6 * time.Minute) // go run may compile first
 	for {
 		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			conn.Close()
