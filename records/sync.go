@@ -101,14 +101,11 @@ func (y *Sync) Stage(ctx context.Context, product string, items []Item, cp Check
 		}
 		rows = append(rows, row{it.Kind, it.ID, y.key.mac(c), y.key.aead.Seal(nil, nil, c, recordAAD(y.conn, it.Kind, it.ID))})
 	}
-	tx, err := y.s.db.BeginTx(ctx, nil)
+	tx, err := y.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("records: %v", err)
-	}
-	defer tx.Rollback()
-	if err := y.checkOpen(ctx, tx); err != nil {
 		return err
 	}
+	defer tx.Rollback()
 	for _, r := range rows {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO staged (sync_id, kind, record_id, mac, body) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (sync_id, kind, record_id) DO UPDATE SET mac = excluded.mac, body = excluded.body`,
@@ -127,29 +124,35 @@ func (y *Sync) Stage(ctx context.Context, product string, items []Item, cp Check
 	return nil
 }
 
-func (y *Sync) checkOpen(ctx context.Context, tx *sql.Tx) error {
+// begin opens a transaction on the run, or returns ErrClosed if the run
+// is no longer open (committed, abandoned or shredded).
+func (y *Sync) begin(ctx context.Context) (*sql.Tx, error) {
+	tx, err := y.s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("records: %v", err)
+	}
 	var state string
-	err := tx.QueryRowContext(ctx, `SELECT state FROM sync_runs WHERE sync_id = ?`, y.id).Scan(&state)
+	err = tx.QueryRowContext(ctx, `SELECT state FROM sync_runs WHERE sync_id = ?`, y.id).Scan(&state)
 	if errors.Is(err, sql.ErrNoRows) || (err == nil && state != "open") {
-		return ErrClosed
+		err = ErrClosed
+	} else if err != nil {
+		err = fmt.Errorf("records: %v", err)
 	}
 	if err != nil {
-		return fmt.Errorf("records: %v", err)
+		tx.Rollback()
+		return nil, err
 	}
-	return nil
+	return tx, nil
 }
 
 // Abandon closes the run without applying it: its staged pages are
 // dropped and no change is recorded.
 func (y *Sync) Abandon(ctx context.Context) error {
-	tx, err := y.s.db.BeginTx(ctx, nil)
+	tx, err := y.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("records: %v", err)
-	}
-	defer tx.Rollback()
-	if err := y.checkOpen(ctx, tx); err != nil {
 		return err
 	}
+	defer tx.Rollback()
 	if err := y.close(ctx, tx, "abandoned"); err != nil {
 		return err
 	}
@@ -176,14 +179,11 @@ func (y *Sync) close(ctx context.Context, tx *sql.Tx, state string) error {
 // closing, is one transaction, so the changes appear in the feed at once.
 // Commit returns ErrIncomplete if any product's checkpoint is not done.
 func (y *Sync) Commit(ctx context.Context, complete []Kind) ([]Change, error) {
-	tx, err := y.s.db.BeginTx(ctx, nil)
+	tx, err := y.begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("records: %v", err)
-	}
-	defer tx.Rollback()
-	if err := y.checkOpen(ctx, tx); err != nil {
 		return nil, err
 	}
+	defer tx.Rollback()
 	var undone int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM checkpoints WHERE sync_id = ? AND done = 0`, y.id).Scan(&undone); err != nil {
 		return nil, fmt.Errorf("records: %v", err)
