@@ -4,13 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/finchconnect/finchconnect/tokenstore/postgres/postgrestest"
-
+	"github.com/finchconnect/finchconnect/internal/testenv"
 	"github.com/finchconnect/finchconnect/tokenstore"
+	"github.com/finchconnect/finchconnect/tokenstore/postgres/postgrestest"
 	"github.com/finchconnect/finchconnect/tokenstore/redis"
 	"github.com/finchconnect/finchconnect/tokenstore/sqlite"
 	goredis "github.com/redis/go-redis/v9"
@@ -41,20 +40,6 @@ func openSQLite(t *testing.T) tokenstore.Backend {
 	return b
 }
 
-// integrationURL returns the env variable's URL, skipping the test without
-// one, except under CI.
-func integrationURL(t *testing.T, env string) string {
-	t.Helper()
-	u := os.Getenv(env)
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set under CI; .ci/run sets it", env)
-		}
-		t.Skipf("set %s to run this test on that backend", env)
-	}
-	return u
-}
-
 func randomLabel(prefix string) string {
 	var b [6]byte
 	rand.Read(b[:])
@@ -63,7 +48,7 @@ func randomLabel(prefix string) string {
 
 func openRedis(t *testing.T) tokenstore.Backend {
 	t.Helper()
-	opts, err := goredis.ParseURL(integrationURL(t, "FINCHCONNECT_TEST_REDIS_URL"))
+	opts, err := goredis.ParseURL(testenv.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,5 +67,5 @@ func openRedis(t *testing.T) tokenstore.Backend {
 
 func openPostgres(t *testing.T) tokenstore.Backend {
 	t.Helper()
-	return postgrestest.Open(t, integrationURL(t, "FINCHCONNECT_TEST_POSTGRES_URL"), "fc_srv_", 4)
+	return postgrestest.Open(t, testenv.PostgresURL(t), "fc_srv_", 4)
 }

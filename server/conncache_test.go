@@ -2,43 +2,24 @@ package server_test
 
 import (
 	"encoding/json"
-	ifclock "github.com/finchconnect/finchconnect/internal/clock"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/finchconnect/finchconnect"
+	ifclock "github.com/finchconnect/finchconnect/internal/clock"
 	"github.com/finchconnect/finchconnect/keyring"
 	"github.com/finchconnect/finchconnect/sandbox"
 	"github.com/finchconnect/finchconnect/server"
 )
 
-// fakeClock is a clock tests advance by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newCachedProxyFixture(t *testing.T, ttl time.Duration) (*proxyFixture, *fakeClock) {
+func newCachedProxyFixture(t *testing.T, ttl time.Duration) (*proxyFixture, *ifclock.Fake) {
 	t.Helper()
-	clock := &fakeClock{t: time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)}
+	clock := ifclock.NewFake(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
 	f := newProxyFixtureConfig(t, nil, func(c *server.Config) {
 		c.ConnectionCacheTTL = ttl
-	}, server.WithClock(ifclock.Func(clock.now)))
+	}, server.WithClock(clock))
 	return f, clock
 }
 
@@ -60,7 +41,7 @@ func TestProxy_ConnectionCache(t *testing.T) {
 				t.Fatalf("first call = %d %s", r.status, r.body)
 			}
 			f.backend.down.Store(true)
-			clock.advance(server.DefaultConnCacheTTL / 2)
+			clock.Advance(server.DefaultConnCacheTTL / 2)
 			r := f.read.call("GET", path, "")
 			if got := r.status == http.StatusOK; got != tc.cachedOK {
 				t.Fatalf("within the TTL with the store down: %d %s; want 200: %v", r.status, r.body, tc.cachedOK)
@@ -74,7 +55,7 @@ func TestProxy_ConnectionCache(t *testing.T) {
 					t.Errorf("%d audit records for two proxied calls, want one each", n)
 				}
 			}
-			clock.advance(server.DefaultConnCacheTTL)
+			clock.Advance(server.DefaultConnCacheTTL)
 			if r := f.read.call("GET", path, ""); r.status != http.StatusServiceUnavailable {
 				t.Errorf("past the TTL with the store down = %d %s, want 503", r.status, r.body)
 			}
