@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/events"
+	"github.com/finchconnect/finchconnect/internal/testenv"
 	"github.com/finchconnect/finchconnect/tokenstore"
 	"github.com/finchconnect/finchconnect/tokenstore/redis"
 	"github.com/finchconnect/finchconnect/webhook"
@@ -217,10 +217,7 @@ func TestDeliverer_ConcurrentReplicas(t *testing.T) {
 	}{
 		{"Memory", func(*testing.T) tokenstore.Backend { return tokenstore.NewMemory() }},
 		{"Redis", func(t *testing.T) tokenstore.Backend {
-			u := os.Getenv("FINCHCONNECT_TEST_REDIS_URL")
-			if u == "" {
-				t.Skip("set FINCHCONNECT_TEST_REDIS_URL")
-			}
+			u := testenv.RedisURL(t)
 			b, err := redis.Open(t.Context(), u+"?prefix="+fmt.Sprintf("events-test-%d", time.Now().UnixNano()))
 			if err != nil {
 				t.Fatal(err)
