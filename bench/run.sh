@@ -9,6 +9,9 @@
 #   PROFILE=1 ./run.sh            also CPU and allocation profiles (bench/profile)
 #   SCALE=1 LOAD=0 ./run.sh       only the 1M-connection scale run (several minutes)
 #   BUDGET=1 LOAD=0 ./run.sh      only the budget load run (bench/budget, about 4 minutes)
+#   BASE=dda9582 LOAD=0 ./run.sh  only the callback, on SQLite and Redis, of the commit
+#                                 BASE beside this checkout's, alternating, twice each
+#                                 (results/base.md: CPU per callback, head against base)
 #
 # Settings: DURATION (seconds per phase, 10), CONC (concurrent clients, 32),
 # FC_FLOWS (finchconnect flows prepared per store, 50000: enough
@@ -30,6 +33,7 @@ PROFILE="${PROFILE:-0}"
 SCALE="${SCALE:-0}"
 BUDGET="${BUDGET:-0}"
 BUDGET_DB="${BUDGET_DB:-11}"
+BASE="${BASE:-}"
 PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
 rhost="${REDIS_HOST%:*}"
 rport="${REDIS_HOST#*:}"
@@ -213,6 +217,58 @@ if [ "$PROFILE" = 1 ]; then
 	done
 	delkeys "$FC_DB" "{$prefix}*"
 	echo "profiles: results/profiles/ (text tops; the .pb.gz files open with go tool pprof)"
+fi
+
+if [ -n "$BASE" ]; then
+	mkdir -p results
+	echo "== the callback of $BASE beside this checkout's ($(git rev-parse --short HEAD)), on SQLite and Redis"
+	git -C .. worktree add -q --detach "$work/base-src" "$BASE"
+	(cd "$work/base-src" && go build -o "$work/finchconnect-base" ./cmd/finchconnect)
+	git -C .. worktree remove --force "$work/base-src"
+	keys=$("$work/finchconnect" keygen)
+	: >"$work/base.jsonl"
+	for round in 1 2; do
+		for store in sqlite redis; do
+			for which in base head; do
+				bin="$work/finchconnect"
+				extra=(-budget off)
+				if [ "$which" = base ]; then
+					bin="$work/finchconnect-base"
+					extra=()
+				fi
+				dir="$work/cmp-$which-$store-$round"
+				url="sqlite://$dir/finchconnect.db"
+				[ "$store" = redis ] && url="redis://$REDIS_HOST/$FC_DB?prefix=$prefix-$which-$round"
+				FINCH_CLIENT_ID=id FINCH_CLIENT_SECRET=secret FINCH_BASE_URL="$FINCH" FINCHCONNECT_KEYS="$keys" \
+					start "cmp-$which-$store" "$bin" -addr 127.0.0.1:0 -store "$url" -data-dir "$dir" \
+					-connect-limit 0 -callback-limit 0 -sweep-interval 0 -log-level error "${extra[@]}"
+				line=$(drive "cmp-$which-$store.callback" "$which ($store, round $round)" -mode callback -kind finchconnect -n "$FC_FLOWS" -target "$URL" -pid "$PID")
+				stop "$PID"
+				# Every successful callback stored exactly once.
+				n=$(FINCHCONNECT_KEYS="$keys" "$bin" token list -json -store "$url" -data-dir "$dir" | grep -c '"connection_id"' || true)
+				echo "$line" | jq -c --arg which "$which" --arg store "$store" --argjson stored "$n" '. + {which: $which, store: $store, stored: $stored}' >>"$work/base.jsonl"
+				delkeys "$FC_DB" "{$prefix-$which-$round}*"
+			done
+		done
+	done
+	{
+		echo "# The callback of $BASE beside $(git rev-parse --short HEAD)"
+		echo
+		echo "$(date -u +%Y-%m-%dT%H:%MZ), concurrency $CONC, ${DURATION} s per phase, alternating base and head, two rounds. CPU is finchconnect's own per callback (µs), from /proc; Redis's is redis-server's."
+		echo
+		echo "| store | which | round | callbacks/s | CPU µs | Redis CPU µs | p99 ms | ok | stored |"
+		echo "|---|---|---|---|---|---|---|---|---|"
+		jq -r '"| \(.store) | \(.which) | \(.label | capture("round (?<r>[0-9]+)").r) | \(.rps|floor) | \(.cpu_us_per_req|floor) | \(.store_cpu_us_per_req // 0 | floor) | \(.p99_ms) | \(.ok + .warmup_ok) | \(.stored) |"' "$work/base.jsonl"
+		echo
+		echo "| store | base CPU µs (mean) | head CPU µs (mean) | head / base |"
+		echo "|---|---|---|---|"
+		jq -rs 'group_by(.store)[] | . as $g | ([$g[]|select(.which=="base").cpu_us_per_req]|add/length) as $b | ([$g[]|select(.which=="head").cpu_us_per_req]|add/length) as $h | "| \($g[0].store) | \($b|floor) | \($h|floor) | \(if $b > 0 then ($h/$b*100|round)/100 else "n/a" end) |"' "$work/base.jsonl"
+	} >results/base.md
+	cat results/base.md
+	# A phase whose prepared flows ran out measured nothing: raise FC_FLOWS.
+	jq -e -s 'all(.[]; .exhausted | not)' "$work/base.jsonl" >/dev/null || { echo "a phase ran out of prepared flows (raise FC_FLOWS)" >&2; exit 2; }
+	# A callback answered but not stored, or stored twice, fails the run.
+	jq -e -s 'all(.[]; .stored == .ok + .warmup_ok)' "$work/base.jsonl" >/dev/null || { echo "stored connections differ from successful callbacks" >&2; exit 2; }
 fi
 
 if [ "$SCALE" = 1 ]; then
