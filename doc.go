@@ -48,6 +48,8 @@
 //     shutdowns.
 //   - internal/clock: the one injected clock of the protocol and the sweeps,
 //     and the fake one tests advance.
+//   - internal/seam: the dependencies tests inject into connect and server
+//     (clock, randomness, failpoints), with their one set of defaults.
 //   - internal/reqid: the request id carried in a context, for log lines.
 //   - internal/testenv: the addresses of the test Redis and PostgreSQL, and
 //     the rule that tests skip without them locally but never under CI.

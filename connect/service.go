@@ -22,7 +22,6 @@ package connect
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"io"
 	"log/slog"
@@ -36,6 +35,7 @@ import (
 	"github.com/finchconnect/finchconnect/internal/clock"
 	"github.com/finchconnect/finchconnect/internal/inflight"
 	"github.com/finchconnect/finchconnect/internal/reqid"
+	"github.com/finchconnect/finchconnect/internal/seam"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
@@ -104,24 +104,20 @@ type Journal interface {
 // Option sets one of the Service's test seams.
 type Option func(*options)
 
-type options struct {
-	clock     clock.Clock
-	rand      io.Reader
-	failpoint func(string)
-}
+type options struct{ seam.Set }
 
 // WithClock sets the clock every step of the protocol reads (ages, TTLs,
 // backoffs, polls, the loops of Run). Default: the system clock.
-func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
+func WithClock(c clock.Clock) Option { return func(o *options) { o.Clock = c } }
 
 // WithRand sets the randomness of states and nonces. Default crypto/rand.
-func WithRand(r io.Reader) Option { return func(o *options) { o.rand = r } }
+func WithRand(r io.Reader) Option { return func(o *options) { o.Rand = r } }
 
 // WithFailpoint sets a hook called at named points of a callback
 // ("before-exchange", "after-exchange", "after-stage", reached only on the
 // write-ahead path, "after-commit"), so that crash tests can kill the
 // process there.
-func WithFailpoint(f func(name string)) Option { return func(o *options) { o.failpoint = f } }
+func WithFailpoint(f func(name string)) Option { return func(o *options) { o.Failpoint = f } }
 
 // Service runs the protocol. Create it with [New]; it is safe for
 // concurrent use.
@@ -158,20 +154,11 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store, opts ...Option) 
 	if u, err := url.Parse(cfg.RedirectURI); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("connect: RedirectURI must be an absolute http(s) URL")
 	}
-	o := options{clock: clock.Real(), rand: rand.Reader, failpoint: func(string) {}}
+	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	// A nil seam is the default.
-	if o.clock == nil {
-		o.clock = clock.Real()
-	}
-	if o.rand == nil {
-		o.rand = rand.Reader
-	}
-	if o.failpoint == nil {
-		o.failpoint = func(string) {}
-	}
+	o.Set = o.WithDefaults() // a nil seam is the default
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -201,9 +188,9 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store, opts ...Option) 
 		finch:     fc,
 		store:     store,
 		backend:   store.Backend(),
-		clock:     o.clock,
-		rand:      o.rand,
-		failpoint: o.failpoint,
+		clock:     o.Clock,
+		rand:      o.Rand,
+		failpoint: o.Failpoint,
 		waiters:   map[string]*waiter{},
 	}, nil
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/finchconnect/finchconnect/connect"
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/internal/clock"
+	"github.com/finchconnect/finchconnect/internal/seam"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
@@ -139,24 +139,22 @@ const DefaultAPIKeyCacheTTL = time.Second
 type Option func(*options)
 
 type options struct {
-	clock     clock.Clock
-	rand      io.Reader
-	failpoint func(string)
-	observe   func(outcome string, d time.Duration)
+	seam.Set
+	observe func(outcome string, d time.Duration)
 }
 
 // WithClock sets the one clock the server, its sweeps and its protocol
 // service read. Default: the system clock.
-func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
+func WithClock(c clock.Clock) Option { return func(o *options) { o.Clock = c } }
 
 // WithRand sets the randomness of states, nonces, cookies and ids.
 // Default crypto/rand.
-func WithRand(r io.Reader) Option { return func(o *options) { o.rand = r } }
+func WithRand(r io.Reader) Option { return func(o *options) { o.Rand = r } }
 
 // WithFailpoint sets a hook called at named points of a callback (those of
 // [connect.WithFailpoint], and "before-response"), so that crash tests can
 // kill the process there.
-func WithFailpoint(f func(name string)) Option { return func(o *options) { o.failpoint = f } }
+func WithFailpoint(f func(name string)) Option { return func(o *options) { o.Failpoint = f } }
 
 // WithObserver sets a function told how each callback ended, for metrics:
 // outcome is one of "connected", "duplicate", "invalid_state",
@@ -218,20 +216,11 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store, opts ...Option) 
 	if cfg.Audit == nil {
 		cfg.Audit = func(context.Context, finchconnect.AuditRecord) {}
 	}
-	o := options{clock: clock.Real(), rand: rand.Reader, failpoint: func(string) {}, observe: func(string, time.Duration) {}}
+	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	// A nil seam is the default.
-	if o.clock == nil {
-		o.clock = clock.Real()
-	}
-	if o.rand == nil {
-		o.rand = rand.Reader
-	}
-	if o.failpoint == nil {
-		o.failpoint = func(string) {}
-	}
+	o.Set = o.WithDefaults() // a nil seam is the default, the same as connect's
 	if o.observe == nil {
 		o.observe = func(string, time.Duration) {}
 	}
@@ -247,9 +236,9 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store, opts ...Option) 
 		store:     store,
 		backend:   store.Backend(),
 		pages:     p,
-		clock:     o.clock,
-		rand:      o.rand,
-		failpoint: o.failpoint,
+		clock:     o.Clock,
+		rand:      o.Rand,
+		failpoint: o.Failpoint,
 		observe:   o.observe,
 	}
 	if s.protocol, err = connect.New(connect.Config{
@@ -263,7 +252,7 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store, opts ...Option) 
 		Notify:        cfg.Notify,
 		Audit:         cfg.Audit,
 		Logger:        cfg.Logger,
-	}, fc, store, connect.WithClock(o.clock), connect.WithRand(o.rand), connect.WithFailpoint(o.failpoint)); err != nil {
+	}, fc, store, connect.WithClock(o.Clock), connect.WithRand(o.Rand), connect.WithFailpoint(o.Failpoint)); err != nil {
 		return nil, err
 	}
 	switch {
@@ -273,9 +262,9 @@ func New(cfg Config, fc *finch.Client, store *tokenstore.Store, opts ...Option) 
 		}
 	default:
 		ttl := cmp.Or(cfg.APIKeyCacheTTL, DefaultAPIKeyCacheTTL)
-		s.keys = apikey.NewCache(s.backend, ttl, o.clock.Now).Verify
+		s.keys = apikey.NewCache(s.backend, ttl, o.Clock.Now).Verify
 	}
-	s.conns = newConnCache(cmp.Or(cfg.ConnectionCacheTTL, DefaultConnCacheTTL), o.clock.Now)
+	s.conns = newConnCache(cmp.Or(cfg.ConnectionCacheTTL, DefaultConnCacheTTL), o.Clock.Now)
 	mux := http.NewServeMux()
 	s.addRoutes(mux)
 	s.handler = s.middleware(mux)
