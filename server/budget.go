@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/finchconnect/finchconnect/budget"
@@ -38,4 +39,22 @@ func (s *Server) writeNoBudget(w http.ResponseWriter, r *http.Request, wait time
 // behind interactive calls for the Finch rate budget.
 func background(ctx context.Context, id string) context.Context {
 	return budget.WithConnection(budget.WithLane(ctx, budget.Background), id)
+}
+
+// PriorityHeader is the request header with which an app puts a proxied
+// call in the budget's background lane ("background"): batch work such as
+// its own nightly syncs, which should wait behind the reads a person waits
+// for. Without it a proxied call is interactive. It is not sent to Finch.
+const PriorityHeader = "Finch-Connect-Priority"
+
+// proxyLane maps a PriorityHeader value to its lane; ok is false for a
+// value that is neither empty, "interactive" nor "background".
+func proxyLane(v string) (lane budget.Lane, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "", "interactive":
+		return budget.Interactive, true
+	case "background":
+		return budget.Background, true
+	}
+	return budget.Interactive, false
 }

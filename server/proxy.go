@@ -135,6 +135,11 @@ func (s *Server) handleProxy() http.Handler {
 			s.writeJSONError(w, r, http.StatusForbidden, "forbidden", "This API key's scope ("+scopeOf(ctx)+") does not allow this call; it needs a key of scope "+need+".")
 			return
 		}
+		lane, ok := proxyLane(r.Header.Get(PriorityHeader))
+		if !ok {
+			s.writeJSONError(w, r, http.StatusBadRequest, "invalid_priority", "The "+PriorityHeader+" header must be interactive (the default) or background.")
+			return
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxProxyBody))
 		var tooBig *http.MaxBytesError
 		switch {
@@ -152,7 +157,8 @@ func (s *Server) handleProxy() http.Handler {
 			return
 		}
 		s.audit(ctx, finchconnect.AuditDecrypted, id, actor(ctx), r.Method+" "+path)
-		res, err := s.finch.Do(budget.WithConnection(ctx, id), conn.AccessToken, r.Method, path, r.URL.Query(), body)
+		ctx = budget.WithConnection(budget.WithLane(ctx, lane), id)
+		res, err := s.finch.Do(ctx, conn.AccessToken, r.Method, path, r.URL.Query(), body)
 		if wait, ok := noBudget(err); ok {
 			s.writeNoBudget(w, r, wait)
 			return
@@ -170,7 +176,7 @@ func (s *Server) handleProxy() http.Handler {
 			if fresh, ferr := s.store.Get(ctx, id); ferr == nil && !fresh.AccessToken.Equal(conn.AccessToken) {
 				conn = fresh
 				s.audit(ctx, finchconnect.AuditDecrypted, id, actor(ctx), r.Method+" "+path)
-				res, err = s.finch.Do(budget.WithConnection(ctx, id), conn.AccessToken, r.Method, path, r.URL.Query(), body)
+				res, err = s.finch.Do(ctx, conn.AccessToken, r.Method, path, r.URL.Query(), body)
 				if wait, ok := noBudget(err); ok {
 					s.writeNoBudget(w, r, wait)
 					return
