@@ -68,9 +68,12 @@ func TestDrive(t *testing.T) {
 }
 
 func TestMarkdownShare(t *testing.T) {
-	s := settings{window: time.Minute, offered: 3, factor: 1, conns: 30, sweepPerMin: 60}
-	md := s.markdown([]phase{{name: "x", limit: 20, companyAdmitted: 19, app: map[int]int{200: 19, 429: 41}}})
-	if !strings.Contains(md, "19 of 20 (95%)") || !strings.Contains(md, "41×429") {
+	s := settings{window: time.Minute, interactive: 0.5, background: 2.5, factor: 1, conns: 30, sweepPerMin: 60}
+	md := s.markdown([]phase{{name: "x", limit: 20, companyAdmitted: 19, lanes: []lane{
+		{name: "interactive", app: map[int]int{200: 10}},
+		{name: "background", app: map[int]int{200: 9, 429: 41}},
+	}}})
+	if !strings.Contains(md, "19 of 20 (95%)") || !strings.Contains(md, "41×429") || !strings.Contains(md, "| x | interactive |") || !strings.Contains(md, "| x | background |") {
 		t.Errorf("markdown:\n%s", md)
 	}
 }

@@ -1,16 +1,18 @@
 // Command budget is issue 18's budget load run: three finchconnect
 // replicas on one shared store (Redis, then PostgreSQL) behind the sandbox
 // with Finch's rate limits on (scaled by -factor), offered a multiple of
-// the binding product's budget (company, through the /v1 proxy: the
-// interactive lane) while each replica's health sweep introspects every
-// connection (the background lane). Side by side, during the Redis phase,
-// the same offered load goes from the official Finch SDK (sdk.mjs, default
-// retries) straight to a sandbox of its own.
+// the binding product's budget (company, through the /v1 proxy) in two
+// lanes at once: interactive reads (-interactive, default 0.5× the budget)
+// and background reads marked Finch-Connect-Priority: background
+// (-background, default 2.5×), while each replica's health sweep
+// introspects every connection (background too). Side by side, during the
+// Redis phase, the same total offered load goes from the official Finch
+// SDK (sdk.mjs, default retries) straight to a sandbox of its own.
 //
 // It reports, per phase: the 429s the sandbox answered, the share of the
 // company budget used over one full window after a warm-up (every
 // 60-second interval admits at most the limit, so the share is at most
-// 100%), and the p50/p99 of the interactive reads' latency (their wait for
+// 100%), and per lane the p50/p99 of the reads' latency (their wait for
 // budget included), plus what the app saw. It writes a Markdown table to
 // -out and prints it.
 //
@@ -54,7 +56,7 @@ import (
 type settings struct {
 	bin, redisURL, pgURL, sdkDir, node, out, extra string
 	replicas, conns                                int
-	factor, offered, sweepPerMin                   float64
+	factor, interactive, background, sweepPerMin   float64
 	warm, window                                   time.Duration
 	stores                                         []string
 }
@@ -73,7 +75,8 @@ func main() {
 	flag.IntVar(&s.replicas, "replicas", 3, "finchconnect replicas on the shared store")
 	flag.IntVar(&s.conns, "conns", 30, "connections")
 	flag.Float64Var(&s.factor, "factor", 1, "the sandbox's rate-limit factor (1: Finch's numbers)")
-	flag.Float64Var(&s.offered, "offered", 3, "interactive company reads offered, as a multiple of the company budget")
+	flag.Float64Var(&s.interactive, "interactive", 0.5, "interactive company reads offered through the proxy, as a multiple of the company budget")
+	flag.Float64Var(&s.background, "background", 2.5, "background company reads (Finch-Connect-Priority: background) offered through the proxy, as a multiple of the company budget")
 	flag.Float64Var(&s.sweepPerMin, "sweep-per-minute", 60, "each replica's sweep rate (/introspect a minute, background lane)")
 	flag.DurationVar(&s.warm, "warm", 20*time.Second, "time before the measured window")
 	flag.DurationVar(&s.window, "window", time.Minute, "measured window (whole minutes: the share is exact then)")
@@ -202,13 +205,19 @@ func (f *finch) limits() (limitsInfo, error) {
 // phase is one store's (or the SDK's) results.
 type phase struct {
 	name                       string
-	sent, ok                   int
-	app                        map[int]int // statuses the app saw
-	p50, p99                   time.Duration
+	lanes                      []lane
 	sb429, sbLockouts          int
 	companyAdmitted, limit     int
 	introspects, introspect429 int
 	note                       string
+}
+
+// lane is what the app saw of one lane's reads.
+type lane struct {
+	name     string
+	sent, ok int
+	app      map[int]int // statuses the app saw
+	p50, p99 time.Duration
 }
 
 func run(s settings) error {
@@ -247,10 +256,11 @@ func run(s settings) error {
 	return os.WriteFile(s.out, []byte(md), 0o644)
 }
 
-func (s settings) rate(limit int) float64 { return s.offered * float64(limit) / 60 }
+// rate is reads a second at mult times a budget of limit a minute.
+func rate(mult float64, limit int) float64 { return mult * float64(limit) / 60 }
 
 func (s settings) storePhase(ctx context.Context, store, keys string, kr *keyring.Keyring) (phase, error) {
-	p := phase{name: fmt.Sprintf("finchconnect ×%d, %s", s.replicas, store), app: map[int]int{}}
+	p := phase{name: fmt.Sprintf("finchconnect ×%d, %s", s.replicas, store)}
 	f, err := startSandbox()
 	if err != nil {
 		return p, err
@@ -341,15 +351,32 @@ func (s settings) storePhase(ctx context.Context, store, keys string, kr *keyrin
 	}
 	p.limit = li.Products["company"]
 	t0 := time.Now()
-	lat, statuses := drive(ctx, s.rate(p.limit), s.warm+s.window, func(i int) (*http.Request, error) {
-		r := reps[i%len(reps)]
-		req, err := http.NewRequest("GET", r.url+"/v1/connections/"+conns[i%len(conns)].ConnectionID+"/finch/employer/company", nil)
-		if err == nil {
-			req.Header.Set("Authorization", "Bearer "+secret.Reveal())
+	reads := func(priority string, offset int) func(i int) (*http.Request, error) {
+		return func(i int) (*http.Request, error) {
+			i += offset // the lanes read different connections at each step
+			r := reps[i%len(reps)]
+			req, err := http.NewRequest("GET", r.url+"/v1/connections/"+conns[i%len(conns)].ConnectionID+"/finch/employer/company", nil)
+			if err == nil {
+				req.Header.Set("Authorization", "Bearer "+secret.Reveal())
+				if priority != "" {
+					req.Header.Set("Finch-Connect-Priority", priority)
+				}
+			}
+			return req, err
 		}
-		return req, err
+	}
+	var wg sync.WaitGroup
+	var inter, bg lane
+	wg.Go(func() {
+		lat, st := drive(ctx, rate(s.interactive, p.limit), s.warm+s.window, reads("", 0))
+		inter = newLane(fmt.Sprintf("interactive, %g×", s.interactive), lat, st)
 	})
-	p.fill(lat, statuses)
+	wg.Go(func() {
+		lat, st := drive(ctx, rate(s.background, p.limit), s.warm+s.window, reads("background", len(conns)/2))
+		bg = newLane(fmt.Sprintf("background, %g×", s.background), lat, st)
+	})
+	wg.Wait()
+	p.lanes = []lane{inter, bg}
 	if li, err = f.limits(); err != nil {
 		return p, err
 	}
@@ -358,19 +385,22 @@ func (s settings) storePhase(ctx context.Context, store, keys string, kr *keyrin
 	return p, nil
 }
 
-func (p *phase) fill(lat []time.Duration, statuses []int) {
+// newLane sums up what drive returned for one lane.
+func newLane(name string, lat []time.Duration, statuses []int) lane {
+	l := lane{name: name, app: map[int]int{}}
 	for _, st := range statuses {
-		p.sent++
-		p.app[st]++
+		l.sent++
+		l.app[st]++
 		if st == http.StatusOK {
-			p.ok++
+			l.ok++
 		}
 	}
 	slices.Sort(lat)
 	if len(lat) > 0 {
-		p.p50 = lat[len(lat)/2]
-		p.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
+		l.p50 = lat[len(lat)/2]
+		l.p99 = lat[min(len(lat)-1, len(lat)*99/100)]
 	}
+	return l
 }
 
 // measure counts what the sandbox answered from the moment the limits went
@@ -525,7 +555,7 @@ func dropRedis(raw, pattern string) {
 // sdkPhase sends the same offered load from the official SDK to a sandbox
 // of its own.
 func (s settings) sdkPhase(ctx context.Context) phase {
-	p := phase{name: "official SDK (Node, default retries), direct", app: map[int]int{}}
+	p := phase{name: "official SDK (Node, default retries), direct"}
 	f, err := startSandbox()
 	if err != nil {
 		p.note = err.Error()
@@ -554,7 +584,7 @@ func (s settings) sdkPhase(ctx context.Context) phase {
 	}
 	cmd := exec.CommandContext(ctx, s.node, script)
 	cmd.Env = append(os.Environ(), "SDK_DIR="+abs, "FINCH_BASE_URL="+f.url, "TOKENS="+strings.Join(toks, ","),
-		fmt.Sprintf("RATE=%g", s.rate(p.limit)), fmt.Sprintf("DURATION_MS=%d", (s.warm+s.window).Milliseconds()))
+		fmt.Sprintf("RATE=%g", rate(s.interactive+s.background, p.limit)), fmt.Sprintf("DURATION_MS=%d", (s.warm+s.window).Milliseconds()))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	t0 := time.Now()
@@ -574,16 +604,16 @@ func (s settings) sdkPhase(ctx context.Context) phase {
 		p.note = "sdk output: " + err.Error()
 		return p
 	}
-	p.sent, p.ok = r.Sent, r.OK
-	p.app[200] = r.OK
+	l := lane{name: fmt.Sprintf("all, %g×", s.interactive+s.background), sent: r.Sent, ok: r.OK, app: map[int]int{200: r.OK}}
 	for k, v := range r.Errors {
 		var st int
 		if _, err := fmt.Sscan(k, &st); err != nil {
 			st = 0
 		}
-		p.app[st] += v
+		l.app[st] += v
 	}
-	p.p50, p.p99 = time.Duration(r.P50*float64(time.Millisecond)), time.Duration(r.P99*float64(time.Millisecond))
+	l.p50, l.p99 = time.Duration(r.P50*float64(time.Millisecond)), time.Duration(r.P99*float64(time.Millisecond))
+	p.lanes = []lane{l}
 	li, _ = f.limits()
 	p.sbLockouts = li.Lockouts
 	p.measure(f.rec.snapshot(), t0.Add(s.warm), t0.Add(s.warm+s.window))
@@ -592,35 +622,45 @@ func (s settings) sdkPhase(ctx context.Context) phase {
 
 func (s settings) markdown(ps []phase) string {
 	var b strings.Builder
+	limit := ps[0].limit
 	fmt.Fprintf(&b, "# Budget load run (bench/budget)\n\n%s UTC. Sandbox rate-limit factor %g (company: %d a minute); %d connections of one client id; "+
-		"interactive: /v1 proxy GET /employer/company offered at %g× the company budget (%.2f/s), round robin over the replicas; "+
-		"background: each replica's health sweep, every 1 s at up to %g /introspect a minute; %v warm-up, then a measured window of %v. Replica arguments: `%s`.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04"), s.factor, ps[0].limit, s.conns, s.offered, s.rate(ps[0].limit), s.sweepPerMin, s.warm, s.window, s.extra)
-	b.WriteString("| run | sent | 200 | other answers the app saw | sandbox 429s | IP lockouts | company budget used (measured window) | p50 / p99 of 200s | /introspect (429) |\n|---|---|---|---|---|---|---|---|---|\n")
+		"through the /v1 proxy, GET /employer/company offered in two lanes at once, round robin over the replicas: interactive at %g× the company budget (%.2f/s) "+
+		"and background (`Finch-Connect-Priority: background`) at %g× (%.2f/s), %g× in all; "+
+		"each replica's health sweep also runs, every 1 s at up to %g /introspect a minute (background lane); the SDK sends the same total (%.2f/s) straight to a sandbox of its own. "+
+		"%v warm-up, then a measured window of %v. Replica arguments: `%s`.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04"), s.factor, limit, s.conns, s.interactive, rate(s.interactive, limit), s.background, rate(s.background, limit),
+		s.interactive+s.background, s.sweepPerMin, rate(s.interactive+s.background, limit), s.warm, s.window, s.extra)
+	b.WriteString("| run | lane | sent | 200 | other answers the app saw | p50 / p99 of 200s | sandbox 429s | IP lockouts | company budget used (measured window) | /introspect (429) |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, p := range ps {
-		var other []string
-		keys := make([]int, 0, len(p.app))
-		for k := range p.app {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			if k != 200 {
-				other = append(other, fmt.Sprintf("%d×%d", p.app[k], k))
-			}
-		}
 		want := float64(p.limit) * s.window.Minutes()
 		share := 0.0
 		if want > 0 {
 			share = 100 * float64(p.companyAdmitted) / want
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %d | %d | %d of %.0f (%.0f%%) | %v / %v | %d (%d) |\n",
-			p.name, p.sent, p.ok, strings.Join(other, ", "), p.sb429, p.sbLockouts, p.companyAdmitted, want, share,
-			p.p50.Round(time.Millisecond), p.p99.Round(time.Millisecond), p.introspects, p.introspect429)
+		for i, l := range p.lanes {
+			var other []string
+			keys := make([]int, 0, len(l.app))
+			for k := range l.app {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				if k != 200 {
+					other = append(other, fmt.Sprintf("%d×%d", l.app[k], k))
+				}
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %s | %v / %v |", p.name, l.name, l.sent, l.ok, strings.Join(other, ", "), l.p50.Round(time.Millisecond), l.p99.Round(time.Millisecond))
+			if i == 0 {
+				fmt.Fprintf(&b, " %d | %d | %d of %.0f (%.0f%%) | %d (%d) |\n", p.sb429, p.sbLockouts, p.companyAdmitted, want, share, p.introspects, p.introspect429)
+			} else {
+				b.WriteString(" 〃 | 〃 | 〃 | 〃 |\n")
+			}
+		}
 		if p.note != "" {
 			fmt.Fprintf(&b, "\n%s: %s\n", p.name, p.note)
 		}
 	}
-	b.WriteString("\nStatus 0 counts requests with no answer within 60 s. Targets (issue 18): 0 sandbox 429s, ≥ 95% of the binding product's budget used, p99 ≤ 2 s for interactive reads.\n")
+	b.WriteString("\nStatus 0 counts requests with no answer within 60 s. The sandbox's counts (429s, lockouts, budget used) are per run, for both lanes together. " +
+		"Targets (issue 18): 0 sandbox 429s, ≥ 95% of the binding product's budget used, p99 ≤ 2 s for interactive reads while background work is queued.\n")
 	return b.String()
 }
