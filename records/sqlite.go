@@ -365,3 +365,85 @@ func (s *Store) Changes(ctx context.Context, conn, cursor string, limit int) (Ch
 	}
 	return p, nil
 }
+
+// List returns up to limit of conn's records of one kind whose ids follow
+// after ("" is the start), in id order, opened, and the id to pass as after
+// for the next page ("" when there is none). A shredded or unknown
+// connection has no records.
+func (s *Store) List(ctx context.Context, conn string, kind Kind, after string, limit int) ([]Item, string, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT record_id, body FROM records WHERE connection_id = ? AND kind = ? AND record_id > ?
+		ORDER BY record_id LIMIT ?`, conn, string(kind), after, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("records: %v", err)
+	}
+	type sealedRow struct {
+		id  string
+		box []byte
+	}
+	var sealed []sealedRow
+	for rows.Next() {
+		var r sealedRow
+		if err := rows.Scan(&r.id, &r.box); err != nil {
+			rows.Close()
+			return nil, "", fmt.Errorf("records: %v", err)
+		}
+		sealed = append(sealed, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("records: %v", err)
+	}
+	next := ""
+	if len(sealed) > limit {
+		sealed = sealed[:limit]
+		next = sealed[limit-1].id
+	}
+	if len(sealed) == 0 {
+		return nil, "", nil
+	}
+	k, err := s.loadKey(ctx, s.db, conn, false)
+	if errors.Is(err, ErrNotFound) {
+		// Rows without a data key: a Shred cut short between its two
+		// steps. They can never be opened; they are not there.
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	items := make([]Item, len(sealed))
+	for i, r := range sealed {
+		body, err := k.aead.Open(nil, nil, r.box, recordAAD(conn, kind, r.id))
+		if err != nil {
+			return nil, "", errors.New("records: record failed to open")
+		}
+		items[i] = Item{Kind: kind, ID: r.id, Body: body}
+	}
+	return items, next, nil
+}
+
+// Connections returns, in order, the ids of the connections the store
+// holds anything readable or purgeable for (a data key, records, runs or
+// changes), so that a sweep can shred those whose connection is gone.
+func (s *Store) Connections(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT connection_id FROM data_keys
+		UNION SELECT connection_id FROM records
+		UNION SELECT connection_id FROM sync_runs
+		UNION SELECT connection_id FROM changes
+		ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("records: %v", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("records: %v", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
