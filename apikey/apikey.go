@@ -10,6 +10,13 @@
 // (everything, and POST /forward through the proxy: a raw call to the
 // employer's payroll system, so it is a scope of its own), and can be
 // revoked.
+//
+// Independently of its scope, a key may be made personal ([Personal]): only
+// a personal key is shown the employees' personal fields (SSN, date of
+// birth, income, bank accounts, personal contacts) in the local records
+// that /v1 serves; other keys get them removed. It is a flag, not a rank of
+// the scope, because a service that writes (starts Connect) has no more
+// need of an SSN than one that reads.
 package apikey
 
 import (
@@ -66,6 +73,9 @@ type Record struct {
 	Name      string    `json:"name,omitempty"`
 	Scope     string    `json:"scope"`
 	Hash      string    `json:"hash"` // hex SHA-256 of the secret part
+	// Personal: the key is shown employees' personal fields in local
+	// records (see [Personal]).
+	Personal  bool      `json:"personal,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 }
@@ -86,9 +96,16 @@ func rank(scope string) int {
 	return -1
 }
 
+// Option adjusts a key that Create issues.
+type Option func(*Record)
+
+// Personal makes the key personal: /v1's local records keep the employees'
+// personal fields for it, and every read that returns one is audited.
+func Personal() Option { return func(r *Record) { r.Personal = true } }
+
 // Create issues a key with scope and name and returns it, once: it cannot be
 // shown again.
-func Create(ctx context.Context, b KeySpace, name, scope string) (finchconnect.Secret, Record, error) {
+func Create(ctx context.Context, b KeySpace, name, scope string, opts ...Option) (finchconnect.Secret, Record, error) {
 	if rank(scope) < 0 {
 		return finchconnect.Secret{}, Record{}, fmt.Errorf("apikey: scope must be %q, %q or %q", ScopeRead, ScopeWrite, ScopeForward)
 	}
@@ -103,6 +120,9 @@ func Create(ctx context.Context, b KeySpace, name, scope string) (finchconnect.S
 	id := hex.EncodeToString(idb[:])
 	secret := base64.RawURLEncoding.EncodeToString(sec[:])
 	rec := Record{ID: id, Name: name, Scope: scope, Hash: hash(secret), CreatedAt: time.Now().UTC()}
+	for _, o := range opts {
+		o(&rec)
+	}
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return finchconnect.Secret{}, Record{}, err

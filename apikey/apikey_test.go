@@ -181,3 +181,44 @@ func TestScopes(t *testing.T) {
 		t.Errorf("Verify(forward key) = %+v, %v", got, err)
 	}
 }
+
+// TestPersonal: the personal flag is kept with the key's record, read back
+// by Verify and the cache, absent by default, and not a rank of the scope.
+func TestPersonal(t *testing.T) {
+	ctx := t.Context()
+	b := tokenstore.NewMemory()
+	plain, _, err := apikey.Create(ctx, b, "writer", apikey.ScopeForward)
+	if err != nil {
+		t.Fatal(err)
+	}
+	personal, rec, err := apikey.Create(ctx, b, "hr", apikey.ScopeRead, apikey.Personal())
+	if err != nil || !rec.Personal {
+		t.Fatalf("Create(Personal) = %+v, %v", rec, err)
+	}
+	cache := apikey.NewCache(b, time.Minute, nil)
+	for _, verify := range []func(context.Context, string) (apikey.Record, error){
+		func(ctx context.Context, h string) (apikey.Record, error) { return apikey.Verify(ctx, b, h) },
+		cache.Verify,
+	} {
+		got, err := verify(ctx, "Bearer "+personal.Reveal())
+		if err != nil || !got.Personal || got.Allows(apikey.ScopeWrite) {
+			t.Errorf("personal read key: %+v, %v; want personal, read only", got, err)
+		}
+		got, err = verify(ctx, "Bearer "+plain.Reveal())
+		if err != nil || got.Personal {
+			t.Errorf("forward key: %+v, %v; want not personal", got, err)
+		}
+	}
+	if err := apikey.Revoke(ctx, b, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := apikey.List(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.ID == rec.ID && (!r.Personal || r.RevokedAt.IsZero()) {
+			t.Errorf("after Revoke: %+v; want revoked and still personal", r)
+		}
+	}
+}
