@@ -69,10 +69,10 @@ var (
 
 // Record is what finchconnect keeps of a key: never the key itself.
 type Record struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name,omitempty"`
-	Scope     string    `json:"scope"`
-	Hash      string    `json:"hash"` // hex SHA-256 of the secret part
+	ID    string `json:"id"`
+	Name  string `json:"name,omitempty"`
+	Scope string `json:"scope"`
+	Hash  string `json:"hash"` // hex SHA-256 of the secret part
 	// Personal: the key is shown employees' personal fields in local
 	// records (see [Personal]).
 	Personal  bool      `json:"personal,omitempty"`
