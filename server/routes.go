@@ -55,6 +55,10 @@ func (s *Server) v1Routes() []v1Route {
 		{"GET /v1/connections/{id}", read(s.handleAPIGetConnection())},
 		{"DELETE /v1/connections/{id}", write(s.handleAPIDeleteConnection())},
 		{"POST /v1/connections/{id}/reauthenticate", write(s.handleAPIConnectSession())},
+		// The local copy (issue #19): 404 sync_off without Config.Records.
+		{"GET /v1/connections/{id}/changes", read(s.handleAPIChanges())},
+		{"GET /v1/connections/{id}/records/{kind}", read(s.handleAPIListRecords())},
+		{"GET /v1/connections/{id}/records/{kind}/{record_id}", read(s.handleAPIGetRecord())},
 		// Any method: the handler allows reads to read keys and asks for
 		// a write key for anything else.
 		{"/v1/connections/{id}/finch/{path...}", read(s.handleProxy())},

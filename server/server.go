@@ -19,6 +19,7 @@ import (
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/internal/clock"
 	"github.com/finchconnect/finchconnect/internal/seam"
+	"github.com/finchconnect/finchconnect/records"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
@@ -123,6 +124,12 @@ type Config struct {
 	// replica's within this time. Default 1 second; negative reads the
 	// store on every call.
 	ConnectionCacheTTL time.Duration
+
+	// Records is the local copy of each connection's data that the sync
+	// engine keeps (issue #19). With it, /v1 serves each connection's
+	// change feed and its records, and a disconnect shreds the
+	// connection's records. Nil: those routes answer 404 sync_off.
+	Records *records.Store
 
 	// Logger receives one line per request and the errors someone must act
 	// on. Nil means slog.Default(): an embedder who sets nothing still sees
@@ -358,6 +365,10 @@ func (s *Server) changeStatus(ctx context.Context, id string, before finchconnec
 		return nil
 	})
 	s.conns.forget(id)
+	if err == nil && changed && preview.Status == finchconnect.StatusDisconnected {
+		// Finch says the employer is gone: so is the local copy.
+		s.shredRecords(ctx, id)
+	}
 	return changed, err
 }
 

@@ -31,6 +31,7 @@ type ctxKeyAPI int
 const (
 	apiKeyCtx ctxKeyAPI = iota
 	apiKeyScopeCtx
+	apiKeyPersonalCtx
 )
 
 // requireKey authenticates the request's API key and checks its scope.
@@ -55,6 +56,7 @@ func (s *Server) requireKey(scope string, h http.Handler) http.Handler {
 		}
 		ctx := context.WithValue(r.Context(), apiKeyCtx, rec.ID)
 		ctx = context.WithValue(ctx, apiKeyScopeCtx, rec.Scope)
+		ctx = context.WithValue(ctx, apiKeyPersonalCtx, rec.Personal)
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -249,9 +251,11 @@ func (s *Server) handleAPIDeleteConnection() http.Handler {
 	})
 }
 
-// disconnect revokes a connection at Finch, then deletes its token. A token
-// Finch already refuses counts as disconnected; any other failure keeps the
-// token, so the disconnect can be retried.
+// disconnect revokes a connection at Finch, then deletes its token, then
+// shreds its local records. A token Finch already refuses counts as
+// disconnected; any other failure keeps the token, so the disconnect can be
+// retried. A failed shred does not fail the disconnect (ShredOrphans
+// retries it).
 func (s *Server) disconnect(ctx context.Context, id, who string) error {
 	conn, err := s.store.Get(ctx, id)
 	if err != nil {
@@ -268,6 +272,7 @@ func (s *Server) disconnect(ctx context.Context, id, who string) error {
 		return storeFailure(err)
 	}
 	s.audit(ctx, finchconnect.AuditDisconnected, id, who, "")
+	s.shredRecords(ctx, id)
 	conn.Status = finchconnect.StatusDisconnected
 	s.notifyAfter(ctx, finchconnect.EventConnectionDisconnected, conn)
 	return nil

@@ -56,6 +56,9 @@ var docPath = []struct {
 }{
 	{regexp.MustCompile(`^/v1/connections/[^/]+/finch/.+$`), "/v1/connections/{id}/finch/{path}"},
 	{regexp.MustCompile(`^/v1/connections/[^/]+/reauthenticate$`), "/v1/connections/{id}/reauthenticate"},
+	{regexp.MustCompile(`^/v1/connections/[^/]+/changes$`), "/v1/connections/{id}/changes"},
+	{regexp.MustCompile(`^/v1/connections/[^/]+/records/[^/]+$`), "/v1/connections/{id}/records/{kind}"},
+	{regexp.MustCompile(`^/v1/connections/[^/]+/records/[^/]+/[^/]+$`), "/v1/connections/{id}/records/{kind}/{record_id}"},
 	{regexp.MustCompile(`^/v1/connections/[^/]+$`), "/v1/connections/{id}"},
 	{regexp.MustCompile(`^/v1/[a-z/.]+$`), ""},
 }
