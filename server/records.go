@@ -45,7 +45,7 @@ var recordKinds = []records.Kind{
 // personal.
 var personalFields = map[records.Kind][]string{
 	// The employer's bank accounts: account and routing numbers.
-	records.Company: {"accounts"},
+	records.Company:    {"accounts"},
 	records.Individual: {"ssn", "encrypted_ssn", "dob", "gender", "ethnicity", "marital_status", "residence"},
 	// custom_fields are free-form: a provider may put anything there.
 	records.Employment:   {"income", "income_history", "custom_fields"},
