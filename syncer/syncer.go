@@ -4,8 +4,13 @@
 // # What exists
 //
 // [Syncer.Run] syncs one connection: the company, then the directory page
-// by page together with each page's employments (one [records.Sync.Stage]
-// per page, so a page's records and its checkpoint are written at once).
+// by page together with each page's employments, and with
+// [Syncer.Individuals] its individuals (with [Syncer.SSN], their SSNs),
+// one [records.Sync.Stage] per page, so a page's records and its
+// checkpoint are written at once. An open run begun with other options is
+// abandoned and started over, so that no page lacking a kind is committed.
+// [Syncer.OnCommit] is told each committed run's changes (the
+// data.changed event).
 // Every call runs in the budget's Background lane. A run resumes the
 // connection's open run from its checkpoints, so a crash or a cancelled
 // context loses and repeats nothing, and it is committed (its changes put
@@ -19,8 +24,7 @@
 //
 // # What is next
 //
-// The other products (individuals behind the ssn scope, payments and pay
-// statements, benefits and enrollments, documents), scheduling on Finch's
+// The other products (payments and pay statements, benefits and enrollments, documents), scheduling on Finch's
 // cadence and webhooks, sharing work across replicas, and a directory
 // that changes between two pages of one run (today a hire mid-run can
 // shift offsets; the next run catches up).
@@ -65,6 +69,24 @@ type Syncer struct {
 	Store    *records.Store
 	PageSize int
 
+	// Individuals fetches each directory page's individuals too (kind
+	// individual: names, dates of birth, personal contacts, home
+	// addresses), one batch per page. Set it for connections with the
+	// individual product.
+	Individuals bool
+	// SSN asks Finch for the individuals' SSNs (options.include ["ssn"]);
+	// Finch sends them only to connections with the ssn product. They are
+	// stored sealed like every field, and /v1 shows them only to personal
+	// API keys.
+	SSN bool
+
+	// OnCommit, if set, is told the changes of each run that committed
+	// some (the server's PublishChanges, for the data.changed event). It
+	// runs after the commit: an error is returned by Run with the
+	// changes, and the changes stay in the feed, which is the record; a
+	// crash between the two loses the event, not the changes.
+	OnCommit func(ctx context.Context, conn string, changes []records.Change) error
+
 	// afterStage, if set (tests only), runs after each staged page; an
 	// error stops the run there, as a crash would.
 	afterStage func(product string) error
@@ -82,6 +104,22 @@ func (s *Syncer) Run(ctx context.Context, conn string, token finchconnect.Secret
 	if err != nil {
 		return nil, err
 	}
+	directory := s.directoryProduct()
+	for p := range cps {
+		if p != productCompany && p != directory {
+			// An open run begun with other options (individuals, SSNs):
+			// its pages do not hold what this run lists, so its removals
+			// would be wrong. Start over.
+			if err := y.Abandon(ctx); err != nil {
+				return nil, err
+			}
+			if y, _, err = s.Store.Begin(ctx, conn); err != nil {
+				return nil, err
+			}
+			cps = map[string]records.Checkpoint{}
+			break
+		}
+	}
 	if !cps[productCompany].Done {
 		c, err := s.Client.Company(ctx, token)
 		if err != nil {
@@ -95,7 +133,7 @@ func (s *Syncer) Run(ctx context.Context, conn string, token finchconnect.Secret
 			return nil, err
 		}
 	}
-	if cp := cps[productDirectory]; !cp.Done {
+	if cp := cps[directory]; !cp.Done {
 		offset := 0
 		if cp.Next != "" {
 			if offset, err = strconv.Atoi(cp.Next); err != nil {
@@ -113,7 +151,30 @@ func (s *Syncer) Run(ctx context.Context, conn string, token finchconnect.Secret
 			offset = next
 		}
 	}
-	return y.Commit(ctx, []records.Kind{records.Company, records.Directory, records.Employment})
+	complete := []records.Kind{records.Company, records.Directory, records.Employment}
+	if s.Individuals {
+		complete = append(complete, records.Individual)
+	}
+	changes, err := y.Commit(ctx, complete)
+	if err != nil || len(changes) == 0 || s.OnCommit == nil {
+		return changes, err
+	}
+	if err := s.OnCommit(ctx, conn, changes); err != nil {
+		return changes, fmt.Errorf("syncer: committed %d changes, but OnCommit failed: %w", len(changes), err)
+	}
+	return changes, nil
+}
+
+// directoryProduct names the directory's checkpoint after what each of
+// its pages holds.
+func (s *Syncer) directoryProduct() string {
+	switch {
+	case s.Individuals && s.SSN:
+		return productDirectory + "+individual+ssn"
+	case s.Individuals:
+		return productDirectory + "+individual"
+	}
+	return productDirectory
 }
 
 func (s *Syncer) stage(ctx context.Context, y *records.Sync, product string, items []records.Item, cp records.Checkpoint) error {
@@ -163,10 +224,37 @@ func (s *Syncer) directoryPage(ctx context.Context, y *records.Sync, token finch
 			items = append(items, it)
 		}
 	}
+	if len(ids) > 0 && s.Individuals {
+		inds, err := s.Client.Individuals(ctx, token, ids, finch.IndividualOptions{IncludeSSN: s.SSN})
+		if err != nil {
+			return false, 0, classify(err)
+		}
+		for _, r := range inds {
+			if r.Err != nil {
+				return false, 0, classify(r.Err)
+			}
+			if r.Individual == nil {
+				continue
+			}
+			it, err := item(records.Individual, r.IndividualID, individualBody{r.Individual, r.Individual.SSN.Reveal()})
+			if err != nil {
+				return false, 0, err
+			}
+			items = append(items, it)
+		}
+	}
 	next = offset + len(p.Individuals)
 	done = len(p.Individuals) == 0 || p.Paging.Count == 0 || next >= p.Paging.Count
 	cp := records.Checkpoint{Next: strconv.Itoa(next), Done: done}
-	return done, next, s.stage(ctx, y, productDirectory, items, cp)
+	return done, next, s.stage(ctx, y, s.directoryProduct(), items, cp)
+}
+
+// individualBody is an individual as stored: Finch's shape, with the SSN
+// itself (the finch type's SSN is a Secret, which marshals redacted). It
+// is sealed in the store and shown only to personal API keys.
+type individualBody struct {
+	*finch.IndividualDetail
+	SSN string `json:"ssn,omitempty"`
 }
 
 func item(kind records.Kind, id string, v any) (records.Item, error) {

@@ -32,7 +32,7 @@ type env struct {
 	conn  string
 }
 
-func newEnv(t *testing.T, employees int) *env {
+func newEnv(t *testing.T, employees int, products ...string) *env {
 	t.Helper()
 	sb, err := sandbox.New(sandbox.Options{Now: func() time.Time { return wall }})
 	if err != nil {
@@ -43,7 +43,7 @@ func newEnv(t *testing.T, employees int) *env {
 	t.Cleanup(ts.Close)
 	fc := &finch.Client{BaseURL: ts.URL, ClientID: sandbox.DefaultClientID,
 		ClientSecret: finchconnect.NewSecret(sandbox.DefaultClientSecret), MaxRetries: -1}
-	c, err := fc.SandboxCreateConnection(context.Background(), finch.SandboxConnectionRequest{ProviderID: "gusto", EmployeeSize: employees})
+	c, err := fc.SandboxCreateConnection(context.Background(), finch.SandboxConnectionRequest{ProviderID: "gusto", EmployeeSize: employees, Products: products})
 	if err != nil {
 		t.Fatal(err)
 	}
