@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Sync is one sync run of one connection: pages are staged into it, then
@@ -273,4 +274,32 @@ func (y *Sync) Commit(ctx context.Context, complete []Kind) ([]Change, error) {
 		return nil, fmt.Errorf("records: %v", err)
 	}
 	return changes, nil
+}
+
+// RunState is where a connection's syncs stand, for scheduling and status.
+type RunState struct {
+	// LastCommitted is when the last committed run began (zero if none
+	// committed yet): the data is at least as fresh as that.
+	LastCommitted time.Time
+	// Open is true while a run is open (in progress, or interrupted and
+	// waiting to resume).
+	Open bool
+}
+
+// State returns conn's RunState.
+func (s *Store) State(ctx context.Context, conn string) (RunState, error) {
+	var st RunState
+	var last sql.NullInt64
+	var open int
+	err := s.db.QueryRowContext(ctx, `SELECT
+		(SELECT MAX(started_at) FROM sync_runs WHERE connection_id = ?1 AND state = 'committed'),
+		(SELECT COUNT(*) FROM sync_runs WHERE connection_id = ?1 AND state = 'open')`, conn).Scan(&last, &open)
+	if err != nil {
+		return st, fmt.Errorf("records: %v", err)
+	}
+	if last.Valid {
+		st.LastCommitted = time.Unix(0, last.Int64).UTC()
+	}
+	st.Open = open > 0
+	return st, nil
 }
