@@ -130,6 +130,10 @@ type Config struct {
 	// change feed and its records, and a disconnect shreds the
 	// connection's records. Nil: those routes answer 404 sync_off.
 	Records *records.Store
+	// SyncNow, if set, is called with a connection's id when a Finch
+	// webhook says its data changed or a data job completed (serve: the
+	// sync scheduler's Kick). It must not block.
+	SyncNow func(connectionID string)
 
 	// Logger receives one line per request and the errors someone must act
 	// on. Nil means slog.Default(): an embedder who sets nothing still sees

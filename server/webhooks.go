@@ -139,6 +139,16 @@ func (s *Server) applyWebhook(ctx context.Context, eventType, connectionID strin
 		if err := s.notifyData(ctx, conn, eventType); err != nil {
 			return err
 		}
+		s.syncNow(connectionID)
+	case strings.HasPrefix(eventType, "job.") && strings.HasSuffix(eventType, ".completed"):
+		s.syncNow(connectionID)
 	}
 	return nil
+}
+
+// syncNow asks the sync engine, if any, to refresh connectionID now.
+func (s *Server) syncNow(connectionID string) {
+	if s.cfg.SyncNow != nil {
+		s.cfg.SyncNow(connectionID)
+	}
 }

@@ -336,3 +336,37 @@ func TestWebhooks_ConnectionSealedUnderAMissingKey(t *testing.T) {
 		t.Errorf("status after the retry = %q, want reauth", c.Status)
 	}
 }
+
+// TestWebhooks_SyncNow: a Finch data webhook or a completed data job asks
+// the sync engine to refresh that connection now; a status change does
+// not, and a duplicate delivery does not ask again.
+func TestWebhooks_SyncNow(t *testing.T) {
+	var mu sync.Mutex
+	var kicked []string
+	h := newHarnessWith(t, harnessOptions{}, func(c *server.Config) {
+		c.WebhookSecrets = []finchconnect.Secret{finchconnect.NewSecret(hookSecret)}
+		c.SyncNow = func(id string) {
+			mu.Lock()
+			defer mu.Unlock()
+			kicked = append(kicked, id)
+		}
+	})
+	id := h.finish(h.client, h.connect(h.client, "hook-sync", "authorized_simple"))
+	now := time.Now()
+	for _, ev := range []struct{ msg, body string }{
+		{"m1", `{"event_type":"account.updated","connection_id":"` + id + `","data":{"status":"connected"}}`},
+		{"m2", `{"event_type":"employment.updated","connection_id":"` + id + `","data":{"individual_id":"x"}}`},
+		{"m2", `{"event_type":"employment.updated","connection_id":"` + id + `","data":{"individual_id":"x"}}`},
+		{"m3", `{"event_type":"job.data_sync_all.completed","connection_id":"` + id + `","data":{"job_id":"j"}}`},
+		{"m4", `{"event_type":"job.data_sync_all.updated","connection_id":"` + id + `","data":{"job_id":"j"}}`},
+	} {
+		if got := h.postWebhook(hookSecret, ev.msg, now, ev.body, false).status; got != http.StatusOK {
+			t.Fatalf("webhook %s = %d", ev.msg, got)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{id, id}; !slices.Equal(kicked, want) {
+		t.Errorf("SyncNow called for %v, want %v (the data event once, the completed job)", kicked, want)
+	}
+}
