@@ -12,12 +12,12 @@ import (
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/budget"
 	"github.com/finchconnect/finchconnect/internal/clock"
+	"github.com/finchconnect/finchconnect/records"
 )
 
 // Target is one connection for the [Scheduler] to keep synced.
 type Target struct {
 	ConnectionID string
-	Token        finchconnect.Secret
 	Products     []string // the products the connection grants
 }
 
@@ -62,6 +62,9 @@ type Scheduler struct {
 	Syncer Syncer
 	// Targets lists the connections to keep synced (those connected).
 	Targets func(ctx context.Context) ([]Target, error)
+	// Token opens a connection's token, just before its run (so that
+	// tokens are decrypted only for the run that uses them).
+	Token func(ctx context.Context, conn string) (finchconnect.Secret, error)
 	// Every is the refresh period, default 24 h; Retry the wait after a
 	// failed run, default 15 min; Poll how often Run looks again for
 	// new connections, default 1 min.
@@ -241,7 +244,11 @@ func (s *Scheduler) runOne(ctx context.Context, t Target) time.Time {
 	y := s.Syncer
 	y.Individuals = slices.Contains(t.Products, "individual")
 	y.SSN = slices.Contains(t.Products, "ssn")
-	changes, err := y.Run(ctx, t.ConnectionID, t.Token)
+	token, err := s.Token(ctx, t.ConnectionID)
+	var changes []records.Change
+	if err == nil {
+		changes, err = y.Run(ctx, t.ConnectionID, token)
+	}
 
 	now := c.Now()
 	every, retry := cmp.Or(s.Every, 24*time.Hour), cmp.Or(s.Retry, 15*time.Minute)

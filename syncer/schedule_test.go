@@ -47,8 +47,9 @@ func newScheduled(t *testing.T) *scheduled {
 			return nil
 		}},
 		Targets: func(context.Context) ([]Target, error) {
-			return []Target{{ConnectionID: s.conn, Token: s.token, Products: []string{"company", "directory", "individual"}}}, nil
+			return []Target{{ConnectionID: s.conn, Products: []string{"company", "directory", "individual"}}}, nil
 		},
+		Token: func(context.Context, string) (finchconnect.Secret, error) { return s.token, nil },
 		Every: 24 * time.Hour, Retry: 15 * time.Minute, Clock: c,
 	}
 	return s
