@@ -190,3 +190,26 @@ func TestOnCommit(t *testing.T) {
 	}
 	t.Fatal("30 days without a change")
 }
+
+// TestNoEmployments: a connection without the employment product syncs
+// its company and directory, and asks Finch for no employments (which it
+// would refuse with 403).
+func TestNoEmployments(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, 6, "company", "directory")
+	s := newStore(t)
+	changes, err := (&Syncer{Client: e.fc, Store: s, NoEmployments: true}).Run(ctx, e.conn, e.token)
+	if err != nil {
+		t.Fatalf("sync of a company+directory connection: %v", err)
+	}
+	kinds := map[records.Kind]int{}
+	for _, c := range changes {
+		kinds[c.Kind]++
+	}
+	if kinds[records.Company] != 1 || kinds[records.Directory] == 0 || kinds[records.Employment] != 0 {
+		t.Errorf("changes by kind = %v, want the company, the directory, no employments", kinds)
+	}
+	if _, err := (&Syncer{Client: e.fc, Store: s}).Run(ctx, e.conn, e.token); err == nil {
+		t.Error("with employments asked for, the sync of a connection without the product succeeded: the test proves nothing")
+	}
+}

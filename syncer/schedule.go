@@ -244,6 +244,7 @@ func (s *Scheduler) runOne(ctx context.Context, t Target) time.Time {
 	y := s.Syncer
 	y.Individuals = slices.Contains(t.Products, "individual")
 	y.SSN = slices.Contains(t.Products, "ssn")
+	y.NoEmployments = !slices.Contains(t.Products, "employment")
 	token, err := s.Token(ctx, t.ConnectionID)
 	var changes []records.Change
 	if err == nil {

@@ -79,6 +79,9 @@ type Syncer struct {
 	// stored sealed like every field, and /v1 shows them only to personal
 	// API keys.
 	SSN bool
+	// NoEmployments skips the employments of each directory page, for
+	// connections without the employment product.
+	NoEmployments bool
 
 	// OnCommit, if set, is told the changes of each run that committed
 	// some (the server's PublishChanges, for the data.changed event). It
@@ -151,7 +154,10 @@ func (s *Syncer) Run(ctx context.Context, conn string, token finchconnect.Secret
 			offset = next
 		}
 	}
-	complete := []records.Kind{records.Company, records.Directory, records.Employment}
+	complete := []records.Kind{records.Company, records.Directory}
+	if !s.NoEmployments {
+		complete = append(complete, records.Employment)
+	}
 	if s.Individuals {
 		complete = append(complete, records.Individual)
 	}
@@ -168,13 +174,17 @@ func (s *Syncer) Run(ctx context.Context, conn string, token finchconnect.Secret
 // directoryProduct names the directory's checkpoint after what each of
 // its pages holds.
 func (s *Syncer) directoryProduct() string {
+	p := productDirectory
+	if !s.NoEmployments {
+		p += "+employment"
+	}
 	switch {
 	case s.Individuals && s.SSN:
-		return productDirectory + "+individual+ssn"
+		p += "+individual+ssn"
 	case s.Individuals:
-		return productDirectory + "+individual"
+		p += "+individual"
 	}
-	return productDirectory
+	return p
 }
 
 func (s *Syncer) stage(ctx context.Context, y *records.Sync, product string, items []records.Item, cp records.Checkpoint) error {
@@ -208,7 +218,7 @@ func (s *Syncer) directoryPage(ctx context.Context, y *records.Sync, token finch
 		items = append(items, it)
 		ids = append(ids, ind.ID)
 	}
-	if len(ids) > 0 {
+	if len(ids) > 0 && !s.NoEmployments {
 		emps, err := s.Client.Employments(ctx, token, ids)
 		if err != nil {
 			return false, 0, classify(err)

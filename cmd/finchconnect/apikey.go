@@ -17,6 +17,7 @@ import (
 type apikeyCreateCmd struct {
 	sf          storeFlags
 	scope, name string
+	personal    bool
 }
 
 func (*apikeyCreateCmd) spec() cmdSpec {
@@ -29,6 +30,7 @@ func (a *apikeyCreateCmd) flags(fs *flag.FlagSet) {
 	enumVar(fs, &a.scope, "scope", apikey.ScopeRead, apikey.Scopes,
 		"read: GET routes and reads through the proxy; write: everything but /forward; forward: everything")
 	fs.StringVar(&a.name, "name", "", "what the key is for, shown by apikey list")
+	fs.BoolVar(&a.personal, "personal", false, "let the key read employees' personal fields (SSNs, dates of birth, pay, bank accounts) in /v1's synced records; every such read is audited")
 }
 
 func (a *apikeyCreateCmd) run(ctx context.Context, c *cli, _ []string) error {
@@ -37,11 +39,19 @@ func (a *apikeyCreateCmd) run(ctx context.Context, c *cli, _ []string) error {
 		return err
 	}
 	defer b.Close()
-	key, rec, err := apikey.Create(ctx, b, a.name, a.scope)
+	var opts []apikey.Option
+	if a.personal {
+		opts = append(opts, apikey.Personal())
+	}
+	key, rec, err := apikey.Create(ctx, b, a.name, a.scope, opts...)
 	if err != nil {
 		return fmt.Errorf("cannot create the API key: %s", plainError(err))
 	}
-	fmt.Fprintf(c.stderr, "created %s key %s; it is shown once — store it in your app's secrets now\n", rec.Scope, rec.ID)
+	kind := rec.Scope
+	if rec.Personal {
+		kind += ", personal"
+	}
+	fmt.Fprintf(c.stderr, "created %s key %s; it is shown once — store it in your app's secrets now\n", kind, rec.ID)
 	fmt.Fprintln(c.stdout, key.Reveal())
 	return nil
 }
@@ -71,7 +81,11 @@ func (a *apikeyListCmd) run(ctx context.Context, c *cli, _ []string) error {
 		if !r.RevokedAt.IsZero() {
 			revoked = r.RevokedAt.Format("2006-01-02 15:04")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Scope, orDash(r.Name), r.CreatedAt.Format("2006-01-02 15:04"), revoked)
+		scope := r.Scope
+		if r.Personal {
+			scope += "+personal" // it may read employees' personal fields
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, scope, orDash(r.Name), r.CreatedAt.Format("2006-01-02 15:04"), revoked)
 	}
 	return tw.Flush()
 }

@@ -42,6 +42,10 @@ func TestAPIKeyCommand(t *testing.T) {
 	if _, _, err := apikeyCmd("revoke", "-data-dir", data, readID); err != nil {
 		t.Fatalf("apikey revoke: %v", err)
 	}
+	_, personalOut, err := apikeyCmd("create", "-scope", "read", "-personal", "-name", "hr-sync", "-data-dir", data)
+	if err != nil || !strings.Contains(personalOut, "read, personal key") {
+		t.Fatalf("apikey create -personal = %v, %q; want it to say it made a personal key", err, personalOut)
+	}
 	list, _, err := apikeyCmd("list", "-data-dir", data)
 	if err != nil {
 		t.Fatalf("apikey list: %v", err)
@@ -56,6 +60,9 @@ func TestAPIKeyCommand(t *testing.T) {
 	}
 	if w := rows[writeID]; len(w) < 3 || w[1] != "write" || w[2] != "onboarding" || w[len(w)-1] != "-" {
 		t.Errorf("list row of the write key = %q, want write, onboarding, not revoked", w)
+	}
+	if !strings.Contains(list, "read+personal") {
+		t.Errorf("apikey list does not mark the personal key:\n%s", list)
 	}
 	if r := rows[readID]; len(r) < 2 || r[1] != "read" || r[len(r)-1] == "-" {
 		t.Errorf("list row of the revoked read key = %q, want read and a revocation time", r)

@@ -43,6 +43,8 @@ func commands() []any {
 		group{name: "apikey", summary: "Manage the API keys of the /v1 API.",
 			subs: []command{&apikeyCreateCmd{}, &apikeyListCmd{}, &apikeyRevokeCmd{}}},
 		&auditCmd{},
+		group{name: "sync", summary: "Inspect the sync of each employer's data (docs/sync.md).",
+			subs: []command{&syncStatusCmd{}}},
 	}
 }
 

@@ -23,8 +23,10 @@ import (
 	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/internal/inflight"
 	"github.com/finchconnect/finchconnect/metrics"
+	"github.com/finchconnect/finchconnect/records"
 	"github.com/finchconnect/finchconnect/sandbox"
 	"github.com/finchconnect/finchconnect/server"
+	"github.com/finchconnect/finchconnect/syncer"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
@@ -54,6 +56,7 @@ type serveFlags struct {
 	demoRateLimits            float64
 	allowDegraded             bool
 	proxyForward              bool
+	sync                      syncFlags
 }
 
 // connectProducts are the products the connect form offers.
@@ -83,6 +86,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.keysReload, "keys-reload", 10*time.Second, "how often to re-read a changed key file, so `keys rotate` needs no restart (0 disables)")
 	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long in-flight requests may take to finish on shutdown; callbacks holding a code get up to "+drainTimeout.String()+" more to store their token")
 	fs.BoolVar(&f.proxyForward, "proxy-forward", false, "let API keys of scope forward call Finch's POST /forward (a raw call to the employer's payroll system) through the proxy")
+	f.sync.register(fs)
 	fs.BoolVar(&f.allowDegraded, "allow-degraded", false, "start even when stored records name keys the keyring lacks, or do not open with its keys (/readyz then fails until they do)")
 }
 
@@ -162,6 +166,8 @@ type app struct {
 	fc        *finch.Client
 	webhooks  []finchconnect.Secret
 	journal   *tokenstore.Journal
+	records   *records.Store    // nil: sync is off
+	sched     *syncer.Scheduler // nil: sync is off
 	lc        *lifecycle
 	srv       *server.Server
 	keys      keyHealth
@@ -189,6 +195,9 @@ func (a *app) setup(ctx context.Context, limits serveLimits) error {
 		return err
 	}
 	if err := a.checkKeysAtStart(ctx); err != nil {
+		return err
+	}
+	if err := a.openRecords(ctx); err != nil {
 		return err
 	}
 	if err := a.listen(); err != nil {
@@ -339,7 +348,7 @@ func (a *app) newServer(ctx context.Context, trusted []netip.Prefix) error {
 		Products:       splitList(a.f.products),
 		Sandbox:        a.f.sandboxMode,
 		Logger:         a.logger,
-		Notify:         a.lc.notify,
+		Notify:         a.notify,
 		Audit:          a.lc.audit,
 		WebhookSecrets: a.webhooks,
 		Journal:        a.journal,
@@ -348,6 +357,12 @@ func (a *app) newServer(ctx context.Context, trusted []netip.Prefix) error {
 		TrustedProxies: trusted,
 		Ready:          a.keys.get,
 		ProxyForward:   a.f.proxyForward,
+		Records:        a.records,
+		SyncNow: func(id string) {
+			if a.sched != nil {
+				a.sched.Kick(id)
+			}
+		},
 		// Bursts: a page of tabs for /connect; a crowd of duplicates for
 		// /callback, which are cheap once the first has claimed the code.
 		ConnectLimit:  rateLimit(a.f.connectLimit, 1),
@@ -357,6 +372,12 @@ func (a *app) newServer(ctx context.Context, trusted []netip.Prefix) error {
 		return err
 	}
 	a.srv, deps.flows = srv, srv
+	if a.records != nil {
+		a.sched = a.newScheduler()
+		a.metrics.GaugeSet("finchconnect_sync_connections", "Connections by the state of their sync (new, syncing, synced, waiting, stopped, failed).", "state",
+			[]string{syncer.StateNew, syncer.StateSyncing, syncer.StateSynced, syncer.StateWaiting, syncer.StateStopped, syncer.StateFailed},
+			func(state string) float64 { return float64(syncStateCounts(a.sched)[state]) })
+	}
 	if _, err := srv.Protocol().Replay(ctx); err != nil {
 		a.logger.Warn("replay the journal", "err", err, "pending", a.journal.Pending())
 	}
@@ -385,6 +406,7 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	g.add("check the keys", a.keyCheckLoop, nil)
 	a.lc.addTo(&g, a.srv)
+	a.syncLoops(&g)
 	a.hs = &http.Server{
 		Handler:           a.requests.Track(a.mux),
 		ReadHeaderTimeout: 10 * time.Second,
