@@ -172,6 +172,26 @@ func TestTokenDelete_AsksFirst(t *testing.T) {
 	}
 }
 
+// TestConfirm_DevNullIsNoTerminal: /dev/null is a character device, and
+// the stdin of cron jobs and `cmd </dev/null`: a destructive command run
+// so is refused with the -yes hint, not shown a prompt nobody answers.
+func TestConfirm_DevNullIsNoTerminal(t *testing.T) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if isTerminal(null) {
+		t.Errorf("isTerminal(%s) = true, want false", os.DevNull)
+	}
+	v := newVaultWith(t, 1, "conn-1")
+	_, errOut, err := runCLI(t, map[string]string{"FINCHCONNECT_KEYS": v.keys}, null,
+		"token", "delete", "-forget", "-data-dir", v.dir, "conn-1")
+	if err == nil || !strings.Contains(err.Error(), "no terminal") || !strings.Contains(err.Error(), "-yes") || strings.Contains(errOut, "Type conn-1") {
+		t.Errorf("token delete -forget </dev/null: %v, stderr %q; want a refusal naming -yes and no prompt", err, errOut)
+	}
+}
+
 // TestKeysRetire_AsksFirst: retire removes a key for good, so it asks.
 func TestKeysRetire_AsksFirst(t *testing.T) {
 	s := newRetireSetup(t)
