@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/finchconnect/finchconnect/internal/testenv"
 )
 
 // ttyBuffer is a buffer that says it is a terminal.
@@ -91,15 +95,39 @@ func TestRunGroup_StopsInReverseOrder(t *testing.T) {
 	}
 }
 
-// TestStore_UnreachableRedisIsOneLine: an unreachable Redis is one error
-// that names the store, with no go-redis log lines before it.
-func TestStore_UnreachableRedisIsOneLine(t *testing.T) {
-	_, stderr, err := runCLI(t, map[string]string{"FINCHCONNECT_KEYS": "1:" + strings.Repeat("A", 43) + "="}, nil,
-		"token", "list", "-store", "redis://127.0.0.1:1/0")
-	if err == nil || !strings.Contains(err.Error(), "cannot open the store redis://127.0.0.1:1/0") || strings.Contains(err.Error(), "redis: ") {
-		t.Errorf("token list on an unreachable Redis: %v; want one sentence naming the store", err)
+// TestStore_UnreachableIsOneSentence: a store that cannot be reached is
+// one sentence that names the store and the cause in an operator's terms
+// (refused at which address, which database is missing), with no
+// go-redis log lines before it and none of the drivers' layers ("ping:",
+// "failed to connect to `user=…`", "dial error: dial tcp", SQLSTATE).
+func TestStore_UnreachableIsOneSentence(t *testing.T) {
+	type tc struct{ store, want string }
+	cases := []tc{
+		{"redis://127.0.0.1:1/0", "cannot open the store redis://127.0.0.1:1/0: nothing accepts connections at 127.0.0.1:1 (connection refused)."},
+		{"postgres://postgres@127.0.0.1:1/test?sslmode=disable", "nothing accepts connections at 127.0.0.1:1 (connection refused)."},
 	}
-	if stderr != "" {
-		t.Errorf("stderr = %q, want nothing (no driver noise)", stderr)
+	if os.Getenv("FINCHCONNECT_TEST_POSTGRES_URL") != "" || os.Getenv("CI") == "true" {
+		u, err := url.Parse(testenv.PostgresURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/no_such_database_17"
+		cases = append(cases, tc{u.String(), `the server says: database "no_such_database_17" does not exist.`})
+	}
+	for _, c := range cases {
+		_, stderr, err := runCLI(t, map[string]string{"FINCHCONNECT_KEYS": "1:" + strings.Repeat("A", 43) + "="}, nil,
+			"token", "list", "-store", c.store)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("token list -store %s: %v; want %q", c.store, err, c.want)
+			continue
+		}
+		for _, noise := range []string{"redis: ", "ping", "dial tcp", "failed to connect", "SQLSTATE", "\n"} {
+			if strings.Contains(err.Error(), noise) {
+				t.Errorf("token list -store %s: %v; has driver noise %q", c.store, err, noise)
+			}
+		}
+		if stderr != "" {
+			t.Errorf("stderr = %q, want nothing (no driver noise)", stderr)
+		}
 	}
 }

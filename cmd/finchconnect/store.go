@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -286,8 +287,43 @@ func noSchemeError(raw string) error {
 // storeOpenError is a driver's failure to open a store, as one sentence:
 // which store, and the driver's last word without its layers.
 func storeOpenError(raw string, err error) error {
-	return fmt.Errorf("cannot open the store %s: %s. Check -store (FINCHCONNECT_STORE) and that the store is running", describeStore(raw), plainError(err))
+	return fmt.Errorf("cannot open the store %s: %s. Check -store (FINCHCONNECT_STORE) and that the store is running", describeStore(raw), storeCause(err))
 }
+
+// storeCause is why a store could not be opened, in the operator's terms:
+// the address that refused or timed out, the host that does not resolve,
+// or the database server's own message, without the driver's layers
+// ("ping: failed to connect to `user=… database=…`: … dial error: dial
+// tcp …"). The backends hand the driver's error on as text, so it is read
+// as text.
+func storeCause(err error) string {
+	msg := plainError(err)
+	addr := ""
+	if m := dialAddr.FindStringSubmatch(msg); m != nil {
+		addr = " at " + m[1]
+	}
+	switch {
+	case strings.Contains(msg, "connection refused"):
+		return "nothing accepts connections" + addr + " (connection refused)"
+	case strings.Contains(msg, "no such host"):
+		if m := lookupHost.FindStringSubmatch(msg); m != nil {
+			return fmt.Sprintf("the host %s was not found", m[1])
+		}
+		return "the host was not found"
+	case strings.Contains(msg, "i/o timeout"), errors.Is(err, context.DeadlineExceeded):
+		return "no answer" + addr + " (timed out)"
+	}
+	if m := serverSays.FindStringSubmatch(msg); m != nil {
+		return "the server says: " + m[1]
+	}
+	return strings.TrimPrefix(msg, "ping: ")
+}
+
+var (
+	dialAddr   = regexp.MustCompile(`dial tcp (\S+?):? `)
+	lookupHost = regexp.MustCompile(`lookup (\S+?)( on \S+)?: no such host`)
+	serverSays = regexp.MustCompile(`server error: (?:FATAL|ERROR): (.*?)(?: \(SQLSTATE \w+\))?$`)
+)
 
 // plainError is err's message without the package prefixes its layers add
 // ("tokenstore: ", "sqlite: ", "redis: "…), which mean nothing to an
