@@ -34,7 +34,7 @@ func TestProgress_LinesAndBar(t *testing.T) {
 		p.update(step, 400)
 	}
 	p.finish()
-	want := "connections: 0/400 (0%), 0/s\n" +
+	want := "connections: 0/400 (0%)\n" +
 		"connections: 200/400 (50%), 100/s, 2s left\n" +
 		"connections: 400/400 (100%), 100/s, done in 4s\n"
 	if plain.String() != want {
@@ -49,6 +49,24 @@ func TestProgress_LinesAndBar(t *testing.T) {
 	p.finish()
 	if got := tty.String(); !strings.HasPrefix(got, "\r\033[Kre-sealing [") || !strings.Contains(got, "10/40 (25%), 10/s, 3s left") || !strings.HasSuffix(got, "\n") {
 		t.Errorf("terminal progress = %q, want a redrawn bar with count, total, rate and time left", got)
+	}
+
+	// The first records, a millisecond in: no rate, no time left, yet;
+	// a fast finish says how long it took, not "0s".
+	plain.Reset()
+	p = newProgress(&plain, "verify")
+	p.start, p.now = start, func() time.Time { return now }
+	now = start.Add(time.Millisecond)
+	p.update(1, 5)
+	now = start.Add(1500 * time.Microsecond)
+	p.update(5, 5)
+	now = start.Add(2 * time.Second)
+	p = newProgress(&plain, "entries")
+	p.start, p.now = start, func() time.Time { return now }
+	now = start.Add(300 * time.Microsecond)
+	p.update(5, 5)
+	if got, want := plain.String(), "verify: 1/5 (20%)\nverify: 5/5 (100%), done in 2ms\nentries: 5/5 (100%), done in <1ms\n"; got != want {
+		t.Errorf("progress within the first second:\n%s\nwant:\n%s", got, want)
 	}
 
 	plain.Reset()
