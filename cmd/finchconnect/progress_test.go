@@ -119,6 +119,7 @@ func TestRunGroup_StopsInReverseOrder(t *testing.T) {
 // go-redis log lines before it and none of the drivers' layers ("ping:",
 // "failed to connect to `user=…`", "dial error: dial tcp", SQLSTATE).
 func TestStore_UnreachableIsOneSentence(t *testing.T) {
+	t.Parallel()
 	type tc struct{ store, want string }
 	cases := []tc{
 		{"redis://127.0.0.1:1/0", "cannot open the store redis://127.0.0.1:1/0: nothing accepts connections at 127.0.0.1:1 (connection refused)."},

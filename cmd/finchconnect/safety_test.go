@@ -73,6 +73,7 @@ func (fakeTTY) IsTerminal() bool { return true }
 // sandbox) refuses its token afterwards, the vault no longer holds it, and
 // the audit trail says it was disconnected.
 func TestTokenDelete_DisconnectsAtFinchFirst(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	app := start(t, nil, "-addr", "127.0.0.1:0", "-data-dir", dir)
 	b := newBrowser(t)
