@@ -287,17 +287,18 @@ func noSchemeError(raw string) error {
 // storeOpenError is a driver's failure to open a store, as one sentence:
 // which store, and the driver's last word without its layers.
 func storeOpenError(raw string, err error) error {
-	return fmt.Errorf("cannot open the store %s: %s. Check -store (FINCHCONNECT_STORE) and that the store is running", describeStore(raw), storeCause(err))
+	return fmt.Errorf("cannot open the store %s: %s. Check -store (FINCHCONNECT_STORE) and that the store is running", describeStore(raw), plainError(err))
 }
 
-// storeCause is why a store could not be opened, in the operator's terms:
-// the address that refused or timed out, the host that does not resolve,
-// or the database server's own message, without the driver's layers
-// ("ping: failed to connect to `user=… database=…`: … dial error: dial
-// tcp …"). The backends hand the driver's error on as text, so it is read
-// as text.
-func storeCause(err error) string {
-	msg := plainError(err)
+// plainError is err's message in an operator's terms, without the package
+// prefixes its layers add ("tokenstore: ", "sqlite: ", "finch: "…): a
+// network failure is the address that refused or timed out, or the host
+// that does not resolve, and a database server's refusal is its own
+// message, without the drivers' layers ("ping: failed to connect to
+// `user=… database=…`: … dial error: dial tcp …"). The backends hand the
+// driver's error on as text, so it is read as text.
+func plainError(err error) string {
+	msg := stripLayers(err.Error())
 	addr := ""
 	if m := dialAddr.FindStringSubmatch(msg); m != nil {
 		addr = " at " + m[1]
@@ -325,12 +326,11 @@ var (
 	serverSays = regexp.MustCompile(`server error: (?:FATAL|ERROR): (.*?)(?: \(SQLSTATE \w+\))?$`)
 )
 
-// plainError is err's message without the package prefixes its layers add
+// stripLayers is msg without the package prefixes its layers add
 // ("tokenstore: ", "sqlite: ", "redis: "…), which mean nothing to an
 // operator.
-func plainError(err error) string {
-	msg := err.Error()
-	for _, p := range []string{"tokenstore: ", "sqlite: ", "redis: ", "postgres: ", "finchconnect: ", "keyring: ", "apikey: ", "audit: "} {
+func stripLayers(msg string) string {
+	for _, p := range []string{"tokenstore: ", "sqlite: ", "redis: ", "postgres: ", "finchconnect: ", "keyring: ", "apikey: ", "audit: ", "finch: "} {
 		msg = strings.ReplaceAll(msg, p, "")
 	}
 	// Drivers (pgx) list one line per address tried, often the same one:
