@@ -188,3 +188,13 @@ func TestCLI_ErrorsAreOneSentence(t *testing.T) {
 		t.Errorf("-public-url notaurl: %v; want it reported as a bad URL", err)
 	}
 }
+
+// TestTokenList_JSONOfNothingIsAnEmptyList: a script reading `token list
+// -json` gets [] when nothing matches, not null.
+func TestTokenList_JSONOfNothingIsAnEmptyList(t *testing.T) {
+	v := newVaultWith(t, 1, "conn-1")
+	out, _, err := runCLI(t, map[string]string{"FINCHCONNECT_KEYS": v.keys}, nil, "token", "list", "-json", "-status", "reauth", "-data-dir", v.dir)
+	if err != nil || strings.TrimSpace(out) != "[]" {
+		t.Errorf("token list -json with nothing matching = %v, %q; want []", err, out)
+	}
+}
