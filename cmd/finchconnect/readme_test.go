@@ -70,7 +70,17 @@ func readmeSteps(t *testing.T, dir string, env func() map[string]string) map[str
 		`finchconnect apikey create -scope read -name "payroll sync"`: {run: true},
 		"finchconnect audit -since 24h":                               {run: true},
 		"finchconnect sandbox -addr 127.0.0.1:4000":                   {serve: "127.0.0.1:4000"},
-		`export FINCHCONNECT_KEYS="$(go run ./cmd/finchconnect keygen)" STAFF_PASSWORD='choose a long one' APP_PUBLIC_URL=http://127.0.0.1:8080`: {run: true},
+		"test -f embed-keys || (umask 077 && go run ./cmd/finchconnect keygen > embed-keys)": {run: true, after: func(t *testing.T, _ string) {
+			fi, err := os.Stat(filepath.Join(dir, "embed-keys"))
+			if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 40 {
+				t.Errorf("embed-keys after keygen: %v, %v; want a key, mode 0600", fi, err)
+			}
+		}},
+		`export FINCHCONNECT_KEYS="$(cat embed-keys)" STAFF_PASSWORD='choose a long one' APP_PUBLIC_URL=http://127.0.0.1:8080`: {run: true, after: func(t *testing.T, _ string) {
+			if k := env()["FINCHCONNECT_KEYS"]; !strings.HasPrefix(k, "1:") {
+				t.Errorf("FINCHCONNECT_KEYS = %q, want the key in embed-keys", k)
+			}
+		}},
 		"go run ./examples/embed":             {serve: "127.0.0.1:8080"},
 		"export FC_URL=http://127.0.0.1:3000": {run: true},
 		`export KEY="$(go run ./cmd/finchconnect apikey create -scope write -name 'my app')"`: {run: true, after: func(t *testing.T, _ string) {
@@ -189,7 +199,7 @@ func TestREADME(t *testing.T) {
 	}
 	for _, e := range entries {
 		switch e.Name() {
-		case ".git", "finchconnect-data", "finchconnect", "finchconnect-keys", "finch.db":
+		case ".git", "finchconnect-data", "finchconnect", "finchconnect-keys", "finch.db", "embed-keys", "copy.db":
 			continue
 		}
 		if err := os.Symlink(filepath.Join(root, e.Name()), filepath.Join(dir, e.Name())); err != nil {
