@@ -249,6 +249,17 @@ func TestBrowser_PagesAtScale(t *testing.T) {
 	b.click("open the connection", "#connections tbody tr a")
 	b.waitFor("the connection page", `document.querySelector("#directory tbody a") !== null && document.querySelector("#legal-name") !== null`)
 	b.checkLayout("connection")
+	// The company's bank accounts and EIN, masked to their last digits:
+	// no run of six digits or more (account numbers are 10 to 12 digits,
+	// routing numbers 9, an EIN 9).
+	accounts := evalIn[string](b, `(document.querySelector("#accounts") || {textContent: ""}).textContent`)
+	if !strings.Contains(accounts, "account ••") {
+		t.Errorf("bank accounts on the connection page = %q, want them shown masked (account ••…1234)", accounts)
+	}
+	ein := evalIn[string](b, `document.querySelector("#ein").textContent`)
+	if long := regexp.MustCompile(`[0-9]{6,}`).FindString(accounts + " " + ein); long != "" || !strings.Contains(ein, "•") {
+		t.Errorf("the connection page shows EIN %q and accounts %q: want every number masked", ein, accounts)
+	}
 	b.click("open an employee", "#directory tbody a")
 	b.waitFor("the employee page", `document.querySelector("#employee-name") !== null`)
 	ssn := evalIn[string](b, `document.querySelector("#ssn").textContent`)

@@ -35,6 +35,7 @@ func chromiumPath(t *testing.T) string {
 // a person would: the connect form, the sandbox's provider picker and
 // sign-in form, and the company page. It saves a screenshot of the result.
 func TestBrowser_DemoFlow(t *testing.T) {
+	t.Parallel()
 	exe := chromiumPath(t)
 	app := start(t, nil, "-addr", "127.0.0.1:0", "-data-dir", t.TempDir())
 

@@ -334,14 +334,16 @@ func (c *cli) confirm(action, want string, yes bool) error {
 // terminal is implemented by a stdin that tests present as a terminal.
 type terminal interface{ IsTerminal() bool }
 
-// isTerminal reports whether r is an interactive terminal.
+// isTerminal reports whether r is an interactive terminal. A character
+// device is not enough: /dev/null is one, and it is the stdin of cron jobs
+// and of `cmd </dev/null` in scripts, which must get the refusal that names
+// -yes, not a prompt nobody answers.
 func isTerminal(r any) bool {
 	switch f := r.(type) {
 	case terminal:
 		return f.IsTerminal()
 	case *os.File:
-		fi, err := f.Stat()
-		return err == nil && fi.Mode()&os.ModeCharDevice != 0
+		return fileIsTerminal(f)
 	}
 	return false
 }

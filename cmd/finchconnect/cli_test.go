@@ -177,8 +177,24 @@ func TestCLI_ErrorsAreOneSentence(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "sqlite:///") {
 		t.Errorf("-store x.db: %v; want a suggestion of sqlite:///…", err)
 	}
+	// Finch out of reach: the address that refused, not the client's and
+	// the dialer's layers ("finch: POST /disconnect: dial tcp …").
+	_, _, err = runCLI(t, env, nil, "token", "delete", "-yes", "-data-dir", v.dir, "-finch-base-url", "http://127.0.0.1:1", "conn-1")
+	if err == nil || !strings.Contains(err.Error(), "nothing accepts connections at 127.0.0.1:1") || strings.Contains(err.Error(), "finch:") || strings.Contains(err.Error(), "dial tcp") {
+		t.Errorf("token delete with Finch unreachable: %v; want one sentence naming the address that refused", err)
+	}
 	_, _, err = runCLI(t, nil, nil, "serve", "-public-url", "notaurl", "-data-dir", t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "-public-url") || !strings.Contains(err.Error(), "not a URL") || strings.Contains(err.Error(), "credentials") {
 		t.Errorf("-public-url notaurl: %v; want it reported as a bad URL", err)
+	}
+}
+
+// TestTokenList_JSONOfNothingIsAnEmptyList: a script reading `token list
+// -json` gets [] when nothing matches, not null.
+func TestTokenList_JSONOfNothingIsAnEmptyList(t *testing.T) {
+	v := newVaultWith(t, 1, "conn-1")
+	out, _, err := runCLI(t, map[string]string{"FINCHCONNECT_KEYS": v.keys}, nil, "token", "list", "-json", "-status", "reauth", "-data-dir", v.dir)
+	if err != nil || strings.TrimSpace(out) != "[]" {
+		t.Errorf("token list -json with nothing matching = %v, %q; want []", err, out)
 	}
 }

@@ -85,6 +85,7 @@ func credentials(t *testing.T, extra map[string]string) map[string]string {
 // asked for with -demo; anywhere else serve refuses to start, naming the
 // missing credentials.
 func TestServe_DemoOnlyWhenLocal(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		env  map[string]string

@@ -311,6 +311,7 @@ func journalRecord(t *testing.T, store *tokenstore.Store, c finchconnect.Connect
 // keeps its token there, staged (sealed) for the recovery loop, for up to
 // an hour, and Rewrap does not re-seal it.
 func TestKeys_RetireRefusesStagedCallbacks(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		entries func(st1, st2 []byte) map[string]any // ledger key → entry

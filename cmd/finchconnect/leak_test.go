@@ -16,6 +16,7 @@ import (
 // files — and checks that the connection's token (the marker) appears only
 // where `token get -reveal` prints it.
 func TestLeak_MarkerTokenAppearsNowhere(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	app := start(t, nil, "-addr", "127.0.0.1:0", "-data-dir", dir, "-log-level", "debug", "-log-format", "json")
 	var seen bytes.Buffer // everything finchconnect showed anyone

@@ -303,6 +303,7 @@ func TestDemo_EndToEnd(t *testing.T) {
 // cancelling run's context) while a burst of callbacks is in flight, against
 // a separate sandbox: every code the sandbox exchanged must end up stored.
 func TestServe_ShutdownDuringCallbacks(t *testing.T) {
+	t.Parallel()
 	sb := start(t, nil, "sandbox", "-addr", "127.0.0.1:0")
 	var key bytes.Buffer
 	if err := run(t.Context(), []string{"finchconnect", "keygen"}, nil, nil, &key, io.Discard); err != nil {

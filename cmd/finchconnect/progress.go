@@ -51,24 +51,42 @@ func (p *progress) update(done, total int) {
 	p.drawn = true
 }
 
+// minRateWindow is how long an operation runs before its rate and time
+// left are shown: the first record a millisecond in is not "1150748/s".
+const minRateWindow = time.Second
+
 // counts is "120/3011 (4%), 850/s, 3s left"; without a total, "120, 850/s".
+// Within the first second there is no rate yet: "1/3011 (0%)".
 func (p *progress) counts(done, total int, now time.Time) string {
-	secs := now.Sub(p.start).Seconds()
-	rate := 0.0
-	if secs > 0 {
-		rate = float64(done) / secs
+	elapsed := now.Sub(p.start)
+	rate, perSec := 0.0, ""
+	if elapsed >= minRateWindow {
+		rate = float64(done) / elapsed.Seconds()
+		perSec = fmt.Sprintf(", %.0f/s", rate)
 	}
 	if total <= 0 || done > total {
-		return fmt.Sprintf("%d, %.0f/s", done, rate)
+		return fmt.Sprintf("%d%s", done, perSec)
 	}
-	s := fmt.Sprintf("%d/%d (%d%%), %.0f/s", done, total, done*100/total, rate)
+	s := fmt.Sprintf("%d/%d (%d%%)%s", done, total, done*100/total, perSec)
 	switch {
 	case done == total:
-		s += fmt.Sprintf(", done in %s", now.Sub(p.start).Round(time.Millisecond))
+		s += ", done in " + roundDuration(elapsed)
 	case rate > 0:
 		s += fmt.Sprintf(", %s left", (time.Duration(float64(total-done) / rate * float64(time.Second))).Round(time.Second))
 	}
 	return s
+}
+
+// roundDuration is d to a precision a person reads: milliseconds below ten
+// seconds, whole seconds from there, and "<1ms" rather than "0s".
+func roundDuration(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return "<1ms"
+	case d < 10*time.Second:
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 // finish ends the bar's line on a terminal.

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/finchconnect/finchconnect/internal/testenv"
 )
 
 // ttyBuffer is a buffer that says it is a terminal.
@@ -30,7 +34,7 @@ func TestProgress_LinesAndBar(t *testing.T) {
 		p.update(step, 400)
 	}
 	p.finish()
-	want := "connections: 0/400 (0%), 0/s\n" +
+	want := "connections: 0/400 (0%)\n" +
 		"connections: 200/400 (50%), 100/s, 2s left\n" +
 		"connections: 400/400 (100%), 100/s, done in 4s\n"
 	if plain.String() != want {
@@ -45,6 +49,24 @@ func TestProgress_LinesAndBar(t *testing.T) {
 	p.finish()
 	if got := tty.String(); !strings.HasPrefix(got, "\r\033[Kre-sealing [") || !strings.Contains(got, "10/40 (25%), 10/s, 3s left") || !strings.HasSuffix(got, "\n") {
 		t.Errorf("terminal progress = %q, want a redrawn bar with count, total, rate and time left", got)
+	}
+
+	// The first records, a millisecond in: no rate, no time left, yet;
+	// a fast finish says how long it took, not "0s".
+	plain.Reset()
+	p = newProgress(&plain, "verify")
+	p.start, p.now = start, func() time.Time { return now }
+	now = start.Add(time.Millisecond)
+	p.update(1, 5)
+	now = start.Add(1500 * time.Microsecond)
+	p.update(5, 5)
+	now = start.Add(2 * time.Second)
+	p = newProgress(&plain, "entries")
+	p.start, p.now = start, func() time.Time { return now }
+	now = start.Add(300 * time.Microsecond)
+	p.update(5, 5)
+	if got, want := plain.String(), "verify: 1/5 (20%)\nverify: 5/5 (100%), done in 2ms\nentries: 5/5 (100%), done in <1ms\n"; got != want {
+		t.Errorf("progress within the first second:\n%s\nwant:\n%s", got, want)
 	}
 
 	plain.Reset()
@@ -91,15 +113,40 @@ func TestRunGroup_StopsInReverseOrder(t *testing.T) {
 	}
 }
 
-// TestStore_UnreachableRedisIsOneLine: an unreachable Redis is one error
-// that names the store, with no go-redis log lines before it.
-func TestStore_UnreachableRedisIsOneLine(t *testing.T) {
-	_, stderr, err := runCLI(t, map[string]string{"FINCHCONNECT_KEYS": "1:" + strings.Repeat("A", 43) + "="}, nil,
-		"token", "list", "-store", "redis://127.0.0.1:1/0")
-	if err == nil || !strings.Contains(err.Error(), "cannot open the store redis://127.0.0.1:1/0") || strings.Contains(err.Error(), "redis: ") {
-		t.Errorf("token list on an unreachable Redis: %v; want one sentence naming the store", err)
+// TestStore_UnreachableIsOneSentence: a store that cannot be reached is
+// one sentence that names the store and the cause in an operator's terms
+// (refused at which address, which database is missing), with no
+// go-redis log lines before it and none of the drivers' layers ("ping:",
+// "failed to connect to `user=…`", "dial error: dial tcp", SQLSTATE).
+func TestStore_UnreachableIsOneSentence(t *testing.T) {
+	t.Parallel()
+	type tc struct{ store, want string }
+	cases := []tc{
+		{"redis://127.0.0.1:1/0", "cannot open the store redis://127.0.0.1:1/0: nothing accepts connections at 127.0.0.1:1 (connection refused)."},
+		{"postgres://postgres@127.0.0.1:1/test?sslmode=disable", "nothing accepts connections at 127.0.0.1:1 (connection refused)."},
 	}
-	if stderr != "" {
-		t.Errorf("stderr = %q, want nothing (no driver noise)", stderr)
+	if os.Getenv("FINCHCONNECT_TEST_POSTGRES_URL") != "" || os.Getenv("CI") == "true" {
+		u, err := url.Parse(testenv.PostgresURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/no_such_database_17"
+		cases = append(cases, tc{u.String(), `the server says: database "no_such_database_17" does not exist.`})
+	}
+	for _, c := range cases {
+		_, stderr, err := runCLI(t, map[string]string{"FINCHCONNECT_KEYS": "1:" + strings.Repeat("A", 43) + "="}, nil,
+			"token", "list", "-store", c.store)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("token list -store %s: %v; want %q", c.store, err, c.want)
+			continue
+		}
+		for _, noise := range []string{"redis: ", "ping", "dial tcp", "failed to connect", "SQLSTATE", "\n"} {
+			if strings.Contains(err.Error(), noise) {
+				t.Errorf("token list -store %s: %v; has driver noise %q", c.store, err, noise)
+			}
+		}
+		if stderr != "" {
+			t.Errorf("stderr = %q, want nothing (no driver noise)", stderr)
+		}
 	}
 }

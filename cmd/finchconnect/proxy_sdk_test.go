@@ -19,6 +19,7 @@ import (
 // the app's services never hold a Finch token. finchconnect's refusals must
 // reach the SDK as its typed errors, in Finch's error shape.
 func TestProxy_OfficialSDK(t *testing.T) {
+	t.Parallel()
 	dir, err := filepath.Abs("../../sandbox/sdktest")
 	if err != nil {
 		t.Fatal(err)

@@ -21,13 +21,27 @@ type readmeStep struct {
 	run   bool   // run it; it must exit 0
 	serve string // start it in the background; it must listen on this address
 	skip  string // why it cannot run offline here (it is then not run)
-	after func(t *testing.T, out string)
+	// instance is a synopsis filled in: the command run in its place, to
+	// check that the flags and arguments README names are what the
+	// binary takes. It must exit instanceExit (not 2, a usage error) with
+	// instanceSays in its output.
+	instance     string
+	instanceExit int
+	instanceSays string
+	after        func(t *testing.T, out string)
 }
 
 // readmeSteps lists every command in README.md's sh blocks. A command
 // README gains must be added here: to run, or with the reason it cannot.
 func readmeSteps(t *testing.T, dir string, env func() map[string]string) map[string]readmeStep {
-	synopsis := readmeStep{skip: "a synopsis with placeholders"}
+	// A synopsis with placeholders runs as an instance of itself, on the
+	// demo's store. No connection is there yet: the commands that take an
+	// ID get one that does not exist, and must say so, which shows they
+	// took their flags and argument.
+	noConn := `no connection "no-such-connection"`
+	synopsis := func(instance string, exit int, says string) readmeStep {
+		return readmeStep{instance: instance, instanceExit: exit, instanceSays: says}
+	}
 	return map[string]readmeStep{
 		"go build -o finchconnect ./cmd/finchconnect":                                                                             {run: true},
 		"go install github.com/finchconnect/finchconnect/cmd/finchconnect@latest":                                                 {skip: "needs the module proxy to serve the published module"},
@@ -44,18 +58,29 @@ func readmeSteps(t *testing.T, dir string, env func() map[string]string) map[str
 			}
 		}},
 		"go run ./cmd/finchconnect serve -keys-file finchconnect-keys -public-url https://app.example.com": {skip: "needs real Finch credentials and a public URL"},
-		"finchconnect token list [-customer ID] [-provider ID] [-status S] [-json]":                        synopsis,
-		"finchconnect token get ID":                                         synopsis,
-		"finchconnect token get -reveal ID":                                 synopsis,
-		"finchconnect token delete ID":                                      synopsis,
-		"finchconnect token delete -forget ID":                              synopsis,
-		"finchconnect keygen -keys-file KEYS":                               synopsis,
-		"finchconnect keys status|rotate|retire":                            synopsis,
-		"finchconnect migrate -from sqlite:///…/tokens.db -to postgres://…": synopsis,
-		`finchconnect apikey create -scope read -name "payroll sync"`:       {run: true},
-		"finchconnect audit -since 24h":                                     {run: true},
-		"finchconnect sandbox -addr 127.0.0.1:4000":                         {serve: "127.0.0.1:4000"},
-		`export FINCHCONNECT_KEYS="$(go run ./cmd/finchconnect keygen)" STAFF_PASSWORD='choose a long one' APP_PUBLIC_URL=http://127.0.0.1:8080`: {run: true},
+		"finchconnect token list [-customer ID] [-provider ID] [-status S] [-json]":                        synopsis("finchconnect token list -customer acme -provider gusto -status connected -json", 0, "[]"),
+		"finchconnect token get ID":              synopsis("finchconnect token get no-such-connection", 1, noConn),
+		"finchconnect token get -reveal ID":      synopsis("finchconnect token get -reveal no-such-connection", 1, noConn),
+		"finchconnect token delete ID":           synopsis("finchconnect token delete no-such-connection", 1, noConn),
+		"finchconnect token delete -forget ID":   synopsis("finchconnect token delete -forget no-such-connection", 1, noConn),
+		"finchconnect keygen -keys-file KEYS":    synopsis("finchconnect keygen -keys-file finchconnect-keys", 0, "2:"),
+		"finchconnect keys status|rotate|retire": synopsis("finchconnect keys status && finchconnect keys retire -h && finchconnect keys rotate -h", 0, "KEY ID"),
+		"finchconnect migrate -from sqlite:///…/tokens.db -to postgres://…": synopsis(
+			"finchconnect migrate -from sqlite://$PWD/finchconnect-data/finchconnect.db -to sqlite://$PWD/copy.db", 0, "IN SOURCE"),
+		`finchconnect apikey create -scope read -name "payroll sync"`: {run: true},
+		"finchconnect audit -since 24h":                               {run: true},
+		"finchconnect sandbox -addr 127.0.0.1:4000":                   {serve: "127.0.0.1:4000"},
+		"test -f embed-keys || (umask 077 && go run ./cmd/finchconnect keygen > embed-keys)": {run: true, after: func(t *testing.T, _ string) {
+			fi, err := os.Stat(filepath.Join(dir, "embed-keys"))
+			if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 40 {
+				t.Errorf("embed-keys after keygen: %v, %v; want a key, mode 0600", fi, err)
+			}
+		}},
+		`export FINCHCONNECT_KEYS="$(cat embed-keys)" STAFF_PASSWORD='choose a long one' APP_PUBLIC_URL=http://127.0.0.1:8080`: {run: true, after: func(t *testing.T, _ string) {
+			if k := env()["FINCHCONNECT_KEYS"]; !strings.HasPrefix(k, "1:") {
+				t.Errorf("FINCHCONNECT_KEYS = %q, want the key in embed-keys", k)
+			}
+		}},
 		"go run ./examples/embed":             {serve: "127.0.0.1:8080"},
 		"export FC_URL=http://127.0.0.1:3000": {run: true},
 		`export KEY="$(go run ./cmd/finchconnect apikey create -scope write -name 'my app')"`: {run: true, after: func(t *testing.T, _ string) {
@@ -174,7 +199,7 @@ func TestREADME(t *testing.T) {
 	}
 	for _, e := range entries {
 		switch e.Name() {
-		case ".git", "finchconnect-data", "finchconnect", "finchconnect-keys", "finch.db":
+		case ".git", "finchconnect-data", "finchconnect", "finchconnect-keys", "finch.db", "embed-keys", "copy.db":
 			continue
 		}
 		if err := os.Symlink(filepath.Join(root, e.Name()), filepath.Join(dir, e.Name())); err != nil {
@@ -209,6 +234,13 @@ func TestREADME(t *testing.T) {
 		switch {
 		case step.skip != "":
 			t.Logf("not run (%s): %s", step.skip, cmd)
+			continue
+		case step.instance != "":
+			out, code := runREADMEInstance(t, dir, env, step.instance)
+			if code != step.instanceExit || !strings.Contains(out, step.instanceSays) {
+				t.Errorf("README's synopsis %q, run as %q: exit %d, want %d with %q in its output:\n%s",
+					cmd, step.instance, code, step.instanceExit, step.instanceSays, out)
+			}
 			continue
 		case step.serve != "":
 			if old := servers[step.serve]; old != nil { // README starts the sandbox twice
@@ -253,6 +285,27 @@ func runREADMECommand(t *testing.T, dir string, env map[string]string, cmd strin
 		t.Logf("its stderr: %s", stderr.String())
 	}
 	return out
+}
+
+// runREADMEInstance runs cmd with bash in dir and env, and returns its
+// stdout and stderr together, and its exit code.
+func runREADMEInstance(t *testing.T, dir string, env map[string]string, cmd string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	c := exec.CommandContext(ctx, "bash", "-c", cmd)
+	c.Dir = dir
+	c.Env = envList(env)
+	c.Stdin = nil // no terminal: a command that must ask refuses
+	out, err := c.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", cmd, err)
+	}
+	t.Logf("ran the instance %s: exit %d", cmd, code)
+	return string(out), code
 }
 
 // startREADMEServer starts cmd in the background, in its own process

@@ -16,6 +16,7 @@ import (
 // serving company pages and new callbacks: no request fails, every record
 // ends up under the new key, and only then can the old key be retired.
 func TestKeys_RotateUnderLoad(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	app := start(t, nil, "-addr", "127.0.0.1:0", "-data-dir", dir, "-keys-reload", "100ms", "-connect-limit", "0", "-callback-limit", "0",
 		"-demo-rate-limits", "0") // a load of page reads, past Finch's 20 a minute

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -16,6 +17,8 @@ import (
 type quietRedis struct{}
 
 func (quietRedis) Printf(context.Context, string, ...any) {}
+
+var quietRedisOnce sync.Once
 
 // errUsage is returned when the command line is wrong and usage has already
 // been printed; main exits 2 without printing it again.
@@ -90,7 +93,9 @@ of the machine can read a command line.
 // run is the whole program. main only calls it, so tests can drive every
 // command with their own arguments, environment and streams.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	goredis.SetLogger(quietRedis{})
+	// go-redis's logger is one for the process: set it once, not on every
+	// run of tests that run commands side by side.
+	quietRedisOnce.Do(func() { goredis.SetLogger(quietRedis{}) })
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}

@@ -73,6 +73,7 @@ func (fakeTTY) IsTerminal() bool { return true }
 // sandbox) refuses its token afterwards, the vault no longer holds it, and
 // the audit trail says it was disconnected.
 func TestTokenDelete_DisconnectsAtFinchFirst(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	app := start(t, nil, "-addr", "127.0.0.1:0", "-data-dir", dir)
 	b := newBrowser(t)
@@ -169,6 +170,26 @@ func TestTokenDelete_AsksFirst(t *testing.T) {
 	recs, err := audit.New(b).List(t.Context(), audit.Filter{ConnectionID: "conn-1"})
 	if err != nil || len(recs) != 1 || recs[0].Action != finchconnect.AuditDeleted {
 		t.Errorf("audit after -forget = %v, %+v; want one %s record", err, recs, finchconnect.AuditDeleted)
+	}
+}
+
+// TestConfirm_DevNullIsNoTerminal: /dev/null is a character device, and
+// the stdin of cron jobs and `cmd </dev/null`: a destructive command run
+// so is refused with the -yes hint, not shown a prompt nobody answers.
+func TestConfirm_DevNullIsNoTerminal(t *testing.T) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	if isTerminal(null) {
+		t.Errorf("isTerminal(%s) = true, want false", os.DevNull)
+	}
+	v := newVaultWith(t, 1, "conn-1")
+	_, errOut, err := runCLI(t, map[string]string{"FINCHCONNECT_KEYS": v.keys}, null,
+		"token", "delete", "-forget", "-data-dir", v.dir, "conn-1")
+	if err == nil || !strings.Contains(err.Error(), "no terminal") || !strings.Contains(err.Error(), "-yes") || strings.Contains(errOut, "Type conn-1") {
+		t.Errorf("token delete -forget </dev/null: %v, stderr %q; want a refusal naming -yes and no prompt", err, errOut)
 	}
 }
 

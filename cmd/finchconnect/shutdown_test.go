@@ -55,6 +55,7 @@ func waitForExchange(t *testing.T, sandboxURL string) {
 // when run returns, the token Finch issued must be in the vault and the
 // exchange in the audit trail.
 func TestServe_ShutdownWaitsForSlowExchange(t *testing.T) {
+	t.Parallel()
 	sb := start(t, nil, "sandbox", "-addr", "127.0.0.1:0")
 	env := finchEnv(t, sb.url, nil)
 	getenv := func(k string) string { return env[k] }

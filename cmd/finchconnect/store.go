@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -289,12 +290,47 @@ func storeOpenError(raw string, err error) error {
 	return fmt.Errorf("cannot open the store %s: %s. Check -store (FINCHCONNECT_STORE) and that the store is running", describeStore(raw), plainError(err))
 }
 
-// plainError is err's message without the package prefixes its layers add
+// plainError is err's message in an operator's terms, without the package
+// prefixes its layers add ("tokenstore: ", "sqlite: ", "finch: "…): a
+// network failure is the address that refused or timed out, or the host
+// that does not resolve, and a database server's refusal is its own
+// message, without the drivers' layers ("ping: failed to connect to
+// `user=… database=…`: … dial error: dial tcp …"). The backends hand the
+// driver's error on as text, so it is read as text.
+func plainError(err error) string {
+	msg := stripLayers(err.Error())
+	addr := ""
+	if m := dialAddr.FindStringSubmatch(msg); m != nil {
+		addr = " at " + m[1]
+	}
+	switch {
+	case strings.Contains(msg, "connection refused"):
+		return "nothing accepts connections" + addr + " (connection refused)"
+	case strings.Contains(msg, "no such host"):
+		if m := lookupHost.FindStringSubmatch(msg); m != nil {
+			return fmt.Sprintf("the host %s was not found", m[1])
+		}
+		return "the host was not found"
+	case strings.Contains(msg, "i/o timeout"), errors.Is(err, context.DeadlineExceeded):
+		return "no answer" + addr + " (timed out)"
+	}
+	if m := serverSays.FindStringSubmatch(msg); m != nil {
+		return "the server says: " + m[1]
+	}
+	return strings.TrimPrefix(msg, "ping: ")
+}
+
+var (
+	dialAddr   = regexp.MustCompile(`dial tcp (\S+?):? `)
+	lookupHost = regexp.MustCompile(`lookup (\S+?)( on \S+)?: no such host`)
+	serverSays = regexp.MustCompile(`server error: (?:FATAL|ERROR): (.*?)(?: \(SQLSTATE \w+\))?$`)
+)
+
+// stripLayers is msg without the package prefixes its layers add
 // ("tokenstore: ", "sqlite: ", "redis: "…), which mean nothing to an
 // operator.
-func plainError(err error) string {
-	msg := err.Error()
-	for _, p := range []string{"tokenstore: ", "sqlite: ", "redis: ", "postgres: ", "finchconnect: ", "keyring: ", "apikey: ", "audit: "} {
+func stripLayers(msg string) string {
+	for _, p := range []string{"tokenstore: ", "sqlite: ", "redis: ", "postgres: ", "finchconnect: ", "keyring: ", "apikey: ", "audit: ", "finch: "} {
 		msg = strings.ReplaceAll(msg, p, "")
 	}
 	// Drivers (pgx) list one line per address tried, often the same one:

@@ -108,7 +108,7 @@ func connectionError(id string, err error) error {
 }
 
 func listTokens(ctx context.Context, store *tokenstore.Store, f tokenstore.Filter, asJSON bool, w io.Writer) error {
-	var all []finchconnect.Connection
+	all := []finchconnect.Connection{} // -json of no connections is [], not null
 	for {
 		page, next, err := store.List(ctx, f)
 		if err != nil {

@@ -3,7 +3,8 @@
 // program README.md shows under "Embed it in your app"; CI builds it and
 // runs it against the sandbox.
 //
-//	export FINCHCONNECT_KEYS="$(go run ./cmd/finchconnect keygen)" STAFF_PASSWORD=…
+//	(umask 077 && go run ./cmd/finchconnect keygen > embed-keys)   # once, kept with finch.db
+//	export FINCHCONNECT_KEYS="$(cat embed-keys)" STAFF_PASSWORD=…
 //	export FINCH_CLIENT_ID=… FINCH_CLIENT_SECRET=…   # FINCH_BASE_URL too, for the sandbox
 //	go run ./examples/embed
 package main

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"html"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/finchconnect/finchconnect/keyring"
@@ -26,6 +29,11 @@ const staffPassword = "correct horse battery"
 // connected through the sandbox's Connect page is shown from the vault.
 func TestEmbed(t *testing.T) {
 	ctx := context.Background()
+	// The example sets no Config.Logger: what the handler logs must reach
+	// slog.Default(), errors included, not vanish.
+	var logs syncBuffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
 	mux := http.NewServeMux()
 	app := httptest.NewServer(mux)
 	defer app.Close()
@@ -106,6 +114,34 @@ func TestEmbed(t *testing.T) {
 	if status, _, _ := get(ref.String(), false); status != http.StatusUnauthorized {
 		t.Fatalf("connection page without the staff password = %d, want 401", status)
 	}
+
+	// Finch goes away: the page says so, and the handler's warning,
+	// with no Logger configured, is in slog.Default()'s output.
+	finchAPI.CloseClientConnections()
+	finchAPI.Close()
+	get(ref.String(), true)
+	if got := logs.String(); !strings.Contains(got, "level=WARN msg=\"read employer data\"") {
+		t.Errorf("with a nil Config.Logger and Finch down, slog.Default() got:\n%s\nwant the handler's warning", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that the handler's goroutines may write
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestEmbed_RefusesWeakSetup checks that the example will not start without
