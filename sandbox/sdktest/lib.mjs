@@ -83,6 +83,13 @@ export function track(client) {
 // requests, as written in the SDK ("/employer/benefits/${benefitID}"),
 // found by walking a client's resources and reading their methods' code.
 export function httpRoutes() {
+  return Object.fromEntries(Object.entries(httpRequests()).map(([m, r]) => [m, r.path]));
+}
+
+// httpRequests is httpRoutes with each method's HTTP verb, as
+// { verb: "GET", path: "/employer/benefits/${benefitID}" } (getAPIList is
+// a GET unless its options say method: 'post').
+export function httpRequests() {
   const c = new Finch({ accessToken: "x", clientId: "a", clientSecret: "b" });
   const out = {};
   const walk = (obj, path, seen) => {
@@ -93,8 +100,11 @@ export function httpRoutes() {
       if (k.startsWith("_") || !v || typeof v !== "object" || !("_client" in v)) continue;
       const proto = Object.getPrototypeOf(v);
       for (const m of Object.getOwnPropertyNames(proto)) {
-        const route = String(proto[m]).match(/this\._client\.\w+\(\s*(?:\(0, [\w.]+\)\s*)?(?:path\s*)?[`'"]([^`'"]+)/);
-        if (m !== "constructor" && route) out[path + k + "." + m] = route[1];
+        const route = String(proto[m]).match(/this\._client\.(\w+)\(\s*(?:\(0, [\w.]+\)\s*)?(?:path\s*)?[`'"]([^`'"]+)/);
+        if (m === "constructor" || !route) continue;
+        // getAPIList is a GET unless its options name another method.
+        const listVerb = (String(proto[m]).match(/\bmethod:\s*['"](\w+)['"]/) || [, "get"])[1];
+        out[path + k + "." + m] = { verb: (route[1] === "getAPIList" ? listVerb : route[1]).toUpperCase(), path: route[2] };
       }
       walk(v, path + k + ".", seen);
     }
