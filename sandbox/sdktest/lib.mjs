@@ -4,8 +4,9 @@
 // that sandbox/sdk_test.go can check that every HTTP method of the SDK was
 // exercised.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import Finch from "@tryfinch/finch-api";
 
 export { Finch };
@@ -116,6 +117,19 @@ export function httpRequests() {
 // httpMethods lists the methods of httpRoutes, sorted.
 export function httpMethods() {
   return Object.keys(httpRoutes()).sort();
+}
+
+// webhookEventTypes lists, sorted, every event_type of the SDK's webhook
+// event types, read from its resources/webhooks.d.ts (the types are all
+// the SDK has of them: nothing at run time lists them).
+export function webhookEventTypes() {
+  const main = createRequire(import.meta.url).resolve("@tryfinch/finch-api"); // …/finch-api/index.js
+  const dts = join(dirname(main), "resources", "webhooks.d.ts");
+  const types = new Set();
+  for (const decl of readFileSync(dts, "utf8").matchAll(/event_type\??:([^;]+);/g)) {
+    for (const lit of decl[1].matchAll(/'([^']+)'/g)) types.add(lit[1]);
+  }
+  return [...types].sort();
 }
 
 // calledMethods returns the SDK methods called so far in this process.
