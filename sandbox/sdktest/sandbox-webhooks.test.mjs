@@ -63,7 +63,16 @@ test("every webhook event type arrives signed, and the SDK's unwrap verifies it"
     await finch.sandbox.connections.accounts.update({ connection_status: "reauth" });
 
     const mine = () => got.filter((h) => JSON.parse(h.body).connection_id === conn);
-    await waitFor("28 deliveries", () => mine().length >= sdkEventTypes.length + 2);
+    // Each triggered type, the reauth, and the new connection's own
+    // first-sync event (job.initial_data_sync_org.succeeded).
+    const parsed = () => mine().map((h) => JSON.parse(h.body));
+    await waitFor("every type and the reauth", () => {
+      const evs = parsed();
+      const types = new Set(evs.map((e) => e.event_type));
+      return [...sdkEventTypes, "test"].every((t) => types.has(t)) && evs.some((e) => e.event_type === "account.updated" && e.data.status === "reauth");
+    });
+    const initial = parsed().filter((e) => e.event_type === "job.initial_data_sync_org.succeeded");
+    assert.ok(initial.length >= 2, "the connection's own first sync, and the triggered one");
 
     const receiver = track(new Finch({ baseURL: base, accessToken: "unused", webhookSecret: secret }));
     const byType = new Map();
