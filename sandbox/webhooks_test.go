@@ -253,6 +253,7 @@ func TestWebhooks_TriggerNeedsAURL(t *testing.T) {
 // which the test moves: nothing sleeps for the schedule), with the same
 // Finch-Event-Id and a fresh signature; a success ends it.
 func TestWebhooks_RetriedOnFinchSchedule(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	wall := newWallClock()
 	rc := newReceiver(t, func(n int) int {
 		if n <= 2 {
@@ -297,6 +298,7 @@ func TestWebhooks_RetriedOnFinchSchedule(t *testing.T) {
 // receiver gets one attempt per delay plus the first, then the event
 // counts as failed.
 func TestWebhooks_GivesUp(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	rc := newReceiver(t, func(int) int { return http.StatusInternalServerError })
 	e := newEnv(t, sandbox.Options{WebhookURL: rc.url, WebhookSecret: hookSecret, Now: fixedNow(), WebhookRetryDelays: []time.Duration{0, 0}})
 	_, conn := e.sandboxToken()
@@ -324,6 +326,7 @@ func TestWebhooks_GivesUp(t *testing.T) {
 // TestWebhooks_DuplicatesAndOutOfOrder: the chaos knobs deliver an event
 // twice under one Finch-Event-Id, and batches newest first.
 func TestWebhooks_DuplicatesAndOutOfOrder(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	t.Run("duplicates", func(t *testing.T) {
 		rc := newReceiver(t, nil)
 		e := newEnv(t, sandbox.Options{WebhookURL: rc.url, WebhookSecret: hookSecret, WebhookDuplicateEvery: 2})
