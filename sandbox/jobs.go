@@ -169,6 +169,9 @@ func (s *Server) initialSync(c *connection, base string) {
 	if base == "" {
 		base = c.BaseURL
 	}
+	if base == "" {
+		base = s.opts.PublicURL // a connection kept from before BaseURL was recorded
+	}
 	kinds := []string{"org"}
 	if c.hasProduct("payment") || c.hasProduct("pay_statement") {
 		kinds = append(kinds, "payroll")
