@@ -43,7 +43,7 @@ func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request)
 	// Finch Sandbox connections hold Finch-generated data: their
 	// connection_type is "finch" (finch-api.md §6).
 	sess := &session{Products: req.Products, Sandbox: "finch", AuthMethod: req.AuthenticationType}
-	tok, conn, entityID := s.mintSandboxToken(sess, req.ProviderID, req.EmployeeSize)
+	tok, conn, entityID := s.mintSandboxToken(sess, req.ProviderID, req.EmployeeSize, s.publicURL(r))
 	writeJSON(w, http.StatusOK, map[string]any{
 		"access_token": tok, "token_type": "bearer", "connection_id": conn.ID, "entity_id": entityID,
 		"account_id": conn.AccountID, "company_id": conn.CompanyID, "provider_id": conn.ProviderID,
@@ -55,7 +55,7 @@ func (s *Server) handleSandboxConnection(w http.ResponseWriter, r *http.Request)
 // makes and returns a token for the new connection, as
 // POST /sandbox/connections gives one without a Connect round trip. Both
 // happen under one lock, so nothing (a prune, say) comes between them.
-func (s *Server) mintSandboxToken(sess *session, provider string, employees int) (string, *connection, string) {
+func (s *Server) mintSandboxToken(sess *session, provider string, employees int, base string) (string, *connection, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	value := s.issueCodeLocked(sess, provider, "authorized_simple")
@@ -63,6 +63,7 @@ func (s *Server) mintSandboxToken(sess *session, provider string, employees int)
 	c.Used = true
 	conn := s.st.Connections[c.ConnectionID]
 	conn.Employees = min(employees, 10000)
+	s.initialSync(conn, base)
 	tok := s.random(32)
 	s.st.Tokens[digest(tok)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now(), ClientID: s.opts.ClientID}
 	entityID := ""

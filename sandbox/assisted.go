@@ -99,6 +99,7 @@ func (s *Server) assistedTick(c *connection) {
 		case "processing":
 			c.Status = "connected"
 			s.emitStatus(c)
+			s.initialSync(c, "")
 		}
 		s.dirty = true
 	}

@@ -52,6 +52,7 @@ func wantStatusHook(t *testing.T, rc *receiver, conn, status string) {
 // answer 202 data_sync_in_progress, /introspect shows each status, and
 // every step sends account.updated, even with no request in between.
 func TestAssisted_Timeline(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	rc := newReceiver(t, nil)
 	e := newEnv(t, sandbox.Options{WebhookURL: rc.url, WebhookSecret: hookSecret, Now: fixedNow()})
 	r := e.call("POST", "/sandbox/connections", "basic", map[string]any{"provider_id": "gusto", "authentication_type": "assisted"})
@@ -141,6 +142,7 @@ func TestAssisted_ConnectAndManualSteps(t *testing.T) {
 // re-authentication restoring it (when its code is exchanged), an entity
 // disconnected (with its entity_id) and restored, and a disconnect.
 func TestWebhooks_StatusChangesAndReauth(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	rc := newReceiver(t, nil)
 	e := newEnv(t, sandbox.Options{WebhookURL: rc.url, WebhookSecret: hookSecret})
 	tok := e.token("reauthorization")

@@ -702,3 +702,44 @@ func TestBenefits_EnrollAHire(t *testing.T) {
 		t.Fatalf("enrolling the hire %s = %v, want 201", hire, it)
 	}
 }
+
+// seededReader is a deterministic Options.Rand, so that a test's
+// connections (their ids, hence their seeds) are the same on every run.
+type seededReader struct{ n byte }
+
+func (r *seededReader) Read(p []byte) (int, error) {
+	for i := range p {
+		r.n = r.n*31 + 7
+		p[i] = r.n
+	}
+	return len(p), nil
+}
+
+// TestBenefits_EnrollmentsMoveWithTheClock: the employer's own 401(k)
+// follows its people as the clock moves: after months of daily
+// refreshes its enrolled list has someone hired since the connection was
+// made (hires who save are enrolled, as their pay statements deduct it).
+func TestBenefits_EnrollmentsMoveWithTheClock(t *testing.T) {
+	e := newEnv(t, sandbox.Options{Rand: &seededReader{}})
+	auth, _ := e.conn("gusto", "", "benefits", "directory")
+	var k401 string
+	for _, b := range array(t, e.call("GET", "/employer/benefits", auth, nil)) {
+		if b["type"] == "401k" {
+			k401 = b["benefit_id"].(string)
+		}
+	}
+	enrolled := func() []any {
+		return want(t, "enrolled", e.call("GET", "/employer/benefits/"+k401+"/enrolled", auth, nil), http.StatusOK, "")["individual_ids"].([]any)
+	}
+	before, people := enrolled(), e.people(auth)
+	e.advance(365 * 24 * time.Hour)
+	var hired []any
+	for _, id := range enrolled() {
+		if !slices.Contains(people, id.(string)) {
+			hired = append(hired, id)
+		}
+	}
+	if len(hired) == 0 {
+		t.Fatalf("after a year the 401(k) enrolls %v (before: %v); want a hire among them", enrolled(), before)
+	}
+}

@@ -239,6 +239,10 @@ func (c *connection) genPerson(i int) person {
 	kind := x.IntN(20)
 	if k, ok := c.forcedKind(i); ok {
 		kind, p.Active = k, true
+		// The forced full-timer also saves in the 401(k), so that every
+		// employer big enough for the forced roles has someone enrolled
+		// in each seeded plan (medical and 401(k)), whatever its seed.
+		p.Saves401k = p.Saves401k || k == 19
 	}
 	switch {
 	case kind == 0:

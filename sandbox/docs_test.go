@@ -9,8 +9,8 @@ import (
 )
 
 // TestDocsListEverything keeps docs/sandbox.md complete: every route of
-// routes.go in its "Every route" table, every scenario login, and every
-// knob of Options.
+// routes.go in its "Every route" table, every scenario login, every knob
+// of Options and every flag of `finchconnect sandbox`.
 func TestDocsListEverything(t *testing.T) {
 	doc, err := os.ReadFile("../docs/sandbox.md")
 	if err != nil {
@@ -37,6 +37,21 @@ func TestDocsListEverything(t *testing.T) {
 	for _, sc := range scenarios {
 		if !strings.Contains(string(doc), "`"+sc.Username+"`") {
 			t.Errorf("docs/sandbox.md does not describe the scenario login %q", sc.Username)
+		}
+	}
+	// The flags of `finchconnect sandbox`, which wires Options (read as
+	// text: the sandbox imports nothing of the project).
+	cmd, err := os.ReadFile("../cmd/finchconnect/sandbox.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := regexp.MustCompile(`fs\.\w+Var\([^,]+, "([a-z-]+)"`).FindAllStringSubmatch(string(cmd), -1)
+	if len(flags) < 9 {
+		t.Fatalf("found %d flags in cmd/finchconnect/sandbox.go; is the pattern broken?", len(flags))
+	}
+	for _, f := range flags {
+		if !regexp.MustCompile("`-" + regexp.QuoteMeta(f[1]) + "[` ]").Match(doc) {
+			t.Errorf("docs/sandbox.md does not describe the flag -%s", f[1])
 		}
 	}
 	opts := reflect.TypeOf(Options{})

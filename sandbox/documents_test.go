@@ -32,6 +32,7 @@ func (e *env) employmentTypes(auth, query string) map[string]string {
 // contractor has one, and each document's detail is the W-4 variant its
 // type says, for the same person and year.
 func TestDocuments_W4s(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	e := newEnv(t, sandbox.Options{})
 	auth := "bearer:" + e.token("authorized_complex", docProducts...)
 	people := e.employmentTypes(auth, "")

@@ -45,6 +45,7 @@ type autoJob struct {
 	Completes    time.Time `json:"completes"`
 	Outcome      string    `json:"outcome"` // the final status, decided when it was created
 	Done         bool      `json:"done"`
+	Initial      bool      `json:"initial,omitempty"` // a first sync (initialSync): not listed
 }
 
 func (j *autoJob) status(now time.Time) string {
@@ -143,6 +144,53 @@ func (s *Server) newAutoJob(r *http.Request, c *connection, typ, individual stri
 	return j
 }
 
+// initialSync is connection c's first sync, once c is first connected
+// (at the exchange of its first code, at POST /sandbox/connections, or
+// when an assisted connection reaches connected): with a webhook URL set,
+// it sends job.initial_data_sync_org.succeeded and, for a connection with
+// payment or pay_statement, job.initial_data_sync_payroll.succeeded, each
+// with the job_url of a finished data_sync_all job that
+// GET /jobs/automated/{job_id} answers but the list leaves out (Finch
+// does not say whether it lists them) and that uses no refresh quota.
+// base is the sandbox's public URL ("": the one recorded when c was
+// made). s.mu must be held.
+func (s *Server) initialSync(c *connection, base string) {
+	if base != "" && c.BaseURL == "" {
+		c.BaseURL = base
+	}
+	if c.InitialSynced || c.Status != "connected" {
+		return
+	}
+	c.InitialSynced = true
+	s.dirty = true
+	if !s.hooks.enabled.Load() {
+		return // no job records for events nobody receives
+	}
+	if base == "" {
+		base = c.BaseURL
+	}
+	if base == "" {
+		base = s.opts.PublicURL // a connection kept from before BaseURL was recorded
+	}
+	kinds := []string{"org"}
+	if c.hasProduct("payment") || c.hasProduct("pay_statement") {
+		kinds = append(kinds, "payroll")
+	}
+	if s.st.AutoJobs == nil {
+		s.st.AutoJobs = map[string]*autoJob{}
+	}
+	now := s.now()
+	for _, kind := range kinds {
+		s.st.JobSeq++
+		j := &autoJob{ID: s.id(), ConnectionID: c.ID, Type: "data_sync_all", Seq: s.st.JobSeq,
+			Created: now, Starts: now, Completes: now, Outcome: "complete", Done: true, Initial: true}
+		j.URL = base + "/jobs/automated/" + j.ID
+		s.st.AutoJobs[j.ID] = j
+		s.emit(c, "job.initial_data_sync_"+kind+".succeeded", map[string]any{"job_id": j.ID, "job_url": j.URL})
+	}
+	s.pruneJobs()
+}
+
 // handleAutomatedCreate is POST /jobs/automated: 201 with a new job, 202
 // with the data_sync_all job already running (no quota used), 429 with
 // {allowed_refreshes, remaining_refreshes, retry_at} when the hour's
@@ -235,7 +283,7 @@ func (s *Server) handleAutomatedList(w http.ResponseWriter, r *http.Request, c *
 	s.settleJobs()
 	var jobs []*autoJob
 	for _, j := range s.st.AutoJobs {
-		if j.ConnectionID == c.ID {
+		if j.ConnectionID == c.ID && !j.Initial {
 			jobs = append(jobs, j)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 // against a sandbox with Finch's rate limits (factor 1) and a still wall
 // clock, so that the window cannot slide during the run.
 func TestOfficialSDK_RateLimits(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	dir := sdkTestDir(t)
 	sb, err := sandbox.New(sandbox.Options{RateLimitFactor: 1, Now: fixedNow()})
 	if err != nil {

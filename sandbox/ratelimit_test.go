@@ -134,6 +134,7 @@ func TestRateLimit_OffByDefaultAndScaled(t *testing.T) {
 // are allowed; the next locks the IP out of every API route for an hour
 // (finch_api_ip_rl), the admin API excepted; then it starts afresh.
 func TestRateLimit_IPLockout(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	e := newEnv(t, sandbox.Options{RateLimitFactor: 1, Now: fixedNow()})
 	for i := range 1000 {
 		if r := e.call("GET", "/providers", "", nil); r.status != http.StatusOK {

@@ -470,6 +470,9 @@ func (s *Server) SetConnectionStatus(connectionID, status string) error {
 	if c.Status != status {
 		c.Status = status
 		s.emitStatus(c)
+		if c.assisted() {
+			s.initialSync(c, "") // an assisted connection's data arrives when it is first connected
+		}
 	}
 	s.dirty = true
 	return nil

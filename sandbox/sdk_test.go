@@ -3,11 +3,14 @@ package sandbox_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +47,7 @@ func sdkTestDir(t *testing.T) string {
 // after it), and each sandbox-*.test.mjs one area of the API. Then it
 // checks that together they called every HTTP method the SDK has.
 func TestOfficialSDK(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	dir := sdkTestDir(t)
 	sb, err := sandbox.New(sandbox.Options{})
 	if err != nil {
@@ -76,13 +80,39 @@ func TestOfficialSDK(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	if n := sb.Stats().Requests[http.MethodGet+" /employer/directory"]; n < 3 {
+	stats := sb.Stats()
+	if n := stats.Requests[http.MethodGet+" /employer/directory"]; n < 3 {
 		t.Errorf("the SDK fetched the directory %d times, want at least 3 pages", n)
 	}
 	t.Logf("%s", out)
 
+	// Every request of the SDK reached one of the sandbox's routes: none
+	// was answered 404 "No such route" (or 405) for want of one, and each
+	// HTTP method's own route (verb and path, as the SDK writes them)
+	// was requested at least once.
+	routes := sdkRoutes(t, dir) // method → "VERB /path", from the SDK's code
+	t.Run("no method answers 404", func(t *testing.T) {
+		if n := stats.Requests["unmatched"]; n > 0 {
+			t.Errorf("%d requests of the SDK matched no route of the sandbox", n)
+		}
+		served := map[string]int{}
+		param := regexp.MustCompile(`\{[^}]*\}`)
+		for pattern, n := range stats.Requests {
+			served[param.ReplaceAllString(pattern, "{}")] += n
+		}
+		sdkParam := regexp.MustCompile(`\$\{[^}]*\}`)
+		if len(routes) < 48 {
+			t.Fatalf("found %d HTTP methods in the SDK, want the 48 of 10.7.0", len(routes))
+		}
+		for method, route := range routes {
+			if served[sdkParam.ReplaceAllString(route, "{}")] == 0 {
+				t.Errorf("%s (%s): no request reached a sandbox route for it", method, route)
+			}
+		}
+	})
+
 	t.Run("every SDK method", func(t *testing.T) {
-		all := sdkMethods(t, dir)
+		all := slices.Sorted(maps.Keys(routes))
 		if len(all) < 48 {
 			t.Fatalf("found %d HTTP methods in the SDK, want the 48 of 10.7.0: %v", len(all), all)
 		}
@@ -113,14 +143,24 @@ func TestOfficialSDK(t *testing.T) {
 	})
 }
 
-// sdkMethods lists the SDK's HTTP methods (sdktest/methods.mjs).
-func sdkMethods(t *testing.T, dir string) []string {
+// sdkRoutes maps each of the SDK's HTTP methods to its request as a
+// ServeMux pattern would name it, "GET /employer/benefits/${benefitID}"
+// (sdktest/methods.mjs --routes).
+func sdkRoutes(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	cmd := exec.Command("node", "methods.mjs")
+	cmd := exec.Command("node", "methods.mjs", "--routes")
 	cmd.Dir = dir
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("node methods.mjs: %v", err)
+		t.Fatalf("node methods.mjs --routes: %v", err)
 	}
-	return strings.Fields(string(out))
+	routes := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			t.Fatalf("methods.mjs --routes: line %q is not method, verb, path", line)
+		}
+		routes[f[0]] = f[1] + " " + f[2]
+	}
+	return routes
 }

@@ -211,6 +211,12 @@ type connection struct {
 	SyncOutcome    string     `json:"sync_outcome,omitempty"`    // PUT /sandbox/jobs/configuration; "" is complete
 	RefreshWindow  time.Time  `json:"refresh_window,omitzero"`   // the hour Refreshes counts in
 	Refreshes      int        `json:"refreshes,omitempty"`       // data_sync_all jobs started in RefreshWindow
+
+	// The first sync (jobs.go, initialSync): done once the connection was
+	// first connected; BaseURL is the sandbox's public URL when it was
+	// made, for the job URLs of webhooks sent from the background tick.
+	InitialSynced bool   `json:"initial_synced,omitempty"`
+	BaseURL       string `json:"base_url,omitempty"`
 }
 
 // entity is one of a connection's entities; its name is its company's

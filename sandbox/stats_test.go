@@ -38,6 +38,7 @@ func TestStats_RequestsByRoute(t *testing.T) {
 
 // TestLimits_OversizedBody: a body over the limit is refused, not read.
 func TestLimits_OversizedBody(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	e := newEnv(t, sandbox.Options{})
 	big := url.Values{"code": {strings.Repeat("x", 9<<20)}, "client_id": {sandbox.DefaultClientID}, "client_secret": {sandbox.DefaultClientSecret}}
 	// Were the body read whole, the code would be looked up and refused

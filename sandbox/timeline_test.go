@@ -61,6 +61,7 @@ func amountOf(emp map[string]any) float64 {
 // (a higher income, effective that day, on top of income_history); and
 // nothing changes before the refresh is due.
 func TestTimeline_ADayChangesTheData(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	e := newEnv(t, sandbox.Options{Now: fixedClock()})
 	tok := e.token("authorized_simple")
 	before := e.snapshot(tok)
@@ -189,6 +190,7 @@ func (e *env) payments(tok, from, to string) []payment {
 // TestTimeline_PayRunAppearsOnSchedule: a pay run appears at the first
 // refresh on or after its pay date, not before, for each pay group.
 func TestTimeline_PayRunAppearsOnSchedule(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	e := newEnv(t, sandbox.Options{Now: fixedClock()})
 	tok := e.token("authorized_complex")
 	far := "2100-01-01"

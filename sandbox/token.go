@@ -50,7 +50,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	resp, problem := s.redeem(req.Code, req.RedirectURI)
+	resp, problem := s.redeem(req.Code, req.RedirectURI, s.publicURL(r))
 	if problem != "" {
 		s.refuse(w, http.StatusBadRequest, "invalid_grant_error", "", problem)
 		return
@@ -61,7 +61,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 // redeem consumes code value and mints a token for its connection,
 // returning the token response, or why the code was refused. The check
 // and the consumption happen under one lock.
-func (s *Server) redeem(value, redirectURI string) (map[string]any, string) {
+func (s *Server) redeem(value, redirectURI, base string) (map[string]any, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.st.Codes[digest(value)]
@@ -96,6 +96,8 @@ func (s *Server) redeem(value, redirectURI string) (map[string]any, string) {
 	if c.Reauth != nil {
 		s.reauthenticate(conn, c.Reauth)
 		c.Reauth = nil
+	} else {
+		s.initialSync(conn, base)
 	}
 	tok := s.random(32) // 256 bits
 	s.st.Tokens[digest(tok)] = &token{ConnectionID: conn.ID, ID: s.id(), Created: s.now(), ClientID: s.opts.ClientID}

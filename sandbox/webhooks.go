@@ -559,7 +559,8 @@ func (s *Server) handleSetWebhooks(w http.ResponseWriter, r *http.Request) {
 		q.retry = delays
 	}
 	if req.DuplicateEvery != nil {
-		q.dupEvery = *req.DuplicateEvery
+		// The count starts again: the Nth event from now is the first duplicated.
+		q.dupEvery, q.emitted = *req.DuplicateEvery, 0
 	}
 	if req.ReorderWindow != nil {
 		q.reorder = *req.ReorderWindow

@@ -30,17 +30,21 @@ type hook struct {
 
 // receiver is a webhook endpoint that checks every signature (Finch's
 // scheme, finch-api.md §7) and answers with answer(n) for its nth
-// delivery (from 1).
+// delivery (from 1). The job.initial_data_sync_*.succeeded events each
+// new connection brings are answered 200 and set aside in initial, so
+// that tests of other events see only theirs, unless keepInitial is set.
 type receiver struct {
-	url  string
-	got  chan hook
-	n    atomic.Int64
-	t    *testing.T
-	fail func(n int) int
+	url         string
+	got         chan hook
+	initial     chan hook
+	keepInitial atomic.Bool
+	n           atomic.Int64
+	t           *testing.T
+	fail        func(n int) int
 }
 
 func newReceiver(t *testing.T, answer func(n int) int) *receiver {
-	rc := &receiver{got: make(chan hook, 256), t: t, fail: answer}
+	rc := &receiver{got: make(chan hook, 256), initial: make(chan hook, 256), t: t, fail: answer}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		id, ts := r.Header.Get("Finch-Event-Id"), r.Header.Get("Finch-Timestamp")
@@ -54,6 +58,10 @@ func newReceiver(t *testing.T, answer func(n int) int) *receiver {
 		var ev map[string]any
 		if err := json.Unmarshal(body, &ev); err != nil {
 			t.Errorf("webhook body %q: %v", body, err)
+		}
+		if typ, _ := ev["event_type"].(string); strings.HasPrefix(typ, "job.initial_data_sync_") && !rc.keepInitial.Load() {
+			rc.initial <- hook{id: id, ts: ts, event: ev, status: http.StatusOK}
+			return
 		}
 		status := http.StatusOK
 		if answer != nil {
@@ -106,6 +114,32 @@ func (rc *receiver) noStatus(what string) {
 	}
 }
 
+// settled waits for the first-sync event of the connection just made
+// (set aside, see receiver), so that the test's own events come after it,
+// and returns GET /_sandbox/webhooks once it counts it delivered.
+func (rc *receiver) settled(e *env) map[string]any {
+	rc.t.Helper()
+	select {
+	case <-rc.initial:
+	case <-time.After(10 * time.Second):
+		rc.t.Fatal("no job.initial_data_sync_org.succeeded arrived")
+	}
+	// The receiver has it before the sandbox records the attempt.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		st := e.call("GET", "/_sandbox/webhooks", "", nil).json(rc.t)
+		if st["delivered"] == st["events"] && st["pending"] == 0.0 || time.Now().After(deadline) {
+			return st
+		}
+	}
+}
+
+// delta is st's counter k less base's.
+func delta(st, base map[string]any, k string) float64 {
+	a, _ := st[k].(float64)
+	b, _ := base[k].(float64)
+	return a - b
+}
+
 // wallClock is an Options.Now that tests move.
 type wallClock struct {
 	mu sync.Mutex
@@ -138,6 +172,7 @@ job.initial_data_sync_org.succeeded job.initial_data_sync_payroll.succeeded`)
 // with data of the SDK's shape.
 func TestWebhooks_EveryEventType(t *testing.T) {
 	rc := newReceiver(t, nil)
+	rc.keepInitial.Store(true)
 	e := newEnv(t, sandbox.Options{WebhookURL: rc.url, WebhookSecret: hookSecret})
 	_, conn := e.sandboxToken()
 	types := append(slices.Clone(sdkEventTypes), "test")
@@ -147,8 +182,10 @@ func TestWebhooks_EveryEventType(t *testing.T) {
 	for _, typ := range types {
 		mustStatus(t, "trigger "+typ, e.call("POST", "/_sandbox/webhooks/test", "", map[string]any{"connection_id": conn, "event_type": typ}), http.StatusAccepted)
 	}
+	// Each type once, and the new connection's own first-sync event, in
+	// whatever order.
 	seen := map[string]bool{}
-	for range types {
+	for range len(types) + 1 {
 		h := rc.next()
 		ev := h.event
 		typ, _ := ev["event_type"].(string)
@@ -216,6 +253,7 @@ func TestWebhooks_TriggerNeedsAURL(t *testing.T) {
 // which the test moves: nothing sleeps for the schedule), with the same
 // Finch-Event-Id and a fresh signature; a success ends it.
 func TestWebhooks_RetriedOnFinchSchedule(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	wall := newWallClock()
 	rc := newReceiver(t, func(n int) int {
 		if n <= 2 {
@@ -225,6 +263,7 @@ func TestWebhooks_RetriedOnFinchSchedule(t *testing.T) {
 	})
 	e := newEnv(t, sandbox.Options{WebhookURL: rc.url, WebhookSecret: hookSecret, Now: wall.now})
 	_, conn := e.sandboxToken()
+	base := rc.settled(e)
 	t0 := wall.now().Unix()
 	if err := e.sb.SendWebhook(conn, "company.updated", nil); err != nil {
 		t.Fatal(err)
@@ -250,8 +289,8 @@ func TestWebhooks_RetriedOnFinchSchedule(t *testing.T) {
 	wall.add(3 * time.Hour)
 	rc.none("after the delivery")
 	st := e.call("GET", "/_sandbox/webhooks", "", nil).json(t)
-	if st["attempts"] != 3.0 || st["delivered"] != 1.0 || st["failed"] != 0.0 || st["pending"] != 0.0 {
-		t.Errorf("GET /_sandbox/webhooks = %v, want 3 attempts, 1 delivered, none pending", st)
+	if delta(st, base, "attempts") != 3 || delta(st, base, "delivered") != 1 || st["failed"] != 0.0 || st["pending"] != 0.0 {
+		t.Errorf("GET /_sandbox/webhooks = %v (before: %v), want 3 more attempts, 1 more delivered, none pending", st, base)
 	}
 }
 
@@ -259,9 +298,11 @@ func TestWebhooks_RetriedOnFinchSchedule(t *testing.T) {
 // receiver gets one attempt per delay plus the first, then the event
 // counts as failed.
 func TestWebhooks_GivesUp(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	rc := newReceiver(t, func(int) int { return http.StatusInternalServerError })
 	e := newEnv(t, sandbox.Options{WebhookURL: rc.url, WebhookSecret: hookSecret, Now: fixedNow(), WebhookRetryDelays: []time.Duration{0, 0}})
 	_, conn := e.sandboxToken()
+	base := rc.settled(e)
 	if err := e.sb.SendWebhook(conn, "test", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -272,11 +313,11 @@ func TestWebhooks_GivesUp(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st := e.call("GET", "/_sandbox/webhooks", "", nil).json(t)
-		if st["failed"] == 1.0 && st["attempts"] == 3.0 {
+		if st["failed"] == 1.0 && delta(st, base, "attempts") == 3 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("GET /_sandbox/webhooks = %v, want 3 attempts and 1 failed", st)
+			t.Fatalf("GET /_sandbox/webhooks = %v (before: %v), want 3 more attempts and 1 failed", st, base)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -285,10 +326,14 @@ func TestWebhooks_GivesUp(t *testing.T) {
 // TestWebhooks_DuplicatesAndOutOfOrder: the chaos knobs deliver an event
 // twice under one Finch-Event-Id, and batches newest first.
 func TestWebhooks_DuplicatesAndOutOfOrder(t *testing.T) {
+	t.Parallel() // slow (waits, node or many requests): overlaps the others
 	t.Run("duplicates", func(t *testing.T) {
 		rc := newReceiver(t, nil)
 		e := newEnv(t, sandbox.Options{WebhookURL: rc.url, WebhookSecret: hookSecret, WebhookDuplicateEvery: 2})
 		_, conn := e.sandboxToken()
+		rc.settled(e)
+		// Setting the knob starts its count again, after the first-sync event.
+		mustStatus(t, "PUT duplicate_every", e.call("PUT", "/_sandbox/webhooks", "", map[string]any{"duplicate_every": 2}), http.StatusOK)
 		for _, typ := range []string{"directory.created", "directory.updated"} {
 			if err := e.sb.SendWebhook(conn, typ, nil); err != nil {
 				t.Fatal(err)
@@ -304,6 +349,7 @@ func TestWebhooks_DuplicatesAndOutOfOrder(t *testing.T) {
 		rc := newReceiver(t, nil)
 		e := newEnv(t, sandbox.Options{WebhookURL: rc.url, WebhookSecret: hookSecret, Now: fixedNow()})
 		_, conn := e.sandboxToken()
+		rc.settled(e)
 		mustStatus(t, "PUT reorder_window", e.call("PUT", "/_sandbox/webhooks", "", map[string]any{"reorder_window": 3}), http.StatusOK)
 		sent := []string{"individual.created", "individual.updated", "individual.deleted"}
 		for _, typ := range sent {

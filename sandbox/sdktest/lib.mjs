@@ -4,8 +4,9 @@
 // that sandbox/sdk_test.go can check that every HTTP method of the SDK was
 // exercised.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import Finch from "@tryfinch/finch-api";
 
 export { Finch };
@@ -83,6 +84,13 @@ export function track(client) {
 // requests, as written in the SDK ("/employer/benefits/${benefitID}"),
 // found by walking a client's resources and reading their methods' code.
 export function httpRoutes() {
+  return Object.fromEntries(Object.entries(httpRequests()).map(([m, r]) => [m, r.path]));
+}
+
+// httpRequests is httpRoutes with each method's HTTP verb, as
+// { verb: "GET", path: "/employer/benefits/${benefitID}" } (getAPIList is
+// a GET unless its options say method: 'post').
+export function httpRequests() {
   const c = new Finch({ accessToken: "x", clientId: "a", clientSecret: "b" });
   const out = {};
   const walk = (obj, path, seen) => {
@@ -93,8 +101,11 @@ export function httpRoutes() {
       if (k.startsWith("_") || !v || typeof v !== "object" || !("_client" in v)) continue;
       const proto = Object.getPrototypeOf(v);
       for (const m of Object.getOwnPropertyNames(proto)) {
-        const route = String(proto[m]).match(/this\._client\.\w+\(\s*(?:\(0, [\w.]+\)\s*)?(?:path\s*)?[`'"]([^`'"]+)/);
-        if (m !== "constructor" && route) out[path + k + "." + m] = route[1];
+        const route = String(proto[m]).match(/this\._client\.(\w+)\(\s*(?:\(0, [\w.]+\)\s*)?(?:path\s*)?[`'"]([^`'"]+)/);
+        if (m === "constructor" || !route) continue;
+        // getAPIList is a GET unless its options name another method.
+        const listVerb = (String(proto[m]).match(/\bmethod:\s*['"](\w+)['"]/) || [, "get"])[1];
+        out[path + k + "." + m] = { verb: (route[1] === "getAPIList" ? listVerb : route[1]).toUpperCase(), path: route[2] };
       }
       walk(v, path + k + ".", seen);
     }
@@ -106,6 +117,19 @@ export function httpRoutes() {
 // httpMethods lists the methods of httpRoutes, sorted.
 export function httpMethods() {
   return Object.keys(httpRoutes()).sort();
+}
+
+// webhookEventTypes lists, sorted, every event_type of the SDK's webhook
+// event types, read from its resources/webhooks.d.ts (the types are all
+// the SDK has of them: nothing at run time lists them).
+export function webhookEventTypes() {
+  const main = createRequire(import.meta.url).resolve("@tryfinch/finch-api"); // …/finch-api/index.js
+  const dts = join(dirname(main), "resources", "webhooks.d.ts");
+  const types = new Set();
+  for (const decl of readFileSync(dts, "utf8").matchAll(/event_type\??:([^;]+);/g)) {
+    for (const lit of decl[1].matchAll(/'([^']+)'/g)) types.add(lit[1]);
+  }
+  return [...types].sort();
 }
 
 // calledMethods returns the SDK methods called so far in this process.

@@ -9,20 +9,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { randomBytes } from "node:crypto";
-import { Finch, base, connect, track } from "./lib.mjs";
+import { Finch, base, connect, track, webhookEventTypes } from "./lib.mjs";
 
-const sdkEventTypes = [
-  "account.updated", "company.updated",
-  "directory.created", "directory.updated", "directory.deleted",
-  "employment.created", "employment.updated", "employment.deleted",
-  "individual.created", "individual.updated", "individual.deleted",
-  "payment.created", "payment.updated", "payment.deleted",
-  "pay_statement.created", "pay_statement.updated", "pay_statement.deleted",
-  "job.benefit_create.completed", "job.benefit_enroll.completed", "job.benefit_register.completed",
-  "job.benefit_unenroll.completed", "job.benefit_update.completed",
-  "job.data_sync_all.completed", "job.w4_form_employee_sync.completed",
-  "job.initial_data_sync_org.succeeded", "job.initial_data_sync_payroll.succeeded",
-];
+// Every event type the SDK knows, read from its typings: a type added by
+// a new SDK version fails this test until the sandbox sends it.
+const sdkEventTypes = webhookEventTypes();
 
 async function admin(method, path, body) {
   const res = await fetch(base + path, { method, headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -59,7 +50,8 @@ test("every webhook event type arrives signed, and the SDK's unwrap verifies it"
   try {
     const put = await admin("PUT", "/_sandbox/webhooks", { url, secret });
     assert.equal(put.status, 200);
-    assert.deepEqual(put.body.event_types, [...sdkEventTypes, "test"]);
+    assert.equal(sdkEventTypes.length, 26, "the 26 event types of @tryfinch/finch-api 10.7.0");
+    assert.deepEqual([...put.body.event_types].sort(), [...sdkEventTypes, "test"].sort());
 
     const { token, finch } = await connect({ customer: "sdk-webhooks" });
     const conn = token.connection_id;
@@ -71,7 +63,16 @@ test("every webhook event type arrives signed, and the SDK's unwrap verifies it"
     await finch.sandbox.connections.accounts.update({ connection_status: "reauth" });
 
     const mine = () => got.filter((h) => JSON.parse(h.body).connection_id === conn);
-    await waitFor("28 deliveries", () => mine().length >= sdkEventTypes.length + 2);
+    // Each triggered type, the reauth, and the new connection's own
+    // first-sync event (job.initial_data_sync_org.succeeded).
+    const parsed = () => mine().map((h) => JSON.parse(h.body));
+    await waitFor("every type and the reauth", () => {
+      const evs = parsed();
+      const types = new Set(evs.map((e) => e.event_type));
+      return [...sdkEventTypes, "test"].every((t) => types.has(t)) && evs.some((e) => e.event_type === "account.updated" && e.data.status === "reauth");
+    });
+    const initial = parsed().filter((e) => e.event_type === "job.initial_data_sync_org.succeeded");
+    assert.ok(initial.length >= 2, "the connection's own first sync, and the triggered one");
 
     const receiver = track(new Finch({ baseURL: base, accessToken: "unused", webhookSecret: secret }));
     const byType = new Map();
