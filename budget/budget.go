@@ -126,6 +126,16 @@ func New(client string, opts Options) (*Budget, error) {
 		return nil, err
 	}
 	b := &Budget{client: client, lim: opts.Limits.withDefaults(), opts: opts, clock: opts.Clock, obs: opts.Observer}
+	reserve, err := b.lim.reserves()
+	if err != nil {
+		return nil, err
+	}
+	b.lim.Reserve = maps.Clone(reserve)
+	delete(b.lim.Reserve, ipKey)
+	b.lim.IPReserve = reserve[ipKey]
+	if b.lim.IPReserve == 0 {
+		b.lim.IPReserve = -1
+	}
 	if b.clock == nil {
 		b.clock = realClock{}
 	}
@@ -143,9 +153,9 @@ func New(client string, opts Options) (*Budget, error) {
 	b.storeIdle = sync.NewCond(&b.mu)
 	b.windows = map[string]*window{}
 	for p, n := range b.lim.Products {
-		b.windows[p] = newWindow(p, n, b.lim.Window, b.opts.Shared != nil)
+		b.windows[p] = newWindow(p, n, reserve[p], b.lim.Window, b.opts.Shared != nil)
 	}
-	b.ip = newWindow(ipKey, b.lim.IP, b.lim.IPWindow, b.opts.Shared != nil)
+	b.ip = newWindow(ipKey, b.lim.IP, reserve[ipKey], b.lim.IPWindow, b.opts.Shared != nil)
 	b.windows[ipKey] = b.ip
 	for l := range b.queues {
 		b.queues[l] = &laneQueue{products: map[string]*rr{}}
@@ -153,10 +163,13 @@ func New(client string, opts Options) (*Budget, error) {
 	return b, nil
 }
 
-// Limits returns the limits the budget keeps to, defaults applied.
+// Limits returns the limits the budget keeps to, defaults applied: its
+// Reserve lists every bucket's reserve, and IPReserve is -1 when the IP
+// window has none.
 func (b *Budget) Limits() Limits {
 	l := b.lim
 	l.Products = maps.Clone(l.Products)
+	l.Reserve = maps.Clone(l.Reserve)
 	return l
 }
 
@@ -245,14 +258,21 @@ type lease struct {
 type window struct {
 	key   string
 	limit int
-	span  time.Duration
+	// reserve is the interactive reserve: a Background permit is taken
+	// only while the window holds fewer than limit − reserve slots.
+	reserve int
+	span    time.Duration
 
 	slots []slot // local mode: limit slots
 
-	// shared mode
-	lease     lease
-	refilling bool
-	retryAt   time.Time // no refill before then: the store said full, or failed
+	// Shared mode, per lane. A Background lease is asked of the store with
+	// Limit = limit − reserve, so that the Background leases of every
+	// replica together never pass it; an Interactive lease with the whole
+	// limit. Background calls spend only the Background lease; Interactive
+	// calls spend their own lease first, then the Background one.
+	lease     [numLanes]lease
+	refilling [numLanes]bool
+	retryAt   [numLanes]time.Time // no refill before then: the store said full, or failed
 	storeErr  error
 	usedSeen  int // slots the store counted at the last lease, for Stats
 
@@ -260,37 +280,69 @@ type window struct {
 	used   []time.Time
 }
 
-func newWindow(key string, limit int, span time.Duration, shared bool) *window {
-	w := &window{key: key, limit: limit, span: span}
+func newWindow(key string, limit, reserve int, span time.Duration, shared bool) *window {
+	w := &window{key: key, limit: limit, reserve: reserve, span: span}
 	if !shared {
 		w.slots = make([]slot, limit)
 	}
 	return w
 }
 
-// free reports whether a permit can be taken at now, without taking it.
-func (w *window) free(now time.Time) bool {
+// keep is how many free slots a call of lane must leave in a local window:
+// the reserve for Background, none for Interactive.
+func (w *window) keep(lane Lane) int {
+	if lane == Background {
+		return w.reserve
+	}
+	return 0
+}
+
+// limitOf is the part of the window lane may fill.
+func (w *window) limitOf(lane Lane) int { return w.limit - w.keep(lane) }
+
+// spendable reports whether the lease l may be spent at now.
+func (l *lease) spendable(now time.Time) bool { return l.left > 0 && now.Before(l.end) }
+
+// leaseFor is the shared lease a call of lane would spend at now, or nil.
+func (w *window) leaseFor(lane Lane, now time.Time) *lease {
+	if lane == Interactive && w.lease[Interactive].spendable(now) {
+		return &w.lease[Interactive]
+	}
+	if w.lease[Background].spendable(now) {
+		return &w.lease[Background]
+	}
+	return nil
+}
+
+// free reports whether a permit of lane can be taken at now, without
+// taking it.
+func (w *window) free(now time.Time, lane Lane) bool {
 	if now.Before(w.paused) {
 		return false
 	}
 	if w.slots == nil {
-		return w.lease.left > 0 && now.Before(w.lease.end)
+		return w.leaseFor(lane, now) != nil
 	}
+	n, keep := 0, w.keep(lane)
 	for i := range w.slots {
 		if !w.slots[i].inflight && !w.slots[i].free.After(now) {
-			return true
+			if n++; n > keep {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// take takes a permit (free(now) must be true) and returns its slot index
-// and generation (-1 for a shared window's permit).
-func (w *window) take(now time.Time, maxInFlight time.Duration) (int, uint64) {
+// take takes a permit of lane (free(now, lane) must be true) and returns
+// its slot index and generation (-1 for a shared window's permit), and
+// the id of the lease it came from (shared).
+func (w *window) take(now time.Time, lane Lane, maxInFlight time.Duration) (int, uint64, string) {
 	w.noteUse(now)
 	if w.slots == nil {
-		w.lease.left--
-		return -1, 0
+		l := w.leaseFor(lane, now)
+		l.left--
+		return -1, 0, l.id
 	}
 	for i := range w.slots {
 		s := &w.slots[i]
@@ -299,7 +351,7 @@ func (w *window) take(now time.Time, maxInFlight time.Duration) (int, uint64) {
 			s.gen++
 			// Counted pessimistically until Done says when it finished.
 			s.free = now.Add(maxInFlight + w.span)
-			return i, s.gen
+			return i, s.gen, ""
 		}
 	}
 	panic("budget: take without a free slot")
@@ -314,40 +366,21 @@ func (w *window) noteUse(now time.Time) {
 	w.used = append(w.used[cut:], now)
 }
 
-// nextFree is the earliest time a permit could be free, assuming that
-// in-flight calls finish now; the zero time when it waits on a store
-// refill.
-func (w *window) nextFree(now time.Time) time.Time {
-	var t time.Time
-	if w.slots == nil {
-		if w.lease.left > 0 && now.Before(w.lease.end) {
-			t = now
-		} else {
-			t = maxTime(now, w.retryAt)
-		}
-	} else {
-		for i := range w.slots {
-			f := w.slots[i].free
-			if w.slots[i].inflight {
-				f = now.Add(w.span)
-			}
-			if t.IsZero() || f.Before(t) {
-				t = f
-			}
-		}
-		t = maxTime(t, now)
-	}
-	return maxTime(t, w.paused)
-}
-
-// estimate is a lower bound of when the (ahead+1)-th waiter of w could
-// be served.
-func (w *window) estimate(now time.Time, ahead int) time.Time {
+// estimate is a lower bound of when the (ahead+1)-th waiter of lane
+// could be served by w, assuming that in-flight calls finish now. A
+// Background waiter needs reserve+1 free slots, so its lane has
+// limit − reserve slots of the window.
+func (w *window) estimate(now time.Time, lane Lane, ahead int) time.Time {
+	n := w.limitOf(lane)
 	if w.slots == nil {
 		// Shared: each round trip brings at most a lease's worth; the lower
 		// bound knows only what is free now.
-		t := w.nextFree(now)
-		if rounds := ahead / w.limit; rounds > 0 {
+		t := now
+		if w.leaseFor(lane, now) == nil {
+			t = maxTime(now, w.retryAt[lane])
+		}
+		t = maxTime(t, w.paused)
+		if rounds := ahead / n; rounds > 0 {
 			t = t.Add(time.Duration(rounds) * w.span)
 		}
 		return t
@@ -360,7 +393,8 @@ func (w *window) estimate(now time.Time, ahead int) time.Time {
 		}
 	}
 	slices.SortFunc(frees, func(a, b time.Time) int { return a.Compare(b) })
-	t := frees[ahead%len(frees)].Add(time.Duration(ahead/len(frees)) * w.span)
+	keep := w.keep(lane)
+	t := frees[keep+ahead%n].Add(time.Duration(ahead/n) * w.span)
 	return maxTime(t, w.paused)
 }
 
@@ -435,8 +469,12 @@ func (t *Ticket) cancel() {
 				if s := &p.w.slots[p.s]; s.gen == p.g && s.inflight {
 					s.inflight, s.free = false, now
 				}
-			} else if p.w.lease.id == p.lease && p.lease != "" {
-				p.w.lease.left++
+			} else if p.lease != "" {
+				for l := range p.w.lease {
+					if p.w.lease[l].id == p.lease {
+						p.w.lease[l].left++
+					}
+				}
 			}
 		}
 		b.dispatchLocked(now)
@@ -564,7 +602,7 @@ func (b *Budget) Acquire(ctx context.Context, product string) (*Ticket, error) {
 	q := b.queues[lane]
 	// Served at once: nobody of this lane or a higher one waits for the
 	// product, and it has a permit.
-	if !b.waitingLocked(product, lane) && b.canTakeLocked(product, start) {
+	if !b.waitingLocked(product, lane) && b.canTakeLocked(product, lane, start) {
 		t := b.grantLocked(product, lane, start)
 		b.mu.Unlock()
 		b.observeWait(lane, product, 0, true)
@@ -654,22 +692,22 @@ func (b *Budget) waitingLocked(product string, lane Lane) bool {
 	return false
 }
 
-// canTakeLocked reports whether a call on product could go now, asking
-// the shared store for a lease where one is spent.
-func (b *Budget) canTakeLocked(product string, now time.Time) bool {
+// canTakeLocked reports whether a call of lane on product could go now,
+// asking the shared store for a lease of lane where one is spent.
+func (b *Budget) canTakeLocked(product string, lane Lane, now time.Time) bool {
 	if now.Before(b.breaker) {
 		return false
 	}
 	ok := true
 	if product != "" {
 		pw := b.windows[product]
-		if !pw.free(now) {
-			b.refillLocked(pw, now)
+		if !pw.free(now, lane) {
+			b.refillLocked(pw, lane, now)
 			ok = false
 		}
 	}
-	if !b.ip.free(now) {
-		b.refillLocked(b.ip, now)
+	if !b.ip.free(now, lane) {
+		b.refillLocked(b.ip, lane, now)
 		ok = false
 	}
 	return ok
@@ -680,11 +718,10 @@ func (b *Budget) grantLocked(product string, lane Lane, now time.Time) *Ticket {
 	t := &Ticket{b: b, product: product, lane: lane, ps: -1}
 	if product != "" {
 		t.pw = b.windows[product]
-		t.lease = t.pw.lease.id
-		t.ps, t.pg = t.pw.take(now, b.opts.MaxInFlight)
+		t.ps, t.pg, t.lease = t.pw.take(now, lane, b.opts.MaxInFlight)
 	}
-	t.iw, t.ilease = b.ip, b.ip.lease.id
-	t.is, t.ig = b.ip.take(now, b.opts.MaxInFlight)
+	t.iw = b.ip
+	t.is, t.ig, t.ilease = b.ip.take(now, lane, b.opts.MaxInFlight)
 	return t
 }
 
@@ -706,9 +743,9 @@ func (b *Budget) estimateLocked(product string, lane Lane, conn string, now time
 			}
 		}
 	}
-	t := b.ip.estimate(now, aheadIP)
+	t := b.ip.estimate(now, lane, aheadIP)
 	if product != "" {
-		t = maxTime(t, b.windows[product].estimate(now, aheadP))
+		t = maxTime(t, b.windows[product].estimate(now, lane, aheadP))
 	}
 	// (A shared IP window paused by another replica's breaker frees at
 	// the breaker's end: the breaker is still why.)
@@ -731,7 +768,7 @@ func (b *Budget) dispatchLocked(now time.Time) {
 		prods := q.order()
 		for _, p := range prods {
 			r := q.products[p]
-			for r.n > 0 && b.canTakeLocked(p, now) {
+			for r.n > 0 && b.canTakeLocked(p, Lane(l), now) {
 				w := r.pop()
 				w.finish(b.grantLocked(p, Lane(l), now), nil)
 			}
@@ -753,24 +790,26 @@ func (b *Budget) armLocked(now time.Time) {
 		}
 	}
 	waiting := false
-	for _, q := range b.queues {
+	for l, q := range b.queues {
+		lane, laneWaits := Lane(l), false
 		for p, r := range q.products {
 			if r.n == 0 {
 				continue
 			}
-			waiting = true
+			laneWaits = true
 			if p != "" {
-				if w := b.windows[p]; !w.refilling {
-					consider(b.wakeTime(w, now))
+				if w := b.windows[p]; !w.refilling[lane] {
+					consider(b.wakeTime(w, lane, now))
 				}
 			}
 		}
+		if laneWaits && !b.ip.refilling[lane] {
+			consider(b.wakeTime(b.ip, lane, now))
+		}
+		waiting = waiting || laneWaits
 	}
 	if !waiting {
 		return
-	}
-	if !b.ip.refilling {
-		consider(b.wakeTime(b.ip, now))
 	}
 	if b.breaker.After(now) {
 		next = maxTime(next, b.breaker)
@@ -794,29 +833,33 @@ func (b *Budget) armLocked(now time.Time) {
 	})
 }
 
-// wakeTime is when w could next give a permit, by the clock alone (the
-// zero time if only a Done can free one).
-func (b *Budget) wakeTime(w *window, now time.Time) time.Time {
-	if w.free(now) {
+// wakeTime is when w could next give a permit of lane, by the clock
+// alone (the zero time if only a Done can free one).
+func (b *Budget) wakeTime(w *window, lane Lane, now time.Time) time.Time {
+	if w.free(now, lane) {
 		return time.Time{}
 	}
 	if w.slots == nil {
-		t := maxTime(w.retryAt, w.paused)
+		t := maxTime(w.retryAt[lane], w.paused)
 		if t.After(now) {
 			return t
 		}
 		return time.Time{}
 	}
-	var t time.Time
+	// A permit of lane needs keep+1 free slots: the (keep+1)-th earliest
+	// free time of the slots not in flight.
+	var frees []time.Time
 	for i := range w.slots {
-		if s := w.slots[i]; !s.inflight && (t.IsZero() || s.free.Before(t)) {
-			t = s.free
+		if s := w.slots[i]; !s.inflight {
+			frees = append(frees, s.free)
 		}
 	}
-	if t.IsZero() {
-		return maxTime(w.paused, time.Time{})
+	keep := w.keep(lane)
+	if len(frees) <= keep {
+		return w.paused
 	}
-	return maxTime(t, w.paused)
+	slices.SortFunc(frees, func(a, b time.Time) int { return a.Compare(b) })
+	return maxTime(frees[keep], w.paused)
 }
 
 // laneQueue holds one lane's waiters, by product.

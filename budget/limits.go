@@ -47,6 +47,71 @@ type Limits struct {
 	IP        int
 	IPWindow  time.Duration
 	IPLockout time.Duration
+	// Reserve maps a product bucket to its interactive reserve: the last
+	// slots of the bucket's window that Background calls may not take, so
+	// that an Interactive call arriving while background work keeps the
+	// window busy finds a slot at once. Background calls get a permit only
+	// while the window (across every replica sharing it) holds fewer than
+	// limit − reserve; Interactive calls may use the whole window. A
+	// bucket absent from the map takes [DefaultReserve] of its limit; an
+	// entry of 0 turns the reserve off for that bucket (background may
+	// fill the window). A reserve must be less than the bucket's limit.
+	Reserve map[string]int
+	// IPReserve is the IP window's reserve, the same rule: 0 means
+	// [DefaultReserve] of IP, -1 none.
+	IPReserve int
+}
+
+// DefaultReserve is the interactive reserve of a window of limit slots
+// when none is configured: one slot in twenty (5%), at least one, and at
+// most limit − 1 so that background work always keeps a slot. With
+// Finch's numbers: 1 of 20 and of 12 for the products, 50 of 1000 for
+// the IP window; a window of one slot has none.
+func DefaultReserve(limit int) int {
+	return max(0, min(max(1, limit/20), limit-1))
+}
+
+// WithoutReserve returns l with every reserve off (background may fill
+// every window), as before the reserve existed.
+func (l Limits) WithoutReserve() Limits {
+	l.Reserve = map[string]int{}
+	for p := range l.withDefaults().Products {
+		l.Reserve[p] = 0
+	}
+	l.IPReserve = -1
+	return l
+}
+
+// reserves resolves the reserve of every window of l (defaults applied):
+// bucket → reserve, and ipKey.
+func (l Limits) reserves() (map[string]int, error) {
+	out := map[string]int{}
+	for p, n := range l.Products {
+		r, ok := l.Reserve[p]
+		if !ok {
+			r = DefaultReserve(n)
+		}
+		if r < 0 || r >= n {
+			return nil, fmt.Errorf("budget: the reserve of product %q must be at least 0 and less than its limit %d, got %d", p, n, r)
+		}
+		out[p] = r
+	}
+	for p := range l.Reserve {
+		if _, ok := l.Products[p]; !ok {
+			return nil, fmt.Errorf("budget: a reserve is given for %q, which has no limit", cleanName(p))
+		}
+	}
+	switch r := l.IPReserve; {
+	case r == 0:
+		out[ipKey] = DefaultReserve(l.IP)
+	case r == -1:
+		out[ipKey] = 0
+	case r < 0 || r >= l.IP:
+		return nil, fmt.Errorf("budget: the IP reserve must be -1 (none) or less than the IP limit %d, got %d", l.IP, r)
+	default:
+		out[ipKey] = r
+	}
+	return out, nil
 }
 
 // DefaultLimits returns Finch's published numbers.
@@ -73,6 +138,10 @@ func (l Limits) withDefaults() Limits {
 	if l.IPLockout > 0 {
 		out.IPLockout = l.IPLockout
 	}
+	if l.Reserve != nil {
+		out.Reserve = maps.Clone(l.Reserve)
+	}
+	out.IPReserve = l.IPReserve
 	return out
 }
 
@@ -91,9 +160,9 @@ func (l Limits) check() error {
 	return nil
 }
 
-// Scale returns l with every count multiplied by f (rounded up, at least
-// 1) and the windows kept, as the sandbox's RateLimitFactor scales its
-// limits.
+// Scale returns l with every count (the limits and the explicit
+// reserves) multiplied by f (rounded up, at least 1) and the windows
+// kept, as the sandbox's RateLimitFactor scales its limits.
 func (l Limits) Scale(f float64) Limits {
 	l = l.withDefaults()
 	sc := func(n int) int { return max(1, int(float64(n)*f+0.999999)) }
@@ -101,6 +170,16 @@ func (l Limits) Scale(f float64) Limits {
 		l.Products[p] = sc(n)
 	}
 	l.IP = sc(l.IP)
+	// An explicit reserve scales too (0 stays 0); a default one follows
+	// the scaled limit by itself.
+	for p, n := range l.Reserve {
+		if n > 0 {
+			l.Reserve[p] = min(sc(n), max(0, l.Products[p]-1))
+		}
+	}
+	if l.IPReserve > 0 {
+		l.IPReserve = min(sc(l.IPReserve), l.IP-1)
+	}
 	return l
 }
 

@@ -64,33 +64,35 @@ func newLeaseID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// refillLocked starts one lease request for w if none is running and the
-// store may be asked now. b.mu is held.
-func (b *Budget) refillLocked(w *window, now time.Time) {
-	if w.slots != nil || w.refilling || b.closed || now.Before(w.retryAt) || now.Before(w.paused) {
+// refillLocked starts one lease request of lane for w if none is running
+// and the store may be asked now. A Background lease is asked with
+// Limit = limit − reserve: the store counts every replica's leases of both
+// lanes, so the Background leases of all replicas together never take
+// the reserve. b.mu is held.
+func (b *Budget) refillLocked(w *window, lane Lane, now time.Time) {
+	if w.slots != nil || w.refilling[lane] || b.closed || now.Before(w.retryAt[lane]) || now.Before(w.paused) {
 		return
 	}
 	want := 1
-	for _, q := range b.queues {
-		if w == b.ip {
-			for _, r := range q.products {
-				want += r.n
-			}
-		} else if r := q.products[w.key]; r != nil {
+	q := b.queues[lane]
+	if w == b.ip {
+		for _, r := range q.products {
 			want += r.n
 		}
+	} else if r := q.products[w.key]; r != nil {
+		want += r.n
 	}
 	// At most a quarter of the limit per lease, so replicas share a burst.
 	want = min(want, max(1, (w.limit+3)/4))
 	req := LeaseRequest{
-		Key: b.client + "/" + w.key, ID: newLeaseID(), Limit: w.limit, Want: want, Now: now,
+		Key: b.client + "/" + w.key, ID: newLeaseID(), Limit: w.limitOf(lane), Want: want, Now: now,
 		Until: now.Add(b.opts.LeaseFor + b.opts.Margin + w.span),
 	}
-	if w.lease.id != "" && w.lease.left > 0 {
-		req.Return = &Return{ID: w.lease.id, Unused: w.lease.left}
+	if l := w.lease[lane]; l.id != "" && l.left > 0 {
+		req.Return = &Return{ID: l.id, Unused: l.left}
 	}
-	w.lease = lease{}
-	w.refilling = true
+	w.lease[lane] = lease{}
+	w.refilling[lane] = true
 	b.storeStartLocked()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), b.opts.StoreTimeout)
@@ -99,17 +101,17 @@ func (b *Budget) refillLocked(w *window, now time.Time) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		defer b.storeDoneLocked()
-		w.refilling = false
+		w.refilling[lane] = false
 		now := b.clock.Now()
 		switch {
 		case err != nil:
 			w.storeErr = err
-			w.retryAt = now.Add(time.Second)
+			w.retryAt[lane] = now.Add(time.Second)
 		case res.Paused.After(now):
 			// Another replica saw a 429: pause here too.
 			w.storeErr = nil
 			w.usedSeen = res.Used
-			w.retryAt = res.Paused
+			w.retryAt[lane] = res.Paused
 			if w == b.ip {
 				if !now.Before(b.breaker) {
 					b.obsLater = append(b.obsLater, func() { b.obs.Breaker(true) })
@@ -121,12 +123,12 @@ func (b *Budget) refillLocked(w *window, now time.Time) {
 		case res.Granted == 0:
 			w.storeErr = nil
 			w.usedSeen = res.Used
-			w.retryAt = maxTime(res.NextFree, now.Add(50*time.Millisecond))
+			w.retryAt[lane] = maxTime(res.NextFree, now.Add(50*time.Millisecond))
 		default:
 			w.storeErr = nil
 			w.usedSeen = res.Used
-			w.retryAt = time.Time{}
-			w.lease = lease{id: req.ID, size: res.Granted, left: res.Granted, end: req.Now.Add(b.opts.LeaseFor)}
+			w.retryAt[lane] = time.Time{}
+			w.lease[lane] = lease{id: req.ID, size: res.Granted, left: res.Granted, end: req.Now.Add(b.opts.LeaseFor)}
 		}
 		if b.closed {
 			if f := b.releaseLocked(w); f != nil {
@@ -183,17 +185,28 @@ func (b *Budget) flushObsLocked() {
 	}()
 }
 
-// releaseLocked takes w's unspent lease away and returns the call that
-// gives it back to the store, or nil.
+// releaseLocked takes w's unspent leases away and returns the call that
+// gives them back to the store, or nil.
 func (b *Budget) releaseLocked(w *window) func() {
-	if w.slots != nil || w.lease.id == "" || w.lease.left == 0 {
+	if w.slots != nil {
 		return nil
 	}
-	key, id, n := b.client+"/"+w.key, w.lease.id, w.lease.left
-	w.lease = lease{}
+	var back []lease
+	for l := range w.lease {
+		if w.lease[l].id != "" && w.lease[l].left > 0 {
+			back = append(back, w.lease[l])
+		}
+		w.lease[l] = lease{}
+	}
+	if len(back) == 0 {
+		return nil
+	}
+	key := b.client + "/" + w.key
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), b.opts.StoreTimeout)
-		defer cancel()
-		_ = b.opts.Shared.Release(ctx, key, id, n)
+		for _, l := range back {
+			ctx, cancel := context.WithTimeout(context.Background(), b.opts.StoreTimeout)
+			_ = b.opts.Shared.Release(ctx, key, l.id, l.left)
+			cancel()
+		}
 	}
 }

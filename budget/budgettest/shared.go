@@ -17,7 +17,11 @@ import (
 // empty store for each subtest.
 func Run(t *testing.T, newShared func(t *testing.T) budget.Shared) {
 	t.Run("LeaseArithmetic", func(t *testing.T) { testLease(t, newShared(t)) })
-	t.Run("ReplicasStayWithinTheLimit", func(t *testing.T) { testReplicas(t, newShared(t)) })
+	t.Run("ReplicasStayWithinTheLimit", func(t *testing.T) { testReplicas(t, newShared(t), budget.Interactive, -1) })
+	t.Run("BackgroundReplicasLeaveTheReserve", func(t *testing.T) { testReplicas(t, newShared(t), budget.Background, 3) })
+	t.Run("BackgroundReplicasWithoutReserve", func(t *testing.T) { testReplicas(t, newShared(t), budget.Background, 0) })
+	t.Run("InteractiveGetsTheReserveAtOnce", func(t *testing.T) { testReserve(t, newShared(t), 4) })
+	t.Run("WithoutReserveBackgroundFillsTheWindow", func(t *testing.T) { testReserve(t, newShared(t), 0) })
 	t.Run("PauseArithmetic", func(t *testing.T) { testPause(t, newShared(t)) })
 	t.Run("A429PausesEveryReplica", func(t *testing.T) { testReplicaPause(t, newShared(t)) })
 	t.Run("TheBreakerStopsEveryReplica", func(t *testing.T) { testReplicaBreaker(t, newShared(t)) })
@@ -66,17 +70,25 @@ func testLease(t *testing.T, s budget.Shared) {
 }
 
 // testReplicas runs three Budgets on one store and one clock, offers them
-// four times the limit for three windows, and checks every window of the
-// grants.
-func testReplicas(t *testing.T, s budget.Shared) {
+// four times the limit for three windows in lane, and checks every window
+// of the grants: at most the limit, or for Background limit − reserve
+// (reserve -1: the default reserve, none of which Interactive keeps).
+func testReplicas(t *testing.T, s budget.Shared, lane budget.Lane, reserve int) {
 	const limit = 10
+	most := limit
+	lim := budget.Limits{Products: map[string]int{"company": limit}}
+	if reserve >= 0 {
+		lim.Reserve = map[string]int{"company": reserve}
+		if lane == budget.Background {
+			most = limit - reserve
+		}
+	}
 	clock := NewClock()
 	start := clock.Now()
 	client := fmt.Sprintf("client-%d", time.Now().UnixNano())
 	var budgets []*budget.Budget
 	for range 3 {
-		b, err := budget.New(client, budget.Options{Shared: s, Clock: clock,
-			Limits:  budget.Limits{Products: map[string]int{"company": limit}},
+		b, err := budget.New(client, budget.Options{Shared: s, Clock: clock, Limits: lim,
 			MaxWait: [2]time.Duration{time.Hour, time.Hour}})
 		if err != nil {
 			t.Fatal(err)
@@ -84,7 +96,7 @@ func testReplicas(t *testing.T, s budget.Shared) {
 		t.Cleanup(func() { b.Close() })
 		budgets = append(budgets, b)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(budget.WithLane(context.Background(), lane))
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	for i, b := range budgets {
@@ -145,21 +157,135 @@ func testReplicas(t *testing.T, s budget.Shared) {
 		clock.Advance(step)
 	}
 	cancel()
-	// Finch's check: in any window [t, t+60 s), at most limit calls.
+	// Finch's check: in any window [t, t+60 s), at most limit calls (and
+	// background calls, however many replicas, leave the reserve).
+	busiest := 0
 	for i := range grants {
 		n := 0
 		for j := i; j < len(grants) && grants[j].t < grants[i].t+time.Minute; j++ {
 			n += grants[j].n
 		}
-		if n > limit {
-			t.Fatalf("%d calls in the window from %v (limit %d); grants %v", n, grants[i].t, limit, grants)
+		if n > most {
+			t.Fatalf("%d %s calls in the window from %v (limit %d, at most %d for the lane); grants %v", n, lane, grants[i].t, limit, most, grants)
+		}
+		busiest = max(busiest, n)
+	}
+	t.Logf("%d %s calls in 3 minutes, at most %d in a window, limit %d a minute", prev, lane, busiest, limit)
+	// And the budget is used: the first window's share at once, then a
+	// share per window of 62 s.
+	if prev < 2*most+most/2 || busiest < most {
+		t.Errorf("%d calls in 3 minutes, at most %d in a window; want at least %d, and %d in a window (the budget is not being used)", prev, busiest, 2*most+most/2, most)
+	}
+}
+
+// testReserve: three replicas whose background work, offered far beyond
+// the window, holds limit − reserve slots of it and waits; interactive
+// calls on each replica are then granted at once (no clock step), until
+// the window is at its limit. With reserve 0, background work fills the
+// window and interactive calls wait.
+func testReserve(t *testing.T, s budget.Shared, reserve int) {
+	const limit = 20
+	clock := NewClock()
+	client := fmt.Sprintf("client-%d", time.Now().UnixNano())
+	var bs []*budget.Budget
+	for range 3 {
+		b, err := budget.New(client, budget.Options{Shared: s, Clock: clock,
+			Limits:  budget.Limits{Products: map[string]int{"company": limit}, Reserve: map[string]int{"company": reserve}},
+			MaxWait: [2]time.Duration{time.Hour, time.Hour}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		bs = append(bs, b)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	var mu sync.Mutex
+	granted := [2]int{} // per lane
+	grant := func(lane budget.Lane) {
+		mu.Lock()
+		granted[lane]++
+		mu.Unlock()
+	}
+	count := func() [2]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return granted
+	}
+	bg := budget.WithLane(ctx, budget.Background)
+	for i, b := range bs {
+		for j := range limit {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx := budget.WithConnection(bg, fmt.Sprint(i, "-", j))
+				for ctx.Err() == nil {
+					if tk, err := b.Acquire(ctx, "company"); err == nil {
+						grant(budget.Background)
+						tk.Done(200, "", 0)
+					}
+				}
+			}()
 		}
 	}
-	t.Logf("%d calls in 3 minutes, limit %d a minute", prev, limit)
-	// And the budget is used: the first window's limit at once, then a
-	// limit per window of 62 s.
-	if prev < 2*limit+limit/2 {
-		t.Errorf("%d calls in 3 minutes, want at least %d (the budget is not being used)", prev, 2*limit+limit/2)
+	// Let the background work take what it may, with the clock stopped:
+	// settled when every replica has background waiters and the count
+	// stays the same.
+	backgroundWaits := func() bool {
+		for _, b := range bs {
+			if b.Stats().Waiters[budget.Background] == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	last := -1
+	for range 500 {
+		settle(t, bs)
+		if n := count()[budget.Background]; n == last && backgroundWaits() {
+			break
+		} else {
+			last = n
+		}
+	}
+	if n := count()[budget.Background]; n != limit-reserve {
+		t.Fatalf("background work on 3 replicas took %d slots, want limit − reserve = %d", n, limit-reserve)
+	}
+	// Each interactive call, on the replicas in turn, is granted without
+	// the clock moving while background work waits; one past the limit
+	// is not.
+	for i := range reserve + 1 {
+		b := bs[i%len(bs)]
+		ch := acquire(ctx, b)
+		var r acquired
+		got := false
+		for step := 0; step < 100 && !got; step++ {
+			settle(t, bs)
+			select {
+			case r = <-ch:
+				got = true
+			default:
+			}
+		}
+		if i == reserve {
+			if got {
+				t.Errorf("interactive call %d granted past the limit %d (err %v)", i+1, limit, r.err)
+			}
+			break
+		}
+		if !got || r.err != nil {
+			t.Fatalf("interactive call %d on replica %d, background waiting, window at %d of %d: granted %v (%v), want a permit at once", i+1, i%len(bs), limit-reserve+i, limit, got, r.err)
+		}
+		grant(budget.Interactive)
+		r.t.Done(200, "", 0)
+	}
+	if n := count(); n[budget.Background] != limit-reserve || n[budget.Interactive] != reserve {
+		t.Errorf("granted %d background and %d interactive calls in one window, want %d and %d", n[budget.Background], n[budget.Interactive], limit-reserve, reserve)
+	}
+	if !backgroundWaits() {
+		t.Errorf("background work no longer waits on every replica")
 	}
 }
 
