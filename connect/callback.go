@@ -175,7 +175,7 @@ const (
 
 // claimFlow reads the flow state of stateHash for the browser bHash and,
 // in the same step, claims the code's ledger entry under key and spends the
-// state ([tokenstore.Backend.ClaimAllIf], the state's key as the guard). The
+// state ([tokenstore.ClaimAllIf], the state's key as the guard). The
 // state's key names the browser the flow is bound to (stateKey), so a
 // request from another browser finds no state and claims nothing. A state
 // missing under every key is errStateGone.

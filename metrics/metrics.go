@@ -292,13 +292,6 @@ func (w *backend) PutRow(ctx context.Context, r tokenstore.Row, expect int64) (i
 	return v, err
 }
 
-func (w *backend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
-	start := time.Now()
-	v, swapped, err := w.b.PutRowSwap(ctx, r, expect, sw)
-	w.time("put_row_swap", start, err)
-	return v, swapped, err
-}
-
 func (w *backend) Txn(ctx context.Context, t tokenstore.Txn) (tokenstore.TxnResult, error) {
 	start := time.Now()
 	res, err := w.b.Txn(ctx, t)
@@ -325,20 +318,6 @@ func (w *backend) Claim(ctx context.Context, key string, value []byte, ttl time.
 	err := w.b.Claim(ctx, key, value, ttl)
 	w.time("claim", start, err)
 	return err
-}
-
-func (w *backend) ClaimAll(ctx context.Context, claims []tokenstore.Claim) (int, error) {
-	start := time.Now()
-	held, err := w.b.ClaimAll(ctx, claims)
-	w.time("claim_all", start, err)
-	return held, err
-}
-
-func (w *backend) ClaimAllIf(ctx context.Context, guard string, claims []tokenstore.Claim) ([]byte, int, error) {
-	start := time.Now()
-	v, held, err := w.b.ClaimAllIf(ctx, guard, claims)
-	w.time("claim_all_if", start, err)
-	return v, held, err
 }
 
 func (w *backend) Load(ctx context.Context, key string) ([]byte, error) {

@@ -101,26 +101,6 @@ type Backend interface {
 	// claims of one key succeeds. ttl <= 0 means the entry never expires.
 	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error
 
-	// ClaimAll claims every key of claims, or none, in one round trip where
-	// the backend allows: if an unexpired entry holds any of their keys, it
-	// stores nothing and returns the index of the first such claim and an
-	// error wrapping ErrConflict. On success it returns -1 and nil. Keys
-	// must be distinct. Exactly one of any number of concurrent ClaimAll
-	// (or Claim) calls that share a key succeeds.
-	ClaimAll(ctx context.Context, claims []Claim) (held int, err error)
-
-	// ClaimAllIf is ClaimAll guarded by another key, in one round trip
-	// where the backend allows: if no unexpired entry holds guard, it
-	// claims nothing and returns ErrNotFound; otherwise it claims as
-	// ClaimAll does, all or none, and returns guard's value whether or not
-	// the claims succeeded (held and err as ClaimAll's). guard must not be
-	// one of the claims' keys.
-	//
-	// It is how a callback reads its flow's state and claims its code in
-	// one step (package server): the state's key says which browser may
-	// complete the flow, so a request from another browser claims nothing.
-	ClaimAllIf(ctx context.Context, guard string, claims []Claim) (value []byte, held int, err error)
-
 	// Load returns the value under key, or ErrNotFound if there is none or it
 	// has expired.
 	Load(ctx context.Context, key string) ([]byte, error)
@@ -129,19 +109,6 @@ type Backend interface {
 	// the stored value equals old byte for byte. It returns ErrNotFound if
 	// the key is absent or expired and ErrConflict if the value differs.
 	Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error
-
-	// PutRowSwap is PutRow and Swap in one atomic write, in one round trip
-	// where the backend allows: it writes row as PutRow(row, expect) does
-	// and, in the same transaction, replaces sw.Key's value with sw.Value
-	// (and its ttl with sw.TTL) if it equals sw.Old, as Swap does. The row
-	// decides: if expect does not match, it returns ErrConflict and writes
-	// nothing. The swap's condition is its own: when sw.Key is absent,
-	// expired or holds another value, the row is still written and swapped
-	// is false. No reader ever sees one write without the other.
-	//
-	// It is how a callback stores a new connection and settles its ledger
-	// entry together (package server).
-	PutRowSwap(ctx context.Context, row Row, expect int64, sw Swap) (version int64, swapped bool, err error)
 
 	// Forget removes key. Removing an absent key is not an error.
 	Forget(ctx context.Context, key string) error
@@ -160,14 +127,14 @@ type Backend interface {
 	Close() error
 }
 
-// Claim is one key of a [Backend.ClaimAll]: what [Backend.Claim] takes.
+// Claim is one key of a [ClaimAll]: what [Backend.Claim] takes.
 type Claim struct {
 	Key   string
 	Value []byte
 	TTL   time.Duration // <= 0: never expires
 }
 
-// Swap is the conditional replacement of a [Backend.PutRowSwap]: what
+// Swap is the conditional replacement of a [PutRowSwap]: what
 // [Backend.Swap] takes.
 type Swap struct {
 	Key        string
@@ -186,8 +153,8 @@ func CheckGuardedClaims(guard string, claims []Claim) error {
 	return CheckClaims(claims)
 }
 
-// CheckClaims reports claims that ClaimAll must refuse: a repeated key.
-// Backends call it first.
+// CheckClaims reports claims that [ClaimAll] must refuse: a repeated key.
+// The helpers call it first.
 func CheckClaims(claims []Claim) error {
 	if len(claims) < 2 {
 		return nil

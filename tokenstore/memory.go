@@ -83,20 +83,6 @@ func (m *Memory) PutRow(ctx context.Context, row Row, expect int64) (int64, erro
 	return m.putRowLocked(row, expect)
 }
 
-// PutRowSwap implements [Backend.PutRowSwap]: PutRow's and Swap's work
-// under one hold of the lock.
-func (m *Memory) PutRowSwap(ctx context.Context, row Row, expect int64, sw Swap) (int64, bool, error) {
-	if err := m.lock(ctx); err != nil {
-		return 0, false, err
-	}
-	defer m.mu.Unlock()
-	v, err := m.putRowLocked(row, expect)
-	if err != nil {
-		return 0, false, err
-	}
-	return v, m.swapLocked(sw.Key, sw.Old, sw.Value, sw.TTL) == nil, nil
-}
-
 // putRowLocked is PutRow's work, under m.mu.
 func (m *Memory) putRowLocked(row Row, expect int64) (int64, error) {
 	cur := m.rows[row.ID] // Version 0 when absent
@@ -164,49 +150,6 @@ func (m *Memory) Claim(ctx context.Context, key string, value []byte, ttl time.D
 	}
 	m.entries[key] = Entry{Key: key, Value: bytes.Clone(value), ExpiresAt: expiry(now, ttl)}
 	return nil
-}
-
-// ClaimAll implements [Backend.ClaimAll].
-func (m *Memory) ClaimAll(ctx context.Context, claims []Claim) (int, error) {
-	if err := CheckClaims(claims); err != nil {
-		return -1, err
-	}
-	if err := m.lock(ctx); err != nil {
-		return -1, err
-	}
-	defer m.mu.Unlock()
-	return m.claimLocked(m.now(), claims)
-}
-
-// ClaimAllIf implements [Backend.ClaimAllIf].
-func (m *Memory) ClaimAllIf(ctx context.Context, guard string, claims []Claim) ([]byte, int, error) {
-	if err := CheckGuardedClaims(guard, claims); err != nil {
-		return nil, -1, err
-	}
-	if err := m.lock(ctx); err != nil {
-		return nil, -1, err
-	}
-	defer m.mu.Unlock()
-	now := m.now()
-	g, ok := m.live(guard, now)
-	if !ok {
-		return nil, -1, fmt.Errorf("tokenstore: claim if %q: %w", guard, finchconnect.ErrNotFound)
-	}
-	held, err := m.claimLocked(now, claims)
-	return bytes.Clone(g.Value), held, err
-}
-
-// claimLocked is ClaimAll's work, under m.mu.
-func (m *Memory) claimLocked(now time.Time, claims []Claim) (int, error) {
-	for i, c := range claims {
-		if _, ok := m.live(c.Key, now); ok {
-			return i, fmt.Errorf("tokenstore: claim %q: %w", c.Key, finchconnect.ErrConflict)
-		}
-	}
-	for _, c := range claims {
-		m.entries[c.Key] = Entry{Key: c.Key, Value: bytes.Clone(c.Value), ExpiresAt: expiry(now, c.TTL)}
-	}
-	return -1, nil
 }
 
 // Load implements [Backend.Load].

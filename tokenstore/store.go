@@ -140,7 +140,7 @@ func (s *Store) PutUnlessNewer(ctx context.Context, c finchconnect.Connection, a
 }
 
 // PutSwap is [Store.Put] and [Backend.Swap] in one atomic write
-// ([Backend.PutRowSwap]): it stores c and, in the same write, replaces
+// ([PutRowSwap]): it stores c and, in the same write, replaces
 // sw.Key's value if it equals sw.Old. The connection is stored whether or
 // not the swap's condition holds; swapped says whether it did. A callback
 // stores its new connection and settles its ledger entry this way, so that
@@ -206,7 +206,7 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions
 			_, err := s.b.PutRow(ctx, row, expect)
 			return false, err
 		}
-		_, swapped, err := s.b.PutRowSwap(ctx, row, expect, *sw)
+		_, swapped, err := PutRowSwap(ctx, s.b, row, expect, *sw)
 		return swapped, err
 	}
 	// Most Puts store a new connection (a callback's exchange): try the
