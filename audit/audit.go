@@ -19,7 +19,7 @@ import (
 )
 
 // KeySpace is the part of the vault's store that the audit log uses: the
-// methods of tokenstore.Backend's key space that it calls, and the
+// methods of [tokenstore.KeySpace] that it calls, and the
 // transaction that RecordAll's tokenstore.ClaimAll runs. Every
 // tokenstore.Backend is one.
 type KeySpace interface {

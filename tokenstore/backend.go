@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// AnyVersion, passed as the expected version to [Backend.PutRow], writes the
+// AnyVersion, passed as the expected version to [Rows.PutRow], writes the
 // row whatever version is stored.
 const AnyVersion int64 = -1
 
@@ -48,7 +48,7 @@ func InsertVersion(row Row) int64 {
 	return 1
 }
 
-// Filter selects rows for [Backend.ListRows]. Empty fields match anything.
+// Filter selects rows for [Rows.ListRows]. Empty fields match anything.
 type Filter struct {
 	CustomerID string
 	ProviderID string
@@ -65,10 +65,13 @@ type Entry struct {
 	ExpiresAt time.Time // zero: never expires
 }
 
-// Backend stores sealed connection rows and a small key space with
-// time-to-live and atomic primitives. It is the one plug point of the vault:
-// memory, SQLite, Redis and PostgreSQL implement it, and
-// tokenstoretest.Run holds every implementation to the same contract.
+// Backend is the one plug point of the vault: the three parts of the
+// storage contract, [Rows] (sealed connection rows), [KeySpace] (a small
+// key space with time-to-live and an atomic claim) and [Transactor] (one
+// conditional transaction over both), and the backend's lifetime. Memory,
+// SQLite, Redis and PostgreSQL implement it, and tokenstoretest.Run holds
+// every implementation to the same contract. Constructors return it;
+// consumers declare the parts, or the methods, they use.
 //
 // Implementations must be safe for concurrent use, by goroutines and, for
 // shared backends, by several processes. Every error that callers branch on
@@ -76,6 +79,20 @@ type Entry struct {
 // finchconnect.ErrNotFound and finchconnect.ErrConflict. Driver errors never
 // escape as such (wrap them with %v, not %w).
 type Backend interface {
+	Rows
+	KeySpace
+	Transactor
+
+	// Ping reports whether the backend is reachable.
+	Ping(ctx context.Context) error
+
+	// Close releases the backend's resources.
+	Close() error
+}
+
+// Rows are a backend's connection rows: read, compare-and-set write,
+// delete, list.
+type Rows interface {
 	// GetRow returns the row with id, or ErrNotFound.
 	GetRow(ctx context.Context, id string) (Row, error)
 
@@ -95,7 +112,12 @@ type Backend interface {
 	// ListRows returns rows that match f, ordered by ID ascending, at most
 	// f.Limit of them. The caller pages by passing the last ID as f.After.
 	ListRows(ctx context.Context, f Filter) ([]Row, error)
+}
 
+// KeySpace is a backend's key space: small entries with a time to live,
+// claimed, loaded, swapped, forgotten and scanned. Each package keeps its
+// entries under a [Namespace] of its own.
+type KeySpace interface {
 	// Claim stores value under key if no unexpired entry holds key, and
 	// returns ErrConflict otherwise. Exactly one of any number of concurrent
 	// claims of one key succeeds. ttl <= 0 means the entry never expires.
@@ -116,18 +138,9 @@ type Backend interface {
 	// Scan returns unexpired entries whose key starts with prefix and sorts
 	// after after, ordered by key, at most limit of them (0 means 100).
 	Scan(ctx context.Context, prefix, after string, limit int) ([]Entry, error)
-
-	// Txn is the general conditional transaction (see [Transactor]).
-	Transactor
-
-	// Ping reports whether the backend is reachable.
-	Ping(ctx context.Context) error
-
-	// Close releases the backend's resources.
-	Close() error
 }
 
-// Claim is one key of a [ClaimAll]: what [Backend.Claim] takes.
+// Claim is one key of a [ClaimAll]: what [KeySpace.Claim] takes.
 type Claim struct {
 	Key   string
 	Value []byte
@@ -135,7 +148,7 @@ type Claim struct {
 }
 
 // Swap is the conditional replacement of a [PutRowSwap]: what
-// [Backend.Swap] takes.
+// [KeySpace.Swap] takes.
 type Swap struct {
 	Key        string
 	Old, Value []byte
