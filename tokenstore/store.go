@@ -327,6 +327,18 @@ func (s *Store) Get(ctx context.Context, id string) (finchconnect.Connection, er
 	return s.open(row)
 }
 
+// GetVersion is [Store.Get], and the version of the row it read, for
+// [Store.DeleteIf]: a disconnect reads the token it revokes this way, so
+// that it deletes the row only if that token is still the one stored.
+func (s *Store) GetVersion(ctx context.Context, id string) (finchconnect.Connection, int64, error) {
+	row, err := s.v.GetRow(ctx, id)
+	if err != nil {
+		return finchconnect.Connection{}, 0, fmt.Errorf("tokenstore: get %s: %w", id, err)
+	}
+	c, err := s.open(row)
+	return c, row.Version, err
+}
+
 func (s *Store) open(row Row) (finchconnect.Connection, error) {
 	c, err := decodeMeta(row)
 	if err != nil {
@@ -423,6 +435,36 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("tokenstore: delete %s: %w", id, err)
 	}
 	return nil
+}
+
+// DeleteIf removes the connection with id only if its row is still at
+// version, as [Store.GetVersion] read it, in one conditional transaction.
+// It returns an error wrapping [finchconnect.ErrConflict], and deletes
+// nothing, when the row has been written since (a re-authentication
+// stored a new token, a sweep changed its status), and one wrapping
+// [finchconnect.ErrNotFound] when there is none (deleted already: by
+// another disconnect, or by this one's earlier try whose answer was lost).
+//
+// A disconnect revokes the token it read and then deletes with DeleteIf,
+// so a token stored in between is never deleted unrevoked: on a conflict
+// the disconnect reads again and revokes that one too.
+func (s *Store) DeleteIf(ctx context.Context, id string, version int64) error {
+	if version <= 0 {
+		return fmt.Errorf("tokenstore: delete %s if at version %d: not a version a row is read at", id, version)
+	}
+	res, err := s.v.Txn(ctx, Txn{
+		If:   []Cond{{Kind: RowVersion, Key: id, Version: version}},
+		Then: []Op{{Kind: DeleteRowOp, Row: Row{ID: id}}},
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("tokenstore: delete %s: %w", id, err)
+	case res.OK:
+		return nil
+	case res.Reads[0].Version == 0:
+		return fmt.Errorf("tokenstore: delete %s: %w", id, finchconnect.ErrNotFound)
+	}
+	return fmt.Errorf("tokenstore: delete %s: written since version %d: %w", id, version, finchconnect.ErrConflict)
 }
 
 // List returns the connections that match f, by connection id, without
