@@ -38,7 +38,7 @@ import (
 )
 
 // KeySpace is the part of the vault's store that API keys use: the methods
-// of tokenstore.Backend's key space that they call, and no more. Every
+// of [tokenstore.KeySpace] that they call, and no more. Every
 // tokenstore.Backend is one.
 type KeySpace interface {
 	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error

@@ -19,12 +19,13 @@ import (
 )
 
 // KeySpace is the part of the vault's store that the audit log uses: the
-// methods of tokenstore.Backend's key space that it calls, and no more.
-// Every tokenstore.Backend is one.
+// methods of [tokenstore.KeySpace] that it calls, and the
+// transaction that RecordAll's tokenstore.ClaimAll runs. Every
+// tokenstore.Backend is one.
 type KeySpace interface {
 	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error
-	ClaimAll(ctx context.Context, claims []tokenstore.Claim) (held int, err error)
 	Scan(ctx context.Context, prefix, after string, limit int) ([]tokenstore.Entry, error)
+	tokenstore.Transactor
 }
 
 // ns holds the records, under their time (20 digits of Unix nanoseconds)
@@ -63,7 +64,7 @@ func (l *Log) RecordAll(ctx context.Context, rs []finchconnect.AuditRecord) erro
 		}
 		cs[i] = c
 	}
-	_, err := l.b.ClaimAll(ctx, cs)
+	_, err := tokenstore.ClaimAll(ctx, l.b, cs)
 	if errors.Is(err, finchconnect.ErrConflict) {
 		// Two records drew the same key (same nanosecond, same 32 random
 		// bits): write them one by one, each with a fresh key.

@@ -31,9 +31,9 @@ func (g *gated) Claim(ctx context.Context, key string, v []byte, ttl time.Durati
 	return g.Memory.Claim(ctx, key, v, ttl)
 }
 
-func (g *gated) ClaimAll(ctx context.Context, cs []tokenstore.Claim) (int, error) {
+func (g *gated) Txn(ctx context.Context, t tokenstore.Txn) (tokenstore.TxnResult, error) {
 	g.wait()
-	return g.Memory.ClaimAll(ctx, cs)
+	return g.Memory.Txn(ctx, t)
 }
 
 // TestQueue_Batches: records that queue while a write runs go to the store

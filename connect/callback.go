@@ -40,7 +40,7 @@ func (s *Service) Cancel(ctx context.Context, state, browser string) {
 	}
 	h := hashHex(state)
 	if _, err := s.loadState(ctx, h, browser); err == nil {
-		_ = s.backend.Claim(ctx, prefixStateUsed+h, []byte("cancelled"), s.cfg.StateTTL)
+		_ = s.backend.Claim(ctx, stateUsedNS.Key(h), []byte("cancelled"), s.cfg.StateTTL)
 	}
 }
 
@@ -60,7 +60,7 @@ func (s *Service) Complete(ctx context.Context, cb Callback) (Outcome, error) {
 		return Outcome{}, ErrMissingParams
 	}
 	stateHash, bHash := hashHex(state), browserHash(browser)
-	key := prefixLedger + hashHex(code)
+	key := ledgerNS.Key(hashHex(code))
 	// Counted from before the claim, so that Drain cannot miss a callback
 	// that claims its code just after Drain looked.
 	s.inflight.Start()
@@ -175,7 +175,7 @@ const (
 
 // claimFlow reads the flow state of stateHash for the browser bHash and,
 // in the same step, claims the code's ledger entry under key and spends the
-// state ([tokenstore.Backend.ClaimAllIf], the state's key as the guard). The
+// state ([tokenstore.ClaimAllIf], the state's key as the guard). The
 // state's key names the browser the flow is bound to (stateKey), so a
 // request from another browser finds no state and claims nothing. A state
 // missing under every key is errStateGone.
@@ -204,7 +204,7 @@ func (s *Service) claimFlow(ctx context.Context, key, stateHash, bHash string) (
 		raw := mustJSON(entry)
 		cs := []tokenstore.Claim{
 			{Key: key, Value: raw, TTL: ledgerTTL},
-			{Key: prefixStateUsed + stateHash, Value: []byte("used"), TTL: s.cfg.StateTTL},
+			{Key: stateUsedNS.Key(stateHash), Value: []byte("used"), TTL: s.cfg.StateTTL},
 		}
 		guard := stateKey(stateHash, b)
 		mine := func(v []byte) (flowState, ledgerWrite, claimResult, []byte, error) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/finchconnect/finchconnect"
+	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
 // Flow kinds and modes, as recorded with a state.
@@ -24,12 +25,13 @@ const (
 	modeEmbedded = "embedded" // the app's page posts the code; the exchange omits redirect_uri
 )
 
-// Key prefixes in the backend's key space. Every key ends in a SHA-256 hash,
-// never in a state, a code or a browser id themselves.
-const (
-	prefixState     = "state/"      // state hash + "/" + browser hash → flowState (see stateKey)
-	prefixStateUsed = "state-used/" // state hash → code hash, claimed once
-	prefixLedger    = "callback/"   // code hash → ledgerEntry; see StagedKeyIDs
+// The protocol's namespaces in the backend's key space. Every id is a
+// SHA-256 hash (or two), never a state, a code or a browser id themselves.
+var (
+	stateNS     = tokenstore.NS("state")         // state hash + "/" + browser hash → flowState (see stateKey)
+	stateUsedNS = tokenstore.NS("state-used")    // state hash → "used" or "cancelled", claimed once
+	ledgerNS    = tokenstore.NS("callback")      // code hash → ledgerEntry; see StagedKeyIDs
+	webhookNS   = tokenstore.NS("webhook-event") // event id hash → webhookClaim
 )
 
 // ledgerTTL is how long a callback is remembered, so that a refresh long
@@ -123,7 +125,7 @@ func (s *Service) newState(ctx context.Context, browser string, fs flowState) (s
 // back-end started through the API). A callback finds the state only from
 // the browser that started the flow, so a request from another browser
 // cannot so much as claim the code (claimFlow).
-func stateKey(stateHash, bHash string) string { return prefixState + stateHash + "/" + bHash }
+func stateKey(stateHash, bHash string) string { return stateNS.Key(stateHash + "/" + bHash) }
 
 // bindings are the browser bindings a request from the browser whose hash
 // is bHash may complete: its own, and none.

@@ -19,7 +19,7 @@ func (s *Service) StagedKeyIDs(ctx context.Context) (map[uint32]int, error) {
 	ids := map[uint32]int{}
 	after := ""
 	for {
-		entries, err := s.backend.Scan(ctx, prefixLedger, after, 200)
+		entries, err := ledgerNS.Scan(ctx, s.backend, after, 200)
 		if err != nil {
 			return nil, fmt.Errorf("connect: scan callback ledger: %w", err)
 		}

@@ -38,7 +38,7 @@ func (s *Service) Recover(ctx context.Context) (RecoverResult, error) {
 	var res RecoverResult
 	after := ""
 	for {
-		entries, err := s.backend.Scan(ctx, prefixLedger, after, 200)
+		entries, err := ledgerNS.Scan(ctx, s.backend, after, 200)
 		if err != nil {
 			return res, fmt.Errorf("connect: scan callback ledger: %w", err)
 		}
@@ -183,7 +183,7 @@ func (s *Service) settleReplayed(ctx context.Context, done []tokenstore.Replayed
 // store failed before it could.
 func (s *Service) settleOne(ctx context.Context, r tokenstore.Replayed) bool {
 	key, kind := splitJournalTag(r.Tag)
-	if !strings.HasPrefix(key, prefixLedger) {
+	if _, ok := ledgerNS.ID(key); !ok {
 		return true
 	}
 	// A conflict is another writer (Recover, a duplicate) settling the

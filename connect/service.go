@@ -126,7 +126,7 @@ type Service struct {
 	log       *slog.Logger
 	finch     *finch.Client
 	store     *tokenstore.Store
-	backend   tokenstore.Backend
+	backend   keySpace
 	clock     clock.Clock
 	rand      io.Reader
 	failpoint func(string)
@@ -143,6 +143,16 @@ type Service struct {
 	// not settle yet; the next Replay tries them again.
 	replayMu  sync.Mutex
 	unsettled []tokenstore.Replayed
+}
+
+// keySpace is what the protocol uses of the store's backend besides the
+// vault: the key space of its flow states, ledger entries and webhook
+// claims, and the transaction that claims a callback's code
+// (tokenstore.ClaimAllIf). It never reads or writes a connection row
+// itself: those go through the tokenstore.Store.
+type keySpace interface {
+	tokenstore.KeySpace
+	tokenstore.Transactor
 }
 
 // New returns the protocol's service over the Finch client fc and the vault

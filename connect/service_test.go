@@ -69,7 +69,7 @@ func TestRun_LoopsOnTheInjectedClock(t *testing.T) {
 	// A callback abandoned while its code was at Finch.
 	e := ledgerEntry{V: ledgerVersion, Nonce: "n", Status: ledgerPending, State: "s", Started: clk.Now().Unix()}
 	raw, _ := json.Marshal(e)
-	key := prefixLedger + hashHex("code")
+	key := ledgerNS.Key(hashHex("code"))
 	if err := b.Claim(t.Context(), key, raw, ledgerTTL); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestStagedKeyIDs(t *testing.T) {
 	}
 	put := func(k string, e ledgerEntry) {
 		raw, _ := json.Marshal(e)
-		if err := b.Claim(t.Context(), prefixLedger+k, raw, ledgerTTL); err != nil {
+		if err := b.Claim(t.Context(), ledgerNS.Key(k), raw, ledgerTTL); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -13,8 +13,8 @@ import (
 // Store, which owns the row format.
 
 // claimGuarded writes every claim of cs if none is held and the key guard
-// exists, in one atomic step ([tokenstore.Backend.ClaimAllIf]): it returns
+// exists, in one atomic step ([tokenstore.ClaimAllIf], one transaction): it returns
 // guard's value, and on a conflict the index of the first claim held.
 func (s *Service) claimGuarded(ctx context.Context, guard string, cs []tokenstore.Claim) (value []byte, held int, err error) {
-	return s.backend.ClaimAllIf(ctx, guard, cs)
+	return tokenstore.ClaimAllIf(ctx, s.backend, guard, cs)
 }

@@ -100,7 +100,7 @@ func (s *Service) claimWebhook(ctx context.Context, eventID string) (webhookClai
 		return webhookClaim{}, err
 	}
 	c := webhookClaim{V: webhookClaimVersion, Nonce: nonce, Status: webhookApplying, At: s.clock.Now().Unix(),
-		key: "webhook-event/" + hashHex(eventID)}
+		key: webhookNS.Key(hashHex(eventID))}
 	c.raw = mustJSON(c)
 	var last error
 	for range webhookClaimTries {

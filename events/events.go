@@ -37,7 +37,7 @@ import (
 )
 
 // KeySpace is the part of the vault's store that the outbox uses: the
-// methods of tokenstore.Backend's key space that it calls, and no more.
+// methods of [tokenstore.KeySpace] that it calls, and no more.
 // Every tokenstore.Backend is one.
 type KeySpace interface {
 	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error

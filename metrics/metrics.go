@@ -263,116 +263,120 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// Backend wraps b so that every store operation is timed.
-func (m *Metrics) Backend(b tokenstore.Backend) tokenstore.Backend { return &backend{b: b, m: m} }
+// Backend wraps b so that every store operation is timed: each part of
+// the storage contract (rows, key space, transaction) by a wrapper that
+// holds only that part.
+func (m *Metrics) Backend(b tokenstore.Backend) tokenstore.Backend {
+	return &backend{rows{b, m}, keySpace{b, m}, transactor{b, m}, b, m}
+}
 
 type backend struct {
-	b tokenstore.Backend
+	rows
+	keySpace
+	transactor
+	b tokenstore.Backend // Ping and Close
 	m *Metrics
 }
 
-func (w *backend) time(op string, start time.Time, err error) {
-	w.m.storeSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
+// The wrappers of the contract's parts.
+type (
+	rows struct {
+		b tokenstore.Rows
+		m *Metrics
+	}
+	keySpace struct {
+		b tokenstore.KeySpace
+		m *Metrics
+	}
+	transactor struct {
+		b tokenstore.Transactor
+		m *Metrics
+	}
+)
+
+// time records one store operation op that started at start and ended
+// with err.
+func (m *Metrics) time(op string, start time.Time, err error) {
+	m.storeSeconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if err != nil && !expected(err) {
-		w.m.storeErrors.WithLabelValues(op).Inc()
+		m.storeErrors.WithLabelValues(op).Inc()
 	}
 }
 
-func (w *backend) GetRow(ctx context.Context, id string) (tokenstore.Row, error) {
+func (w rows) GetRow(ctx context.Context, id string) (tokenstore.Row, error) {
 	start := time.Now()
 	r, err := w.b.GetRow(ctx, id)
-	w.time("get_row", start, err)
+	w.m.time("get_row", start, err)
 	return r, err
 }
 
-func (w *backend) PutRow(ctx context.Context, r tokenstore.Row, expect int64) (int64, error) {
+func (w rows) PutRow(ctx context.Context, r tokenstore.Row, expect int64) (int64, error) {
 	start := time.Now()
 	v, err := w.b.PutRow(ctx, r, expect)
-	w.time("put_row", start, err)
+	w.m.time("put_row", start, err)
 	return v, err
 }
 
-func (w *backend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
-	start := time.Now()
-	v, swapped, err := w.b.PutRowSwap(ctx, r, expect, sw)
-	w.time("put_row_swap", start, err)
-	return v, swapped, err
-}
-
-func (w *backend) Txn(ctx context.Context, t tokenstore.Txn) (tokenstore.TxnResult, error) {
+func (w transactor) Txn(ctx context.Context, t tokenstore.Txn) (tokenstore.TxnResult, error) {
 	start := time.Now()
 	res, err := w.b.Txn(ctx, t)
-	w.time("txn", start, err)
+	w.m.time("txn", start, err)
 	return res, err
 }
 
-func (w *backend) DeleteRow(ctx context.Context, id string) error {
+func (w rows) DeleteRow(ctx context.Context, id string) error {
 	start := time.Now()
 	err := w.b.DeleteRow(ctx, id)
-	w.time("delete_row", start, err)
+	w.m.time("delete_row", start, err)
 	return err
 }
 
-func (w *backend) ListRows(ctx context.Context, f tokenstore.Filter) ([]tokenstore.Row, error) {
+func (w rows) ListRows(ctx context.Context, f tokenstore.Filter) ([]tokenstore.Row, error) {
 	start := time.Now()
 	rows, err := w.b.ListRows(ctx, f)
-	w.time("list_rows", start, err)
+	w.m.time("list_rows", start, err)
 	return rows, err
 }
 
-func (w *backend) Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (w keySpace) Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	start := time.Now()
 	err := w.b.Claim(ctx, key, value, ttl)
-	w.time("claim", start, err)
+	w.m.time("claim", start, err)
 	return err
 }
 
-func (w *backend) ClaimAll(ctx context.Context, claims []tokenstore.Claim) (int, error) {
-	start := time.Now()
-	held, err := w.b.ClaimAll(ctx, claims)
-	w.time("claim_all", start, err)
-	return held, err
-}
-
-func (w *backend) ClaimAllIf(ctx context.Context, guard string, claims []tokenstore.Claim) ([]byte, int, error) {
-	start := time.Now()
-	v, held, err := w.b.ClaimAllIf(ctx, guard, claims)
-	w.time("claim_all_if", start, err)
-	return v, held, err
-}
-
-func (w *backend) Load(ctx context.Context, key string) ([]byte, error) {
+func (w keySpace) Load(ctx context.Context, key string) ([]byte, error) {
 	start := time.Now()
 	v, err := w.b.Load(ctx, key)
-	w.time("load", start, err)
+	w.m.time("load", start, err)
 	return v, err
 }
 
-func (w *backend) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error {
+func (w keySpace) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error {
 	start := time.Now()
 	err := w.b.Swap(ctx, key, old, value, ttl)
-	w.time("swap", start, err)
+	w.m.time("swap", start, err)
 	return err
 }
 
-func (w *backend) Forget(ctx context.Context, key string) error {
+func (w keySpace) Forget(ctx context.Context, key string) error {
 	start := time.Now()
 	err := w.b.Forget(ctx, key)
-	w.time("forget", start, err)
+	w.m.time("forget", start, err)
 	return err
 }
 
-func (w *backend) Scan(ctx context.Context, prefix, after string, limit int) ([]tokenstore.Entry, error) {
+func (w keySpace) Scan(ctx context.Context, prefix, after string, limit int) ([]tokenstore.Entry, error) {
 	start := time.Now()
 	es, err := w.b.Scan(ctx, prefix, after, limit)
-	w.time("scan", start, err)
+	w.m.time("scan", start, err)
 	return es, err
 }
 
 func (w *backend) Ping(ctx context.Context) error {
 	start := time.Now()
 	err := w.b.Ping(ctx)
-	w.time("ping", start, err)
+	w.m.time("ping", start, err)
 	return err
 }
 

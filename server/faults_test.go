@@ -173,17 +173,17 @@ func (c faultCase) inject(f *tokenstoretest.Faulty, fault tokenstoretest.Fault) 
 func TestCallback_ExactlyOnceUnderStoreFaults(t *testing.T) {
 	t.Parallel() // a fresh backend and harness per case: nothing shared
 	connect := []faultCase{
-		{"ClaimAllIf"},                // the claim
-		{"ClaimAllIf", "Load!"},       // the claim, and the read that would tell whose it is
-		{"PutRowSwap"},                // the vault write that settles the ledger
-		{"PutRowSwap!", "Swap"},       // that write refused: the write-ahead
-		{"PutRowSwap!", "PutRowSwap"}, // ... and the retried vault write
+		{tokenstoretest.TxnEntries},                            // the claim
+		{tokenstoretest.TxnEntries, "Load!"},                   // the claim, and the read that would tell whose it is
+		{tokenstoretest.TxnRows},                               // the vault write that settles the ledger
+		{tokenstoretest.TxnRows + "!", "Swap"},                 // that write refused: the write-ahead
+		{tokenstoretest.TxnRows + "!", tokenstoretest.TxnRows}, // ... and the retried vault write
 	}
 	reauth := []faultCase{
-		{"ClaimAllIf"},
-		{"Swap"},       // the write-ahead
-		{"PutRowSwap"}, // the vault write that settles the ledger
-		{"GetRow"},     // the read before it
+		{tokenstoretest.TxnEntries}, // the claim
+		{"Swap"},                    // the write-ahead
+		{tokenstoretest.TxnRows},    // the vault write that settles the ledger
+		{"GetRow"},                  // the read before it
 	}
 	for _, be := range everyBackend {
 		t.Run(be.name, func(t *testing.T) {
@@ -281,9 +281,9 @@ func TestCallback_GivenBackClaimIsTakenOver(t *testing.T) {
 				c.WaitTimeout = 3 * time.Second
 			})
 			cb := h.connect(h.client, "acme-given-back", "authorized_simple")
-			f.Inject("ClaimAllIf", tokenstoretest.LoseAnswer)
+			f.Inject(tokenstoretest.TxnEntries, tokenstoretest.LoseAnswer)
 			for range 10 {
-				f.Inject("ClaimAllIf", tokenstoretest.Refuse)
+				f.Inject(tokenstoretest.TxnEntries, tokenstoretest.Refuse)
 			}
 			res := h.do(h.client, "GET", cb, nil)
 			if res.status != http.StatusServiceUnavailable || h.exchanges() != 0 {
@@ -313,7 +313,7 @@ func TestCallback_GivenBackClaimAfterTheStateExpired(t *testing.T) {
 	h := newHarness(t, harnessOptions{backend: f, clock: &skipClock{now: clk.Now}}) // the claim's backoffs skipped
 	cb := h.connect(h.client, "acme-given-back-late", "authorized_simple")
 	for range 10 {
-		f.Inject("ClaimAllIf", tokenstoretest.Refuse)
+		f.Inject(tokenstoretest.TxnEntries, tokenstoretest.Refuse)
 	}
 	if res := h.do(h.client, "GET", cb, nil); res.status != http.StatusServiceUnavailable {
 		t.Fatalf("callback with the store failing every claim = %d, want 503", res.status)

@@ -46,6 +46,7 @@ type harnessOptions struct {
 	clock     clock.Clock        // nil: now, or the system clock
 	failpoint func(string)
 	stateTTL  time.Duration
+	finch     func(http.Handler) http.Handler // wraps the sandbox, as the Finch the server calls
 }
 
 func newHarness(t *testing.T, opts harnessOptions) *harness {
@@ -98,7 +99,11 @@ func newHarnessWith(t *testing.T, opts harnessOptions, adjust func(*server.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux.Handle("/finch/", http.StripPrefix("/finch", sb))
+	var finchHandler http.Handler = sb
+	if opts.finch != nil {
+		finchHandler = opts.finch(sb)
+	}
+	mux.Handle("/finch/", http.StripPrefix("/finch", finchHandler))
 	mux.Handle("/", h.srv)
 	h.client = newBrowser(t)
 	return h

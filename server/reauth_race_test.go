@@ -1,8 +1,12 @@
 package server_test
 
 import (
+	"encoding/json"
 	"errors"
+	"io"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/finchconnect/finchconnect"
 	"github.com/finchconnect/finchconnect/apikey"
+	"github.com/finchconnect/finchconnect/finch"
 	"github.com/finchconnect/finchconnect/server"
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
@@ -197,5 +202,117 @@ func TestJournal_DisconnectedReauthIsNotReplayed(t *testing.T) {
 	}
 	if again := h.do(h.client, "GET", cb, nil); again.status != http.StatusConflict {
 		t.Errorf("refreshed callback after the replay = %d, want 409 (disconnected); body:\n%s", again.status, again.body)
+	}
+}
+
+// heldFinch holds back, once it is armed, Finch's answer to the next
+// request for path: Finch handles the request, then the answer waits until
+// release is closed. held is closed when an answer is being held, and body
+// is that answer's body (readable after held).
+type heldFinch struct {
+	path    string
+	armed   atomic.Bool
+	held    chan struct{}
+	release chan struct{}
+	body    []byte
+}
+
+func newHeldFinch(path string) *heldFinch {
+	return &heldFinch{path: path, held: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (f *heldFinch) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != f.path || !f.armed.CompareAndSwap(true, false) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		f.body = rec.Body.Bytes()
+		close(f.held)
+		<-f.release
+		maps.Copy(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+	})
+}
+
+// deleteConnection sends DELETE /v1/connections/id with the API key key
+// and returns its status; it may run on any goroutine.
+func deleteConnection(h *harness, key, id string) (int, error) {
+	req, err := http.NewRequest("DELETE", h.ts.URL+"/v1/connections/"+id, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+// revokedAtFinch reports whether Finch refuses token.
+func revokedAtFinch(t *testing.T, h *harness, token finchconnect.Secret) bool {
+	t.Helper()
+	fc := &finch.Client{BaseURL: h.ts.URL + "/finch", MaxRetries: -1}
+	_, err := fc.Company(t.Context(), token)
+	if err != nil && !errors.Is(err, finchconnect.ErrUnauthorized) {
+		t.Fatalf("asking Finch about a token: %v", err)
+	}
+	return err != nil
+}
+
+// TestCallback_DisconnectWhileExchangeHeldWins: a re-authentication's code
+// is at Finch, whose answer is held back; meanwhile the connection is
+// disconnected (DELETE /v1/connections/ID: 204). When Finch's answer is
+// released, the disconnect wins: the callback does not bring the
+// connection back, and the token Finch returned is disconnected at Finch.
+func TestCallback_DisconnectWhileExchangeHeldWins(t *testing.T) {
+	for _, be := range everyBackend {
+		t.Run(be.name, func(t *testing.T) {
+			hold := newHeldFinch("/auth/token")
+			h := newHarness(t, harnessOptions{backend: be.open(t), finch: hold.wrap})
+			key := h.apiKey(apikey.ScopeWrite)
+			id := h.finish(h.client, h.connect(h.client, "acme-held-exchange", "authorized_simple"))
+			cb := startReauth(t, h, id)
+
+			hold.armed.Store(true)
+			done := make(chan response, 1)
+			go func() {
+				res, err := h.client.Get(cb)
+				if err != nil {
+					done <- response{status: -1, body: err.Error()}
+					return
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				done <- response{status: res.StatusCode, location: res.Header.Get("Location"), body: string(b)}
+			}()
+			<-hold.held
+			if status, err := deleteConnection(h, key, id); err != nil || status != http.StatusNoContent {
+				t.Fatalf("DELETE while the exchange is held = %d, %v; want 204", status, err)
+			}
+			close(hold.release)
+			res := <-done
+
+			if res.status != http.StatusConflict || !strings.Contains(res.body, "disconnected") {
+				t.Errorf("callback of a re-authentication disconnected during its exchange = %d → %q, want 409 saying it was disconnected; body:\n%s", res.status, res.location, res.body)
+			}
+			if _, err := h.store.Lookup(t.Context(), id); !errors.Is(err, finchconnect.ErrNotFound) {
+				t.Errorf("Lookup(%s) err = %v, want ErrNotFound: the re-authentication brought the connection back", id, err)
+			}
+			var answer struct {
+				AccessToken string `json:"access_token"`
+			}
+			if err := json.Unmarshal(hold.body, &answer); err != nil || answer.AccessToken == "" {
+				t.Fatalf("the held exchange answered %q, want a token", hold.body)
+			}
+			if !revokedAtFinch(t, h, finchconnect.NewSecret(answer.AccessToken)) {
+				t.Error("the re-authentication's new token is live at Finch after the disconnect")
+			}
+		})
 	}
 }

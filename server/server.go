@@ -183,7 +183,7 @@ type Server struct {
 	log       *slog.Logger
 	finch     *finch.Client
 	store     *tokenstore.Store
-	backend   tokenstore.Backend
+	backend   serverBackend
 	handler   http.Handler
 	pages     *pages
 	keys      func(ctx context.Context, authorization string) (apikey.Record, error)
@@ -193,6 +193,15 @@ type Server struct {
 	failpoint func(string)
 	observe   func(outcome string, d time.Duration)
 	conns     *connCache // the proxy's opened connections
+}
+
+// serverBackend is what the server uses of the store's backend directly:
+// the API keys' part of the key space, and Ping for the readiness check.
+// Everything else goes through the vault (tokenstore.Store) or the
+// protocol (connect.Service).
+type serverBackend interface {
+	apikey.KeySpace
+	Ping(ctx context.Context) error
 }
 
 // New returns the Connect back-end. fc talks to Finch (or to the sandbox);

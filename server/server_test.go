@@ -610,24 +610,14 @@ func (b *countingBackend) PutRow(ctx context.Context, r tokenstore.Row, expect i
 	return b.Backend.PutRow(ctx, r, expect)
 }
 
-func (b *countingBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
-	b.count("PutRowSwap")
-	return b.Backend.PutRowSwap(ctx, r, expect, sw)
+func (b *countingBackend) Txn(ctx context.Context, t tokenstore.Txn) (tokenstore.TxnResult, error) {
+	b.count("Txn")
+	return b.Backend.Txn(ctx, t)
 }
 
 func (b *countingBackend) Claim(ctx context.Context, key string, v []byte, ttl time.Duration) error {
 	b.count("Claim")
 	return b.Backend.Claim(ctx, key, v, ttl)
-}
-
-func (b *countingBackend) ClaimAll(ctx context.Context, cs []tokenstore.Claim) (int, error) {
-	b.count("ClaimAll")
-	return b.Backend.ClaimAll(ctx, cs)
-}
-
-func (b *countingBackend) ClaimAllIf(ctx context.Context, guard string, cs []tokenstore.Claim) ([]byte, int, error) {
-	b.count("ClaimAllIf")
-	return b.Backend.ClaimAllIf(ctx, guard, cs)
 }
 
 func (b *countingBackend) Load(ctx context.Context, key string) ([]byte, error) {
@@ -642,8 +632,9 @@ func (b *countingBackend) Swap(ctx context.Context, key string, old, v []byte, t
 
 // TestServer_CallbackRoundTrips pins what a callback costs the store, the
 // hot path's main expense (BENCHMARKS.md): read the state, claim the code
-// and spend the state in one ClaimAllIf; store the new connection and
-// settle the ledger in one PutRowSwap. A duplicate of a finished callback
+// and spend the state in one transaction (tokenstore.ClaimAllIf); store
+// the new connection and settle the ledger in another
+// (tokenstore.PutRowSwap). A duplicate of a finished callback
 // loses the claim and reads the ledger. A re-authentication, whose
 // connection is stored already, stages the token in the ledger first (the
 // write-ahead), then replaces the stored connection.
@@ -655,7 +646,7 @@ func TestServer_CallbackRoundTrips(t *testing.T) {
 	id := h.finish(h.client, cb)
 	got := b.take()
 	delete(got, "Claim") // audit records, written in batches off the request path
-	if diff := cmp.Diff(map[string]int{"ClaimAllIf": 1, "PutRowSwap": 1}, got); diff != "" {
+	if diff := cmp.Diff(map[string]int{"Txn": 2}, got); diff != "" {
 		t.Errorf("backend calls of one callback (-want +got):\n%s", diff)
 	}
 	if again := h.finish(h.client, cb); again != id {
@@ -663,7 +654,7 @@ func TestServer_CallbackRoundTrips(t *testing.T) {
 	}
 	got = b.take()
 	delete(got, "Claim")
-	if diff := cmp.Diff(map[string]int{"ClaimAllIf": 1, "Load": 1}, got); diff != "" {
+	if diff := cmp.Diff(map[string]int{"Txn": 1, "Load": 1}, got); diff != "" {
 		t.Errorf("backend calls of a repeated callback (-want +got):\n%s", diff)
 	}
 
@@ -680,24 +671,35 @@ func TestServer_CallbackRoundTrips(t *testing.T) {
 	delete(got, "Claim")
 	// ReplaceSwap reads the stored row and replaces it; it never tries an
 	// insert.
-	if diff := cmp.Diff(map[string]int{"ClaimAllIf": 1, "Swap": 1, "PutRowSwap": 1, "GetRow": 1}, got); diff != "" {
+	if diff := cmp.Diff(map[string]int{"Txn": 2, "Swap": 1, "GetRow": 1}, got); diff != "" {
 		t.Errorf("backend calls of a re-authentication's callback (-want +got):\n%s", diff)
 	}
 }
 
-// lostReplyBackend commits the first PutRowSwap and then reports an error,
-// as when the store's answer is lost on the way back.
+// writesRow reports whether t writes a connection row: a vault write
+// (tokenstore.PutRowSwap's transaction), not a claim.
+func writesRow(t tokenstore.Txn) bool {
+	for _, o := range t.Then {
+		if o.Kind == tokenstore.PutRowOp {
+			return true
+		}
+	}
+	return false
+}
+
+// lostReplyBackend commits the first vault write and then reports an
+// error, as when the store's answer is lost on the way back.
 type lostReplyBackend struct {
 	tokenstore.Backend
 	lost atomic.Bool
 }
 
-func (b *lostReplyBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
-	v, swapped, err := b.Backend.PutRowSwap(ctx, r, expect, sw)
-	if err == nil && b.lost.CompareAndSwap(false, true) {
-		return 0, false, errors.New("test: the answer was lost")
+func (b *lostReplyBackend) Txn(ctx context.Context, t tokenstore.Txn) (tokenstore.TxnResult, error) {
+	res, err := b.Backend.Txn(ctx, t)
+	if err == nil && writesRow(t) && b.lost.CompareAndSwap(false, true) {
+		return tokenstore.TxnResult{Failed: -1}, errors.New("test: the answer was lost")
 	}
-	return v, swapped, err
+	return res, err
 }
 
 // TestCallback_VaultWriteAnswerLost: the vault write commits but its answer
@@ -722,7 +724,7 @@ func TestCallback_VaultWriteAnswerLost(t *testing.T) {
 	}
 }
 
-// refusedOnceBackend refuses the first PutRowSwap without writing anything,
+// refusedOnceBackend refuses the first vault write without writing anything,
 // and records the values of the Swaps it passes on.
 type refusedOnceBackend struct {
 	tokenstore.Backend
@@ -731,11 +733,11 @@ type refusedOnceBackend struct {
 	swapped [][]byte
 }
 
-func (b *refusedOnceBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
-	if b.refused.CompareAndSwap(false, true) {
-		return 0, false, errors.New("test: the store is busy")
+func (b *refusedOnceBackend) Txn(ctx context.Context, t tokenstore.Txn) (tokenstore.TxnResult, error) {
+	if writesRow(t) && b.refused.CompareAndSwap(false, true) {
+		return tokenstore.TxnResult{Failed: -1}, errors.New("test: the store is busy")
 	}
-	return b.Backend.PutRowSwap(ctx, r, expect, sw)
+	return b.Backend.Txn(ctx, t)
 }
 
 func (b *refusedOnceBackend) Swap(ctx context.Context, key string, old, v []byte, ttl time.Duration) error {
@@ -859,22 +861,25 @@ func TestConnectionPage_ReadsFinchAtOnce(t *testing.T) {
 	}
 }
 
-// lostThenDownBackend commits the first PutRowSwap but loses its answer,
-// then fails every later PutRowSwap, as a store that stops answering right
+// lostThenDownBackend commits the first vault write but loses its answer,
+// then fails every later vault write, as a store that stops answering right
 // after a write would.
 type lostThenDownBackend struct {
 	tokenstore.Backend
 	calls atomic.Int64
 }
 
-func (b *lostThenDownBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
+func (b *lostThenDownBackend) Txn(ctx context.Context, t tokenstore.Txn) (tokenstore.TxnResult, error) {
+	if !writesRow(t) {
+		return b.Backend.Txn(ctx, t)
+	}
 	if b.calls.Add(1) > 1 {
-		return 0, false, errors.New("test: the store is down")
+		return tokenstore.TxnResult{Failed: -1}, errors.New("test: the store is down")
 	}
-	if _, _, err := b.Backend.PutRowSwap(ctx, r, expect, sw); err != nil {
-		return 0, false, err
+	if res, err := b.Backend.Txn(ctx, t); err != nil {
+		return res, err
 	}
-	return 0, false, errors.New("test: the answer was lost")
+	return tokenstore.TxnResult{Failed: -1}, errors.New("test: the answer was lost")
 }
 
 // TestCallback_FirstWriteLandedThenStoreDown: the new connection's vault
@@ -899,17 +904,18 @@ func TestCallback_FirstWriteLandedThenStoreDown(t *testing.T) {
 	}
 }
 
-// vaultDownBackend fails vault writes (PutRowSwap) while down is set.
+// vaultDownBackend fails vault writes (tokenstore.PutRowSwap's
+// transactions) while down is set.
 type vaultDownBackend struct {
 	tokenstore.Backend
 	down atomic.Bool
 }
 
-func (b *vaultDownBackend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
-	if b.down.Load() {
-		return 0, false, errors.New("test: the vault is down")
+func (b *vaultDownBackend) Txn(ctx context.Context, t tokenstore.Txn) (tokenstore.TxnResult, error) {
+	if writesRow(t) && b.down.Load() {
+		return tokenstore.TxnResult{Failed: -1}, errors.New("test: the vault is down")
 	}
-	return b.Backend.PutRowSwap(ctx, r, expect, sw)
+	return b.Backend.Txn(ctx, t)
 }
 
 // TestRecover_KeepsANewerToken: a re-authentication is exchanged and

@@ -148,18 +148,28 @@ func (b *flakyBackend) Load(ctx context.Context, key string) ([]byte, error) {
 	return b.Backend.Load(ctx, key)
 }
 
-func (b *flakyBackend) ClaimAllIf(ctx context.Context, guard string, cs []tokenstore.Claim) ([]byte, int, error) {
-	if err := b.keyErr(guard); err != nil {
-		return nil, -1, err
+// Txn fails as the store does: a transaction that touches a row fails
+// while the store is down, one of entries only as their keys do.
+func (b *flakyBackend) Txn(ctx context.Context, t tokenstore.Txn) (tokenstore.TxnResult, error) {
+	for _, c := range t.If {
+		err := b.keyErr(c.Key)
+		if c.Kind == tokenstore.RowVersion {
+			err = b.err()
+		}
+		if err != nil {
+			return tokenstore.TxnResult{Failed: -1}, err
+		}
 	}
-	return b.Backend.ClaimAllIf(ctx, guard, cs)
-}
-
-func (b *flakyBackend) PutRowSwap(ctx context.Context, row tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
-	if err := b.err(); err != nil {
-		return 0, false, err
+	for _, o := range t.Then {
+		err := b.keyErr(o.Key)
+		if o.Kind == tokenstore.PutRowOp || o.Kind == tokenstore.DeleteRowOp {
+			err = b.err()
+		}
+		if err != nil {
+			return tokenstore.TxnResult{Failed: -1}, err
+		}
 	}
-	return b.Backend.PutRowSwap(ctx, row, expect, sw)
+	return b.Backend.Txn(ctx, t)
 }
 
 func (b *flakyBackend) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error {

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// AnyVersion, passed as the expected version to [Backend.PutRow], writes the
+// AnyVersion, passed as the expected version to [Rows.PutRow], writes the
 // row whatever version is stored.
 const AnyVersion int64 = -1
 
@@ -48,7 +48,7 @@ func InsertVersion(row Row) int64 {
 	return 1
 }
 
-// Filter selects rows for [Backend.ListRows]. Empty fields match anything.
+// Filter selects rows for [Rows.ListRows]. Empty fields match anything.
 type Filter struct {
 	CustomerID string
 	ProviderID string
@@ -65,10 +65,13 @@ type Entry struct {
 	ExpiresAt time.Time // zero: never expires
 }
 
-// Backend stores sealed connection rows and a small key space with
-// time-to-live and atomic primitives. It is the one plug point of the vault:
-// memory, SQLite, Redis and PostgreSQL implement it, and
-// tokenstoretest.Run holds every implementation to the same contract.
+// Backend is the one plug point of the vault: the three parts of the
+// storage contract, [Rows] (sealed connection rows), [KeySpace] (a small
+// key space with time-to-live and an atomic claim) and [Transactor] (one
+// conditional transaction over both), and the backend's lifetime. Memory,
+// SQLite, Redis and PostgreSQL implement it, and tokenstoretest.Run holds
+// every implementation to the same contract. Constructors return it;
+// consumers declare the parts, or the methods, they use.
 //
 // Implementations must be safe for concurrent use, by goroutines and, for
 // shared backends, by several processes. Every error that callers branch on
@@ -76,6 +79,20 @@ type Entry struct {
 // finchconnect.ErrNotFound and finchconnect.ErrConflict. Driver errors never
 // escape as such (wrap them with %v, not %w).
 type Backend interface {
+	Rows
+	KeySpace
+	Transactor
+
+	// Ping reports whether the backend is reachable.
+	Ping(ctx context.Context) error
+
+	// Close releases the backend's resources.
+	Close() error
+}
+
+// Rows are a backend's connection rows: read, compare-and-set write,
+// delete, list.
+type Rows interface {
 	// GetRow returns the row with id, or ErrNotFound.
 	GetRow(ctx context.Context, id string) (Row, error)
 
@@ -95,31 +112,16 @@ type Backend interface {
 	// ListRows returns rows that match f, ordered by ID ascending, at most
 	// f.Limit of them. The caller pages by passing the last ID as f.After.
 	ListRows(ctx context.Context, f Filter) ([]Row, error)
+}
 
+// KeySpace is a backend's key space: small entries with a time to live,
+// claimed, loaded, swapped, forgotten and scanned. Each package keeps its
+// entries under a [Namespace] of its own.
+type KeySpace interface {
 	// Claim stores value under key if no unexpired entry holds key, and
 	// returns ErrConflict otherwise. Exactly one of any number of concurrent
 	// claims of one key succeeds. ttl <= 0 means the entry never expires.
 	Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error
-
-	// ClaimAll claims every key of claims, or none, in one round trip where
-	// the backend allows: if an unexpired entry holds any of their keys, it
-	// stores nothing and returns the index of the first such claim and an
-	// error wrapping ErrConflict. On success it returns -1 and nil. Keys
-	// must be distinct. Exactly one of any number of concurrent ClaimAll
-	// (or Claim) calls that share a key succeeds.
-	ClaimAll(ctx context.Context, claims []Claim) (held int, err error)
-
-	// ClaimAllIf is ClaimAll guarded by another key, in one round trip
-	// where the backend allows: if no unexpired entry holds guard, it
-	// claims nothing and returns ErrNotFound; otherwise it claims as
-	// ClaimAll does, all or none, and returns guard's value whether or not
-	// the claims succeeded (held and err as ClaimAll's). guard must not be
-	// one of the claims' keys.
-	//
-	// It is how a callback reads its flow's state and claims its code in
-	// one step (package server): the state's key says which browser may
-	// complete the flow, so a request from another browser claims nothing.
-	ClaimAllIf(ctx context.Context, guard string, claims []Claim) (value []byte, held int, err error)
 
 	// Load returns the value under key, or ErrNotFound if there is none or it
 	// has expired.
@@ -130,45 +132,23 @@ type Backend interface {
 	// the key is absent or expired and ErrConflict if the value differs.
 	Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error
 
-	// PutRowSwap is PutRow and Swap in one atomic write, in one round trip
-	// where the backend allows: it writes row as PutRow(row, expect) does
-	// and, in the same transaction, replaces sw.Key's value with sw.Value
-	// (and its ttl with sw.TTL) if it equals sw.Old, as Swap does. The row
-	// decides: if expect does not match, it returns ErrConflict and writes
-	// nothing. The swap's condition is its own: when sw.Key is absent,
-	// expired or holds another value, the row is still written and swapped
-	// is false. No reader ever sees one write without the other.
-	//
-	// It is how a callback stores a new connection and settles its ledger
-	// entry together (package server).
-	PutRowSwap(ctx context.Context, row Row, expect int64, sw Swap) (version int64, swapped bool, err error)
-
 	// Forget removes key. Removing an absent key is not an error.
 	Forget(ctx context.Context, key string) error
 
 	// Scan returns unexpired entries whose key starts with prefix and sorts
 	// after after, ordered by key, at most limit of them (0 means 100).
 	Scan(ctx context.Context, prefix, after string, limit int) ([]Entry, error)
-
-	// Txn is the general conditional transaction (see [Transactor]).
-	Transactor
-
-	// Ping reports whether the backend is reachable.
-	Ping(ctx context.Context) error
-
-	// Close releases the backend's resources.
-	Close() error
 }
 
-// Claim is one key of a [Backend.ClaimAll]: what [Backend.Claim] takes.
+// Claim is one key of a [ClaimAll]: what [KeySpace.Claim] takes.
 type Claim struct {
 	Key   string
 	Value []byte
 	TTL   time.Duration // <= 0: never expires
 }
 
-// Swap is the conditional replacement of a [Backend.PutRowSwap]: what
-// [Backend.Swap] takes.
+// Swap is the conditional replacement of a [PutRowSwap]: what
+// [KeySpace.Swap] takes.
 type Swap struct {
 	Key        string
 	Old, Value []byte
@@ -186,8 +166,8 @@ func CheckGuardedClaims(guard string, claims []Claim) error {
 	return CheckClaims(claims)
 }
 
-// CheckClaims reports claims that ClaimAll must refuse: a repeated key.
-// Backends call it first.
+// CheckClaims reports claims that [ClaimAll] must refuse: a repeated key.
+// The helpers call it first.
 func CheckClaims(claims []Claim) error {
 	if len(claims) < 2 {
 		return nil

@@ -61,7 +61,7 @@ func (m *Memory) lock(ctx context.Context) error {
 	return nil
 }
 
-// GetRow implements [Backend.GetRow].
+// GetRow implements [Rows.GetRow].
 func (m *Memory) GetRow(ctx context.Context, id string) (Row, error) {
 	if err := m.lock(ctx); err != nil {
 		return Row{}, err
@@ -74,27 +74,13 @@ func (m *Memory) GetRow(ctx context.Context, id string) (Row, error) {
 	return cloneRow(r), nil
 }
 
-// PutRow implements [Backend.PutRow].
+// PutRow implements [Rows.PutRow].
 func (m *Memory) PutRow(ctx context.Context, row Row, expect int64) (int64, error) {
 	if err := m.lock(ctx); err != nil {
 		return 0, err
 	}
 	defer m.mu.Unlock()
 	return m.putRowLocked(row, expect)
-}
-
-// PutRowSwap implements [Backend.PutRowSwap]: PutRow's and Swap's work
-// under one hold of the lock.
-func (m *Memory) PutRowSwap(ctx context.Context, row Row, expect int64, sw Swap) (int64, bool, error) {
-	if err := m.lock(ctx); err != nil {
-		return 0, false, err
-	}
-	defer m.mu.Unlock()
-	v, err := m.putRowLocked(row, expect)
-	if err != nil {
-		return 0, false, err
-	}
-	return v, m.swapLocked(sw.Key, sw.Old, sw.Value, sw.TTL) == nil, nil
 }
 
 // putRowLocked is PutRow's work, under m.mu.
@@ -113,7 +99,7 @@ func (m *Memory) putRowLocked(row Row, expect int64) (int64, error) {
 	return row.Version, nil
 }
 
-// DeleteRow implements [Backend.DeleteRow].
+// DeleteRow implements [Rows.DeleteRow].
 func (m *Memory) DeleteRow(ctx context.Context, id string) error {
 	if err := m.lock(ctx); err != nil {
 		return err
@@ -126,7 +112,7 @@ func (m *Memory) DeleteRow(ctx context.Context, id string) error {
 	return nil
 }
 
-// ListRows implements [Backend.ListRows]. It sorts on every call, which is
+// ListRows implements [Rows.ListRows]. It sorts on every call, which is
 // fine for the sizes a memory backend holds.
 func (m *Memory) ListRows(ctx context.Context, f Filter) ([]Row, error) {
 	if err := m.lock(ctx); err != nil {
@@ -152,7 +138,7 @@ func (m *Memory) ListRows(ctx context.Context, f Filter) ([]Row, error) {
 	return rows, nil
 }
 
-// Claim implements [Backend.Claim].
+// Claim implements [KeySpace.Claim].
 func (m *Memory) Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := m.lock(ctx); err != nil {
 		return err
@@ -166,50 +152,7 @@ func (m *Memory) Claim(ctx context.Context, key string, value []byte, ttl time.D
 	return nil
 }
 
-// ClaimAll implements [Backend.ClaimAll].
-func (m *Memory) ClaimAll(ctx context.Context, claims []Claim) (int, error) {
-	if err := CheckClaims(claims); err != nil {
-		return -1, err
-	}
-	if err := m.lock(ctx); err != nil {
-		return -1, err
-	}
-	defer m.mu.Unlock()
-	return m.claimLocked(m.now(), claims)
-}
-
-// ClaimAllIf implements [Backend.ClaimAllIf].
-func (m *Memory) ClaimAllIf(ctx context.Context, guard string, claims []Claim) ([]byte, int, error) {
-	if err := CheckGuardedClaims(guard, claims); err != nil {
-		return nil, -1, err
-	}
-	if err := m.lock(ctx); err != nil {
-		return nil, -1, err
-	}
-	defer m.mu.Unlock()
-	now := m.now()
-	g, ok := m.live(guard, now)
-	if !ok {
-		return nil, -1, fmt.Errorf("tokenstore: claim if %q: %w", guard, finchconnect.ErrNotFound)
-	}
-	held, err := m.claimLocked(now, claims)
-	return bytes.Clone(g.Value), held, err
-}
-
-// claimLocked is ClaimAll's work, under m.mu.
-func (m *Memory) claimLocked(now time.Time, claims []Claim) (int, error) {
-	for i, c := range claims {
-		if _, ok := m.live(c.Key, now); ok {
-			return i, fmt.Errorf("tokenstore: claim %q: %w", c.Key, finchconnect.ErrConflict)
-		}
-	}
-	for _, c := range claims {
-		m.entries[c.Key] = Entry{Key: c.Key, Value: bytes.Clone(c.Value), ExpiresAt: expiry(now, c.TTL)}
-	}
-	return -1, nil
-}
-
-// Load implements [Backend.Load].
+// Load implements [KeySpace.Load].
 func (m *Memory) Load(ctx context.Context, key string) ([]byte, error) {
 	if err := m.lock(ctx); err != nil {
 		return nil, err
@@ -222,7 +165,7 @@ func (m *Memory) Load(ctx context.Context, key string) ([]byte, error) {
 	return bytes.Clone(e.Value), nil
 }
 
-// Swap implements [Backend.Swap].
+// Swap implements [KeySpace.Swap].
 func (m *Memory) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error {
 	if err := m.lock(ctx); err != nil {
 		return err
@@ -245,7 +188,7 @@ func (m *Memory) swapLocked(key string, old, value []byte, ttl time.Duration) er
 	return nil
 }
 
-// Forget implements [Backend.Forget].
+// Forget implements [KeySpace.Forget].
 func (m *Memory) Forget(ctx context.Context, key string) error {
 	if err := m.lock(ctx); err != nil {
 		return err
@@ -255,7 +198,7 @@ func (m *Memory) Forget(ctx context.Context, key string) error {
 	return nil
 }
 
-// Scan implements [Backend.Scan]. Expired entries it meets are purged.
+// Scan implements [KeySpace.Scan]. Expired entries it meets are purged.
 func (m *Memory) Scan(ctx context.Context, prefix, after string, limit int) ([]Entry, error) {
 	if err := m.lock(ctx); err != nil {
 		return nil, err
@@ -342,7 +285,7 @@ func cloneRow(r Row) Row {
 	return r
 }
 
-// Txn implements [Backend.Txn] under one hold of the lock.
+// Txn implements [Transactor.Txn] under one hold of the lock.
 func (m *Memory) Txn(ctx context.Context, t Txn) (TxnResult, error) {
 	if err := CheckTxn(t); err != nil {
 		return TxnResult{Failed: -1}, err

@@ -234,7 +234,7 @@ func sameRow(a, b Row) bool {
 		bytes.Equal(a.Meta, b.Meta) && bytes.Equal(a.Sealed, b.Sealed)
 }
 
-func eachRow(ctx context.Context, b Backend, batch int, fn func(Row) error) error {
+func eachRow(ctx context.Context, b Rows, batch int, fn func(Row) error) error {
 	after := ""
 	for {
 		rows, err := b.ListRows(ctx, Filter{After: after, Limit: batch})
@@ -253,7 +253,7 @@ func eachRow(ctx context.Context, b Backend, batch int, fn func(Row) error) erro
 	}
 }
 
-func countRows(ctx context.Context, b Backend, batch int) (int, error) {
+func countRows(ctx context.Context, b Rows, batch int) (int, error) {
 	n := 0
 	err := eachRow(ctx, b, batch, func(Row) error { n++; return nil })
 	return n, err

@@ -312,7 +312,7 @@ func (s *Store) rewrapRow(ctx context.Context, r Row) (bool, error) {
 		// Taking a start version keeps the Store's counter ahead of the
 		// row's, as every write does.
 		next.Version = s.insertVersion()
-		_, err = s.b.PutRow(ctx, next, r.Version)
+		_, err = s.v.PutRow(ctx, next, r.Version)
 		if err == nil {
 			return true, nil
 		}
@@ -320,7 +320,7 @@ func (s *Store) rewrapRow(ctx context.Context, r Row) (bool, error) {
 			return false, fmt.Errorf("connection %s: %w", r.ID, err)
 		}
 		// Someone wrote the row since we read it: start from their version.
-		r, err = s.b.GetRow(ctx, id)
+		r, err = s.v.GetRow(ctx, id)
 		if errors.Is(err, finchconnect.ErrNotFound) {
 			return false, nil
 		}
@@ -354,7 +354,7 @@ func (s *Store) KeyUsage(ctx context.Context) (map[uint32]int, error) {
 // scan calls fn for every row after after, in id order, a page at a time.
 func (s *Store) scan(ctx context.Context, after string, fn func(Row) error) error {
 	for {
-		rows, err := s.b.ListRows(ctx, Filter{After: after, Limit: scanPage})
+		rows, err := s.v.ListRows(ctx, Filter{After: after, Limit: scanPage})
 		if err != nil {
 			return err
 		}

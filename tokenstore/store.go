@@ -53,14 +53,24 @@ type Store struct {
 	// use.
 	Now func() time.Time
 
-	b           Backend
+	v           vault   // what the Store itself uses of b
+	b           Backend // for Backend, the key space's users
 	keysMu      sync.RWMutex
 	keys        *keyring.Keyring
 	lastVersion atomic.Int64 // the last insertVersion returned
 }
 
 // New returns a Store that keeps connections in b, sealed by kr.
-func New(b Backend, kr *keyring.Keyring) *Store { return &Store{b: b, keys: kr} }
+func New(b Backend, kr *keyring.Keyring) *Store { return &Store{v: b, b: b, keys: kr} }
+
+// vault is what a Store uses of its backend: the connection rows, the
+// transaction that writes a row and an entry together (or a row at the
+// version read), and Ping. It never touches the key space by itself.
+type vault interface {
+	Rows
+	Transactor
+	Ping(ctx context.Context) error
+}
 
 // Backend returns the backend the store writes to, for the short-lived
 // records (states, callback ledger) that other packages keep beside it.
@@ -84,7 +94,7 @@ func (s *Store) SetKeyring(kr *keyring.Keyring) {
 }
 
 // Ping reports whether the backend is reachable.
-func (s *Store) Ping(ctx context.Context) error { return s.b.Ping(ctx) }
+func (s *Store) Ping(ctx context.Context) error { return s.v.Ping(ctx) }
 
 func (s *Store) now() time.Time {
 	if s.Now != nil {
@@ -139,8 +149,8 @@ func (s *Store) PutUnlessNewer(ctx context.Context, c finchconnect.Connection, a
 	return err == nil && !kept, err
 }
 
-// PutSwap is [Store.Put] and [Backend.Swap] in one atomic write
-// ([Backend.PutRowSwap]): it stores c and, in the same write, replaces
+// PutSwap is [Store.Put] and [KeySpace.Swap] in one atomic write
+// ([PutRowSwap]): it stores c and, in the same write, replaces
 // sw.Key's value if it equals sw.Old. The connection is stored whether or
 // not the swap's condition holds; swapped says whether it did. A callback
 // stores its new connection and settles its ledger entry this way, so that
@@ -203,10 +213,10 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions
 	}
 	write := func(row Row, expect int64) (bool, error) {
 		if sw == nil {
-			_, err := s.b.PutRow(ctx, row, expect)
+			_, err := s.v.PutRow(ctx, row, expect)
 			return false, err
 		}
-		_, swapped, err := s.b.PutRowSwap(ctx, row, expect, *sw)
+		_, swapped, err := PutRowSwap(ctx, s.v, row, expect, *sw)
 		return swapped, err
 	}
 	// Most Puts store a new connection (a callback's exchange): try the
@@ -235,7 +245,7 @@ func (s *Store) put(ctx context.Context, c finchconnect.Connection, o putOptions
 	}
 	for range maxAttempts {
 		var expect int64
-		cur, err := s.b.GetRow(ctx, c.ConnectionID)
+		cur, err := s.v.GetRow(ctx, c.ConnectionID)
 		switch {
 		case err == nil:
 			prev, oerr := s.open(cur)
@@ -310,11 +320,23 @@ func validate(c finchconnect.Connection) error {
 // (tampered with, copied from another row, or sealed under a key the keyring
 // no longer holds). Errors never include token or sealed bytes.
 func (s *Store) Get(ctx context.Context, id string) (finchconnect.Connection, error) {
-	row, err := s.b.GetRow(ctx, id)
+	row, err := s.v.GetRow(ctx, id)
 	if err != nil {
 		return finchconnect.Connection{}, fmt.Errorf("tokenstore: get %s: %w", id, err)
 	}
 	return s.open(row)
+}
+
+// GetVersion is [Store.Get], and the version of the row it read, for
+// [Store.DeleteIf]: a disconnect reads the token it revokes this way, so
+// that it deletes the row only if that token is still the one stored.
+func (s *Store) GetVersion(ctx context.Context, id string) (finchconnect.Connection, int64, error) {
+	row, err := s.v.GetRow(ctx, id)
+	if err != nil {
+		return finchconnect.Connection{}, 0, fmt.Errorf("tokenstore: get %s: %w", id, err)
+	}
+	c, err := s.open(row)
+	return c, row.Version, err
 }
 
 func (s *Store) open(row Row) (finchconnect.Connection, error) {
@@ -337,7 +359,7 @@ func (s *Store) open(row Row) (finchconnect.Connection, error) {
 // under keys this keyring lacks. It returns an error wrapping
 // [finchconnect.ErrNotFound] if there is none.
 func (s *Store) Lookup(ctx context.Context, id string) (finchconnect.Connection, error) {
-	row, err := s.b.GetRow(ctx, id)
+	row, err := s.v.GetRow(ctx, id)
 	if err != nil {
 		return finchconnect.Connection{}, fmt.Errorf("tokenstore: lookup %s: %w", id, err)
 	}
@@ -360,7 +382,7 @@ func (s *Store) Lookup(ctx context.Context, id string) (finchconnect.Connection,
 // does not open.
 func (s *Store) Update(ctx context.Context, id string, fn func(c *finchconnect.Connection) error) error {
 	for range maxAttempts {
-		row, err := s.b.GetRow(ctx, id)
+		row, err := s.v.GetRow(ctx, id)
 		if err != nil {
 			return fmt.Errorf("tokenstore: update %s: %w", id, err)
 		}
@@ -395,7 +417,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(c *finchconnect.C
 		// so the write misses it. The start version is ignored, but
 		// taking one keeps the Store's counter ahead of the row's.
 		next.Version = s.insertVersion()
-		_, err = s.b.PutRow(ctx, next, row.Version)
+		_, err = s.v.PutRow(ctx, next, row.Version)
 		if !errors.Is(err, finchconnect.ErrConflict) {
 			if err != nil {
 				return fmt.Errorf("tokenstore: update %s: %w", id, err)
@@ -409,10 +431,40 @@ func (s *Store) Update(ctx context.Context, id string, fn func(c *finchconnect.C
 // Delete removes the connection with id. It returns an error wrapping
 // [finchconnect.ErrNotFound] if there was none.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	if err := s.b.DeleteRow(ctx, id); err != nil {
+	if err := s.v.DeleteRow(ctx, id); err != nil {
 		return fmt.Errorf("tokenstore: delete %s: %w", id, err)
 	}
 	return nil
+}
+
+// DeleteIf removes the connection with id only if its row is still at
+// version, as [Store.GetVersion] read it, in one conditional transaction.
+// It returns an error wrapping [finchconnect.ErrConflict], and deletes
+// nothing, when the row has been written since (a re-authentication
+// stored a new token, a sweep changed its status), and one wrapping
+// [finchconnect.ErrNotFound] when there is none (deleted already: by
+// another disconnect, or by this one's earlier try whose answer was lost).
+//
+// A disconnect revokes the token it read and then deletes with DeleteIf,
+// so a token stored in between is never deleted unrevoked: on a conflict
+// the disconnect reads again and revokes that one too.
+func (s *Store) DeleteIf(ctx context.Context, id string, version int64) error {
+	if version <= 0 {
+		return fmt.Errorf("tokenstore: delete %s if at version %d: not a version a row is read at", id, version)
+	}
+	res, err := s.v.Txn(ctx, Txn{
+		If:   []Cond{{Kind: RowVersion, Key: id, Version: version}},
+		Then: []Op{{Kind: DeleteRowOp, Row: Row{ID: id}}},
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("tokenstore: delete %s: %w", id, err)
+	case res.OK:
+		return nil
+	case res.Reads[0].Version == 0:
+		return fmt.Errorf("tokenstore: delete %s: %w", id, finchconnect.ErrNotFound)
+	}
+	return fmt.Errorf("tokenstore: delete %s: written since version %d: %w", id, version, finchconnect.ErrConflict)
 }
 
 // List returns the connections that match f, by connection id, without
@@ -420,7 +472,7 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // the cursor for the following page (pass it as f.After); it is empty on the
 // last page. A full last page is followed by one empty page.
 func (s *Store) List(ctx context.Context, f Filter) (conns []finchconnect.Connection, next string, err error) {
-	rows, err := s.b.ListRows(ctx, f)
+	rows, err := s.v.ListRows(ctx, f)
 	if err != nil {
 		return nil, "", fmt.Errorf("tokenstore: list: %w", err)
 	}

@@ -76,7 +76,7 @@ type Read struct {
 	Version int64  // the row's version, 0 if none (RowVersion)
 }
 
-// TxnResult is what [Backend.Txn] did.
+// TxnResult is what [Transactor.Txn] did.
 type TxnResult struct {
 	// OK reports that every condition held and the writes happened.
 	OK bool

@@ -188,33 +188,6 @@ func putConflict(id string, expect int64) error {
 	return fmt.Errorf("postgres: put connection %s: version is not %d: %w", id, expect, finchconnect.ErrConflict)
 }
 
-// PutRowSwap implements tokenstore.Backend in one statement: PutRow's
-// statement and Swap's update as two data-modifying parts of one query,
-// the update running only if the row was written. One statement is one
-// implicit transaction: both commit or neither does.
-func (b *Backend) PutRowSwap(ctx context.Context, r tokenstore.Row, expect int64, sw tokenstore.Swap) (int64, bool, error) {
-	put, args := putRowSQL(r, expect)
-	n := len(args)
-	query := fmt.Sprintf(`WITH put AS (%s),
-		swapped AS (UPDATE finchconnect_entries
-			SET value = $%d, expires_at = now() + $%d::bigint * interval '1 microsecond'
-			WHERE key = $%d AND value = $%d AND (expires_at IS NULL OR expires_at > now())
-				AND EXISTS (SELECT 1 FROM put)
-			RETURNING 1)
-		SELECT version, EXISTS (SELECT 1 FROM swapped) FROM put`, put, n+1, n+2, n+3, n+4)
-	args = append(args, nonNil(sw.Value), ttlMicros(sw.TTL), sw.Key, nonNil(sw.Old))
-	var version int64
-	var swapped bool
-	err := b.pool.QueryRow(ctx, query, args...).Scan(&version, &swapped)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, putConflict(r.ID, expect)
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("postgres: put connection %s and swap %s: %v", r.ID, sw.Key, err)
-	}
-	return version, swapped, nil
-}
-
 // DeleteRow implements tokenstore.Backend.
 func (b *Backend) DeleteRow(ctx context.Context, id string) error {
 	tag, err := b.pool.Exec(ctx, `DELETE FROM finchconnect_connections WHERE id = $1`, id)

@@ -574,7 +574,7 @@ func scanRow(s interface{ Scan(...any) error }) (tokenstore.Row, error) {
 	return r, err
 }
 
-// GetRow implements [tokenstore.Backend.GetRow].
+// GetRow implements [tokenstore.Rows.GetRow].
 func (b *Backend) GetRow(ctx context.Context, id string) (tokenstore.Row, error) {
 	r, err := scanRow(b.getRowStmt.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -593,7 +593,7 @@ const updateKeepIndexed = `UPDATE connections SET meta = ?5, sealed = ?6, versio
 	WHERE id = ?1 AND version = ?7 AND customer_id = ?2 AND provider_id = ?3 AND status = ?4
 	RETURNING version`
 
-// PutRow implements [tokenstore.Backend.PutRow]. Each case is one statement
+// PutRow implements [tokenstore.Rows.PutRow]. Each case is one statement
 // whose WHERE clause or conflict clause does the compare-and-set, and
 // RETURNING says whether it wrote, so atomicity comes from SQLite, not from
 // how transactions happen to interleave.
@@ -662,7 +662,7 @@ func putRow(ctx context.Context, x execer, row tokenstore.Row, expect int64) (in
 	return v, err
 }
 
-// DeleteRow implements [tokenstore.Backend.DeleteRow].
+// DeleteRow implements [tokenstore.Rows.DeleteRow].
 func (b *Backend) DeleteRow(ctx context.Context, id string) error {
 	err := b.write(ctx, func(ctx context.Context, x execer) error {
 		res, err := x.ExecContext(ctx, "DELETE FROM connections WHERE id = ?", id)
@@ -682,7 +682,7 @@ func (b *Backend) DeleteRow(ctx context.Context, id string) error {
 	return err
 }
 
-// ListRows implements [tokenstore.Backend.ListRows]. Each filter is an
+// ListRows implements [tokenstore.Rows.ListRows]. Each filter is an
 // equality on an indexed column, and each index ends with id, so SQLite
 // walks one index range in id order.
 func (b *Backend) ListRows(ctx context.Context, f tokenstore.Filter) ([]tokenstore.Row, error) {
@@ -740,7 +740,7 @@ func (b *Backend) expiresAt(now int64, ttl time.Duration) any {
 	return now + int64(ttl)
 }
 
-// Claim implements [tokenstore.Backend.Claim]. The insert replaces an
+// Claim implements [tokenstore.KeySpace.Claim]. The insert replaces an
 // existing entry only if that entry has expired, in one statement; the
 // number of rows it changed says who won.
 func (b *Backend) Claim(ctx context.Context, key string, value []byte, ttl time.Duration) error {
@@ -768,7 +768,7 @@ func (b *Backend) Claim(ctx context.Context, key string, value []byte, ttl time.
 	return err
 }
 
-// Load implements [tokenstore.Backend.Load].
+// Load implements [tokenstore.KeySpace.Load].
 func (b *Backend) Load(ctx context.Context, key string) ([]byte, error) {
 	var v []byte
 	err := b.loadStmt.QueryRowContext(ctx, key, b.now()).Scan(&v)
@@ -781,7 +781,7 @@ func (b *Backend) Load(ctx context.Context, key string) ([]byte, error) {
 	return nonNil(v), nil
 }
 
-// Swap implements [tokenstore.Backend.Swap]. The conditional UPDATE does the
+// Swap implements [tokenstore.KeySpace.Swap]. The conditional UPDATE does the
 // compare-and-set; when it changes nothing, a read in the same (immediate,
 // so write-locked) transaction tells an absent key from a changed value.
 func (b *Backend) Swap(ctx context.Context, key string, old, value []byte, ttl time.Duration) error {
@@ -826,7 +826,7 @@ func (b *Backend) swapEntry(ctx context.Context, x execer, key string, old, valu
 	return n == 1, nil
 }
 
-// Forget implements [tokenstore.Backend.Forget].
+// Forget implements [tokenstore.KeySpace.Forget].
 func (b *Backend) Forget(ctx context.Context, key string) error {
 	err := b.write(ctx, func(ctx context.Context, x execer) error {
 		_, err := x.ExecContext(ctx, "DELETE FROM entries WHERE key = ?", key)
@@ -838,7 +838,7 @@ func (b *Backend) Forget(ctx context.Context, key string) error {
 	return nil
 }
 
-// Scan implements [tokenstore.Backend.Scan]. The prefix becomes a key range
+// Scan implements [tokenstore.KeySpace.Scan]. The prefix becomes a key range
 // rather than a LIKE pattern, so '%' and '_' in it match only themselves and
 // the primary key index serves the query.
 func (b *Backend) Scan(ctx context.Context, prefix, after string, n int) ([]tokenstore.Entry, error) {

@@ -9,7 +9,7 @@ import (
 	"github.com/finchconnect/finchconnect/tokenstore"
 )
 
-// Txn implements [tokenstore.Backend.Txn] as one write of the group
+// Txn implements [tokenstore.Transactor.Txn] as one write of the group
 // commit. The write connection is the only writer, so reading every
 // condition and then writing, inside one transaction, is atomic. A txn
 // whose condition fails writes nothing and returns no error, so it leaves

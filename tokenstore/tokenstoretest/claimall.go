@@ -21,10 +21,10 @@ func claims(kv ...string) []tokenstore.Claim {
 
 func testClaimAll(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	ctx := t.Context()
-	if held, err := b.ClaimAll(ctx, nil); held != -1 || err != nil {
+	if held, err := tokenstore.ClaimAll(ctx, b, nil); held != -1 || err != nil {
 		t.Errorf("ClaimAll(none) = %d, %v; want -1, nil", held, err)
 	}
-	if held, err := b.ClaimAll(ctx, claims("all:a", "A", "all:b", "B")); held != -1 || err != nil {
+	if held, err := tokenstore.ClaimAll(ctx, b, claims("all:a", "A", "all:b", "B")); held != -1 || err != nil {
 		t.Fatalf("ClaimAll(two free keys) = %d, %v; want -1, nil", held, err)
 	}
 	for k, want := range map[string]string{"all:a": "A", "all:b": "B"} {
@@ -34,7 +34,7 @@ func testClaimAll(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	}
 
 	// The second key is held: nothing is stored, and its index is reported.
-	held, err := b.ClaimAll(ctx, claims("all:c", "C", "all:b", "B2", "all:d", "D"))
+	held, err := tokenstore.ClaimAll(ctx, b, claims("all:c", "C", "all:b", "B2", "all:d", "D"))
 	wantErrIs(t, "ClaimAll(second key held)", err, finchconnect.ErrConflict)
 	if held != 1 {
 		t.Errorf("ClaimAll(second key held) held = %d, want 1", held)
@@ -47,15 +47,15 @@ func testClaimAll(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 		t.Errorf("Load(all:b) after a refused ClaimAll = %q, want B (unchanged)", got)
 	}
 	// The first held key is the one reported.
-	if held, err := b.ClaimAll(ctx, claims("all:e", "E", "all:b", "x", "all:a", "y")); held != 1 || err == nil {
+	if held, err := tokenstore.ClaimAll(ctx, b, claims("all:e", "E", "all:b", "x", "all:a", "y")); held != 1 || err == nil {
 		t.Errorf("ClaimAll(keys 1 and 2 held) = %d, %v; want 1 and a conflict", held, err)
 	}
-	if held, err := b.ClaimAll(ctx, claims("all:a", "x")); held != 0 || err == nil {
+	if held, err := tokenstore.ClaimAll(ctx, b, claims("all:a", "x")); held != 0 || err == nil {
 		t.Errorf("ClaimAll(one held key) = %d, %v; want 0 and a conflict", held, err)
 	}
 
 	// A repeated key is a caller's mistake, refused without a write.
-	if _, err := b.ClaimAll(ctx, claims("all:f", "1", "all:f", "2")); err == nil {
+	if _, err := tokenstore.ClaimAll(ctx, b, claims("all:f", "1", "all:f", "2")); err == nil {
 		t.Error("ClaimAll(repeated key) err = nil, want an error")
 	}
 	if _, err := b.Load(ctx, "all:f"); err == nil {
@@ -67,7 +67,7 @@ func testClaimAll(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	v := []byte("mine")
 	start := c.Now()
 	cs := []tokenstore.Claim{{Key: "all:short", Value: v, TTL: shortTTL}, {Key: "all:long", Value: []byte("L"), TTL: time.Hour}}
-	if _, err := b.ClaimAll(ctx, cs); err != nil {
+	if _, err := tokenstore.ClaimAll(ctx, b, cs); err != nil {
 		t.Fatal(err)
 	}
 	v[0] = 'X'
@@ -75,10 +75,10 @@ func testClaimAll(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 		t.Errorf("Load() after the caller changed its slice = %q, want mine", got)
 	}
 	c.passBeyond(start.Add(shortTTL))
-	if held, err := b.ClaimAll(ctx, claims("all:short", "again")); held != -1 || err != nil {
+	if held, err := tokenstore.ClaimAll(ctx, b, claims("all:short", "again")); held != -1 || err != nil {
 		t.Errorf("ClaimAll(expired key) = %d, %v; want -1, nil", held, err)
 	}
-	if held, err := b.ClaimAll(ctx, claims("all:long", "again")); held != 0 || err == nil {
+	if held, err := tokenstore.ClaimAll(ctx, b, claims("all:long", "again")); held != 0 || err == nil {
 		t.Errorf("ClaimAll(live key after the short one expired) = %d, %v; want 0 and a conflict", held, err)
 	}
 	// ClaimAll's entries are ordinary entries: Claim, Swap and Scan see them.
@@ -104,7 +104,7 @@ func testConcurrentClaimAll(t *testing.T, b tokenstore.Backend) {
 	key := func(i int) string { return fmt.Sprintf("ring:%02d", i%n) }
 	errs := race(n, func(i int) error {
 		v := []byte(fmt.Sprint(i))
-		_, err := b.ClaimAll(ctx, []tokenstore.Claim{{Key: key(i), Value: v, TTL: time.Hour}, {Key: key(i + 1), Value: v, TTL: time.Hour}})
+		_, err := tokenstore.ClaimAll(ctx, b, []tokenstore.Claim{{Key: key(i), Value: v, TTL: time.Hour}, {Key: key(i + 1), Value: v, TTL: time.Hour}})
 		return err
 	})
 	won := make([]bool, n)
@@ -162,7 +162,7 @@ func testConcurrentClaimAllOppositeOrder(t *testing.T, b tokenstore.Backend) {
 		held := make([]int, 2)
 		errs := race(2, func(i int) error {
 			var err error
-			held[i], err = b.ClaimAll(ctx, [][]tokenstore.Claim{forward, backward}[i])
+			held[i], err = tokenstore.ClaimAll(ctx, b, [][]tokenstore.Claim{forward, backward}[i])
 			return err
 		})
 		w := oneWinner(t, fmt.Sprintf("round %d: two ClaimAlls of %d keys in opposite orders", round, n), errs)

@@ -14,7 +14,7 @@ func testClaimAllIf(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	ctx := t.Context()
 
 	// No guard: nothing is claimed.
-	v, held, err := b.ClaimAllIf(ctx, "if:guard", claims("if:a", "A", "if:b", "B"))
+	v, held, err := tokenstore.ClaimAllIf(ctx, b, "if:guard", claims("if:a", "A", "if:b", "B"))
 	wantErrIs(t, "ClaimAllIf(absent guard)", err, finchconnect.ErrNotFound)
 	if v != nil || held != -1 {
 		t.Errorf("ClaimAllIf(absent guard) = %q, %d; want nil, -1", v, held)
@@ -29,7 +29,7 @@ func testClaimAllIf(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	if err := b.Claim(ctx, "if:guard", guard, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	v, held, err = b.ClaimAllIf(ctx, "if:guard", claims("if:a", "A", "if:b", "B"))
+	v, held, err = tokenstore.ClaimAllIf(ctx, b, "if:guard", claims("if:a", "A", "if:b", "B"))
 	if err != nil || held != -1 || string(v) != string(guard) {
 		t.Fatalf("ClaimAllIf(guard, free keys) = %d bytes, %d, %v; want the guard's %d bytes, -1, nil", len(v), held, err, len(guard))
 	}
@@ -41,7 +41,7 @@ func testClaimAllIf(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 
 	// A held key: nothing is claimed, its index is reported, and the
 	// guard's value still comes back (a duplicate needs it).
-	v, held, err = b.ClaimAllIf(ctx, "if:guard", claims("if:c", "C", "if:b", "B2"))
+	v, held, err = tokenstore.ClaimAllIf(ctx, b, "if:guard", claims("if:c", "C", "if:b", "B2"))
 	wantErrIs(t, "ClaimAllIf(second key held)", err, finchconnect.ErrConflict)
 	if held != 1 || string(v) != string(guard) {
 		t.Errorf("ClaimAllIf(second key held) = %d bytes, %d; want the guard's value and 1", len(v), held)
@@ -50,10 +50,10 @@ func testClaimAllIf(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	wantErrIs(t, "Load(if:c) after a refused ClaimAllIf", err, finchconnect.ErrNotFound)
 
 	// The guard is read, never changed; a guard among the claims is refused.
-	if _, _, err := b.ClaimAllIf(ctx, "if:guard", claims("if:guard", "x")); err == nil || errors.Is(err, finchconnect.ErrConflict) {
+	if _, _, err := tokenstore.ClaimAllIf(ctx, b, "if:guard", claims("if:guard", "x")); err == nil || errors.Is(err, finchconnect.ErrConflict) {
 		t.Errorf("ClaimAllIf(guard also claimed) err = %v, want a usage error", err)
 	}
-	if _, _, err := b.ClaimAllIf(ctx, "if:guard", claims("if:d", "1", "if:d", "2")); err == nil {
+	if _, _, err := tokenstore.ClaimAllIf(ctx, b, "if:guard", claims("if:d", "1", "if:d", "2")); err == nil {
 		t.Error("ClaimAllIf(repeated key) err = nil, want an error")
 	}
 	if got := mustLoad(t, b, "if:guard"); string(got) != string(guard) {
@@ -65,11 +65,11 @@ func testClaimAllIf(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	if err := b.Claim(ctx, "if:short", []byte("s"), shortTTL); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := b.ClaimAllIf(ctx, "if:short", claims("if:e", "E")); err != nil {
+	if _, _, err := tokenstore.ClaimAllIf(ctx, b, "if:short", claims("if:e", "E")); err != nil {
 		t.Fatalf("ClaimAllIf(live short guard) err = %v", err)
 	}
 	c.passBeyond(start.Add(shortTTL))
-	_, _, err = b.ClaimAllIf(ctx, "if:short", claims("if:f", "F"))
+	_, _, err = tokenstore.ClaimAllIf(ctx, b, "if:short", claims("if:f", "F"))
 	wantErrIs(t, "ClaimAllIf(expired guard)", err, finchconnect.ErrNotFound)
 	_, err = b.Load(ctx, "if:f")
 	wantErrIs(t, "Load(if:f) after a ClaimAllIf with an expired guard", err, finchconnect.ErrNotFound)
@@ -86,7 +86,7 @@ func testConcurrentClaimAllIf(t *testing.T, b tokenstore.Backend) {
 	values := make([][]byte, n)
 	errs := race(n, func(i int) error {
 		var err error
-		values[i], _, err = b.ClaimAllIf(ctx, "cif:guard", []tokenstore.Claim{
+		values[i], _, err = tokenstore.ClaimAllIf(ctx, b, "cif:guard", []tokenstore.Claim{
 			{Key: "cif:code", Value: []byte(fmt.Sprint(i)), TTL: time.Hour},
 			{Key: fmt.Sprintf("cif:own:%02d", i), Value: []byte("x"), TTL: time.Hour},
 		})

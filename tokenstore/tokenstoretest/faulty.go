@@ -53,10 +53,17 @@ var ErrFault = errors.New("tokenstoretest: injected fault")
 var Faults = []Fault{LoseAnswer, TimeoutAfter, Resend}
 
 // Faulty wraps a backend and injects faults into the calls named by
-// [Faulty.Inject], by method name ("Claim", "ClaimAllIf", "Swap",
-// "PutRowSwap", "PutRow", "Load", "GetRow", "DeleteRow", "Forget", "Txn",
-// "ClaimAll", "ListRows", "Scan"). Every other call passes through. It is
-// safe for concurrent use.
+// [Faulty.Inject], by method name ("Claim", "Swap", "PutRow", "Load",
+// "GetRow", "DeleteRow", "Forget", "Txn", "ListRows", "Scan"). Every other
+// call passes through. It is safe for concurrent use.
+//
+// The helpers built on the transaction (tokenstore.ClaimAll, ClaimAllIf,
+// PutRowSwap, Store.DeleteIf) meet the faults of "Txn". Two narrower names
+// pick out transactions by what they write, so that a test can fault a
+// callback's vault write and not its claim: [TxnRows] meets only the
+// transactions that write or delete a row, [TxnEntries] only the others.
+// A transaction meets a fault of its narrower name first, then one of
+// "Txn".
 type Faulty struct {
 	tokenstore.Backend
 
@@ -64,6 +71,12 @@ type Faulty struct {
 	plan map[string][]Fault
 	hits map[string]int
 }
+
+// The narrower names of "Txn" faults (see [Faulty]).
+const (
+	TxnRows    = "Txn/rows"
+	TxnEntries = "Txn/entries"
+)
 
 // NewFaulty wraps b.
 func NewFaulty(b tokenstore.Backend) *Faulty {
@@ -99,22 +112,32 @@ func (f *Faulty) Drain() {
 	clear(f.plan)
 }
 
-func (f *Faulty) next(op string) Fault {
+// next takes the next fault planned for the first of ops that has one.
+func (f *Faulty) next(ops ...string) (string, Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	p := f.plan[op]
-	if len(p) == 0 {
-		return 0
+	for _, op := range ops {
+		p := f.plan[op]
+		if len(p) == 0 {
+			continue
+		}
+		f.plan[op] = p[1:]
+		f.hits[op]++
+		return op, p[0]
 	}
-	f.plan[op] = p[1:]
-	f.hits[op]++
-	return p[0]
+	return ops[0], 0
 }
 
 // do runs call under op's next fault: call is what the backend does, and
 // it returns an error to be replaced by the fault's.
 func (f *Faulty) do(op string, call func() error) error {
-	switch f.next(op) {
+	return f.doAny([]string{op}, call)
+}
+
+// doAny is do under the next fault of the first of ops that has one.
+func (f *Faulty) doAny(ops []string, call func() error) error {
+	op, fault := f.next(ops...)
+	switch fault {
 	case 0:
 		return call()
 	case Refuse:
@@ -155,24 +178,6 @@ func (f *Faulty) Claim(ctx context.Context, key string, value []byte, ttl time.D
 	return f.do("Claim", func() error { return f.Backend.Claim(ctx, key, value, ttl) })
 }
 
-func (f *Faulty) ClaimAll(ctx context.Context, claims []tokenstore.Claim) (held int, err error) {
-	held = -1
-	err = f.do("ClaimAll", func() (err error) { held, err = f.Backend.ClaimAll(ctx, claims); return err })
-	if err != nil && errors.Is(err, ErrFault) {
-		held = -1
-	}
-	return held, err
-}
-
-func (f *Faulty) ClaimAllIf(ctx context.Context, guard string, claims []tokenstore.Claim) (v []byte, held int, err error) {
-	held = -1
-	err = f.do("ClaimAllIf", func() (err error) { v, held, err = f.Backend.ClaimAllIf(ctx, guard, claims); return err })
-	if err != nil && errors.Is(err, ErrFault) {
-		v, held = nil, -1
-	}
-	return v, held, err
-}
-
 func (f *Faulty) Load(ctx context.Context, key string) (v []byte, err error) {
 	err = f.do("Load", func() (err error) { v, err = f.Backend.Load(ctx, key); return err })
 	if err != nil {
@@ -185,14 +190,6 @@ func (f *Faulty) Swap(ctx context.Context, key string, old, value []byte, ttl ti
 	return f.do("Swap", func() error { return f.Backend.Swap(ctx, key, old, value, ttl) })
 }
 
-func (f *Faulty) PutRowSwap(ctx context.Context, row tokenstore.Row, expect int64, sw tokenstore.Swap) (v int64, swapped bool, err error) {
-	err = f.do("PutRowSwap", func() (err error) { v, swapped, err = f.Backend.PutRowSwap(ctx, row, expect, sw); return err })
-	if err != nil && errors.Is(err, ErrFault) {
-		v, swapped = 0, false
-	}
-	return v, swapped, err
-}
-
 func (f *Faulty) Forget(ctx context.Context, key string) error {
 	return f.do("Forget", func() error { return f.Backend.Forget(ctx, key) })
 }
@@ -203,7 +200,13 @@ func (f *Faulty) Scan(ctx context.Context, prefix, after string, limit int) (es 
 }
 
 func (f *Faulty) Txn(ctx context.Context, t tokenstore.Txn) (res tokenstore.TxnResult, err error) {
-	err = f.do("Txn", func() (err error) { res, err = f.Backend.Txn(ctx, t); return err })
+	narrow := TxnEntries
+	for _, o := range t.Then {
+		if o.Kind == tokenstore.PutRowOp || o.Kind == tokenstore.DeleteRowOp {
+			narrow = TxnRows
+		}
+	}
+	err = f.doAny([]string{narrow, "Txn"}, func() (err error) { res, err = f.Backend.Txn(ctx, t); return err })
 	if err != nil && errors.Is(err, ErrFault) {
 		res = tokenstore.TxnResult{Failed: -1}
 	}

@@ -52,3 +52,34 @@ func TestFaulty(t *testing.T) {
 		t.Errorf("Hits(Claim) = %d, Hits(Swap) = %d, Pending(Claim) = %d; want 3, 1, 0", f.Hits("Claim"), f.Hits("Swap"), f.Pending("Claim"))
 	}
 }
+
+// TestFaulty_TxnNames: a fault of TxnRows meets only a transaction that
+// writes a row, one of TxnEntries only one that writes entries alone, and
+// the narrower name is met before "Txn".
+func TestFaulty_TxnNames(t *testing.T) {
+	ctx := t.Context()
+	f := tokenstoretest.NewFaulty(tokenstore.NewMemory())
+	f.Inject(tokenstoretest.TxnRows, tokenstoretest.Refuse)
+	if _, err := tokenstore.ClaimAll(ctx, f, []tokenstore.Claim{{Key: "a", Value: []byte("1")}}); err != nil {
+		t.Fatalf("a claim under a fault of %s: %v, want it passed through", tokenstoretest.TxnRows, err)
+	}
+	row := tokenstore.Row{ID: "r", Status: "connected", Sealed: []byte("s")}
+	sw := tokenstore.Swap{Key: "a", Old: []byte("1"), Value: []byte("2")}
+	if _, _, err := tokenstore.PutRowSwap(ctx, f, row, 0, sw); !errors.Is(err, tokenstoretest.ErrFault) {
+		t.Fatalf("a row write under a fault of %s: %v, want ErrFault", tokenstoretest.TxnRows, err)
+	}
+	f.Inject(tokenstoretest.TxnEntries, tokenstoretest.Refuse)
+	f.Inject("Txn", tokenstoretest.LoseAnswer)
+	if _, _, err := tokenstore.PutRowSwap(ctx, f, row, 0, sw); !errors.Is(err, tokenstoretest.ErrFault) {
+		t.Fatalf("a row write under a fault of Txn: %v, want ErrFault", err)
+	}
+	if v, err := f.Load(ctx, "a"); err != nil || string(v) != "2" {
+		t.Fatalf("Load(a) after a lost answer = %q, %v; want 2 (performed)", v, err)
+	}
+	if _, err := tokenstore.ClaimAll(ctx, f, []tokenstore.Claim{{Key: "b"}}); !errors.Is(err, tokenstoretest.ErrFault) {
+		t.Fatalf("a claim under a fault of %s: %v, want ErrFault", tokenstoretest.TxnEntries, err)
+	}
+	if got := [3]int{f.Hits(tokenstoretest.TxnRows), f.Hits(tokenstoretest.TxnEntries), f.Hits("Txn")}; got != [3]int{1, 1, 1} {
+		t.Errorf("hits of %s, %s, Txn = %v, want one each", tokenstoretest.TxnRows, tokenstoretest.TxnEntries, got)
+	}
+}

@@ -23,7 +23,7 @@ func testPutRowSwap(t *testing.T, b tokenstore.Backend) {
 
 	// Both conditions hold: the row and the swap are written.
 	r := sampleRow("prs")
-	v, swapped, err := b.PutRowSwap(ctx, r, 0, swapOf("ledger", "pending", "done", time.Hour))
+	v, swapped, err := tokenstore.PutRowSwap(ctx, b, r, 0, swapOf("ledger", "pending", "done", time.Hour))
 	if err != nil || v != 1 || !swapped {
 		t.Fatalf("PutRowSwap(new row, matching swap) = %d, %v, %v; want 1, true, nil", v, swapped, err)
 	}
@@ -39,7 +39,7 @@ func testPutRowSwap(t *testing.T, b tokenstore.Backend) {
 	// swap whose condition holds.
 	r2 := sampleRow("prs")
 	r2.Status = "disconnected"
-	_, swapped, err = b.PutRowSwap(ctx, r2, 0, swapOf("ledger", "done", "again", time.Hour))
+	_, swapped, err = tokenstore.PutRowSwap(ctx, b, r2, 0, swapOf("ledger", "done", "again", time.Hour))
 	wantErrIs(t, "PutRowSwap(stale version)", err, finchconnect.ErrConflict)
 	if swapped {
 		t.Error("PutRowSwap(stale version) swapped = true")
@@ -52,7 +52,7 @@ func testPutRowSwap(t *testing.T, b tokenstore.Backend) {
 	}
 
 	// The swap's value differs: the row is written, the key is not.
-	v, swapped, err = b.PutRowSwap(ctx, r2, 1, swapOf("ledger", "pending", "x", time.Hour))
+	v, swapped, err = tokenstore.PutRowSwap(ctx, b, r2, 1, swapOf("ledger", "pending", "x", time.Hour))
 	if err != nil || v != 2 || swapped {
 		t.Errorf("PutRowSwap(expect 1, stale swap) = %d, %v, %v; want 2, false, nil", v, swapped, err)
 	}
@@ -64,7 +64,7 @@ func testPutRowSwap(t *testing.T, b tokenstore.Backend) {
 	}
 
 	// An absent key: the row is written, no key appears.
-	v, swapped, err = b.PutRowSwap(ctx, r2, tokenstore.AnyVersion, swapOf("absent", "", "y", time.Hour))
+	v, swapped, err = tokenstore.PutRowSwap(ctx, b, r2, tokenstore.AnyVersion, swapOf("absent", "", "y", time.Hour))
 	if err != nil || v != 3 || swapped {
 		t.Errorf("PutRowSwap(AnyVersion, absent key) = %d, %v, %v; want 3, false, nil", v, swapped, err)
 	}
@@ -76,7 +76,7 @@ func testPutRowSwap(t *testing.T, b tokenstore.Backend) {
 	if err := b.Claim(ctx, "bin", old, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if _, swapped, err := b.PutRowSwap(ctx, sampleRow("prs-bin"), 0, tokenstore.Swap{Key: "bin", Old: old, Value: value, TTL: time.Hour}); err != nil || !swapped {
+	if _, swapped, err := tokenstore.PutRowSwap(ctx, b, sampleRow("prs-bin"), 0, tokenstore.Swap{Key: "bin", Old: old, Value: value, TTL: time.Hour}); err != nil || !swapped {
 		t.Fatalf("PutRowSwap(binary) = %v, %v; want true, nil", swapped, err)
 	}
 	want := bytes.Clone(value)
@@ -97,11 +97,11 @@ func testPutRowSwapExpiry(t *testing.T, b tokenstore.Backend, c *expiryClock) {
 	if err := b.Claim(ctx, "short", []byte("a"), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if _, swapped, err := b.PutRowSwap(ctx, sampleRow("exp-1"), 0, swapOf("short", "a", "b", shortTTL)); err != nil || !swapped {
+	if _, swapped, err := tokenstore.PutRowSwap(ctx, b, sampleRow("exp-1"), 0, swapOf("short", "a", "b", shortTTL)); err != nil || !swapped {
 		t.Fatalf("PutRowSwap(short ttl) = %v, %v; want true, nil", swapped, err)
 	}
 	c.passBeyond(start.Add(shortTTL))
-	if _, swapped, err := b.PutRowSwap(ctx, sampleRow("exp-2"), 0, swapOf("gone", "a", "b", time.Hour)); err != nil || swapped {
+	if _, swapped, err := tokenstore.PutRowSwap(ctx, b, sampleRow("exp-2"), 0, swapOf("gone", "a", "b", time.Hour)); err != nil || swapped {
 		t.Errorf("PutRowSwap(expired key) = %v, %v; want false, nil", swapped, err)
 	}
 	for _, k := range []string{"gone", "short"} {
@@ -132,7 +132,7 @@ func testConcurrentPutRowSwap(t *testing.T, b tokenstore.Backend) {
 	errs := race(n, func(i int) error {
 		r := sampleRow("contested")
 		r.Meta = []byte(fmt.Sprint(i))
-		_, sw, err := b.PutRowSwap(ctx, r, 0, swapOf(key(i), "pending", "done", time.Hour))
+		_, sw, err := tokenstore.PutRowSwap(ctx, b, r, 0, swapOf(key(i), "pending", "done", time.Hour))
 		results[i] = result{sw, err}
 		return err
 	})
@@ -162,7 +162,7 @@ func testConcurrentPutRowSwap(t *testing.T, b tokenstore.Backend) {
 	swaps := make([]bool, n)
 	errs = race(n, func(i int) error {
 		var err error
-		_, swaps[i], err = b.PutRowSwap(ctx, sampleRow(fmt.Sprintf("many-%02d", i)), 0, swapOf("shared", "0", fmt.Sprint(i+1), time.Hour))
+		_, swaps[i], err = tokenstore.PutRowSwap(ctx, b, sampleRow(fmt.Sprintf("many-%02d", i)), 0, swapOf("shared", "0", fmt.Sprint(i+1), time.Hour))
 		return err
 	})
 	won := 0

@@ -34,6 +34,7 @@ func RunStore(t *testing.T, newBackend func(t *testing.T) tokenstore.Backend) {
 		{"Reauthenticate", testStoreReauth},
 		{"PutSwap", testStorePutSwap},
 		{"ReplaceNeverInserts", testStoreReplaceNeverInserts},
+		{"DeleteIf", testStoreDeleteIf},
 		{"Lookup", testStoreLookup},
 		{"NotFound", testStoreNotFound},
 		{"Tampered", testStoreTampered},
@@ -1026,5 +1027,67 @@ func testStoreRewrapRacesRecreate(t *testing.T, b tokenstore.Backend) {
 	usage, err := rotated.KeyUsage(ctx)
 	if diff := cmp.Diff(map[uint32]int{2: 3}, usage); err != nil || diff != "" {
 		t.Errorf("KeyUsage after the rewrap err = %v, mismatch (-want +got):\n%s", err, diff)
+	}
+}
+
+// testStoreDeleteIf: DeleteIf deletes a row only at the version its
+// GetVersion read: a re-authentication stored in between is kept (a
+// conflict), the row read again is deleted, and a delete of a row that is
+// gone (its first try's answer lost) says not found. Under a lost answer
+// the delete has happened.
+func testStoreDeleteIf(t *testing.T, b tokenstore.Backend) {
+	ctx := t.Context()
+	clk := newClock()
+	s := newStore(t, b, newKeyring(t, newKey(t, 1)), clk)
+	mustPut(t, s, sampleConn("di1"))
+	c, v, err := s.GetVersion(ctx, "di1")
+	if err != nil || v <= 0 || c.AccessToken.Reveal() != sampleConn("di1").AccessToken.Reveal() {
+		t.Fatalf("GetVersion(di1) = %v, %d, %v; want the stored token at a positive version", c.AccessToken, v, err)
+	}
+	// A re-authentication lands between the read and the delete.
+	clk.Advance(time.Minute)
+	again := sampleConn("di1")
+	again.AccessToken = finchconnect.NewSecret("tok-di1-reauthenticated")
+	mustPut(t, s, again)
+	wantErrIs(t, "DeleteIf(di1, the version before the re-authentication)", s.DeleteIf(ctx, "di1", v), finchconnect.ErrConflict)
+	got, v2, err := s.GetVersion(ctx, "di1")
+	if err != nil || got.AccessToken.Reveal() != "tok-di1-reauthenticated" || v2 == v {
+		t.Fatalf("GetVersion(di1) after a refused DeleteIf = %v, %d, %v; want the re-authentication's token at a new version", got.AccessToken, v2, err)
+	}
+	if err := s.DeleteIf(ctx, "di1", v2); err != nil {
+		t.Fatalf("DeleteIf(di1, the version read) err = %v", err)
+	}
+	wantErrIs(t, "Get(di1) after DeleteIf", func() error { _, err := s.Get(ctx, "di1"); return err }(), finchconnect.ErrNotFound)
+	wantErrIs(t, "DeleteIf(di1) again", s.DeleteIf(ctx, "di1", v2), finchconnect.ErrNotFound)
+	if err := s.DeleteIf(ctx, "di1", 0); err == nil || errors.Is(err, finchconnect.ErrNotFound) {
+		t.Errorf("DeleteIf(di1, 0) err = %v, want a usage error", err)
+	}
+
+	// Stored again after the delete: the old version does not delete the
+	// new row.
+	clk.Advance(time.Minute)
+	mustPut(t, s, sampleConn("di1"))
+	wantErrIs(t, "DeleteIf(di1, a version of the deleted row)", s.DeleteIf(ctx, "di1", v2), finchconnect.ErrConflict)
+
+	// Lost answers: the delete happened; the retry finds no row.
+	for _, fault := range Faults {
+		mustPut(t, s, sampleConn("di2"))
+		_, v, err := s.GetVersion(ctx, "di2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := NewFaulty(b)
+		f.Inject(TxnRows, fault)
+		err = newStore(t, f, s.Keyring(), clk).DeleteIf(ctx, "di2", v)
+		if fault != Resend && err == nil {
+			t.Errorf("DeleteIf under %v err = nil, want the fault", fault)
+		}
+		if fault == Resend {
+			wantErrIs(t, "DeleteIf sent twice", err, finchconnect.ErrNotFound)
+		}
+		wantErrIs(t, "DeleteIf under "+fault.String()+", retried", s.DeleteIf(ctx, "di2", v), finchconnect.ErrNotFound)
+		if _, err := b.GetRow(ctx, "di2"); !errors.Is(err, finchconnect.ErrNotFound) {
+			t.Errorf("GetRow(di2) after DeleteIf under %v err = %v, want ErrNotFound (performed)", fault, err)
+		}
 	}
 }

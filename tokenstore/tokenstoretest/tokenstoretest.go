@@ -526,12 +526,12 @@ func testPutRowStartVersion(t *testing.T, b tokenstore.Backend) {
 	// PutRowSwap inserts the same way.
 	r := sampleRow("sv-swap")
 	r.Version = micros
-	v, _, err := b.PutRowSwap(ctx, r, 0, swapOf("absent", "", "x", time.Hour))
+	v, _, err := tokenstore.PutRowSwap(ctx, b, r, 0, swapOf("absent", "", "x", time.Hour))
 	if err != nil || v != micros {
 		t.Errorf("PutRowSwap(new row, Version %d) = %d, %v; want %d, nil", int64(micros), v, err, int64(micros))
 	}
 	r.Version = 5
-	if v, _, err := b.PutRowSwap(ctx, r, micros, swapOf("absent", "", "x", time.Hour)); err != nil || v != micros+1 {
+	if v, _, err := tokenstore.PutRowSwap(ctx, b, r, micros, swapOf("absent", "", "x", time.Hour)); err != nil || v != micros+1 {
 		t.Errorf("PutRowSwap(stored row, Version 5) = %d, %v; want %d, nil", v, err, int64(micros+1))
 	}
 }
@@ -1136,7 +1136,7 @@ func testExpiryScanRacesReclaim(t *testing.T, b tokenstore.Backend, c *expiryClo
 			if i%2 == 0 {
 				claimErr = b.Claim(ctx, key(i), v, time.Hour)
 			} else {
-				_, claimErr = b.ClaimAll(ctx, []tokenstore.Claim{{Key: key(i), Value: v, TTL: time.Hour}})
+				_, claimErr = tokenstore.ClaimAll(ctx, b, []tokenstore.Claim{{Key: key(i), Value: v, TTL: time.Hour}})
 			}
 			if claimErr != nil {
 				claimErr = fmt.Errorf("claim %s again after it expired: %w", key(i), claimErr)
