@@ -71,9 +71,16 @@ func TestServe_Sync(t *testing.T) {
 		t.Errorf("the first sync added %v, want the company and the directory", added)
 	}
 
-	_, _, metrics := b.do("GET", app.url+"/metrics", nil)
-	if !strings.Contains(metrics, `finchconnect_sync_connections{state="synced"} 1`) {
-		t.Errorf("/metrics does not count the connection as synced:\n%s", grepLines(metrics, "finchconnect_sync"))
+	// The run's status is recorded just after its commit made the feed
+	// visible: poll for it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) { // polling for a condition, not a TTL
+		_, _, metrics := b.do("GET", app.url+"/metrics", nil)
+		if strings.Contains(metrics, `finchconnect_sync_connections{state="synced"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics does not count the connection as synced:\n%s", grepLines(metrics, "finchconnect_sync"))
+		}
 	}
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"finchconnect", "sync", "status", "-data-dir", dir}, func(string) string { return "" }, nil, &out, io.Discard); err != nil {
