@@ -289,8 +289,12 @@ func (s *Store) Get(ctx context.Context, conn string, kind Kind, id string) ([]b
 
 // IDs returns the ids of conn's records of one kind, in order.
 func (s *Store) IDs(ctx context.Context, conn string, kind Kind) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT record_id FROM records WHERE connection_id = ? AND kind = ? ORDER BY record_id`,
-		conn, string(kind))
+	return s.strings(ctx, `SELECT record_id FROM records WHERE connection_id = ? AND kind = ? ORDER BY record_id`, conn, string(kind))
+}
+
+// strings runs a query of one text column and returns its values.
+func (s *Store) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("records: %v", err)
 	}
@@ -428,22 +432,9 @@ func (s *Store) List(ctx context.Context, conn string, kind Kind, after string, 
 // holds anything readable or purgeable for (a data key, records, runs or
 // changes), so that a sweep can shred those whose connection is gone.
 func (s *Store) Connections(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT connection_id FROM data_keys
+	return s.strings(ctx, `SELECT connection_id FROM data_keys
 		UNION SELECT connection_id FROM records
 		UNION SELECT connection_id FROM sync_runs
 		UNION SELECT connection_id FROM changes
 		ORDER BY 1`)
-	if err != nil {
-		return nil, fmt.Errorf("records: %v", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("records: %v", err)
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
